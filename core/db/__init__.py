@@ -1,0 +1,1 @@
+"""Database: typed SQLAlchemy models, engine and session helpers, migrations."""

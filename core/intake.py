@@ -1,0 +1,113 @@
+"""Opening untrusted image bytes safely.
+
+Every failure is an :class:`IntakeError` with a message written for the person who sent the file;
+nothing else escapes, so a hostile upload can never take a process down.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "BMP", "MPO"})
+MIN_SIDE = 32
+
+
+class IntakeError(ValueError):
+    """An upload we will not analyse; ``code`` is stable, ``user_message`` is for the chat."""
+
+    def __init__(self, code: str, user_message: str) -> None:
+        super().__init__(f"{code}: {user_message}")
+        self.code = code
+        self.user_message = user_message
+
+
+@dataclass(frozen=True)
+class IntakeImage:
+    image: Image.Image  # RGB, EXIF orientation applied, no metadata attached
+    source_format: str
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+
+def open_image(data: bytes, *, max_pixels: int, max_bytes: int) -> IntakeImage:
+    if not data:
+        raise IntakeError("empty", "The file is empty (0 bytes). Please send the photo again.")
+    if len(data) > max_bytes:
+        raise IntakeError(
+            "too_large",
+            f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.",
+        )
+    with warnings.catch_warnings():
+        # Pillow only warns between 1x and 2x its own limit; we refuse anything over ours.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            probe = Image.open(io.BytesIO(data))
+        except (UnidentifiedImageError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as exc:
+            raise _not_an_image(exc) from exc
+        except Exception as exc:  # Pillow raises many types on hostile headers.
+            raise IntakeError("corrupt", "This file could not be read as an image.") from exc
+        return _decode(probe, max_pixels=max_pixels)
+
+
+def _not_an_image(exc: Exception) -> IntakeError:
+    if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        return IntakeError("too_many_pixels", "The image has too many pixels to analyse safely.")
+    return IntakeError(
+        "not_an_image",
+        "This file is not an image I can read. Please send a JPEG, PNG, WebP or TIFF photo.",
+    )
+
+
+def _decode(probe: Image.Image, *, max_pixels: int) -> IntakeImage:
+    fmt = probe.format or "unknown"
+    if fmt not in ALLOWED_FORMATS:
+        raise IntakeError(
+            "format",
+            f"{fmt} files are not accepted. Please send a JPEG, PNG, WebP or TIFF photo.",
+        )
+    width, height = probe.size
+    if width * height > max_pixels:
+        raise IntakeError(
+            "too_many_pixels",
+            f"The image is {width}x{height} pixels; the limit is "
+            f"{max_pixels / 1e6:.0f} megapixels.",
+        )
+    if min(width, height) < MIN_SIDE:
+        raise IntakeError(
+            "too_small", f"The image is only {width}x{height} pixels: too small to analyse."
+        )
+    try:
+        probe.seek(0)  # multi-page TIFF / MPO: the first frame is the photo
+        probe.load()
+        oriented = ImageOps.exif_transpose(probe)
+        rgb = _to_rgb(oriented)
+    except Exception as exc:
+        raise IntakeError(
+            "corrupt", "The image file is damaged or incomplete. Please send it again."
+        ) from exc
+    return IntakeImage(image=rgb, source_format=fmt)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits instead of clipping everything to white.
+        scaled = image.point(lambda value: value / 256).convert("L")
+        return scaled.convert("RGB")
+    # A fresh image carries no info dict, so no EXIF/GPS can follow it into storage.
+    return Image.frombytes("RGB", image.size, image.convert("RGB").tobytes())

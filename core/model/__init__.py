@@ -1,0 +1,1 @@
+"""The classifier: architecture, pretrained weights, preprocessing, artifacts, inference."""

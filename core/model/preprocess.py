@@ -1,0 +1,45 @@
+"""TF-Lite preprocessing the Lite0 weights were trained with: bicubic 256, crop 224, mean=std=0.5."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    resize: int = 256
+    crop: int = 224
+    mean: float = 0.5
+    std: float = 0.5
+    interpolation: str = "bicubic"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        return cls(**data)
+
+    def resize_and_crop(self, image: Image.Image) -> Image.Image:
+        width, height = image.size
+        scale = self.resize / min(width, height)
+        size = (max(self.crop, round(width * scale)), max(self.crop, round(height * scale)))
+        resized = image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+        left = (size[0] - self.crop) // 2
+        top = (size[1] - self.crop) // 2
+        return resized.crop((left, top, left + self.crop, top + self.crop))
+
+    def to_tensor(self, image: Image.Image) -> torch.Tensor:
+        """A cropped RGB image as a normalised CHW float tensor."""
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        tensor = torch.from_numpy(array).permute(2, 0, 1)
+        return (tensor - self.mean) / self.std
+
+    def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return torch.stack([self.to_tensor(self.resize_and_crop(image)) for image in images])

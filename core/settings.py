@@ -1,0 +1,71 @@
+"""One settings object, read from the environment (prefix ``HV_``) once and passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "pbc-lite0-head-v1.safetensors"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HV_", env_file=".env", extra="ignore")
+
+    bot_token: SecretStr | None = None
+    data_dir: Path = PROJECT_ROOT / "var"
+    database_url: str | None = None
+    broker_url: str | None = None
+    storage_dir: Path | None = None
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    bot_api_base_url: str = "https://api.telegram.org/bot"
+    bot_api_file_url: str = "https://api.telegram.org/file/bot"
+
+    model_path: Path = DEFAULT_MODEL_PATH
+    device: str = "auto"
+    torch_threads: int = 0
+
+    # Telegram refuses getFile above 20 MB, so larger documents can never be fetched.
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 60_000_000
+    classify_queue: str = "classify"
+    delivery_poll_seconds: float = 0.5
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        # Accept "1,2,3" from the environment as well as a JSON list.
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [int(part) for part in value.replace(" ", "").split(",") if part]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'hematovision.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return (self.storage_dir or self.data_dir / "images").resolve()
+
+    @property
+    def resolved_broker_url(self) -> str:
+        # With no Redis configured, kombu's filesystem transport needs no server at all.
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_folder(self) -> Path:
+        return (self.data_dir / "broker").resolve()
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.resolved_storage_dir.mkdir(parents=True, exist_ok=True)
+        if self.resolved_broker_url.startswith("filesystem"):
+            for sub in ("queue", "processed"):
+                (self.broker_folder / sub).mkdir(parents=True, exist_ok=True)
