@@ -1,4 +1,4 @@
-"""TF-Lite preprocessing the Lite0 weights were trained with: bicubic 256, crop 224, mean=std=0.5."""
+"""TF-Lite preprocessing of the Lite0 weights: bicubic 256, centre crop 224, mean = std = 0.5."""
 
 from __future__ import annotations
 

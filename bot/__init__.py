@@ -1,0 +1,1 @@
+"""Telegram adapter: thin python-telegram-bot handlers over ``core``."""

@@ -1,0 +1,67 @@
+"""Assemble the python-telegram-bot Application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from telegram import BotCommand, Update
+from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+
+from core.settings import Settings
+
+from .delivery import delivery_loop
+from .handlers import Handlers
+from .services import BotServices
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [BotCommand("start", "introduction"), BotCommand("help", "how to send a photo")]
+
+
+def build_application(settings: Settings, services: BotServices | None = None) -> Application:
+    if settings.bot_token is None:
+        raise ValueError("HV_BOT_TOKEN is not set")
+    services = services or BotServices.from_settings(settings)
+    handlers = Handlers(services)
+    delivery_task: dict[str, asyncio.Task[None]] = {}
+
+    async def post_init(app: Application) -> None:
+        await app.bot.set_my_commands(COMMANDS)
+        delivery_task["task"] = asyncio.create_task(delivery_loop(app.bot, services))
+
+    async def post_stop(_app: Application) -> None:
+        task = delivery_task.pop("task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        services.queue.close()
+
+    async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("handler failed for update %s", getattr(update, "update_id", "?"),
+                  exc_info=context.error)
+
+    application = (
+        Application.builder()
+        .token(settings.bot_token.get_secret_value())
+        .base_url(settings.bot_api_base_url)
+        .base_file_url(settings.bot_api_file_url)
+        .post_init(post_init)
+        .post_stop(post_stop)
+        # Photos from different users are independent; let them be handled side by side.
+        .concurrent_updates(True)
+        .build()
+    )
+    application.add_handler(CommandHandler("start", handlers.start))
+    application.add_handler(CommandHandler("help", handlers.help))
+    application.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.image))
+    application.add_handler(MessageHandler(filters.ALL, handlers.other))
+    application.add_error_handler(on_error)
+    return application
+
+
+def run_bot(settings: Settings) -> None:
+    application = build_application(settings)
+    application.run_polling(allowed_updates=Update.ALL_TYPES)

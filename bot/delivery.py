@@ -1,0 +1,71 @@
+"""The outbox: finished submissions not yet told to their user are delivered, then marked.
+
+Results are delivered from the database, not from the worker, so a result finished while the bot
+was down is sent when it comes back. Delivery edits the "analysing…" message: repeating an edit
+after a crash shows the user nothing new, so a result is never seen twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from telegram import Bot, ReplyParameters
+from telegram.error import BadRequest, RetryAfter, TelegramError
+
+from core.submissions import Delivery, mark_delivered, pending_deliveries
+
+from . import messages
+from .services import BotServices
+
+log = logging.getLogger(__name__)
+
+
+async def deliver(bot: Bot, delivery: Delivery) -> None:
+    text = messages.result_text(delivery)
+    if delivery.reply_message_id is not None:
+        try:
+            await bot.edit_message_text(
+                text, chat_id=delivery.chat_id, message_id=delivery.reply_message_id
+            )
+            return
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return  # an earlier attempt got through before we could record it
+            log.info("cannot edit reply of submission %s (%s); sending anew",
+                     delivery.submission_id, exc)
+    await bot.send_message(
+        delivery.chat_id, text,
+        reply_parameters=ReplyParameters(delivery.message_id, allow_sending_without_reply=True),
+    )
+
+
+async def deliver_pending(bot: Bot, services: BotServices) -> int:
+    sent = 0
+    for delivery in await asyncio.to_thread(pending_deliveries, services.sessions):
+        try:
+            await deliver(bot, delivery)
+        except RetryAfter as exc:
+            log.warning("rate limited by Telegram for %s s", exc.retry_after)
+            await asyncio.sleep(float(exc.retry_after))  # type: ignore[arg-type]
+            break
+        except TelegramError as exc:
+            log.warning("delivery of submission %s failed: %s", delivery.submission_id, exc)
+            continue
+        await asyncio.to_thread(mark_delivered, services.sessions, delivery.submission_id)
+        sent += 1
+    return sent
+
+
+async def delivery_loop(bot: Bot, services: BotServices) -> None:
+    while True:
+        try:
+            await deliver_pending(bot, services)
+        except Exception:
+            # The database or network may be down for a moment; the next pass retries.
+            log.exception("delivery pass failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(services.wake_delivery.wait(),
+                                   services.settings.delivery_poll_seconds)
+        services.wake_delivery.clear()

@@ -1,0 +1,33 @@
+"""What the handlers need, built once from the settings and handed to them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db.session import make_engine, make_session_factory
+from core.settings import Settings
+from core.storage import ImageStore
+from core.tasks import TaskQueue
+
+
+@dataclass
+class BotServices:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    store: ImageStore
+    queue: TaskQueue
+    # Set when a submission finishes in this process, so delivery need not wait for its poll.
+    wake_delivery: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BotServices:
+        settings.ensure_dirs()
+        return cls(
+            settings=settings,
+            sessions=make_session_factory(make_engine(settings.resolved_database_url)),
+            store=ImageStore(settings.resolved_storage_dir),
+            queue=TaskQueue(settings),
+        )

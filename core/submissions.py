@@ -1,0 +1,246 @@
+"""The life of a submission in the database: received -> classified -> delivered.
+
+Functions here are the only writers of submission state, shared by the bot and the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from core.db.models import (
+    FINISHED_STATUSES,
+    CellResult,
+    ModelVersion,
+    Submission,
+    SubmissionStatus,
+    User,
+    utcnow,
+)
+from core.db.session import transaction
+from core.model.artifact import ModelCard
+from core.model.classifier import CellPrediction
+
+Factory = sessionmaker[Session]
+
+
+@dataclass(frozen=True)
+class Sender:
+    telegram_id: int
+    username: str | None
+    full_name: str | None
+
+
+@dataclass(frozen=True)
+class Received:
+    chat_id: int
+    message_id: int
+    source: str  # "photo" or "document"
+    file_unique_id: str | None
+    file_name: str | None
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    submission_id: int
+    created: bool  # False when Telegram delivered the same message twice
+
+
+@dataclass(frozen=True)
+class CellView:
+    index: int
+    label: str
+    confidence: float
+    top3: list[dict[str, float | str]]
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Everything the bot needs to tell the user how their submission ended."""
+
+    submission_id: int
+    chat_id: int
+    message_id: int
+    reply_message_id: int | None
+    source: str
+    status: SubmissionStatus
+    error: str | None
+    model_version: str | None
+    cells: list[CellView]
+
+
+def ensure_user(session: Session, sender: Sender) -> User:
+    user = session.scalar(select(User).where(User.telegram_id == sender.telegram_id))
+    if user is None:
+        user = User(telegram_id=sender.telegram_id)
+        session.add(user)
+    user.username = sender.username
+    user.full_name = sender.full_name
+    session.flush()
+    return user
+
+
+def record_submission(
+    factory: Factory, sender: Sender, received: Received, *,
+    reply_message_id: int | None,
+    sha256: str | None = None, width: int | None = None, height: int | None = None,
+    rejection: str | None = None,
+) -> RecordOutcome:
+    """Store a received image (or its rejection); idempotent per Telegram message."""
+    try:
+        with transaction(factory) as session:
+            user = ensure_user(session, sender)
+            submission = Submission(
+                user_id=user.id,
+                chat_id=received.chat_id,
+                message_id=received.message_id,
+                reply_message_id=reply_message_id,
+                source=received.source,
+                file_unique_id=received.file_unique_id,
+                file_name=received.file_name,
+                sha256=sha256,
+                width=width,
+                height=height,
+                status=SubmissionStatus.REJECTED if rejection else SubmissionStatus.QUEUED,
+                error=rejection,
+                finished_at=utcnow() if rejection else None,
+            )
+            session.add(submission)
+            session.flush()
+            return RecordOutcome(submission.id, created=True)
+    except IntegrityError:
+        with factory() as session:
+            existing = session.scalar(select(Submission.id).where(
+                Submission.chat_id == received.chat_id,
+                Submission.message_id == received.message_id,
+            ))
+        if existing is None:
+            raise
+        return RecordOutcome(existing, created=False)
+
+
+def start_processing(factory: Factory, submission_id: int) -> str | None:
+    """Mark a submission as being processed; returns its image hash, or None if already finished."""
+    with transaction(factory) as session:
+        submission = session.get(Submission, submission_id, with_for_update=True)
+        if submission is None or submission.status in FINISHED_STATUSES:
+            return None
+        submission.status = SubmissionStatus.PROCESSING
+        submission.attempts += 1
+        return submission.sha256
+
+
+def register_model(factory: Factory, card: ModelCard, path: str) -> int:
+    """The id of this model version, registering it (active if none is) on first sight."""
+    with transaction(factory) as session:
+        existing = session.scalar(select(ModelVersion).where(ModelVersion.version == card.version))
+        if existing is not None:
+            return existing.id
+        any_active = session.scalar(select(ModelVersion.id).where(ModelVersion.is_active))
+        row = ModelVersion(
+            version=card.version, sha256=card.sha256, path=path,
+            card=card.model_dump(), is_active=any_active is None,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def store_results(
+    factory: Factory, submission_id: int, predictions: Sequence[CellPrediction],
+    model_version_id: int,
+) -> bool:
+    """Write all cells and finish the submission in one transaction.
+
+    Returns False (and writes nothing) when another delivery of the task already finished it.
+    """
+    with transaction(factory) as session:
+        submission = session.get(Submission, submission_id, with_for_update=True)
+        if submission is None or submission.status in FINISHED_STATUSES:
+            return False
+        # A redelivered task may find rows from an attempt that died before commit; they
+        # cannot exist after a commit, but deleting first keeps the write idempotent regardless.
+        session.execute(delete(CellResult).where(CellResult.submission_id == submission_id))
+        for index, prediction in enumerate(predictions):
+            x0, y0, x1, y1 = prediction.box
+            session.add(CellResult(
+                submission_id=submission_id, index=index, label=prediction.label,
+                confidence=prediction.confidence,
+                top3=[{"label": s.label, "confidence": s.confidence} for s in prediction.top3],
+                box_x0=x0, box_y0=y0, box_x1=x1, box_y1=y1,
+                model_version_id=model_version_id,
+            ))
+        submission.status = SubmissionStatus.DONE
+        submission.model_version_id = model_version_id
+        submission.error = None
+        submission.finished_at = utcnow()
+        return True
+
+
+def record_failure(factory: Factory, submission_id: int, error: str) -> None:
+    with transaction(factory) as session:
+        submission = session.get(Submission, submission_id, with_for_update=True)
+        if submission is None or submission.status in FINISHED_STATUSES:
+            return
+        submission.status = SubmissionStatus.FAILED
+        submission.error = error[:2000]
+        submission.finished_at = utcnow()
+
+
+def set_reply_message(factory: Factory, submission_id: int, reply_message_id: int) -> None:
+    with transaction(factory) as session:
+        submission = session.get(Submission, submission_id)
+        if submission is not None:
+            submission.reply_message_id = reply_message_id
+
+
+def pending_deliveries(factory: Factory, limit: int = 50) -> list[Delivery]:
+    with factory() as session:
+        rows = session.scalars(
+            select(Submission)
+            .where(Submission.status.in_(FINISHED_STATUSES), Submission.delivered_at.is_(None))
+            .options(selectinload(Submission.cells), selectinload(Submission.model_version))
+            .order_by(Submission.id)
+            .limit(limit)
+        ).all()
+        return [_delivery(row) for row in rows]
+
+
+def stale_queued(factory: Factory, older_than: timedelta) -> list[int]:
+    """Submissions queued long ago and never finished: candidates for re-enqueueing."""
+    with factory() as session:
+        return list(session.scalars(select(Submission.id).where(
+            Submission.status.in_((SubmissionStatus.QUEUED, SubmissionStatus.PROCESSING)),
+            Submission.updated_at < utcnow() - older_than,
+        )))
+
+
+def mark_delivered(factory: Factory, submission_id: int) -> None:
+    with transaction(factory) as session:
+        submission = session.get(Submission, submission_id)
+        if submission is not None and submission.delivered_at is None:
+            submission.delivered_at = utcnow()
+
+
+def _delivery(row: Submission) -> Delivery:
+    return Delivery(
+        submission_id=row.id,
+        chat_id=row.chat_id,
+        message_id=row.message_id,
+        reply_message_id=row.reply_message_id,
+        source=row.source,
+        status=row.status,
+        error=row.error,
+        model_version=row.model_version.version if row.model_version else None,
+        cells=[
+            CellView(c.index, c.label, c.confidence, c.top3,
+                     (c.box_x0, c.box_y0, c.box_x1, c.box_y1))
+            for c in row.cells
+        ],
+    )

@@ -1,0 +1,1 @@
+"""Entry points: the ``hematovision`` command line, the demo and the Bot API stand-in."""

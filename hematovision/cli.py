@@ -1,0 +1,79 @@
+"""The ``hematovision`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.settings import Settings
+from hematovision.logs import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hematovision", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    classify = sub.add_parser("classify", help="classify image files (no services needed)")
+    classify.add_argument("images", nargs="+", type=Path)
+    classify.add_argument("--json", action="store_true", help="one JSON object per image")
+    classify.add_argument("--model", type=Path, help="model weights (.safetensors)")
+
+    sub.add_parser("bot", help="run the Telegram bot (long polling)")
+
+    worker = sub.add_parser("worker", help="run a classification worker")
+    worker.add_argument("--concurrency", type=int, default=1)
+    worker.add_argument("--pool", default="solo", choices=["solo", "prefork", "threads"])
+    worker.add_argument("--name", help="Celery node name, e.g. cpu1@%%h")
+
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade", "downgrade"])
+    db.add_argument("revision", nargs="?")
+
+    demo = sub.add_parser("demo", help="the whole stack locally, with a sample conversation")
+    demo.add_argument("--image", type=Path, help="image to send instead of the bundled sample")
+
+    standin = sub.add_parser("standin", help="serve the Bot API stand-in")
+    standin.add_argument("--port", type=int, default=8081)
+    standin.add_argument("--token", default="123456:STANDIN")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    if args.command == "classify":
+        configure_logging("WARNING")
+        from hematovision.classify_cli import run_classify
+
+        return run_classify(settings, args.images, args.json, args.model)
+    configure_logging()
+    if args.command == "bot":
+        from bot.app import run_bot
+
+        run_bot(settings)
+    elif args.command == "worker":
+        from worker.app import run_worker
+
+        run_worker(settings, concurrency=args.concurrency, pool=args.pool, hostname=args.name)
+    elif args.command == "db":
+        from core.db import migrate
+
+        settings.ensure_dirs()
+        if args.action == "upgrade":
+            migrate.upgrade(settings.resolved_database_url, args.revision or "head")
+        else:
+            migrate.downgrade(settings.resolved_database_url, args.revision or "-1")
+    elif args.command == "demo":
+        from hematovision.demo import run_demo
+
+        return run_demo(settings, args.image)
+    elif args.command == "standin":
+        from hematovision.standin import serve_forever
+
+        serve_forever(args.token, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

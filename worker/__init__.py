@@ -1,0 +1,1 @@
+"""Celery adapter: consumes task contracts from ``core.tasks`` and runs the classifier."""

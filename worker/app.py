@@ -1,0 +1,48 @@
+"""The Celery application for inference workers."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, Task
+from sqlalchemy.exc import OperationalError
+
+from core.settings import Settings
+from core.submissions import record_failure
+from core.tasks import CLASSIFY_TASK, celery_config
+from worker.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 5
+
+
+def create_worker_app(settings: Settings) -> Celery:
+    settings.ensure_dirs()
+    app = Celery("hematovision", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    runtime = WorkerRuntime(settings)
+
+    @app.task(name=CLASSIFY_TASK, bind=True, max_retries=MAX_RETRIES)
+    def classify(task: Task, submission_id: int) -> None:
+        try:
+            runtime.classify(submission_id)
+        except OperationalError as exc:
+            # The database blinked: try again later rather than lose the photo.
+            log.warning("database unavailable for submission %s: %s", submission_id, exc)
+            raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, 30)) from exc
+        except Exception as exc:
+            log.exception("classification of submission %s failed", submission_id)
+            record_failure(runtime.sessions, submission_id, f"{type(exc).__name__}: {exc}")
+
+    return app
+
+
+def run_worker(settings: Settings, *, concurrency: int = 1, pool: str = "solo",
+               loglevel: str = "INFO", hostname: str | None = None) -> None:
+    app = create_worker_app(settings)
+    argv = ["worker", f"--loglevel={loglevel}", f"--pool={pool}",
+            f"--concurrency={concurrency}", "-Q", settings.classify_queue]
+    if hostname:
+        argv += ["-n", hostname]
+    app.worker_main(argv)
