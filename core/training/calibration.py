@@ -18,4 +18,4 @@ def fit_temperature(logits: torch.Tensor, y_true: torch.Tensor) -> float:
         return loss
 
     optimiser.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())

@@ -1,0 +1,73 @@
+"""Shared fixtures: real databases (SQLite file, a fresh PostgreSQL database), Redis, data."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from PIL import Image
+
+from core.settings import PROJECT_ROOT
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+PG_ADMIN_URL = os.environ.get("HV_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("HV_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def pbc_fixtures() -> dict[str, Path]:
+    """True class -> fixture image, one per PBC class."""
+    return {p.name.split("__")[0]: p for p in sorted((FIXTURES / "pbc").glob("*.jpg"))}
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"data sets not present at {SHARED_DATA} (../shared/data beside the checkout)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'hv.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database, dropped afterwards."""
+    name = f"hv_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    yield f"{base}/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs on both supported databases."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return request.getfixturevalue(fixture)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        raise RuntimeError(f"Redis is required at {REDIS_URL}; .ci/run starts it") from exc
+    return REDIS_URL
+
+
+def jpeg_bytes(image: Image.Image, **save_args: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", **save_args)
+    return buffer.getvalue()

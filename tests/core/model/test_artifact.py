@@ -1,0 +1,43 @@
+"""Model artifacts are safetensors plus a card, and a tampered file is refused."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.labels import PBC_CLASSES
+from core.model.artifact import ModelCard, ModelIntegrityError, load_artifact, save_artifact
+from core.model.lite0 import EfficientNetLite0
+
+
+def _saved(tmp_path: Path) -> tuple[Path, EfficientNetLite0]:
+    torch.manual_seed(1)
+    model = EfficientNetLite0(num_classes=len(PBC_CLASSES)).eval()
+    path = tmp_path / "m.safetensors"
+    save_artifact(model, ModelCard(version="t1", classes=list(PBC_CLASSES)), path)
+    return path, model
+
+
+def test_a_saved_artifact_loads_to_the_same_model(tmp_path: Path) -> None:
+    path, model = _saved(tmp_path)
+    loaded, card = load_artifact(path)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), loaded(x))
+    assert card.classes == list(PBC_CLASSES)
+    assert len(card.sha256) == 64
+
+
+def test_a_corrupted_weights_file_is_refused(tmp_path: Path) -> None:
+    path, _ = _saved(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="refusing to load"):
+        load_artifact(path)
+
+
+def test_the_artifact_is_not_a_pickle(tmp_path: Path) -> None:
+    path, _ = _saved(tmp_path)
+    assert not path.read_bytes().startswith(b"\x80")  # pickle protocol marker
+    assert b"PK" != path.read_bytes()[:2]  # nor a torch.save zip

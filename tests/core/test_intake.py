@@ -1,0 +1,102 @@
+"""Opening untrusted uploads: every refusal is an IntakeError with a message for the user."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from core.intake import IntakeError, open_image
+from tests.conftest import jpeg_bytes
+
+LIMITS = {"max_pixels": 50_000_000, "max_bytes": 20_000_000}
+
+
+def _exif_rotated_jpeg() -> bytes:
+    # A landscape image whose EXIF says "rotate 90° clockwise to display" (orientation 6),
+    # carrying a GPS tag that must not survive.
+    image = Image.new("RGB", (120, 60), (200, 50, 50))
+    image.paste((20, 20, 200), (0, 0, 30, 60))  # blue stripe on the left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0)}
+    return jpeg_bytes(image, exif=exif.tobytes())
+
+
+def test_a_jpeg_opens_as_rgb_with_its_size() -> None:
+    result = open_image(jpeg_bytes(Image.new("RGB", (64, 48), "white")), **LIMITS)
+    assert (result.width, result.height, result.image.mode) == (64, 48, "RGB")
+    assert result.source_format == "JPEG"
+
+
+def test_exif_orientation_is_applied_and_metadata_dropped() -> None:
+    result = open_image(_exif_rotated_jpeg(), **LIMITS)
+    assert (result.width, result.height) == (60, 120)
+    red, green, blue = result.image.getpixel((30, 5))  # the stripe is now at the top
+    assert blue > red
+    assert not result.image.info.get("exif")
+    assert len(result.image.getexif()) == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "empty"),
+        (b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", "not_an_image"),
+        (b"\x00" * 1000, "not_an_image"),
+    ],
+)
+def test_non_images_are_refused(data: bytes, code: str) -> None:
+    with pytest.raises(IntakeError) as error:
+        open_image(data, **LIMITS)
+    assert error.value.code == code
+    assert error.value.user_message
+
+
+def test_a_truncated_jpeg_is_refused_as_damaged() -> None:
+    whole = jpeg_bytes(Image.effect_noise((256, 256), 60).convert("RGB"))
+    with pytest.raises(IntakeError) as error:
+        open_image(whole[: len(whole) // 2], **LIMITS)
+    assert error.value.code == "corrupt"
+
+
+def test_too_many_pixels_are_refused_before_decoding() -> None:
+    big = Image.new("RGB", (4000, 3000))
+    with pytest.raises(IntakeError) as error:
+        open_image(jpeg_bytes(big), max_pixels=10_000_000, max_bytes=20_000_000)
+    assert error.value.code == "too_many_pixels"
+    assert "4000x3000" in error.value.user_message
+
+
+def test_an_oversized_file_is_refused() -> None:
+    data = jpeg_bytes(Image.new("RGB", (64, 64)))
+    with pytest.raises(IntakeError) as error:
+        open_image(data, max_pixels=10_000_000, max_bytes=len(data) - 1)
+    assert error.value.code == "too_large"
+
+
+def test_formats_outside_the_allowed_list_are_refused() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buffer, format="GIF")
+    with pytest.raises(IntakeError) as error:
+        open_image(buffer.getvalue(), **LIMITS)
+    assert error.value.code == "format"
+
+
+def test_tiny_images_are_refused() -> None:
+    with pytest.raises(IntakeError) as error:
+        open_image(jpeg_bytes(Image.new("RGB", (1, 1))), **LIMITS)
+    assert error.value.code == "too_small"
+
+
+def test_transparent_png_is_composited_on_white() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGBA", (40, 40), (0, 0, 0, 0)).save(buffer, format="PNG")
+    result = open_image(buffer.getvalue(), **LIMITS)
+    assert result.image.getpixel((10, 10)) == (255, 255, 255)
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped() -> None:
+    buffer = io.BytesIO()
+    Image.new("I;16", (40, 40), 32768).save(buffer, format="PNG")
+    result = open_image(buffer.getvalue(), **LIMITS)
+    assert 120 <= result.image.getpixel((5, 5))[0] <= 136

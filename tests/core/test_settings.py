@@ -1,0 +1,22 @@
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+
+
+def test_admin_ids_accept_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HV_ADMIN_IDS", "11, 22,33")
+    assert Settings().admin_ids == [11, 22, 33]
+
+
+def test_embedded_defaults_need_no_server(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'hematovision.db'}"
+    assert settings.resolved_broker_url == "filesystem://"
+    assert settings.resolved_storage_dir == tmp_path / "images"
+
+
+def test_the_token_is_kept_secret_in_reprs() -> None:
+    settings = Settings(bot_token="123:SECRET-TOKEN")
+    assert "SECRET-TOKEN" not in repr(settings)
