@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     torch_threads: int = 0
 
     # Telegram refuses getFile above 20 MB, so larger documents can never be fetched.
-    max_upload_bytes: int = 20 * 1024 * 1024
+    max_upload_bytes: int = 20_000_000
     max_image_pixels: int = 60_000_000
     classify_queue: str = "classify"
     delivery_poll_seconds: float = 0.5

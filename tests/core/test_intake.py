@@ -31,7 +31,7 @@ def test_a_jpeg_opens_as_rgb_with_its_size() -> None:
 def test_exif_orientation_is_applied_and_metadata_dropped() -> None:
     result = open_image(_exif_rotated_jpeg(), **LIMITS)
     assert (result.width, result.height) == (60, 120)
-    red, green, blue = result.image.getpixel((30, 5))  # the stripe is now at the top
+    red, _green, blue = result.image.getpixel((30, 5))  # the stripe is now at the top
     assert blue > red
     assert not result.image.info.get("exif")
     assert len(result.image.getexif()) == 0

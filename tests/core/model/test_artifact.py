@@ -40,4 +40,4 @@ def test_a_corrupted_weights_file_is_refused(tmp_path: Path) -> None:
 def test_the_artifact_is_not_a_pickle(tmp_path: Path) -> None:
     path, _ = _saved(tmp_path)
     assert not path.read_bytes().startswith(b"\x80")  # pickle protocol marker
-    assert b"PK" != path.read_bytes()[:2]  # nor a torch.save zip
+    assert path.read_bytes()[:2] != b"PK"  # nor a torch.save zip

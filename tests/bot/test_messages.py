@@ -1,0 +1,39 @@
+from bot.messages import DISCLAIMER, result_text
+from core.db.models import SubmissionStatus
+from core.submissions import CellView, Delivery
+
+
+def _delivery(
+    status: SubmissionStatus, cells: list[CellView], error: str | None = None
+) -> Delivery:
+    return Delivery(1, 10, 5, 6, "photo", status, error, "v1", cells)
+
+
+def _cell(index: int, label: str, confidence: float) -> CellView:
+    top3 = [{"label": label, "confidence": confidence},
+            {"label": "monocyte", "confidence": (1 - confidence) / 2}]
+    return CellView(index, label, confidence, top3, (0, 0, 10, 10))
+
+
+def test_a_single_cell_result_names_the_label_confidence_and_disclaimer() -> None:
+    text = result_text(_delivery(SubmissionStatus.DONE, [_cell(0, "ig", 0.912)]))
+    assert "Immature granulocyte: 91.2%" in text
+    assert "next: Monocyte 4.4%" in text
+    assert "Model: v1" in text
+    assert DISCLAIMER in text
+
+
+def test_several_cells_are_numbered() -> None:
+    text = result_text(_delivery(SubmissionStatus.DONE,
+                                 [_cell(0, "neutrophil", 0.9), _cell(1, "platelet", 0.8)]))
+    assert "Cell 1: Neutrophil: 90.0%" in text and "Cell 2: Platelet: 80.0%" in text
+
+
+def test_a_rejection_carries_the_reason() -> None:
+    text = result_text(_delivery(SubmissionStatus.REJECTED, [], "The file is empty."))
+    assert "could not analyse" in text and "The file is empty." in text
+
+
+def test_a_failure_asks_to_send_again_without_internal_details() -> None:
+    text = result_text(_delivery(SubmissionStatus.FAILED, [], "RuntimeError: CUDA oom"))
+    assert "send the image again" in text and "CUDA" not in text

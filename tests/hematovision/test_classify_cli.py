@@ -1,0 +1,55 @@
+"""``hematovision classify`` as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import pbc_fixtures
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hematovision", "classify", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_prints_the_label_and_confidence_of_a_cell() -> None:
+    image = pbc_fixtures()["platelet"]
+    result = _run(str(image))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{image}: Platelet ")
+    assert "%" in result.stdout
+
+
+def test_json_gives_one_object_per_image_with_cells() -> None:
+    images = [pbc_fixtures()["eosinophil"], pbc_fixtures()["lymphocyte"]]
+    result = _run("--json", *map(str, images))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["image"] for line in lines] == [str(p) for p in images]
+    for line in lines:
+        [cell] = line["cells"]
+        assert set(cell) == {"label", "confidence", "top3", "box"}
+        assert 0 < cell["confidence"] <= 1 and len(cell["top3"]) == 3
+        assert cell["box"][:2] == [0, 0] and cell["box"][2] > 0
+    assert [line["cells"][0]["label"] for line in lines] == ["eosinophil", "lymphocyte"]
+
+
+def test_a_missing_file_is_a_clear_error_with_nonzero_exit(tmp_path: Path) -> None:
+    result = _run(str(tmp_path / "nope.jpg"))
+    assert result.returncode == 1
+    assert "nope.jpg" in result.stderr and "No such file" in result.stderr
+
+
+def test_a_non_image_is_a_clear_error_and_other_images_still_run(tmp_path: Path) -> None:
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image at all")
+    good = pbc_fixtures()["monocyte"]
+    result = _run("--json", str(text), str(good))
+    assert result.returncode == 1
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert "not an image" in first["error"]
+    assert second["cells"][0]["label"]
+    assert "not an image" in result.stderr

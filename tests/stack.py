@@ -1,0 +1,114 @@
+"""The real stack for end-to-end tests: Bot API stand-in, bot and worker processes, Redis, a DB."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import migrate
+from core.db.models import Submission
+from core.db.session import make_engine, make_session_factory
+from hematovision.processes import Child, start_child
+from hematovision.standin import BotAction, StandInThread
+from tests.conftest import PG_ADMIN_URL
+
+
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    name = f"hv_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Stack:
+    root: Path
+    database_url: str
+    broker_url: str
+    standin: StandInThread
+    sessions: sessionmaker[Session]
+    env: dict[str, str]
+    children: dict[str, Child] = field(default_factory=dict)
+    _next_user: int = 1000
+
+    def new_user(self) -> int:
+        """A fresh Telegram user id, so tests sharing the stack never read each other's chats."""
+        self._next_user += 1
+        return self._next_user
+
+    def start_worker(self, name: str = "worker") -> Child:
+        child = start_child(name, ["worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}@test"],
+                            self.env, self.root / "logs")
+        child.wait_for_log("ready.", timeout=120)
+        self.children[name] = child
+        return child
+
+    def start_bot(self) -> Child:
+        child = start_child("bot", ["bot"], self.env, self.root / "logs")
+        child.wait_for_log("Application started", timeout=60)
+        self.children["bot"] = child
+        return child
+
+    def stop(self, name: str) -> None:
+        self.children.pop(name).stop()
+
+    def result_for(self, user: int, timeout: float = 90) -> BotAction:
+        """The edit that carries the outcome of the user's latest upload."""
+        edits = self.standin.wait_for(user, 1, timeout,
+                                      predicate=lambda a: a.method == "editMessageText")
+        assert edits, f"no result for user {user} within {timeout} s; logs:\n{self.logs()}"
+        return edits[-1]
+
+    def submissions(self, user: int) -> list[Submission]:
+        with self.sessions() as session:
+            return list(session.scalars(
+                select(Submission).where(Submission.chat_id == user).order_by(Submission.id)
+            ).unique())
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n}\n{c.log()[-4000:]}" for n, c in self.children.items())
+
+    def close(self) -> None:
+        for child in self.children.values():
+            child.stop()
+        self.standin.stop()
+        self.sessions.kw["bind"].dispose()
+
+
+@contextlib.contextmanager
+def running_stack(root: Path, database_url: str, broker_url: str,
+                  extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    migrate.upgrade(database_url)
+    standin = StandInThread().start()
+    env = {
+        "HV_DATA_DIR": str(root),
+        "HV_DATABASE_URL": database_url,
+        "HV_BROKER_URL": broker_url,
+        "HV_CLASSIFY_QUEUE": f"classify-{uuid.uuid4().hex[:8]}",
+        "HV_BOT_TOKEN": standin.token,
+        "HV_BOT_API_BASE_URL": standin.base_url,
+        "HV_BOT_API_FILE_URL": standin.file_url,
+        "HV_DELIVERY_POLL_SECONDS": "0.2",
+        **(extra_env or {}),
+    }
+    stack = Stack(root, database_url, broker_url, standin,
+                  make_session_factory(make_engine(database_url)), env)
+    try:
+        stack.start_worker()
+        stack.start_bot()
+        yield stack
+    finally:
+        stack.close()
