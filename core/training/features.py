@@ -17,7 +17,8 @@ from core.model.preprocess import Preprocessing
 Progress = Callable[[str], None]
 
 
-@torch.inference_mode()
+# no_grad, not inference_mode: the features later feed an autograd-tracked head fit.
+@torch.no_grad()
 def extract_features(
     model: EfficientNetLite0, samples: Sequence[Sample], preprocess: Preprocessing,
     progress: Progress, batch_size: int = 16,
