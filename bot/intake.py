@@ -50,7 +50,7 @@ async def receive_image(message: Message, services: BotServices) -> None:
                             attachment.file_unique_id, attachment.file_name)
         ack_text = messages.ACK_DOCUMENT
 
-    ack = await message.reply_text(ack_text)
+    ack = await message.reply_text(ack_text, do_quote=True)
 
     rejection: str | None = None
     accepted: Accepted | None = None

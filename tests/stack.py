@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from core.db import migrate
 from core.db.models import Submission
@@ -75,8 +76,19 @@ class Stack:
     def submissions(self, user: int) -> list[Submission]:
         with self.sessions() as session:
             return list(session.scalars(
-                select(Submission).where(Submission.chat_id == user).order_by(Submission.id)
-            ).unique())
+                select(Submission).where(Submission.chat_id == user)
+                .options(selectinload(Submission.cells)).order_by(Submission.id)
+            ))
+
+    def delivered_submissions(self, user: int, timeout: float = 10) -> list[Submission]:
+        """The user's submissions once each is marked delivered (marking follows the send)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.submissions(user)
+            if (rows and all(r.delivered_at is not None for r in rows)) \
+                    or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.1)
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{c.log()[-4000:]}" for n, c in self.children.items())

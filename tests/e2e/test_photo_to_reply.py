@@ -63,7 +63,7 @@ def test_a_photo_is_answered_with_its_true_class(stack: Stack) -> None:
     assert f"{display_name('eosinophil')}: " in (result.text or "")
     assert "%" in (result.text or "") and "not a diagnosis" in (result.text or "")
 
-    [submission] = stack.submissions(user)
+    [submission] = stack.delivered_submissions(user)
     assert submission.status is SubmissionStatus.DONE
     assert submission.delivered_at is not None
     assert submission.source == "photo"
@@ -110,7 +110,7 @@ def test_bad_files_get_a_clear_message_and_are_recorded(
     stack.standin.send_document(user, payload, name, mime)
     result = stack.result_for(user, timeout=30)
     assert expected in (result.text or "")
-    [submission] = stack.submissions(user)
+    [submission] = stack.delivered_submissions(user)
     assert submission.status is SubmissionStatus.REJECTED
     assert submission.error and submission.delivered_at is not None
     assert stack.children["bot"].process.poll() is None  # still running
@@ -123,7 +123,7 @@ def test_an_image_over_the_size_limit_is_refused_without_download(stack: Stack) 
                                 declared_size=25_000_000)
     result = stack.result_for(user, timeout=30)
     assert "25.0 MB" in (result.text or "") and "up to 20 MB" in (result.text or "")
-    [submission] = stack.submissions(user)
+    [submission] = stack.delivered_submissions(user)
     assert submission.status is SubmissionStatus.REJECTED
 
 
@@ -161,6 +161,6 @@ def test_a_result_finished_while_the_bot_is_down_is_delivered_once_on_restart(
     edits = [a for a in stack.standin.api.state.actions if a.chat_id == user
              and a.method in ("editMessageText", "sendMessage")]
     assert len(edits) == 2  # the acknowledgement and exactly one result
-    assert stack.submissions(user)[0].delivered_at is not None
+    assert stack.delivered_submissions(user)[0].delivered_at is not None
 
 
