@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         from hematovision.classify_cli import run_classify
 
         return run_classify(settings, args.images, args.json, args.model)
-    configure_logging()
+    # The demo prints its own story; its children keep their full logs in the data dir.
+    configure_logging("WARNING" if args.command == "demo" else "INFO")
     if args.command == "bot":
         from bot.app import run_bot
 

@@ -1,0 +1,20 @@
+"""``hematovision demo`` (the README's first command) runs the whole stack on embedded defaults."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_the_demo_sends_the_sample_and_prints_the_result(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HV_")}
+    env["HV_DATA_DIR"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "hematovision", "demo"], env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "broker:   filesystem://" in result.stdout
+    assert "sqlite:///" in result.stdout
+    assert "Received, analysing" in result.stdout
+    assert "🔬 Result" in result.stdout and "Neutrophil" in result.stdout
+    assert (tmp_path / "hematovision.db").exists()
+    assert list((tmp_path / "images").rglob("*.png"))
