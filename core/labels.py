@@ -16,6 +16,7 @@ DISPLAY_NAMES: dict[str, str] = {
     "monocyte": "Monocyte",
     "neutrophil": "Neutrophil",
     "platelet": "Platelet",
+    "not_recognised": "Not recognised as a blood cell",
 }
 
 

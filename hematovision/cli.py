@@ -19,6 +19,19 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
     classify.add_argument("--model", type=Path, help="model weights (.safetensors)")
 
+    train = sub.add_parser("train", help="fine-tune the classifier on an image-folder data set")
+    train.add_argument("--data", type=Path, required=True, help="folder with train/ val/ test/")
+    train.add_argument("--config", type=Path, help="JSON training recipe (core.training.config)")
+    train.add_argument("--out", type=Path, default=Path("var/runs/latest"),
+                       help="run folder: checkpoints (resumable) and the model")
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a model on an image-folder tree")
+    evaluate.add_argument("folder", type=Path)
+    evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    evaluate.add_argument("--model", type=Path, help="model weights (.safetensors)")
+    evaluate.add_argument("--png", type=Path, default=Path("confusion_matrix.png"),
+                          help="where to write the confusion matrix picture")
+
     sub.add_parser("bot", help="run the Telegram bot (long polling)")
 
     worker = sub.add_parser("worker", help="run a classification worker")
@@ -49,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_classify(settings, args.images, args.json, args.model)
     # The demo prints its own story; its children keep their full logs in the data dir.
     configure_logging("WARNING" if args.command == "demo" else "INFO")
+    if args.command in ("train", "evaluate"):
+        from hematovision.training_cli import run_evaluate, run_train
+
+        if args.command == "train":
+            return run_train(settings, args.data, args.config, args.out)
+        return run_evaluate(settings, args.folder, args.model, args.json, args.png)
     if args.command == "bot":
         from bot.app import run_bot
 

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from core.model.lite0 import EfficientNetLite0
 from core.model.preprocess import Preprocessing
+from core.model.rejection import OodDetector
 
 
 class ModelIntegrityError(RuntimeError):
@@ -55,9 +56,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_artifact(model: EfficientNetLite0, card: ModelCard, weights_path: Path) -> ModelCard:
+def save_artifact(model: EfficientNetLite0, card: ModelCard, weights_path: Path,
+                  detector: OodDetector | None = None) -> ModelCard:
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    if detector is not None:
+        state |= detector.to_tensors()
     save_file(state, str(weights_path), metadata={"version": card.version})
     final = card.model_copy(update={"sha256": file_sha256(weights_path)})
     card_path(weights_path).write_text(json.dumps(final.model_dump(), indent=2) + "\n")
@@ -68,7 +72,9 @@ def read_card(weights_path: Path) -> ModelCard:
     return ModelCard.model_validate_json(card_path(weights_path).read_text())
 
 
-def load_artifact(weights_path: Path) -> tuple[EfficientNetLite0, ModelCard]:
+def load_artifact(
+    weights_path: Path,
+) -> tuple[EfficientNetLite0, ModelCard, OodDetector | None]:
     card = read_card(weights_path)
     actual = file_sha256(weights_path)
     if actual != card.sha256:
@@ -76,6 +82,9 @@ def load_artifact(weights_path: Path) -> tuple[EfficientNetLite0, ModelCard]:
             f"{weights_path} has SHA-256 {actual}, but its card says {card.sha256}: "
             "refusing to load"
         )
+    tensors = load_file(str(weights_path))
     model = EfficientNetLite0(num_classes=len(card.classes))
-    model.load_state_dict(load_file(str(weights_path)), strict=True)
-    return model.eval(), card
+    model.load_state_dict(
+        {k: v for k, v in tensors.items() if not k.startswith("ood.")}, strict=True
+    )
+    return model.eval(), card, OodDetector.from_tensors(tensors)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from core.model.artifact import ModelCard, load_artifact
 from core.model.lite0 import EfficientNetLite0
+from core.model.rejection import OodDetector
 
 Box = tuple[int, int, int, int]
 
@@ -21,12 +22,20 @@ class LabelScore:
     confidence: float
 
 
+NOT_RECOGNISED = "not_recognised"
+
+
 @dataclass(frozen=True)
 class CellPrediction:
-    label: str
+    label: str  # a class name, or NOT_RECOGNISED when the input does not look like a cell
     confidence: float
     top3: tuple[LabelScore, ...]
     box: Box  # x0, y0, x1, y1 in pixels of the original image
+    ood_score: float | None = None
+
+    @property
+    def recognised(self) -> bool:
+        return self.label != NOT_RECOGNISED
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,45 +48,59 @@ class CellClassifier:
     # Small batches keep the working set in cache; on 2 CPU cores they beat batches of 32+.
     batch_size = 16
 
-    def __init__(self, model: EfficientNetLite0, card: ModelCard, device: torch.device) -> None:
+    def __init__(self, model: EfficientNetLite0, card: ModelCard, device: torch.device,
+                 detector: OodDetector | None = None) -> None:
         self.card = card
+        self.detector = detector
         self.device = device
         self.preprocess = card.preprocess
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
 
     @classmethod
     def from_artifact(cls, path: Path, device: str = "auto") -> CellClassifier:
-        model, card = load_artifact(path)
-        return cls(model, card, resolve_device(device))
+        model, card, detector = load_artifact(path)
+        return cls(model, card, resolve_device(device), detector)
 
     @property
     def version(self) -> str:
         return self.card.version
 
     @torch.inference_mode()
-    def probabilities(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Calibrated class probabilities, one row per image (on the CPU)."""
-        rows = []
+    def scores(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Calibrated class probabilities and, with a detector, out-of-distribution scores."""
+        probs, ood = [], []
         for start in range(0, len(images), self.batch_size):
             batch = self.preprocess.batch(images[start:start + self.batch_size])
             batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
-            logits = self.model(batch).float() / self.card.temperature
-            rows.append(logits.softmax(dim=1).cpu())
-        return torch.cat(rows) if rows else torch.empty(0, len(self.card.classes))
+            features = self.model.features(batch)
+            logits = self.model.classifier(features).float() / self.card.temperature
+            probs.append(logits.softmax(dim=1).cpu())
+            if self.detector is not None:
+                ood.append(self.detector.scores(features.float().cpu()))
+        if not probs:
+            return torch.empty(0, len(self.card.classes)), None
+        return torch.cat(probs), (torch.cat(ood) if ood else None)
+
+    def probabilities(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return self.scores(images)[0]
 
     def classify_cells(
         self, image: Image.Image, boxes: Sequence[Box]
     ) -> list[CellPrediction]:
         crops = [image.crop(box) for box in boxes]
-        probs = self.probabilities(crops)
+        probs, ood = self.scores(crops)
         predictions = []
-        for box, row in zip(boxes, probs, strict=True):
+        for index, (box, row) in enumerate(zip(boxes, probs, strict=True)):
             values, indices = row.topk(min(3, row.numel()))
             top3 = tuple(
                 LabelScore(self.card.classes[int(i)], float(v))
                 for v, i in zip(values, indices, strict=True)
             )
-            predictions.append(CellPrediction(top3[0].label, top3[0].confidence, top3, box))
+            score = float(ood[index]) if ood is not None else None
+            outlier = self.detector is not None and score is not None \
+                and score > self.detector.threshold
+            label = NOT_RECOGNISED if outlier else top3[0].label
+            predictions.append(CellPrediction(label, top3[0].confidence, top3, box, score))
         return predictions
 
     def classify_image(self, image: Image.Image) -> list[CellPrediction]:

@@ -20,7 +20,7 @@ def _saved(tmp_path: Path) -> tuple[Path, EfficientNetLite0]:
 
 def test_a_saved_artifact_loads_to_the_same_model(tmp_path: Path) -> None:
     path, model = _saved(tmp_path)
-    loaded, card = load_artifact(path)
+    loaded, card, _ = load_artifact(path)
     x = torch.randn(2, 3, 224, 224)
     with torch.inference_mode():
         assert torch.allclose(model(x), loaded(x))

@@ -1,0 +1,173 @@
+"""Batch augmentations that imitate other laboratories, stains, microscopes and phone cameras.
+
+Everything works on a float batch in [0, 1] (N x 3 x H x W) with an independent draw per image,
+vectorised where it can be, because on two cores per-image Python loops would cost more than the
+network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2.functional import jpeg
+
+# Ruifrok & Johnston stain vectors (haematoxylin, eosin, DAB), as in scikit-image's rgb2hed.
+RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+RGB_FROM_HED = RGB_FROM_HED / RGB_FROM_HED.norm(dim=1, keepdim=True)
+HED_FROM_RGB = torch.linalg.inv(RGB_FROM_HED)
+_EPS = 1e-6
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(n, generator=generator) * (high - low) + low
+
+
+def hed_jitter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Scale and shift each image's stain concentrations (alpha, beta: N x 3)."""
+    od = -torch.log(x.clamp_min(_EPS))
+    hed = torch.einsum("nchw,cd->ndhw", od, HED_FROM_RGB)
+    hed = hed * alpha[:, :, None, None] + beta[:, :, None, None]
+    od = torch.einsum("ndhw,dc->nchw", hed, RGB_FROM_HED)
+    return torch.exp(-od).clamp(0, 1)
+
+
+def colour(x: torch.Tensor, gains: torch.Tensor, brightness: torch.Tensor,
+           contrast: torch.Tensor, saturation: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """White balance (per-channel gains), brightness, contrast, saturation and gamma per image."""
+    x = x * gains[:, :, None, None] * brightness[:, None, None, None]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * contrast[:, None, None, None] + mean
+    grey = x.mean(dim=1, keepdim=True)
+    x = (x - grey) * saturation[:, None, None, None] + grey
+    return x.clamp(0, 1) ** gamma[:, None, None, None]
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each image with its own sigma (0 means unchanged), in one grouped convolution."""
+    n, c, h, w = x.shape
+    radius = max(1, math.ceil(3 * float(sigma.max())))
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    safe = sigma.clamp_min(1e-3)[:, None]
+    kernel = torch.exp(-(offsets[None, :] ** 2) / (2 * safe**2))
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)
+    kernel = kernel.repeat_interleave(c, dim=0)  # (n*c, k)
+    flat = F.pad(x.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="reflect")
+    flat = F.conv2d(flat, kernel[:, None, None, :], groups=n * c)
+    flat = F.conv2d(flat, kernel[:, None, :, None], groups=n * c)
+    return flat.reshape(n, c, h, w)
+
+
+def affine(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+           flip: torch.Tensor) -> torch.Tensor:
+    """Rotate (radians), zoom, shift and mirror each image; the border is reflected."""
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    mirror = torch.where(flip, -1.0, 1.0)
+    theta = torch.stack([
+        torch.stack([cos * mirror, -sin, shift[:, 0]], dim=1),
+        torch.stack([sin * mirror, cos, shift[:, 1]], dim=1),
+    ], dim=1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def low_resolution(x: torch.Tensor, factor: float) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    small = F.interpolate(x, size=(max(8, round(h * factor)), max(8, round(w * factor))),
+                          mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def jpeg_artefacts(x: torch.Tensor, quality: int) -> torch.Tensor:
+    as_bytes = (x * 255).round().clamp(0, 255).to(torch.uint8)
+    return jpeg(as_bytes, quality).float() / 255
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    stain_alpha: float = 0.15  # haematoxylin/eosin concentration x U(1 - a, 1 + a)
+    stain_beta: float = 0.05
+    white_balance: float = 0.12
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.3
+    gamma: float = 0.2
+    zoom: float = 0.15
+    shift: float = 0.06
+    p_blur: float = 0.3
+    max_blur_sigma: float = 1.8
+    p_low_res: float = 0.25
+    p_jpeg: float = 0.3
+    p_noise: float = 0.2
+
+
+# Serving resizes the shorter side to 256 and keeps the centred 224: the cache holds the 256
+# square, and every view keeps that same field of view whatever its resolution.
+CACHE_SIZE = 256
+VIEW_FRACTION = 224 / 256
+
+
+def _resized(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 cache squares -> float [0, 1] at the resolution whose centre crop is ``size``."""
+    x = images.float() / 255
+    full = round(size / VIEW_FRACTION)
+    if x.shape[-1] != full:
+        x = F.interpolate(x, size=(full, full), mode="bilinear", antialias=True,
+                          align_corners=False)
+    return x
+
+
+def _centre(x: torch.Tensor, size: int) -> torch.Tensor:
+    offset = (x.shape[-1] - size) // 2
+    return x[..., offset:offset + size, offset:offset + size]
+
+
+def augment_batch(images: torch.Tensor, size: int, config: AugmentConfig,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 N x 3 x 256 x 256 -> augmented float N x 3 x size x size in [0, 1]."""
+    n = images.shape[0]
+    x = _resized(images, size)
+    # Cells have no up or down: any rotation and mirroring are label-preserving. Rotating the
+    # whole square before cropping keeps real pixels in the corners of the view.
+    x = affine(x, _uniform(n, 0, 2 * math.pi, generator),
+               _uniform(n, 1 - config.zoom, 1 + config.zoom, generator),
+               (torch.rand(n, 2, generator=generator) * 2 - 1) * config.shift,
+               torch.rand(n, generator=generator) < 0.5)
+    x = _centre(x, size).contiguous()
+    a, b = config.stain_alpha, config.stain_beta
+    x = hed_jitter(x, 1 + (torch.rand(n, 3, generator=generator) * 2 - 1) * a,
+                   (torch.rand(n, 3, generator=generator) * 2 - 1) * b)
+    wb = config.white_balance
+    x = colour(
+        x, 1 + (torch.rand(n, 3, generator=generator) * 2 - 1) * wb,
+        _uniform(n, 1 - config.brightness, 1 + config.brightness, generator),
+        _uniform(n, 1 - config.contrast, 1 + config.contrast, generator),
+        _uniform(n, 1 - config.saturation, 1 + config.saturation, generator),
+        torch.exp(_uniform(n, -config.gamma, config.gamma, generator)),
+    )
+    blur = torch.rand(n, generator=generator) < config.p_blur
+    if blur.any():
+        sigma = _uniform(int(blur.sum()), 0.3, config.max_blur_sigma, generator)
+        x[blur] = gaussian_blur(x[blur], sigma)
+    for index in torch.nonzero(torch.rand(n, generator=generator) < config.p_low_res)[:, 0]:
+        factor = float(_uniform(1, 0.35, 0.8, generator))
+        x[index:index + 1] = low_resolution(x[index:index + 1], factor)
+    for index in torch.nonzero(torch.rand(n, generator=generator) < config.p_jpeg)[:, 0]:
+        quality = int(_uniform(1, 25, 90, generator))
+        x[index:index + 1] = jpeg_artefacts(x[index:index + 1], quality)
+    noisy = torch.rand(n, generator=generator) < config.p_noise
+    if noisy.any():
+        sigma = _uniform(int(noisy.sum()), 0.005, 0.03, generator)[:, None, None, None]
+        x[noisy] = x[noisy] + torch.randn(x[noisy].shape, generator=generator) * sigma
+    return x.clamp(0, 1)
+
+
+def centre_batch(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Evaluation view: uint8 N x 3 x 256 x 256 -> the serving crop as float in [0, 1]."""
+    return _centre(_resized(images, size), size).contiguous()
+
+
+def normalise(x: torch.Tensor, mean: float = 0.5, std: float = 0.5) -> torch.Tensor:
+    return (x - mean) / std

@@ -1,0 +1,41 @@
+"""Training recipe: a JSON file overrides any of these defaults (``--config FILE``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class Phase(BaseModel):
+    """A run of epochs at one resolution with one learning-rate schedule."""
+
+    epochs: int
+    resolution: int
+    lr: float
+    frozen_blocks: int = 0  # the stem and this many first blocks stay fixed
+    warmup_steps: int = 0
+
+
+class TrainConfig(BaseModel):
+    version: str = "pbc-lite0-ft-v1"
+    # Most epochs at low resolution are cheap on a CPU; the last one at serving resolution
+    # adapts the network (and BatchNorm statistics) to the size it will see.
+    phases: list[Phase] = Field(default_factory=lambda: [
+        Phase(epochs=1, resolution=128, lr=2e-3, frozen_blocks=8, warmup_steps=50),
+        Phase(epochs=7, resolution=160, lr=1e-3, warmup_steps=30),
+        Phase(epochs=1, resolution=224, lr=1e-4),
+    ])
+    batch_size: int = 32
+    weight_decay: float = 0.02
+    label_smoothing: float = 0.1
+    dropout: float = 0.2
+    drop_path: float = 0.1
+    threads: int = 2
+    seed: int = 0
+    max_train: int | None = None  # cap per split, for smoke runs
+    max_eval: int | None = None
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> TrainConfig:
+        return cls() if path is None else cls.model_validate_json(path.read_text())

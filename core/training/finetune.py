@@ -1,0 +1,181 @@
+"""Fine-tuning Lite0 on an image-folder data set, designed for two CPU cores.
+
+Images are decoded once into a uint8 cache; most epochs run at low resolution; the first epoch
+keeps the early blocks frozen; the last phase runs at serving resolution. Every epoch ends with
+a checkpoint, and a restarted run resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from core.data import Sample, index_image_folder, manifest_hash
+from core.labels import PBC_CLASSES
+from core.model.imagenet import load_imagenet_lite0
+from core.model.lite0 import EfficientNetLite0
+from core.training.augment import AugmentConfig, augment_batch, centre_batch, normalise
+from core.training.cache import cached_split
+from core.training.checkpoint import load_checkpoint, save_checkpoint
+from core.training.config import Phase, TrainConfig
+from core.training.features import Progress
+
+SERVING_RESOLUTION = 224
+
+
+@dataclass(frozen=True)
+class Split:
+    samples: list[Sample]
+    images: torch.Tensor  # uint8 N x 3 x 256 x 256
+    labels: torch.Tensor
+    manifest: str
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: EfficientNetLite0
+    history: list[dict[str, Any]]
+    splits: dict[str, Split]
+    wall_seconds: float
+
+
+def load_split(root: Path, name: str, cache_dir: Path, limit: int | None, seed: int,
+               progress: Progress, classes: Sequence[str] = PBC_CLASSES) -> Split:
+    samples = index_image_folder(root / name, classes)
+    if limit is not None and limit < len(samples):
+        samples = sorted(random.Random(seed).sample(samples, limit), key=lambda s: s.path)
+    images, labels = cached_split(samples, 256, cache_dir, f"{root.name}-{name}", progress)
+    return Split(samples, images, labels, manifest_hash(samples, root / name))
+
+
+@torch.no_grad()
+def predict_logits(model: EfficientNetLite0, images: torch.Tensor, resolution: int,
+                   batch_size: int = 64) -> torch.Tensor:
+    model.eval()
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        x = normalise(centre_batch(images[start:start + batch_size], resolution))
+        chunks.append(model(x.contiguous(memory_format=torch.channels_last)))
+    return torch.cat(chunks)
+
+
+def _set_frozen(model: EfficientNetLite0, frozen_blocks: int) -> None:
+    frozen = [model.stem, *list(model.blocks)[:frozen_blocks]] if frozen_blocks else []
+    for module in [model.stem, *model.blocks]:
+        is_frozen = any(module is f for f in frozen)
+        for parameter in module.parameters():
+            parameter.requires_grad_(not is_frozen)
+        # Frozen blocks also keep their ImageNet BatchNorm statistics.
+        module.train(not is_frozen)
+
+
+def _phase_of(config: TrainConfig, epoch: int) -> tuple[Phase, int]:
+    for phase in config.phases:
+        if epoch < phase.epochs:
+            return phase, epoch
+        epoch -= phase.epochs
+    raise IndexError(epoch)
+
+
+def _lr(phase: Phase, epoch_in_phase: int, step: int, steps_per_epoch: int) -> float:
+    done = epoch_in_phase * steps_per_epoch + step
+    total = phase.epochs * steps_per_epoch
+    if done < phase.warmup_steps:
+        return phase.lr * (done + 1) / phase.warmup_steps
+    progress = (done - phase.warmup_steps) / max(1, total - phase.warmup_steps)
+    return phase.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _optimiser(model: EfficientNetLite0, config: TrainConfig) -> torch.optim.AdamW:
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        # BatchNorm scales and all biases are not weights to shrink.
+        (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
+    return torch.optim.AdamW([
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ], lr=config.phases[0].lr)
+
+
+def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConfig,
+              progress: Progress = print, augment: AugmentConfig | None = None) -> TrainedModel:
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    augment = augment or AugmentConfig()
+    splits = {
+        name: load_split(data_root, name, cache_dir,
+                         config.max_train if name == "train" else config.max_eval,
+                         config.seed, progress)
+        for name in ("train", "val", "test")
+    }
+    train = splits["train"]
+
+    model = load_imagenet_lite0()
+    model.replace_classifier(len(PBC_CLASSES))
+    model.dropout.p = config.dropout
+    for block in model.blocks:
+        block.drop_path.p *= config.drop_path / 0.2  # rescale the built-in 0.2 schedule
+    model = model.to(memory_format=torch.channels_last)
+    optimiser = _optimiser(model, config)
+
+    resumed = load_checkpoint(run_dir, model, optimiser)
+    history: list[dict[str, Any]] = resumed["history"] if resumed else []
+    first_epoch = resumed["next_epoch"] if resumed else 0
+    spent = resumed["wall_seconds"] if resumed else 0.0
+    if resumed:
+        progress(f"resuming at epoch {first_epoch + 1} from {run_dir}")
+
+    total_epochs = sum(p.epochs for p in config.phases)
+    steps = math.ceil(len(train.samples) / config.batch_size)
+    for epoch in range(first_epoch, total_epochs):
+        phase, in_phase = _phase_of(config, epoch)
+        _set_frozen(model, phase.frozen_blocks)
+        model.classifier.train()
+        model.head.train()
+        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        order = torch.randperm(len(train.samples), generator=generator)
+        epoch_started = time.monotonic()
+        running = 0.0
+        for step in range(steps):
+            index = order[step * config.batch_size:(step + 1) * config.batch_size]
+            x = normalise(augment_batch(train.images[index], phase.resolution, augment, generator))
+            for group in optimiser.param_groups:
+                group["lr"] = _lr(phase, in_phase, step, steps)
+            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)),
+                                   train.labels[index], label_smoothing=config.label_smoothing)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
+            if (step + 1) % 25 == 0 or step + 1 == steps:
+                elapsed = time.monotonic() - epoch_started
+                rate = (step + 1) * config.batch_size / elapsed
+                eta = elapsed / (step + 1) * (steps - step - 1)
+                progress(f"epoch {epoch + 1}/{total_epochs} @{phase.resolution}px "
+                         f"step {step + 1}/{steps} loss {running:.4f} "
+                         f"{rate:.1f} img/s, epoch ETA {eta / 60:.1f} min")
+        val_logits = predict_logits(model, splits["val"].images, SERVING_RESOLUTION)
+        val_accuracy = float((val_logits.argmax(1) == splits["val"].labels).float().mean())
+        seconds = time.monotonic() - epoch_started
+        spent += seconds
+        history.append({"epoch": epoch + 1, "resolution": phase.resolution,
+                        "train_loss": round(running, 4), "val_accuracy": round(val_accuracy, 5),
+                        "minutes": round(seconds / 60, 2)})
+        remaining = total_epochs - epoch - 1
+        progress(f"epoch {epoch + 1}/{total_epochs} done in {seconds / 60:.1f} min: "
+                 f"loss {running:.4f}, val accuracy {val_accuracy:.4f}; "
+                 f"about {remaining * seconds / 60:.0f} min left")
+        save_checkpoint(run_dir, model, optimiser, {
+            "next_epoch": epoch + 1, "history": history, "wall_seconds": spent,
+            "config": config.model_dump(),
+        })
+    model.eval()
+    return TrainedModel(model, history, splits, spent)

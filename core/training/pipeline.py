@@ -1,0 +1,126 @@
+"""``hematovision train``: fine-tune, calibrate, fit rejection, benchmark, write the artifact."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.labels import PBC_CLASSES
+from core.model.artifact import ModelCard, save_artifact
+from core.model.lite0 import EfficientNetLite0
+from core.model.preprocess import Preprocessing
+from core.model.rejection import OodDetector, fit_detector
+from core.training.augment import centre_batch, normalise
+from core.training.calibration import fit_temperature
+from core.training.config import TrainConfig
+from core.training.features import Progress
+from core.training.finetune import SERVING_RESOLUTION, fine_tune, predict_logits
+from core.training.metrics import classification_report
+from core.training.noncell import non_cell_images
+from core.training.robustness import CORRUPTIONS
+
+
+@torch.no_grad()
+def features_of(model: EfficientNetLite0, images: torch.Tensor,
+                batch_size: int = 64) -> torch.Tensor:
+    model.eval()
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        x = normalise(centre_batch(images[start:start + batch_size], SERVING_RESOLUTION))
+        chunks.append(model.features(x.contiguous(memory_format=torch.channels_last)))
+    return torch.cat(chunks)
+
+
+@torch.no_grad()
+def robustness(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
+               temperature: float, progress: Progress) -> dict[str, Any]:
+    model.eval()
+    results: dict[str, Any] = {}
+    for spec in CORRUPTIONS:
+        correct = 0
+        for start in range(0, len(images), 64):
+            x = spec.apply(centre_batch(images[start:start + 64], SERVING_RESOLUTION))
+            logits = model(normalise(x).contiguous(memory_format=torch.channels_last))
+            correct += int((logits.argmax(1) == labels[start:start + 64]).sum())
+        accuracy = correct / len(images)
+        results[spec.name] = {"accuracy": round(accuracy, 5), "description": spec.description}
+        progress(f"  robustness {spec.name}: {accuracy:.4f}")
+    return results
+
+
+@torch.no_grad()
+def rejection_benchmark(model: EfficientNetLite0, detector: OodDetector,
+                        test_features: torch.Tensor) -> dict[str, Any]:
+    preprocess = Preprocessing()
+    names, images = zip(*non_cell_images(), strict=True)
+    x = preprocess.batch(list(images)).contiguous(memory_format=torch.channels_last)
+    outside = detector.accepts(model.eval().features(x))
+    accepted = [name for name, ok in zip(names, outside.tolist(), strict=True) if ok]
+    return {
+        "non_cell_images": len(names),
+        "false_accept_rate": round(len(accepted) / len(names), 5),
+        "false_accepts": accepted,
+        "false_reject_rate_test": round(
+            float((~detector.accepts(test_features)).float().mean()), 5),
+        "threshold": detector.threshold,
+    }
+
+
+def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
+                 config: TrainConfig, progress: Progress = print) -> ModelCard:
+    started = time.monotonic()
+    trained = fine_tune(data_root, run_dir, cache_dir, config, progress)
+    model, splits = trained.model, trained.splits
+    progress("calibrating on val")
+    val_logits = predict_logits(model, splits["val"].images, SERVING_RESOLUTION)
+    temperature = fit_temperature(val_logits, splits["val"].labels)
+    test_logits = predict_logits(model, splits["test"].images, SERVING_RESOLUTION)
+    raw = classification_report(test_logits.softmax(1), splits["test"].labels, PBC_CLASSES)
+    report = classification_report((test_logits / temperature).softmax(1),
+                                   splits["test"].labels, PBC_CLASSES)
+    progress(f"test accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}, "
+             f"ECE {raw.ece:.4f} -> {report.ece:.4f} (T = {temperature:.3f})")
+
+    progress("fitting the rejection step")
+    detector = fit_detector(features_of(model, splits["train"].images), splits["train"].labels,
+                            features_of(model, splits["val"].images))
+    rejection = rejection_benchmark(model, detector, features_of(model, splits["test"].images))
+    progress(f"rejection: false accepts {rejection['false_accept_rate']:.3f} of "
+             f"{rejection['non_cell_images']} non-cell images, false rejects on test "
+             f"{rejection['false_reject_rate_test']:.4f}")
+    progress("robustness benchmark on test")
+    corrupted = robustness(model, splits["test"].images, splits["test"].labels, temperature,
+                           progress)
+
+    minutes = [entry["minutes"] for entry in trained.history]
+    card = ModelCard(
+        version=config.version,
+        classes=list(PBC_CLASSES),
+        preprocessing=Preprocessing().to_dict(),
+        temperature=temperature,
+        metrics={
+            "test": {**report.to_dict(), "ece_before_temperature": raw.ece},
+            "robustness": corrupted,
+            "rejection": rejection,
+        },
+        data={
+            "dataset": f"PBC (Acevedo et al. 2020), {data_root}",
+            **{f"{name}_manifest_sha256": split.manifest for name, split in splits.items()},
+            **{f"{name}_images": len(split.samples) for name, split in splits.items()},
+        },
+        training={
+            "config": config.model_dump(),
+            "history": trained.history,
+            "minutes_per_epoch": minutes,
+            "training_minutes": round(trained.wall_seconds / 60, 1),
+            "total_minutes_with_evaluation": round((time.monotonic() - started) / 60, 1),
+            "threads": config.threads,
+            "machine": f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}",
+        },
+    )
+    return save_artifact(model, card, out, detector)
+
+
