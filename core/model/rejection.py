@@ -47,8 +47,8 @@ def fit_detector(features: torch.Tensor, labels: torch.Tensor, val_features: tor
     centred = feats - means[labels]
     covariance = centred.T @ centred / len(feats)
     # A little shrinkage keeps the inverse stable where some directions barely vary.
-    covariance += shrinkage * covariance.diagonal().mean() * torch.eye(covariance.shape[0],
-                                                                        dtype=torch.float64)
+    scale = covariance.diagonal().mean().clamp_min(1e-6)
+    covariance += shrinkage * scale * torch.eye(covariance.shape[0], dtype=torch.float64)
     precision = torch.linalg.inv(covariance)
     detector = OodDetector(means.float(), precision.float(), threshold=float("inf"))
     val_scores = detector.scores(val_features)

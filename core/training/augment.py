@@ -7,12 +7,14 @@ network.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2.functional import jpeg
+from PIL import Image
 
 # Ruifrok & Johnston stain vectors (haematoxylin, eosin, DAB), as in scikit-image's rgb2hed.
 RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
@@ -81,8 +83,15 @@ def low_resolution(x: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def jpeg_artefacts(x: torch.Tensor, quality: int) -> torch.Tensor:
-    as_bytes = (x * 255).round().clamp(0, 255).to(torch.uint8)
-    return jpeg(as_bytes, quality).float() / 255
+    """Re-encode each image as JPEG at ``quality`` (Pillow's libjpeg, like most phones)."""
+    out = torch.empty_like(x)
+    as_bytes = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for index, array in enumerate(as_bytes):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
+        decoded = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
+        out[index] = torch.from_numpy(decoded).permute(2, 0, 1)
+    return out
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,75 @@
+"""The training pipeline end to end on a handful of real cells: it learns, resumes, and ships."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.model.artifact import load_artifact
+from core.training.config import Phase, TrainConfig
+from core.training.pipeline import run_training
+from tests.conftest import pbc_fixtures
+
+
+def image_folder_tree(root: Path) -> Path:
+    """train/val/test ImageFolder trees made of the eight fixture cells."""
+    for split in ("train", "val", "test"):
+        for label, path in pbc_fixtures().items():
+            target = root / split / label
+            target.mkdir(parents=True)
+            shutil.copy(path, target / path.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[str]]:
+    root = tmp_path_factory.mktemp("train")
+    data = image_folder_tree(root / "data")
+    config = TrainConfig(version="tiny", batch_size=8, drop_path=0.0, dropout=0.0,
+                         label_smoothing=0.0, phases=[Phase(epochs=4, resolution=96, lr=3e-3)])
+    lines: list[str] = []
+    out = root / "tiny.safetensors"
+    run_training(data, out, root / "run", root / "cache", config, lines.append)
+    return out, root, lines
+
+
+def test_the_loss_falls_while_training(trained: tuple[Path, Path, list[str]]) -> None:
+    _, card, _ = load_artifact(trained[0])
+    losses = [epoch["train_loss"] for epoch in card.training["history"]]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0]
+
+
+def test_progress_reports_epochs_loss_accuracy_and_eta(
+    trained: tuple[Path, Path, list[str]],
+) -> None:
+    lines = trained[2]
+    assert any("epoch 1/4" in line and "loss" in line and "ETA" in line for line in lines)
+    assert any("val accuracy" in line and "min left" in line for line in lines)
+
+
+def test_the_card_records_calibration_rejection_and_robustness(
+    trained: tuple[Path, Path, list[str]],
+) -> None:
+    _, card, detector = load_artifact(trained[0])
+    assert card.temperature > 0
+    assert {"accuracy", "macro_f1", "ece", "ece_before_temperature"} <= set(card.metrics["test"])
+    assert {"false_accept_rate", "false_reject_rate_test"} <= set(card.metrics["rejection"])
+    assert "defocus" in card.metrics["robustness"]
+    assert len(card.data["train_manifest_sha256"]) == 64
+    assert detector is not None
+
+
+def test_a_finished_run_resumes_without_training_again(
+    trained: tuple[Path, Path, list[str]],
+) -> None:
+    _, root, _ = trained
+    config = TrainConfig(version="tiny", batch_size=8,
+                         phases=[Phase(epochs=4, resolution=96, lr=3e-3)])
+    lines: list[str] = []
+    run_training(root / "data", root / "again.safetensors", root / "run", root / "cache",
+                 config, lines.append)
+    assert any("resuming at epoch 5" in line for line in lines)
+    assert not any(line.startswith("epoch ") for line in lines)

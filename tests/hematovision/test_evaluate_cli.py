@@ -1,0 +1,55 @@
+"""``hematovision evaluate`` over an ImageFolder tree."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from tests.conftest import pbc_fixtures
+
+
+def _tree(root: Path, upper: bool = False) -> Path:
+    for label, path in pbc_fixtures().items():
+        folder = root / (label.upper() if upper else label)
+        folder.mkdir(parents=True)
+        shutil.copy(path, folder / path.name)
+    return root
+
+
+def _evaluate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hematovision", "evaluate", *args],
+                          capture_output=True, text=True, timeout=180, check=False)
+
+
+def test_json_reports_accuracy_f1_count_and_per_class(tmp_path: Path) -> None:
+    png = tmp_path / "cm.png"
+    result = _evaluate(str(_tree(tmp_path / "data", upper=True)), "--json", "--png", str(png))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 8
+    assert 0 <= report["accuracy"] <= 1 and 0 <= report["macro_f1"] <= 1
+    assert set(report["per_class"]) == set(pbc_fixtures())
+    assert {"precision", "recall", "f1", "support"} <= set(report["per_class"]["ig"])
+    assert sum(map(sum, report["confusion_matrix"])) == 8
+    with Image.open(png) as picture:
+        assert picture.format == "PNG" and picture.width > 400
+
+
+def test_text_output_shows_the_table_and_matrix(tmp_path: Path) -> None:
+    result = _evaluate(str(_tree(tmp_path / "data")), "--png", str(tmp_path / "cm.png"))
+    assert result.returncode == 0, result.stderr
+    assert "macro-F1" in result.stdout and "confusion matrix" in result.stdout
+    assert "Immature granulocyte" in result.stdout
+
+
+def test_an_unknown_class_folder_is_a_clear_error(tmp_path: Path) -> None:
+    data = _tree(tmp_path / "data")
+    (data / "smudge_cell").mkdir()
+    result = _evaluate(str(data))
+    assert result.returncode == 2
+    assert "'smudge_cell'" in result.stderr and "not a known label" in result.stderr
