@@ -1,0 +1,183 @@
+"""Finding white cells, red cells and platelets in a stained smear field.
+
+Colour rules, not a trained detector: after white-balancing on the field's own background, the
+haematoxylin-stained nuclei of white cells (and platelets) are the only strongly blue-over-green
+objects in a May-Grünwald-Giemsa smear, and red cells are the only large pink ones. All sizes
+are in pixels of a working image whose longer side is ``WORK_SIDE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage as ndi
+from skimage.feature import peak_local_max
+from skimage.morphology import disk, remove_small_objects
+
+Box = tuple[int, int, int, int]
+WORK_SIDE = 640
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    nucleus_threshold: float = 50.0  # blue minus green after white balance
+    platelet_threshold: float = 30.0
+    min_nucleus_area: int = 2400  # smaller purple blobs are platelets or clumps
+    lobe_join_radius: int = 9
+    wbc_margin: float = 0.12  # cytoplasm rim, as a share of the nucleus box's longer side
+    min_wbc_side: int = 90
+    platelet_area: tuple[int, int] = (60, 900)
+    rbc_red_excess: float = 18.0  # red minus blue after white balance
+    rbc_min_distance: int = 28
+    rbc_min_radius: float = 18.0
+    vignette_level: float = 0.45  # darker than this share of the background is not field
+
+
+@dataclass(frozen=True)
+class Detection:
+    kind: str  # "wbc", "rbc", "platelet"
+    box: Box  # in working-image pixels
+    at_border: bool
+    score: float  # strength of the evidence (stain or distance), for ordering only
+
+
+@dataclass(frozen=True)
+class FieldMasks:
+    valid: np.ndarray  # inside the field of view (not vignette)
+    background: np.ndarray  # RGB white point used for balancing
+    purple: np.ndarray  # blue minus green, balanced
+
+
+def working_image(image: Image.Image) -> tuple[Image.Image, float]:
+    """Downscale early (cheap box reduction) so that the longer side is about WORK_SIDE."""
+    scale = WORK_SIDE / max(image.size)
+    if scale >= 1:
+        return image, 1.0
+    factor = int(1 / scale)
+    reduced = image.reduce(factor) if factor >= 2 else image
+    final = WORK_SIDE / max(reduced.size)
+    if final < 1:
+        reduced = reduced.resize((round(reduced.width * final), round(reduced.height * final)),
+                                 Image.Resampling.BILINEAR)
+    return reduced, reduced.width / image.width
+
+
+def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
+    grey = rgb.mean(axis=2)
+    bright = np.percentile(grey, 95)
+    dark = grey < params.vignette_level * bright
+    # The eyepiece vignette is the dark region touching the image border.
+    labels, _ = ndi.label(dark)
+    border_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    vignette = np.isin(labels, border_labels[border_labels > 0])
+    valid = ~ndi.binary_dilation(vignette, iterations=3)
+    pixels = rgb[valid] if valid.any() else rgb.reshape(-1, 3)
+    # The background is the brightest common colour; balancing on it undoes colour casts.
+    background = np.percentile(pixels, 90, axis=0).clip(1, None)
+    balanced = rgb * (230.0 / background)
+    purple = balanced[..., 2] - balanced[..., 1]
+    return FieldMasks(valid, background, np.where(valid, purple, 0))
+
+
+def _touches_border(box: Box, valid: np.ndarray, shape: tuple[int, int]) -> bool:
+    x0, y0, x1, y1 = box
+    height, width = shape
+    if x0 <= 1 or y0 <= 1 or x1 >= width - 1 or y1 >= height - 1:
+        return True
+    edge = np.concatenate([valid[y0, x0:x1], valid[y1 - 1, x0:x1], valid[y0:y1, x0],
+                           valid[y0:y1, x1 - 1]])
+    return bool((~edge).any())
+
+
+def detect_white_cells(masks: FieldMasks, params: DetectorParams) -> list[Detection]:
+    nucleus = ndi.binary_closing(masks.purple > params.nucleus_threshold, structure=disk(2))
+    nucleus = ndi.binary_fill_holes(nucleus)
+    nucleus = remove_small_objects(nucleus, max_size=params.min_nucleus_area // 4)
+    # Lobes of one segmented neutrophil lie close together: join them before labelling.
+    joined = ndi.binary_dilation(nucleus, structure=disk(params.lobe_join_radius))
+    labels, count = ndi.label(joined)
+    height, width = nucleus.shape
+    found = []
+    for index, region in enumerate(ndi.find_objects(labels), start=1):
+        if region is None:
+            continue
+        own = nucleus[region] & (labels[region] == index)
+        area = int(own.sum())
+        if area < params.min_nucleus_area:
+            continue
+        ys, xs = np.nonzero(own)
+        y0, y1 = ys.min() + region[0].start, ys.max() + region[0].start + 1
+        x0, x1 = xs.min() + region[1].start, xs.max() + region[1].start + 1
+        # The cytoplasm rim is about equally thick all round, in proportion to the nucleus.
+        pad = params.wbc_margin * max(x1 - x0, y1 - y0)
+        pad_x = max(pad, (params.min_wbc_side - (x1 - x0)) / 2)
+        pad_y = max(pad, (params.min_wbc_side - (y1 - y0)) / 2)
+        box = (max(0, round(x0 - pad_x)), max(0, round(y0 - pad_y)),
+               min(width, round(x1 + pad_x)), min(height, round(y1 + pad_y)))
+        score = float(masks.purple[region][own].mean())
+        found.append(Detection("wbc", box, _touches_border(box, masks.valid, nucleus.shape),
+                               score))
+    return found
+
+
+def detect_platelets(masks: FieldMasks, white: list[Detection],
+                     params: DetectorParams) -> list[Detection]:
+    stained = ndi.binary_opening(masks.purple > params.platelet_threshold, structure=disk(1))
+    for cell in white:
+        x0, y0, x1, y1 = cell.box
+        stained[y0:y1, x0:x1] = False
+    labels, _ = ndi.label(stained)
+    found = []
+    low, high = params.platelet_area
+    for region in ndi.find_objects(labels):
+        if region is None:
+            continue
+        area = int(stained[region].sum())
+        if not low <= area <= high:
+            continue
+        pad = 6  # the stained granulomere sits inside a paler hyalomere
+        box = (max(0, region[1].start - pad), max(0, region[0].start - pad),
+               min(stained.shape[1], region[1].stop + pad),
+               min(stained.shape[0], region[0].stop + pad))
+        found.append(Detection("platelet", box, _touches_border(box, masks.valid, stained.shape),
+                               float(masks.purple[region].max())))
+    return found
+
+
+def detect_red_cells(rgb: np.ndarray, masks: FieldMasks, white: list[Detection],
+                     params: DetectorParams) -> list[Detection]:
+    balanced = rgb * (230.0 / masks.background)
+    red = (balanced[..., 0] - balanced[..., 2] > params.rbc_red_excess) & masks.valid
+    red = ndi.binary_opening(red, structure=disk(2))
+    # Fill the pale centres of biconcave cells so each cell is one blob.
+    red = ndi.binary_fill_holes(ndi.binary_closing(red, structure=disk(3)))
+    for cell in white:
+        x0, y0, x1, y1 = cell.box
+        red[y0:y1, x0:x1] = False
+    distance = ndi.distance_transform_edt(red)
+    # Touching cells: one distance peak per cell (peaks at least a radius apart).
+    peaks = peak_local_max(distance, min_distance=params.rbc_min_distance,
+                           threshold_abs=params.rbc_min_radius, exclude_border=False)
+    found = []
+    height, width = red.shape
+    for y, x in peaks:
+        radius = float(distance[y, x])
+        box = (max(0, round(x - radius)), max(0, round(y - radius)),
+               min(width, round(x + radius)), min(height, round(y + radius)))
+        found.append(Detection("rbc", box, _touches_border(box, masks.valid, red.shape), radius))
+    return found
+
+
+def detect(image: Image.Image, params: DetectorParams | None = None,
+           ) -> tuple[list[Detection], FieldMasks, float]:
+    """All cells in ``image``; boxes in working-image pixels, with the scale to the original."""
+    params = params or DetectorParams()
+    work, scale = working_image(image.convert("RGB"))
+    rgb = np.asarray(work, dtype=np.float32)
+    masks = field_masks(rgb, params)
+    white = detect_white_cells(masks, params)
+    platelets = detect_platelets(masks, white, params)
+    red = detect_red_cells(rgb, masks, white, params)
+    return white + platelets + red, masks, scale
