@@ -14,12 +14,29 @@ import logging
 from telegram import Bot, ReplyParameters
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
-from core.submissions import Delivery, mark_delivered, pending_deliveries
+from core.submissions import (
+    Delivery,
+    mark_delivered,
+    mark_picture_delivered,
+    pending_deliveries,
+)
 
 from . import messages
 from .services import BotServices
 
 log = logging.getLogger(__name__)
+
+
+async def deliver_picture(bot: Bot, delivery: Delivery, services: BotServices) -> None:
+    """Send the annotated field picture (once) before the text result."""
+    if delivery.annotated_sha256 is None or delivery.picture_delivered:
+        return
+    path = services.store.path_for(delivery.annotated_sha256)
+    await bot.send_photo(
+        delivery.chat_id, photo=path.read_bytes(), caption=messages.picture_caption(delivery),
+        reply_parameters=ReplyParameters(delivery.message_id, allow_sending_without_reply=True),
+    )
+    await asyncio.to_thread(mark_picture_delivered, services.sessions, delivery.submission_id)
 
 
 async def deliver(bot: Bot, delivery: Delivery) -> None:
@@ -45,6 +62,7 @@ async def deliver_pending(bot: Bot, services: BotServices) -> int:
     sent = 0
     for delivery in await asyncio.to_thread(pending_deliveries, services.sessions):
         try:
+            await deliver_picture(bot, delivery, services)
             await deliver(bot, delivery)
         except RetryAfter as exc:
             log.warning("rate limited by Telegram for %s s", exc.retry_after)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from core.db.models import SubmissionStatus
+from core.field.analyse import CLINICAL_ORDER
 from core.labels import display_name
-from core.submissions import Delivery
+from core.submissions import CellView, Delivery
 
 DISCLAIMER = (
     "⚠️ Decision support only, not a diagnosis: a qualified person must confirm every result."
@@ -47,31 +48,74 @@ def too_large(size: int, limit: int) -> str:
     )
 
 
+def picture_caption(delivery: Delivery) -> str:
+    return (f"Numbered white cells, red cells (red circles) and platelets (cyan). "
+            f"{len(delivery.classified)} white cell(s), {delivery.rbc_count} red cells, "
+            f"{delivery.platelet_count} platelets.")
+
+
 def _percent(value: float) -> str:
     return f"{value * 100:.1f}%"
 
 
 def result_text(delivery: Delivery) -> str:
     if delivery.status is SubmissionStatus.REJECTED:
-        return f"❌ I could not analyse this file.\n{delivery.error}"
+        return f"❌ I could not analyse this image.\n{delivery.error}"
     if delivery.status is SubmissionStatus.FAILED:
         return (
             "❌ Sorry, the analysis of this image failed on our side. It has been recorded; "
             "please send the image again."
         )
-    if not delivery.cells:
-        return "No cells recognised in this image.\n\n" + DISCLAIMER
-    lines = ["🔬 Result"]
-    for cell in delivery.cells:
-        prefix = f"Cell {cell.index + 1}: " if len(delivery.cells) > 1 else ""
-        lines.append(f"{prefix}{display_name(cell.label)}: {_percent(cell.confidence)}")
-        alternatives = [
-            f"{display_name(str(alt['label']))} {_percent(float(alt['confidence']))}"
-            for alt in cell.top3[1:]
-        ]
-        if alternatives:
-            lines.append("   next: " + ", ".join(alternatives))
-    lines.append("")
-    lines.append(f"Model: {delivery.model_version}")
-    lines.append(DISCLAIMER)
+    lines = _field_lines(delivery) if delivery.mode == "field" else _cell_lines(delivery)
+    lines += ["", f"Model: {delivery.model_version}", DISCLAIMER]
     return "\n".join(lines)
+
+
+def _label_line(cell: CellView) -> str:
+    text = f"{display_name(cell.label or '')}: {_percent(cell.confidence or 0.0)}"
+    if cell.review:
+        text += "  ⚠️ please review"
+    return text
+
+
+def _alternatives(cell: CellView) -> str:
+    return ", ".join(f"{display_name(str(alt['label']))} {_percent(float(alt['confidence']))}"
+                     for alt in cell.top3[1:])
+
+
+def _cell_lines(delivery: Delivery) -> list[str]:
+    cells = delivery.classified
+    if not cells:
+        return ["No cells recognised in this image."]
+    lines = ["🔬 Result"]
+    for number, cell in enumerate(cells, start=1):
+        prefix = f"Cell {number}: " if len(cells) > 1 else ""
+        lines.append(prefix + _label_line(cell))
+        if cell.label == "not_recognised":
+            lines.append("   This does not look like a stained blood cell.")
+        elif alternatives := _alternatives(cell):
+            lines.append(f"   next: {alternatives}")
+    return lines
+
+
+def _field_lines(delivery: Delivery) -> list[str]:
+    cells = delivery.classified
+    lines = ["🔬 Field analysis",
+             f"White cells: {len(cells)} · Red cells: {delivery.rbc_count} · "
+             f"Platelets: {delivery.platelet_count}"]
+    if not cells:
+        lines.append("No white cell found in this field.")
+        return lines
+    counts: dict[str, int] = {}
+    for cell in cells:
+        if cell.label != "not_recognised":
+            counts[cell.label or ""] = counts.get(cell.label or "", 0) + 1
+    total = sum(counts.values())
+    if total:
+        lines.append("Differential:")
+        for label in [k for k in CLINICAL_ORDER if k in counts]:
+            lines.append(f"   {display_name(label)}: {counts[label]} "
+                         f"({100 * counts[label] / total:.0f}%)")
+    lines.append("Cells (numbered as in the picture):")
+    lines += [f"   {n}. {_label_line(cell)}" for n, cell in enumerate(cells, start=1)]
+    return lines

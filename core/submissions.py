@@ -5,7 +5,6 @@ Functions here are the only writers of submission state, shared by the bot and t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,8 +22,8 @@ from core.db.models import (
     utcnow,
 )
 from core.db.session import transaction
+from core.field.analyse import Analysis
 from core.model.artifact import ModelCard
-from core.model.classifier import CellPrediction
 
 Factory = sessionmaker[Session]
 
@@ -54,10 +53,13 @@ class RecordOutcome:
 @dataclass(frozen=True)
 class CellView:
     index: int
-    label: str
-    confidence: float
+    kind: str
+    label: str | None
+    confidence: float | None
     top3: list[dict[str, float | str]]
     box: tuple[int, int, int, int]
+    review: bool = False
+    at_border: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,15 @@ class Delivery:
     error: str | None
     model_version: str | None
     cells: list[CellView]
+    mode: str | None = None
+    rbc_count: int | None = None
+    platelet_count: int | None = None
+    annotated_sha256: str | None = None
+    picture_delivered: bool = False
+
+    @property
+    def classified(self) -> list[CellView]:
+        return [c for c in self.cells if c.label is not None]
 
 
 def ensure_user(session: Session, sender: Sender) -> User:
@@ -153,11 +164,12 @@ def register_model(factory: Factory, card: ModelCard, path: str) -> int:
 
 
 def store_results(
-    factory: Factory, submission_id: int, predictions: Sequence[CellPrediction],
-    model_version_id: int,
+    factory: Factory, submission_id: int, analysis: Analysis, model_version_id: int,
+    annotated_sha256: str | None = None,
 ) -> bool:
     """Write all cells and finish the submission in one transaction.
 
+    A photo that fails the quality gate is finished as rejected, with the gate's request.
     Returns False (and writes nothing) when another delivery of the task already finished it.
     """
     with transaction(factory) as session:
@@ -167,18 +179,27 @@ def store_results(
         # A redelivered task may find rows from an attempt that died before commit; they
         # cannot exist after a commit, but deleting first keeps the write idempotent regardless.
         session.execute(delete(CellResult).where(CellResult.submission_id == submission_id))
-        for index, prediction in enumerate(predictions):
-            x0, y0, x1, y1 = prediction.box
+        for index, cell in enumerate(analysis.cells):
+            x0, y0, x1, y1 = cell.box
             session.add(CellResult(
-                submission_id=submission_id, index=index, label=prediction.label,
-                confidence=prediction.confidence,
-                top3=[{"label": s.label, "confidence": s.confidence} for s in prediction.top3],
-                box_x0=x0, box_y0=y0, box_x1=x1, box_y1=y1,
-                model_version_id=model_version_id,
+                submission_id=submission_id, index=index, kind=cell.kind, label=cell.label,
+                confidence=cell.confidence,
+                top3=[{"label": s.label, "confidence": s.confidence} for s in cell.top3]
+                if cell.label is not None else None,
+                box_x0=x0, box_y0=y0, box_x1=x1, box_y1=y1, at_border=cell.at_border,
+                review=cell.review, model_version_id=model_version_id,
             ))
-        submission.status = SubmissionStatus.DONE
+        quality = analysis.quality
+        submission.status = SubmissionStatus.REJECTED if analysis.rejected \
+            else SubmissionStatus.DONE
+        submission.error = quality.message if analysis.rejected and quality else None
+        submission.mode = analysis.mode
+        submission.rbc_count = analysis.rbc_count
+        submission.platelet_count = analysis.platelet_count
+        submission.quality = quality.to_dict() if quality else None
+        submission.timings = analysis.to_dict()["timings_ms"]  # type: ignore[assignment]
+        submission.annotated_sha256 = annotated_sha256
         submission.model_version_id = model_version_id
-        submission.error = None
         submission.finished_at = utcnow()
         return True
 
@@ -221,6 +242,13 @@ def stale_queued(factory: Factory, older_than: timedelta) -> list[int]:
         )))
 
 
+def mark_picture_delivered(factory: Factory, submission_id: int) -> None:
+    with transaction(factory) as session:
+        submission = session.get(Submission, submission_id)
+        if submission is not None and submission.picture_delivered_at is None:
+            submission.picture_delivered_at = utcnow()
+
+
 def mark_delivered(factory: Factory, submission_id: int) -> None:
     with transaction(factory) as session:
         submission = session.get(Submission, submission_id)
@@ -239,8 +267,13 @@ def _delivery(row: Submission) -> Delivery:
         error=row.error,
         model_version=row.model_version.version if row.model_version else None,
         cells=[
-            CellView(c.index, c.label, c.confidence, c.top3,
-                     (c.box_x0, c.box_y0, c.box_x1, c.box_y1))
+            CellView(c.index, c.kind, c.label, c.confidence, c.top3 or [],
+                     (c.box_x0, c.box_y0, c.box_x1, c.box_y1), c.review, c.at_border)
             for c in row.cells
         ],
+        mode=row.mode,
+        rbc_count=row.rbc_count,
+        platelet_count=row.platelet_count,
+        annotated_sha256=row.annotated_sha256,
+        picture_delivered=row.picture_delivered_at is not None,
     )

@@ -1,4 +1,4 @@
-"""``hematovision classify``: classify image files locally, no services needed."""
+"""``hematovision classify``: analyse image files locally, no services needed."""
 
 from __future__ import annotations
 
@@ -6,24 +6,47 @@ import json
 import sys
 from pathlib import Path
 
+from core.field.analyse import Analysis, analyse
+from core.field.annotate import annotate
 from core.intake import IntakeError, open_image
 from core.labels import display_name
 from core.model.artifact import ModelIntegrityError
-from core.model.classifier import CellClassifier, CellPrediction
+from core.model.classifier import CellClassifier
 from core.settings import Settings
 
 
-def cell_json(cell: CellPrediction) -> dict[str, object]:
-    return {
-        "label": cell.label,
-        "confidence": round(cell.confidence, 6),
-        "top3": [{"label": s.label, "confidence": round(s.confidence, 6)} for s in cell.top3],
-        "box": list(cell.box),
-    }
+def _summary(path: Path, analysis: Analysis) -> list[str]:
+    if analysis.rejected and analysis.quality:
+        return [f"{path}: not analysed: {analysis.quality.message}"]
+    lines = []
+    if analysis.mode == "field":
+        lines.append(f"{path}: field, {len(analysis.classified)} white cell(s), "
+                     f"{analysis.rbc_count} red cells, {analysis.platelet_count} platelets")
+    for number, cell in enumerate(analysis.classified, start=1):
+        alternatives = ", ".join(f"{display_name(s.label)} {s.confidence:.1%}"
+                                 for s in cell.top3[1:])
+        prefix = f"  {number}. " if analysis.mode == "field" else f"{path}: "
+        review = "  [review]" if cell.review else ""
+        lines.append(f"{prefix}{display_name(cell.label or '')} {cell.confidence or 0:.1%}"
+                     f"  (next: {alternatives}){review}")
+    if analysis.differential:
+        lines.append("  differential: " + ", ".join(
+            f"{display_name(r.label)} {r.count} ({r.percent:.0f}%)" for r in analysis.differential))
+    return lines
+
+
+def _as_json(path: Path, analysis: Analysis) -> dict[str, object]:
+    data = analysis.to_dict()
+    cells = data.pop("cells")
+    assert isinstance(cells, list)
+    return {"image": str(path), **data,
+            "cells": [c for c in cells if c["label"] is not None],
+            "other_cells": [{k: c[k] for k in ("kind", "box", "at_border")}
+                            for c in cells if c["label"] is None]}
 
 
 def run_classify(settings: Settings, images: list[Path], as_json: bool,
-                 model_path: Path | None = None) -> int:
+                 model_path: Path | None = None, annotate_dir: Path | None = None) -> int:
     try:
         classifier = CellClassifier.from_artifact(model_path or settings.model_path,
                                                   settings.device)
@@ -33,8 +56,7 @@ def run_classify(settings: Settings, images: list[Path], as_json: bool,
     failures = 0
     for path in images:
         try:
-            data = path.read_bytes()
-            clean = open_image(data, max_pixels=settings.max_image_pixels,
+            clean = open_image(path.read_bytes(), max_pixels=settings.max_image_pixels,
                                max_bytes=settings.max_upload_bytes)
         except (OSError, IntakeError) as exc:
             failures += 1
@@ -43,14 +65,12 @@ def run_classify(settings: Settings, images: list[Path], as_json: bool,
             if as_json:
                 print(json.dumps({"image": str(path), "error": reason}))
             continue
-        cells = classifier.classify_image(clean.image)
+        analysis = analyse(clean.image, classifier)
+        if annotate_dir is not None and not analysis.rejected:
+            annotate_dir.mkdir(parents=True, exist_ok=True)
+            annotate(clean.image, analysis).save(annotate_dir / f"{path.stem}.annotated.png")
         if as_json:
-            print(json.dumps({"image": str(path), "model": classifier.version,
-                              "cells": [cell_json(c) for c in cells]}))
+            print(json.dumps(_as_json(path, analysis)))
         else:
-            for cell in cells:
-                alternatives = ", ".join(
-                    f"{display_name(s.label)} {s.confidence:.1%}" for s in cell.top3[1:])
-                print(f"{path}: {display_name(cell.label)} {cell.confidence:.1%}"
-                      f"  (next: {alternatives})")
+            print("\n".join(_summary(path, analysis)))
     return 1 if failures else 0

@@ -18,6 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("images", nargs="+", type=Path)
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
     classify.add_argument("--model", type=Path, help="model weights (.safetensors)")
+    classify.add_argument("--annotate", type=Path, metavar="OUT_DIR",
+                          help="write an annotated PNG per field photo into OUT_DIR")
 
     train = sub.add_parser("train", help="fine-tune the classifier on an image-folder data set")
     train.add_argument("--data", type=Path, required=True, help="folder with train/ val/ test/")
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging("WARNING")
         from hematovision.classify_cli import run_classify
 
-        return run_classify(settings, args.images, args.json, args.model)
+        return run_classify(settings, args.images, args.json, args.model, args.annotate)
     # The demo prints its own story; its children keep their full logs in the data dir.
     configure_logging("WARNING" if args.command == "demo" else "INFO")
     if args.command in ("train", "evaluate"):

@@ -9,6 +9,8 @@ import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.session import make_engine, make_session_factory
+from core.field.analyse import analyse
+from core.field.annotate import annotate
 from core.model.classifier import CellClassifier
 from core.settings import Settings
 from core.storage import ImageStore
@@ -52,6 +54,11 @@ class WorkerRuntime:
         except (OSError, ValueError) as exc:
             record_failure(self.sessions, submission_id, f"stored image unreadable: {exc}")
             return
-        predictions = self.classifier.classify_image(image)
-        written = store_results(self.sessions, submission_id, predictions, self.model_version_id)
-        log.info("submission %s: %d cell(s), written=%s", submission_id, len(predictions), written)
+        analysis = analyse(image, self.classifier)
+        annotated = None
+        if analysis.mode == "field" and not analysis.rejected:
+            annotated = self.store.put(annotate(image, analysis)).sha256
+        written = store_results(self.sessions, submission_id, analysis, self.model_version_id,
+                                annotated)
+        log.info("submission %s: %s, %d cell(s), written=%s", submission_id, analysis.mode,
+                 len(analysis.cells), written)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -113,6 +114,13 @@ class Submission(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    mode: Mapped[str | None] = mapped_column(String(8))  # "cell" (close-up) or "field"
+    rbc_count: Mapped[int | None] = mapped_column(Integer)
+    platelet_count: Mapped[int | None] = mapped_column(Integer)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    annotated_sha256: Mapped[str | None] = mapped_column(String(64))
+    picture_delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -135,9 +143,14 @@ class CellResult(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
     index: Mapped[int] = mapped_column(Integer)
-    label: Mapped[str] = mapped_column(String(32))
-    confidence: Mapped[float] = mapped_column(Float)
-    top3: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    kind: Mapped[str] = mapped_column(String(16), default="cell", server_default="cell")
+    # Label, confidence and top-3 exist for classified cells (white cells, close-ups) only;
+    # red cells and platelets are located and counted.
+    label: Mapped[str | None] = mapped_column(String(32))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    top3: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    at_border: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     box_x0: Mapped[int] = mapped_column(Integer)
     box_y0: Mapped[int] = mapped_column(Integer)
     box_x1: Mapped[int] = mapped_column(Integer)

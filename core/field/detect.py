@@ -77,6 +77,8 @@ def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
     labels, _ = ndi.label(dark)
     border_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     vignette = np.isin(labels, border_labels[border_labels > 0])
+    if bright < 25:  # a black frame: no field of view at all
+        vignette = np.ones_like(dark)
     valid = ~ndi.binary_dilation(vignette, iterations=3)
     pixels = rgb[valid] if valid.any() else rgb.reshape(-1, 3)
     # The background is the brightest common colour; balancing on it undoes colour casts.

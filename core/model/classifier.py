@@ -87,7 +87,14 @@ class CellClassifier:
     def classify_cells(
         self, image: Image.Image, boxes: Sequence[Box]
     ) -> list[CellPrediction]:
-        crops = [image.crop(box) for box in boxes]
+        return self.classify_crops([image.crop(box) for box in boxes], boxes)
+
+    def classify_crops(
+        self, crops: Sequence[Image.Image], boxes: Sequence[Box] | None = None
+    ) -> list[CellPrediction]:
+        """Classify already-cropped cells in batches; ``boxes`` locate them for the result."""
+        if boxes is None:
+            boxes = [(0, 0, crop.width, crop.height) for crop in crops]
         probs, ood = self.scores(crops)
         predictions = []
         for index, (box, row) in enumerate(zip(boxes, probs, strict=True)):

@@ -23,7 +23,7 @@ class TrainConfig(BaseModel):
     # adapts the network (and BatchNorm statistics) to the size it will see.
     phases: list[Phase] = Field(default_factory=lambda: [
         Phase(epochs=1, resolution=128, lr=2e-3, frozen_blocks=8, warmup_steps=50),
-        Phase(epochs=7, resolution=160, lr=1e-3, warmup_steps=30),
+        Phase(epochs=4, resolution=160, lr=1e-3, warmup_steps=30),
         Phase(epochs=1, resolution=224, lr=1e-4),
     ])
     batch_size: int = 32

@@ -4,15 +4,18 @@ from core.submissions import CellView, Delivery
 
 
 def _delivery(
-    status: SubmissionStatus, cells: list[CellView], error: str | None = None
+    status: SubmissionStatus, cells: list[CellView], error: str | None = None,
+    mode: str = "cell",
 ) -> Delivery:
-    return Delivery(1, 10, 5, 6, "photo", status, error, "v1", cells)
+    return Delivery(1, 10, 5, 6, "photo", status, error, "v1", cells, mode=mode,
+                    rbc_count=40, platelet_count=3)
 
 
 def _cell(index: int, label: str, confidence: float) -> CellView:
     top3 = [{"label": label, "confidence": confidence},
             {"label": "monocyte", "confidence": (1 - confidence) / 2}]
-    return CellView(index, label, confidence, top3, (0, 0, 10, 10))
+    return CellView(index, "wbc", label, confidence, top3, (0, 0, 10, 10),
+                    review=confidence < 0.7)
 
 
 def test_a_single_cell_result_names_the_label_confidence_and_disclaimer() -> None:
@@ -37,3 +40,17 @@ def test_a_rejection_carries_the_reason() -> None:
 def test_a_failure_asks_to_send_again_without_internal_details() -> None:
     text = result_text(_delivery(SubmissionStatus.FAILED, [], "RuntimeError: CUDA oom"))
     assert "send the image again" in text and "CUDA" not in text
+
+
+def test_a_field_result_gives_counts_differential_and_numbered_cells() -> None:
+    cells = [_cell(0, "neutrophil", 0.9), _cell(1, "lymphocyte", 0.6), _cell(2, "neutrophil", 0.8),
+             CellView(3, "rbc", None, None, [], (0, 0, 5, 5))]
+    text = result_text(_delivery(SubmissionStatus.DONE, cells, mode="field"))
+    assert "White cells: 3 · Red cells: 40 · Platelets: 3" in text
+    assert text.index("Neutrophil: 2 (67%)") < text.index("Lymphocyte: 1 (33%)")
+    assert "2. Lymphocyte: 60.0%  ⚠️ please review" in text
+
+
+def test_a_field_without_white_cells_says_so() -> None:
+    text = result_text(_delivery(SubmissionStatus.DONE, [], mode="field"))
+    assert "No white cell found" in text

@@ -31,7 +31,7 @@ def test_json_gives_one_object_per_image_with_cells() -> None:
     assert [line["image"] for line in lines] == [str(p) for p in images]
     for line in lines:
         [cell] = line["cells"]
-        assert set(cell) == {"label", "confidence", "top3", "box"}
+        assert {"label", "confidence", "top3", "box", "kind", "review"} <= set(cell)
         assert 0 < cell["confidence"] <= 1 and len(cell["top3"]) == 3
         assert cell["box"][:2] == [0, 0] and cell["box"][2] > 0
     assert [line["cells"][0]["label"] for line in lines] == ["eosinophil", "lymphocyte"]

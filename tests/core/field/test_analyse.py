@@ -1,0 +1,116 @@
+"""Whole-field analysis on real BCCD fields, and refusals of photos that are not smears."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from core.field.analyse import analyse
+from core.field.annotate import annotate
+from core.model.classifier import CellClassifier
+from core.settings import DEFAULT_MODEL_PATH
+from tests.conftest import FIXTURES, pbc_fixtures
+
+BCCD = FIXTURES / "bccd"
+
+
+def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union
+
+
+@pytest.fixture(scope="module")
+def classifier() -> CellClassifier:
+    return CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+
+
+@pytest.mark.parametrize("name", ["BloodImage_00007", "BloodImage_00015"])
+def test_the_white_cell_of_a_real_field_is_found_where_annotated(
+    classifier: CellClassifier, name: str
+) -> None:
+    truth = _fixture_truth(name)
+    analysis = analyse(Image.open(BCCD / f"{name}.jpg"), classifier)
+    assert analysis.mode == "field" and not analysis.rejected
+    white = [c for c in analysis.cells if c.kind == "wbc"]
+    assert len(white) == len(truth["wbc"]) == 1
+    assert _iou(white[0].box, truth["wbc"][0]) >= 0.5
+    assert white[0].label is not None and 0 < (white[0].confidence or 0) <= 1
+    assert analysis.rbc_count > 5
+
+
+def _fixture_truth(name: str) -> dict[str, list[tuple[int, int, int, int]]]:
+    import xml.etree.ElementTree as ET
+
+    kinds = {"WBC": "wbc", "RBC": "rbc", "Platelets": "platelet"}
+    truth: dict[str, list[tuple[int, int, int, int]]] = {k: [] for k in kinds.values()}
+    for obj in ET.parse(BCCD / f"{name}.xml").findall("object"):
+        box = obj.find("bndbox")
+        assert box is not None
+        truth[kinds[(obj.findtext("name") or "").strip()]].append(tuple(
+            int(float(box.findtext(k) or 0)) for k in ("xmin", "ymin", "xmax", "ymax")))
+    return truth
+
+
+def test_a_single_cell_close_up_is_classified_directly(classifier: CellClassifier) -> None:
+    analysis = analyse(Image.open(pbc_fixtures()["eosinophil"]), classifier)
+    assert analysis.mode == "cell"
+    [cell] = analysis.cells
+    assert cell.label == "eosinophil"
+    assert analysis.differential[0].label == "eosinophil"
+
+
+@pytest.mark.parametrize(
+    ("image", "problem"),
+    [
+        (Image.new("RGB", (1200, 900), (235, 235, 232)), "not_a_smear"),
+        (Image.new("RGB", (1200, 900), (0, 0, 0)), "no_field"),
+        (Image.fromarray(np.random.default_rng(0).integers(0, 255, (900, 1200, 3),
+                                                           dtype=np.uint8)), "not_a_smear"),
+    ],
+    ids=["blank", "black", "noise"],
+)
+def test_a_photo_that_is_not_a_smear_is_refused_with_a_reason(
+    classifier: CellClassifier, image: Image.Image, problem: str
+) -> None:
+    analysis = analyse(image, classifier)
+    assert analysis.rejected
+    assert analysis.quality is not None and analysis.quality.problem == problem
+    assert analysis.quality.message and not analysis.cells
+
+
+def test_a_blurred_field_is_refused_with_a_focusing_tip(classifier: CellClassifier) -> None:
+    blurred = Image.open(BCCD / "BloodImage_00007.jpg").filter(ImageFilter.GaussianBlur(3))
+    analysis = analyse(blurred, classifier)
+    assert analysis.quality is not None and analysis.quality.problem == "blurred"
+    assert "focus" in (analysis.quality.message or "")
+
+
+def test_a_natural_photo_is_refused(classifier: CellClassifier) -> None:
+    data = pytest.importorskip("skimage.data")
+    photo = Image.fromarray(data.astronaut()).resize((1024, 1024))
+    assert analyse(photo, classifier).rejected
+
+
+def test_the_json_has_the_documented_fields(classifier: CellClassifier) -> None:
+    data = analyse(Image.open(BCCD / "BloodImage_00015.jpg"), classifier).to_dict()
+    assert {"mode", "width", "height", "model", "quality", "cells", "differential",
+            "wbc_count", "rbc_count", "platelet_count", "timings_ms"} <= set(data)
+    assert {"kind", "box", "label", "confidence", "top3", "review", "at_border"} <= set(
+        data["cells"][0])  # type: ignore[index]
+    json.dumps(data)
+
+
+def test_the_annotated_picture_is_a_png_that_opens(classifier: CellClassifier,
+                                                   tmp_path: Path) -> None:
+    field = Image.open(BCCD / "BloodImage_00007.jpg")
+    path = tmp_path / "annotated.png"
+    annotate(field, analyse(field, classifier)).save(path)
+    with Image.open(path) as picture:
+        assert picture.format == "PNG"
+        assert picture.width > field.width  # the legend and chart panel sit beside the photo
