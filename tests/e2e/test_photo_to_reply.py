@@ -7,6 +7,7 @@ and PostgreSQL or SQLite as the database.
 from __future__ import annotations
 
 import contextlib
+import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from PIL import Image
 from core.db.models import SubmissionStatus
 from core.labels import display_name
 from core.storage import ImageStore
+from tests.conftest import FIXTURES as FIXTURES_DIR
 from tests.conftest import jpeg_bytes, pbc_fixtures
 from tests.stack import Stack, fresh_postgres_database, running_stack
 
@@ -164,3 +166,34 @@ def test_a_result_finished_while_the_bot_is_down_is_delivered_once_on_restart(
     assert stack.delivered_submissions(user)[0].delivered_at is not None
 
 
+
+
+def test_a_field_photo_gets_the_differential_and_the_annotated_picture(stack: Stack) -> None:
+    user = stack.new_user()
+    field = FIXTURES_DIR / "bccd" / "BloodImage_00007.jpg"
+    stack.standin.send_document(user, field.read_bytes(), field.name, "image/jpeg")
+
+    result = stack.result_for(user)
+    assert "Field analysis" in (result.text or "")
+    assert "Differential:" in (result.text or "") and "Red cells:" in (result.text or "")
+    [picture] = stack.standin.wait_for(user, 1, predicate=lambda a: a.method == "sendPhoto")
+    assert picture.file is not None
+    with Image.open(io.BytesIO(picture.file)) as annotated:
+        assert annotated.width > 640  # the photo plus the legend panel
+    assert "white cell" in (picture.caption or "")
+
+    [submission] = stack.delivered_submissions(user)
+    assert submission.mode == "field" and submission.rbc_count and submission.rbc_count > 5
+    kinds = {cell.kind for cell in submission.cells}
+    assert {"wbc", "rbc"} <= kinds
+    assert submission.picture_delivered_at is not None
+
+
+def test_a_photo_that_is_not_a_smear_gets_a_specific_request(stack: Stack) -> None:
+    user = stack.new_user()
+    blank = jpeg_bytes(Image.new("RGB", (1600, 1200), (236, 236, 233)))
+    stack.standin.send_document(user, blank, "blank.jpg", "image/jpeg")
+    result = stack.result_for(user)
+    assert "doesn't look like a stained blood smear" in (result.text or "")
+    [submission] = stack.delivered_submissions(user)
+    assert submission.status is SubmissionStatus.REJECTED
