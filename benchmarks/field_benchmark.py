@@ -1,0 +1,144 @@
+"""Field analysis on BCCD test: detection under phone-like conditions, quality gate, speed.
+
+    python -m benchmarks.field_benchmark [--bccd ../shared/data/bccd] [--split test]
+
+Prints a Markdown table; BENCHMARKS.md keeps the numbers of the last run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from benchmarks.phone_conditions import CONDITIONS
+from core.field.analyse import analyse
+from core.field.bccd import read_split
+from core.field.detect import DetectorParams, detect, field_masks
+from core.field.quality import measure
+from core.model.classifier import CellClassifier
+from core.settings import DEFAULT_MODEL_PATH
+
+
+def iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union else 0.0
+
+
+def matches(predicted: list[tuple[int, ...]], truth: list[tuple[int, ...]],
+            threshold: float = 0.5) -> tuple[int, set[int]]:
+    """Greedy one-to-one matching by IoU; returns true positives and matched predictions."""
+    pairs = sorted(((iou(p, t), i, j) for i, p in enumerate(predicted)
+                    for j, t in enumerate(truth)), reverse=True)
+    used_p: set[int] = set()
+    used_t: set[int] = set()
+    for value, i, j in pairs:
+        if value < threshold:
+            break
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+    return len(used_t), used_p
+
+
+def run_condition(items: list, condition) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    wbc = [0, 0, 0, 0]  # tp, predicted, truth, unmatched predictions flagged at the border
+    platelets = [0, 0, 0]
+    rbc_errors: list[float] = []
+    accepted = 0
+    for item in items:
+        image, boxes = condition(Image.open(item.image).convert("RGB"), item.boxes)
+        detections, _, scale = detect(image)
+        for kind, counter in (("wbc", wbc), ("platelet", platelets)):
+            found = [d for d in detections if d.kind == kind]
+            predicted = [tuple(round(v / scale) for v in d.box) for d in found]
+            tp, used = matches(predicted, boxes[kind])
+            counter[0] += tp
+            counter[1] += len(predicted)
+            counter[2] += len(boxes[kind])
+            if kind == "wbc":
+                counter[3] += sum(1 for i, d in enumerate(found) if i not in used and d.at_border)
+        truth_rbc = len(boxes["rbc"])
+        if truth_rbc:
+            rbc_errors.append((sum(d.kind == "rbc" for d in detections) - truth_rbc) / truth_rbc)
+        rgb = np.asarray(image.resize((round(image.width * scale), round(image.height * scale)))
+                         if scale < 1 else image, dtype=np.float32)
+        accepted += measure(rgb, field_masks(rgb, DetectorParams())).passed
+    return {
+        "wbc_recall": wbc[0] / wbc[2],
+        "wbc_precision": wbc[0] / max(wbc[1], 1),
+        "wbc_precision_excl_border": wbc[0] / max(wbc[1] - wbc[3], 1),
+        "platelet_recall": platelets[0] / platelets[2],
+        "platelet_precision": platelets[0] / max(platelets[1], 1),
+        "rbc_mean_rel_error": statistics.mean(rbc_errors),
+        "rbc_mean_abs_rel_error": statistics.mean(abs(e) for e in rbc_errors),
+        "quality_gate_accepts": accepted / len(items),
+    }
+
+
+def gate_on_degraded(items: list) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Share rejected by the gate on clearly bad versions of the same fields."""
+    bad = {
+        "blurred_sigma3": lambda im: im.filter(ImageFilter.GaussianBlur(3)),
+        "dark_x0.25": lambda im: Image.fromarray((np.asarray(im) * 0.25).astype(np.uint8)),
+        "overexposed": lambda im: Image.fromarray(
+            (np.asarray(im, dtype=np.float32) * 1.8).clip(0, 255).astype(np.uint8)),
+    }
+    out = {}
+    for name, fn in bad.items():
+        rejected = 0
+        for item in items:
+            rgb = np.asarray(fn(Image.open(item.image).convert("RGB")), dtype=np.float32)
+            rejected += not measure(rgb, field_masks(rgb, DetectorParams())).passed
+        out[name] = rejected / len(items)
+    return out
+
+
+def speed(items: list, repeats: int = 5) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+    image, _ = CONDITIONS["all_combined_12mp"](Image.open(items[0].image).convert("RGB"),
+                                               items[0].boxes)
+    analyse(image, classifier)  # warm up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        analyse(image, classifier)
+        times.append(time.perf_counter() - started)
+    return {"12mp_median_s": statistics.median(times), "12mp_max_s": max(times)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bccd", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "bccd")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--conditions", nargs="*", default=list(CONDITIONS))
+    args = parser.parse_args()
+    items = read_split(args.bccd, args.split)
+    print(f"BCCD {args.split}: {len(items)} fields\n")
+    print("| condition | WBC recall | WBC precision | WBC precision (border excl.) | "
+          "platelet recall | platelet precision | RBC mean rel. error | RBC mean abs rel. "
+          "error | gate accepts |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in args.conditions:
+        r = run_condition(items, CONDITIONS[name])
+        print(f"| {name} | {r['wbc_recall']:.3f} | {r['wbc_precision']:.3f} | "
+              f"{r['wbc_precision_excl_border']:.3f} | {r['platelet_recall']:.3f} | "
+              f"{r['platelet_precision']:.3f} | {r['rbc_mean_rel_error']:+.3f} | "
+              f"{r['rbc_mean_abs_rel_error']:.3f} | {r['quality_gate_accepts']:.3f} |", flush=True)
+    print("\nquality gate rejects on degraded fields:")
+    for name, share in gate_on_degraded(items).items():
+        print(f"  {name}: {share:.3f}")
+    print("\nspeed, one 12 MP phone-like photo, whole analysis:")
+    for name, value in speed(items).items():
+        print(f"  {name}: {value:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Classifier inference speed on this machine: cells per second, one at a time and batched.
+
+    python -m benchmarks.inference_speed [--threads 2] [--model PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from core.model.classifier import CellClassifier
+from core.settings import DEFAULT_MODEL_PATH
+
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    classifier = CellClassifier.from_artifact(args.model, "cpu")
+    cells = [Image.open(p).convert("RGB") for p in sorted(FIXTURES.glob("*.jpg"))]
+    print(f"model {classifier.version}, {args.threads} threads, torch {torch.__version__}")
+    for batch in (1, 8, 16, 32, 64):
+        images = (cells * (batch // len(cells) + 1))[:batch]
+        classifier.batch_size = batch
+        classifier.probabilities(images)  # warm up
+        rates = []
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            classifier.probabilities(images)
+            rates.append(batch / (time.perf_counter() - started))
+        print(f"batch {batch:>3}: {statistics.median(rates):6.1f} cells/s "
+              f"(median of {len(rates)} runs, preprocessing included)")
+
+
+if __name__ == "__main__":
+    main()
