@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 from telegram import Bot, ReplyParameters
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from core.submissions import (
     Delivery,
+    claim_stale,
     mark_delivered,
     mark_picture_delivered,
     pending_deliveries,
@@ -76,12 +78,27 @@ async def deliver_pending(bot: Bot, services: BotServices) -> int:
     return sent
 
 
+async def requeue_stale(services: BotServices) -> int:
+    older_than = timedelta(seconds=services.settings.requeue_after_seconds)
+    stale = await asyncio.to_thread(claim_stale, services.sessions, older_than)
+    for submission_id in stale:
+        log.warning("submission %s unfinished after %s; enqueueing it again",
+                    submission_id, older_than)
+        await asyncio.to_thread(services.queue.enqueue_classify, submission_id)
+    return len(stale)
+
+
 async def delivery_loop(bot: Bot, services: BotServices) -> None:
+    next_requeue = 0.0
+    loop = asyncio.get_running_loop()
     while True:
         try:
             await deliver_pending(bot, services)
+            if loop.time() >= next_requeue:
+                next_requeue = loop.time() + min(60.0, services.settings.requeue_after_seconds)
+                await requeue_stale(services)
         except Exception:
-            # The database or network may be down for a moment; the next pass retries.
+            # The database, broker or network may be down for a moment; the next pass retries.
             log.exception("delivery pass failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(services.wake_delivery.wait(),

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     max_image_pixels: int = 60_000_000
     classify_queue: str = "classify"
     delivery_poll_seconds: float = 0.5
+    # A submission unfinished this long is enqueued again (lost message, dead worker).
+    requeue_after_seconds: float = 600.0
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -233,13 +233,21 @@ def pending_deliveries(factory: Factory, limit: int = 50) -> list[Delivery]:
         return [_delivery(row) for row in rows]
 
 
-def stale_queued(factory: Factory, older_than: timedelta) -> list[int]:
-    """Submissions queued long ago and never finished: candidates for re-enqueueing."""
-    with factory() as session:
-        return list(session.scalars(select(Submission.id).where(
+def claim_stale(factory: Factory, older_than: timedelta) -> list[int]:
+    """Submissions queued or processing for longer than ``older_than``, to enqueue again.
+
+    A lost broker message or a task stuck on a dead worker would otherwise leave the user without
+    an answer. Each claimed row is touched, so it is claimed again only after another period;
+    the worker's idempotence makes a duplicate task harmless.
+    """
+    with transaction(factory) as session:
+        rows = session.scalars(select(Submission).where(
             Submission.status.in_((SubmissionStatus.QUEUED, SubmissionStatus.PROCESSING)),
             Submission.updated_at < utcnow() - older_than,
-        )))
+        ).with_for_update(skip_locked=True)).all()
+        for row in rows:
+            row.updated_at = utcnow()
+        return [row.id for row in rows]
 
 
 def mark_picture_delivered(factory: Factory, submission_id: int) -> None:

@@ -197,3 +197,13 @@ def test_a_photo_that_is_not_a_smear_gets_a_specific_request(stack: Stack) -> No
     assert "doesn't look like a stained blood smear" in (result.text or "")
     [submission] = stack.delivered_submissions(user)
     assert submission.status is SubmissionStatus.REJECTED
+
+
+def test_the_bot_token_never_appears_in_the_logs(stack: Stack) -> None:
+    user = stack.new_user()
+    stack.standin.send_text(user, "/help")
+    stack.standin.wait_for(user, 1)
+    secret = stack.standin.token.split(":", 1)[1]
+    for name, child in stack.children.items():
+        assert secret not in child.log(), f"token leaked into the {name} log"
+    assert "Application started" in stack.children["bot"].log()  # the log was really captured

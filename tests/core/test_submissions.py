@@ -1,0 +1,83 @@
+"""The submission lifecycle on both databases: idempotent recording, results, delivery."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from core.db import migrate
+from core.db.models import Submission, SubmissionStatus, utcnow
+from core.db.session import make_engine, make_session_factory, transaction
+from core.field.analyse import Analysis, Cell
+from core.model.artifact import ModelCard
+from core.model.classifier import LabelScore
+from core.submissions import (
+    Received,
+    Sender,
+    claim_stale,
+    mark_delivered,
+    pending_deliveries,
+    record_submission,
+    register_model,
+    start_processing,
+    store_results,
+)
+
+SENDER = Sender(77, "tech", "Lab Tech")
+
+
+def _factory(url: str):  # type: ignore[no-untyped-def]
+    migrate.upgrade(url)
+    return make_session_factory(make_engine(url))
+
+
+def _analysis() -> Analysis:
+    top3 = (LabelScore("monocyte", 0.8), LabelScore("lymphocyte", 0.15), LabelScore("ig", 0.05))
+    cells = [Cell("wbc", (1, 2, 30, 40), False, "monocyte", 0.8, top3, False),
+             Cell("rbc", (50, 50, 80, 80), True)]
+    return Analysis("field", 640, 480, cells, [], rbc_count=1, platelet_count=0, quality=None,
+                    model="m1")
+
+
+def test_the_same_telegram_message_is_recorded_once(database_url: str) -> None:
+    factory = _factory(database_url)
+    received = Received(5, 9, "photo", "U1", None)
+    first = record_submission(factory, SENDER, received, reply_message_id=10, sha256="a" * 64)
+    again = record_submission(factory, SENDER, received, reply_message_id=11, sha256="a" * 64)
+    assert first.created and not again.created
+    assert first.submission_id == again.submission_id
+
+
+def test_results_are_written_once_even_if_the_task_runs_twice(database_url: str) -> None:
+    factory = _factory(database_url)
+    model_id = register_model(factory, ModelCard(version="m1", classes=["a"], sha256="0" * 64),
+                              "models/m1.safetensors")
+    outcome = record_submission(factory, SENDER, Received(5, 1, "photo", "U", None),
+                                reply_message_id=2, sha256="b" * 64)
+    assert start_processing(factory, outcome.submission_id) == "b" * 64
+    assert store_results(factory, outcome.submission_id, _analysis(), model_id)
+    assert not store_results(factory, outcome.submission_id, _analysis(), model_id)
+    assert start_processing(factory, outcome.submission_id) is None
+
+    [delivery] = pending_deliveries(factory)
+    assert delivery.status is SubmissionStatus.DONE and delivery.model_version == "m1"
+    assert [c.kind for c in delivery.cells] == ["wbc", "rbc"]
+    assert delivery.classified[0].top3[0] == {"label": "monocyte", "confidence": 0.8}
+    mark_delivered(factory, outcome.submission_id)
+    assert pending_deliveries(factory) == []
+
+
+def test_a_submission_left_unfinished_is_claimed_for_requeueing_once_per_period(
+    database_url: str,
+) -> None:
+    factory = _factory(database_url)
+    outcome = record_submission(factory, SENDER, Received(5, 3, "photo", "U", None),
+                                reply_message_id=4, sha256="c" * 64)
+    assert claim_stale(factory, timedelta(minutes=10)) == []
+    with transaction(factory) as session:
+        session.execute(update(Submission).values(updated_at=utcnow() - timedelta(hours=1)))
+    assert claim_stale(factory, timedelta(minutes=10)) == [outcome.submission_id]
+    assert claim_stale(factory, timedelta(minutes=10)) == []  # touched: not again at once
+
+
