@@ -34,7 +34,8 @@ def vignette(image: Image.Image, boxes: Boxes) -> tuple[Image.Image, Boxes]:
                                  fill=255)
     mask = mask.filter(ImageFilter.GaussianBlur(4))
     dark = Image.new("RGB", image.size, (8, 8, 10))
-    inside = lambda x, y: (x - w / 2) ** 2 + (y - h / 2) ** 2 <= (0.9 * radius) ** 2  # noqa: E731
+    # A cell is visible (and annotated) when its centre lies inside the circle.
+    inside = lambda x, y: (x - w / 2) ** 2 + (y - h / 2) ** 2 <= radius ** 2  # noqa: E731
     return Image.composite(image, dark, mask), _map_boxes(boxes, lambda x, y: (x, y), inside)
 
 

@@ -40,6 +40,7 @@ class Cell:
     confidence: float | None = None
     top3: tuple[LabelScore, ...] = ()
     review: bool = False
+    out_of_domain: bool = False  # unlike the training images: the label is less reliable
 
     def to_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "box": list(self.box), "at_border": self.at_border,
@@ -47,7 +48,7 @@ class Cell:
                 "confidence": None if self.confidence is None else round(self.confidence, 6),
                 "top3": [{"label": s.label, "confidence": round(s.confidence, 6)}
                          for s in self.top3],
-                "review": self.review}
+                "review": self.review, "out_of_domain": self.out_of_domain}
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,10 @@ def _to_original(box: Box, scale: float, size: tuple[int, int]) -> Box:
 
 
 def _labelled(kind: str, box: Box, at_border: bool, prediction_label: str, confidence: float,
-              top3: tuple[LabelScore, ...]) -> Cell:
-    review = at_border or confidence < REVIEW_BELOW or prediction_label == NOT_RECOGNISED
-    return Cell(kind, box, at_border, prediction_label, confidence, top3, review)
+              top3: tuple[LabelScore, ...], out_of_domain: bool = False) -> Cell:
+    review = (at_border or out_of_domain or confidence < REVIEW_BELOW
+              or prediction_label == NOT_RECOGNISED)
+    return Cell(kind, box, at_border, prediction_label, confidence, top3, review, out_of_domain)
 
 
 def analyse(image: Image.Image, classifier: CellClassifier,
@@ -162,10 +164,14 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     background = tuple(int(v) for v in masks.background.clip(0, 255))
     boxes = [_to_original(d.box, scale, image.size) for d in white]
     crops = [centred_crop(image, box, background) for box in boxes]  # type: ignore[arg-type]
-    predictions = classifier.classify_crops(crops, boxes)  # one batch for the whole photo
+    # One batch for the whole photo. Detection has already established that these are white
+    # cells, so a cell unlike the training images keeps its label and is flagged for review
+    # (out of domain: another microscope, camera or stain) instead of "not recognised".
+    predictions = classifier.classify_crops(crops, boxes, reject_outliers=False)
     timings["classify"] = time.perf_counter() - mark
 
-    cells = [_labelled("wbc", box, d.at_border, p.label, p.confidence, p.top3)
+    cells = [_labelled("wbc", box, d.at_border, p.label, p.confidence, p.top3,
+                       out_of_domain=classifier.is_outlier(p.ood_score))
              for d, box, p in zip(white, boxes, predictions, strict=True)]
     cells += [_plain(d, scale, image.size) for d in platelets + red]
     timings["total"] = time.perf_counter() - started

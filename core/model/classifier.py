@@ -81,6 +81,10 @@ class CellClassifier:
             return torch.empty(0, len(self.card.classes)), None
         return torch.cat(probs), (torch.cat(ood) if ood else None)
 
+    def is_outlier(self, ood_score: float | None) -> bool:
+        return self.detector is not None and ood_score is not None \
+            and ood_score > self.detector.threshold
+
     def probabilities(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return self.scores(images)[0]
 
@@ -90,9 +94,14 @@ class CellClassifier:
         return self.classify_crops([image.crop(box) for box in boxes], boxes)
 
     def classify_crops(
-        self, crops: Sequence[Image.Image], boxes: Sequence[Box] | None = None
+        self, crops: Sequence[Image.Image], boxes: Sequence[Box] | None = None,
+        reject_outliers: bool = True,
     ) -> list[CellPrediction]:
-        """Classify already-cropped cells in batches; ``boxes`` locate them for the result."""
+        """Classify already-cropped cells in batches; ``boxes`` locate them for the result.
+
+        With ``reject_outliers``, an input far from every training class is labelled
+        NOT_RECOGNISED; without, it keeps its label and only ``ood_score`` tells.
+        """
         if boxes is None:
             boxes = [(0, 0, crop.width, crop.height) for crop in crops]
         probs, ood = self.scores(crops)
@@ -104,9 +113,8 @@ class CellClassifier:
                 for v, i in zip(values, indices, strict=True)
             )
             score = float(ood[index]) if ood is not None else None
-            outlier = self.detector is not None and score is not None \
-                and score > self.detector.threshold
-            label = NOT_RECOGNISED if outlier else top3[0].label
+            label = NOT_RECOGNISED if reject_outliers and self.is_outlier(score) \
+                else top3[0].label
             predictions.append(CellPrediction(label, top3[0].confidence, top3, box, score))
         return predictions
 
