@@ -25,6 +25,7 @@ class DetectorParams:
     nucleus_threshold: float = 50.0  # blue minus green after white balance
     platelet_threshold: float = 25.0
     min_nucleus_area: int = 2400  # smaller purple blobs are platelets or clumps
+    cut_nucleus_share: float = 0.5  # of that area, for a nucleus cut by the edge or vignette
     lobe_join_radius: int = 9
     wbc_margin: float = 0.12  # cytoplasm rim, as a share of the nucleus box's longer side
     min_wbc_side: int = 90
@@ -113,11 +114,15 @@ def detect_white_cells(masks: FieldMasks, params: DetectorParams) -> list[Detect
             continue
         own = nucleus[region] & (labels[region] == index)
         area = int(own.sum())
-        if area < params.min_nucleus_area:
-            continue
         ys, xs = np.nonzero(own)
+        if not len(ys):
+            continue
         y0, y1 = ys.min() + region[0].start, ys.max() + region[0].start + 1
         x0, x1 = xs.min() + region[1].start, xs.max() + region[1].start + 1
+        # A nucleus cut by the image edge or the vignette shows only part of its area.
+        cut = _touches_border((x0, y0, x1, y1), masks.valid, nucleus.shape)
+        if area < params.min_nucleus_area * (params.cut_nucleus_share if cut else 1.0):
+            continue
         # The cytoplasm rim is about equally thick all round, in proportion to the nucleus.
         pad = params.wbc_margin * max(x1 - x0, y1 - y0)
         pad_x = max(pad, (params.min_wbc_side - (x1 - x0)) / 2)
