@@ -17,34 +17,11 @@ from PIL import Image, ImageFilter
 
 from benchmarks.phone_conditions import CONDITIONS
 from core.field.analyse import analyse
-from core.field.bccd import read_split
+from core.field.bccd import match, read_split
 from core.field.detect import DetectorParams, detect, field_masks
 from core.field.quality import measure
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
-
-
-def iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union else 0.0
-
-
-def matches(predicted: list[tuple[int, ...]], truth: list[tuple[int, ...]],
-            threshold: float = 0.5) -> tuple[int, set[int]]:
-    """Greedy one-to-one matching by IoU; returns true positives and matched predictions."""
-    pairs = sorted(((iou(p, t), i, j) for i, p in enumerate(predicted)
-                    for j, t in enumerate(truth)), reverse=True)
-    used_p: set[int] = set()
-    used_t: set[int] = set()
-    for value, i, j in pairs:
-        if value < threshold:
-            break
-        if i not in used_p and j not in used_t:
-            used_p.add(i)
-            used_t.add(j)
-    return len(used_t), used_p
 
 
 def run_condition(items: list, condition) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -58,7 +35,7 @@ def run_condition(items: list, condition) -> dict[str, float]:  # type: ignore[n
         for kind, counter in (("wbc", wbc), ("platelet", platelets)):
             found = [d for d in detections if d.kind == kind]
             predicted = [tuple(round(v / scale) for v in d.box) for d in found]
-            tp, used = matches(predicted, boxes[kind])
+            tp, used = match(predicted, boxes[kind])
             counter[0] += tp
             counter[1] += len(predicted)
             counter[2] += len(boxes[kind])

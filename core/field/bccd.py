@@ -1,4 +1,4 @@
-"""Reading the BCCD data set (Pascal VOC boxes) for development and benchmarks."""
+"""The BCCD data set (Pascal VOC boxes) and box matching, for development and benchmarks."""
 
 from __future__ import annotations
 
@@ -21,12 +21,40 @@ def read_split(root: Path, split: str) -> list[Annotated]:
 
 
 def read_one(root: Path, name: str) -> Annotated:
+    return Annotated(root / "JPEGImages" / f"{name}.jpg",
+                     read_boxes(root / "Annotations" / f"{name}.xml"))
+
+
+def read_boxes(xml_path: Path) -> dict[str, list[tuple[int, int, int, int]]]:
     boxes: dict[str, list[tuple[int, int, int, int]]] = {k: [] for k in KINDS.values()}
-    for obj in ET.parse(root / "Annotations" / f"{name}.xml").findall("object"):
+    for obj in ET.parse(xml_path).findall("object"):
         kind = KINDS[(obj.findtext("name") or "").strip()]
         box = obj.find("bndbox")
         assert box is not None
         x0, y0, x1, y1 = (int(float(box.findtext(k) or 0)) for k in
                           ("xmin", "ymin", "xmax", "ymax"))
         boxes[kind].append((x0, y0, x1, y1))
-    return Annotated(root / "JPEGImages" / f"{name}.jpg", boxes)
+    return boxes
+
+
+def iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union else 0.0
+
+
+def match(predicted: list[tuple[int, ...]], truth: list[tuple[int, ...]],
+          threshold: float = 0.5) -> tuple[int, set[int]]:
+    """Greedy one-to-one matching by IoU: (true positives, indices of matched predictions)."""
+    pairs = sorted(((iou(p, t), i, j) for i, p in enumerate(predicted)
+                    for j, t in enumerate(truth)), reverse=True)
+    used_p: set[int] = set()
+    used_t: set[int] = set()
+    for value, i, j in pairs:
+        if value < threshold:
+            break
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+    return len(used_t), used_p

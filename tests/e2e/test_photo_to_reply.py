@@ -19,8 +19,8 @@ from core.db.models import SubmissionStatus
 from core.labels import display_name
 from core.storage import ImageStore
 from tests.conftest import FIXTURES as FIXTURES_DIR
-from tests.conftest import jpeg_bytes, pbc_fixtures
-from tests.stack import Stack, fresh_postgres_database, running_stack
+from tests.conftest import fresh_postgres_database, jpeg_bytes, pbc_fixtures
+from tests.stack import Stack, running_stack
 
 FIXTURES = pbc_fixtures()
 

@@ -11,18 +11,12 @@ from PIL import Image, ImageFilter
 
 from core.field.analyse import analyse
 from core.field.annotate import annotate
+from core.field.bccd import iou, read_boxes
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
 from tests.conftest import FIXTURES, pbc_fixtures
 
 BCCD = FIXTURES / "bccd"
-
-
-def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union
 
 
 @pytest.fixture(scope="module")
@@ -34,27 +28,14 @@ def classifier() -> CellClassifier:
 def test_the_white_cell_of_a_real_field_is_found_where_annotated(
     classifier: CellClassifier, name: str
 ) -> None:
-    truth = _fixture_truth(name)
+    truth = read_boxes(BCCD / f"{name}.xml")
     analysis = analyse(Image.open(BCCD / f"{name}.jpg"), classifier)
     assert analysis.mode == "field" and not analysis.rejected
     white = [c for c in analysis.cells if c.kind == "wbc"]
     assert len(white) == len(truth["wbc"]) == 1
-    assert _iou(white[0].box, truth["wbc"][0]) >= 0.5
+    assert iou(white[0].box, truth["wbc"][0]) >= 0.5
     assert white[0].label is not None and 0 < (white[0].confidence or 0) <= 1
     assert analysis.rbc_count > 5
-
-
-def _fixture_truth(name: str) -> dict[str, list[tuple[int, int, int, int]]]:
-    import xml.etree.ElementTree as ET
-
-    kinds = {"WBC": "wbc", "RBC": "rbc", "Platelets": "platelet"}
-    truth: dict[str, list[tuple[int, int, int, int]]] = {k: [] for k in kinds.values()}
-    for obj in ET.parse(BCCD / f"{name}.xml").findall("object"):
-        box = obj.find("bndbox")
-        assert box is not None
-        truth[kinds[(obj.findtext("name") or "").strip()]].append(tuple(
-            int(float(box.findtext(k) or 0)) for k in ("xmin", "ymin", "xmax", "ymax")))
-    return truth
 
 
 def test_a_single_cell_close_up_is_classified_directly(classifier: CellClassifier) -> None:
