@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 
 from telegram import Bot, ReplyParameters
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from core.submissions import (
     Delivery,
@@ -67,9 +67,15 @@ async def deliver_pending(bot: Bot, services: BotServices) -> int:
             await deliver_picture(bot, delivery, services)
             await deliver(bot, delivery)
         except RetryAfter as exc:
-            log.warning("rate limited by Telegram for %s s", exc.retry_after)
-            await asyncio.sleep(float(exc.retry_after))  # type: ignore[arg-type]
+            wait = exc.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            log.warning("rate limited by Telegram for %s s", seconds)
+            await asyncio.sleep(seconds)
             break
+        except Forbidden as exc:
+            # The user blocked the bot or left: retrying can never succeed, so the submission
+            # is marked below like a delivered one and not tried again.
+            log.warning("submission %s cannot be delivered: %s", delivery.submission_id, exc)
         except TelegramError as exc:
             log.warning("delivery of submission %s failed: %s", delivery.submission_id, exc)
             continue
