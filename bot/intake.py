@@ -6,7 +6,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from telegram import Message
+from telegram import Document, Message, PhotoSize
+from telegram.error import TelegramError
 
 from core.intake import IntakeError, open_image
 from core.storage import ImageStore, StoredImage
@@ -30,6 +31,15 @@ def _store(data: bytes, store: ImageStore, max_pixels: int, max_bytes: int) -> A
     return Accepted(store.put(clean.image), clean.width, clean.height)
 
 
+async def _download(attachment: PhotoSize | Document, message_id: int) -> bytes | None:
+    try:
+        telegram_file = await attachment.get_file()
+        return bytes(await telegram_file.download_as_bytearray())
+    except TelegramError as exc:
+        log.warning("download for message %s failed: %s", message_id, exc)
+        return None
+
+
 async def receive_image(message: Message, services: BotServices) -> None:
     settings = services.settings
     user = message.from_user
@@ -38,14 +48,15 @@ async def receive_image(message: Message, services: BotServices) -> None:
         username=user.username if user else None,
         full_name=user.full_name if user else None,
     )
+    attachment: PhotoSize | Document
     if message.photo:
         attachment = message.photo[-1]  # Telegram lists sizes smallest first
         received = Received(message.chat_id, message.message_id, "photo",
                             attachment.file_unique_id, None)
         ack_text = messages.ACK_PHOTO
     else:
+        assert message.document is not None
         attachment = message.document
-        assert attachment is not None
         received = Received(message.chat_id, message.message_id, "document",
                             attachment.file_unique_id, attachment.file_name)
         ack_text = messages.ACK_DOCUMENT
@@ -55,11 +66,13 @@ async def receive_image(message: Message, services: BotServices) -> None:
     rejection: str | None = None
     accepted: Accepted | None = None
     size = attachment.file_size or 0
+    data = None
     if size > settings.max_upload_bytes:
         rejection = messages.too_large(size, settings.max_upload_bytes)
-    else:
-        telegram_file = await attachment.get_file()
-        data = bytes(await telegram_file.download_as_bytearray())
+    elif (data := await _download(attachment, message.message_id)) is None:
+        # Still recorded and answered: the user must not be left at "analysing…".
+        rejection = messages.DOWNLOAD_FAILED
+    if data is not None:
         try:
             accepted = await asyncio.to_thread(
                 _store, data, services.store, settings.max_image_pixels, settings.max_upload_bytes

@@ -40,6 +40,10 @@ ACK_PHOTO = (
 )
 ACK_DOCUMENT = "📥 Received, analysing…"
 
+DOWNLOAD_FAILED = (
+    "I could not download this file from Telegram. Please send it again in a moment."
+)
+
 
 def too_large(size: int, limit: int) -> str:
     return (

@@ -18,6 +18,7 @@ from PIL import Image
 from core.db.models import SubmissionStatus
 from core.labels import display_name
 from core.storage import ImageStore
+from hematovision.standin import Fault
 from tests.conftest import FIXTURES as FIXTURES_DIR
 from tests.conftest import fresh_postgres_database, jpeg_bytes, pbc_fixtures
 from tests.stack import Stack, running_stack
@@ -207,3 +208,13 @@ def test_the_bot_token_never_appears_in_the_logs(stack: Stack) -> None:
     for name, child in stack.children.items():
         assert secret not in child.log(), f"token leaked into the {name} log"
     assert "Application started" in stack.children["bot"].log()  # the log was really captured
+
+
+def test_a_failed_download_is_recorded_and_answered(stack: Stack) -> None:
+    user = stack.new_user()
+    stack.standin.fail_next("getFile", Fault(status=500))
+    stack.standin.send_document(user, FIXTURES["basophil"].read_bytes(), "cell.jpg", "image/jpeg")
+    result = stack.result_for(user, timeout=30)
+    assert "could not download" in (result.text or "")
+    [submission] = stack.delivered_submissions(user)
+    assert submission.status is SubmissionStatus.REJECTED
