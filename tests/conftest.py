@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,15 @@ REDIS_URL = os.environ.get("HV_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 def pbc_fixtures() -> dict[str, Path]:
     """True class -> fixture image, one per PBC class."""
     return {p.name.split("__")[0]: p for p in sorted((FIXTURES / "pbc").glob("*.jpg"))}
+
+
+def fixture_image_folder(root: Path, upper: bool = False) -> Path:
+    """An ImageFolder tree (``root/<class>/<file>``) of the eight fixture cells."""
+    for label, path in pbc_fixtures().items():
+        folder = root / (label.upper() if upper else label)
+        folder.mkdir(parents=True)
+        shutil.copy(path, folder / path.name)
+    return root
 
 
 @pytest.fixture(scope="session")

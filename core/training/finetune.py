@@ -57,14 +57,21 @@ def load_split(root: Path, name: str, cache_dir: Path, limit: int | None, seed: 
 
 
 @torch.no_grad()
-def predict_logits(model: EfficientNetLite0, images: torch.Tensor, resolution: int,
-                   batch_size: int = 64) -> torch.Tensor:
+def predict_features(model: EfficientNetLite0, images: torch.Tensor, resolution: int,
+                     batch_size: int = 64) -> torch.Tensor:
+    """Pooled embeddings of the serving view of each cached image, in eval mode."""
     model.eval()
     chunks = []
     for start in range(0, len(images), batch_size):
         x = normalise(centre_batch(images[start:start + batch_size], resolution))
-        chunks.append(model(x.contiguous(memory_format=torch.channels_last)))
+        chunks.append(model.features(x.contiguous(memory_format=torch.channels_last)))
     return torch.cat(chunks)
+
+
+@torch.no_grad()
+def predict_logits(model: EfficientNetLite0, images: torch.Tensor, resolution: int) -> torch.Tensor:
+    # In eval mode dropout is the identity, so the head applies directly to the embeddings.
+    return model.classifier(predict_features(model, images, resolution))
 
 
 def _set_frozen(model: EfficientNetLite0, frozen_blocks: int) -> None:

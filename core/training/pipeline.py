@@ -17,26 +17,15 @@ from core.training.augment import centre_batch, normalise
 from core.training.calibration import fit_temperature
 from core.training.config import TrainConfig
 from core.training.features import Progress
-from core.training.finetune import SERVING_RESOLUTION, fine_tune, predict_logits
+from core.training.finetune import SERVING_RESOLUTION, fine_tune, predict_features
 from core.training.metrics import classification_report
 from core.training.noncell import non_cell_images
 from core.training.robustness import CORRUPTIONS
 
 
 @torch.no_grad()
-def features_of(model: EfficientNetLite0, images: torch.Tensor,
-                batch_size: int = 64) -> torch.Tensor:
-    model.eval()
-    chunks = []
-    for start in range(0, len(images), batch_size):
-        x = normalise(centre_batch(images[start:start + batch_size], SERVING_RESOLUTION))
-        chunks.append(model.features(x.contiguous(memory_format=torch.channels_last)))
-    return torch.cat(chunks)
-
-
-@torch.no_grad()
 def robustness(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
-               temperature: float, progress: Progress) -> dict[str, Any]:
+               progress: Progress) -> dict[str, Any]:
     model.eval()
     results: dict[str, Any] = {}
     for spec in CORRUPTIONS:
@@ -75,9 +64,13 @@ def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
     trained = fine_tune(data_root, run_dir, cache_dir, config, progress)
     model, splits = trained.model, trained.splits
     progress("calibrating on val")
-    val_logits = predict_logits(model, splits["val"].images, SERVING_RESOLUTION)
+    # Embeddings of val and test serve calibration, the test report and the rejection step.
+    val_features = predict_features(model, splits["val"].images, SERVING_RESOLUTION)
+    test_features = predict_features(model, splits["test"].images, SERVING_RESOLUTION)
+    with torch.no_grad():
+        val_logits = model.classifier(val_features)
+        test_logits = model.classifier(test_features)
     temperature = fit_temperature(val_logits, splits["val"].labels)
-    test_logits = predict_logits(model, splits["test"].images, SERVING_RESOLUTION)
     raw = classification_report(test_logits.softmax(1), splits["test"].labels, PBC_CLASSES)
     report = classification_report((test_logits / temperature).softmax(1),
                                    splits["test"].labels, PBC_CLASSES)
@@ -85,15 +78,14 @@ def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
              f"ECE {raw.ece:.4f} -> {report.ece:.4f} (T = {temperature:.3f})")
 
     progress("fitting the rejection step")
-    detector = fit_detector(features_of(model, splits["train"].images), splits["train"].labels,
-                            features_of(model, splits["val"].images))
-    rejection = rejection_benchmark(model, detector, features_of(model, splits["test"].images))
+    train_features = predict_features(model, splits["train"].images, SERVING_RESOLUTION)
+    detector = fit_detector(train_features, splits["train"].labels, val_features)
+    rejection = rejection_benchmark(model, detector, test_features)
     progress(f"rejection: false accepts {rejection['false_accept_rate']:.3f} of "
              f"{rejection['non_cell_images']} non-cell images, false rejects on test "
              f"{rejection['false_reject_rate_test']:.4f}")
     progress("robustness benchmark on test")
-    corrupted = robustness(model, splits["test"].images, splits["test"].labels, temperature,
-                           progress)
+    corrupted = robustness(model, splits["test"].images, splits["test"].labels, progress)
 
     minutes = [entry["minutes"] for entry in trained.history]
     card = ModelCard(

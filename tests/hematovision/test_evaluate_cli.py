@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from PIL import Image
 
-from tests.conftest import pbc_fixtures
-
-
-def _tree(root: Path, upper: bool = False) -> Path:
-    for label, path in pbc_fixtures().items():
-        folder = root / (label.upper() if upper else label)
-        folder.mkdir(parents=True)
-        shutil.copy(path, folder / path.name)
-    return root
+from tests.conftest import fixture_image_folder, pbc_fixtures
 
 
 def _evaluate(*args: str) -> subprocess.CompletedProcess[str]:
@@ -28,7 +19,8 @@ def _evaluate(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_json_reports_accuracy_f1_count_and_per_class(tmp_path: Path) -> None:
     png = tmp_path / "cm.png"
-    result = _evaluate(str(_tree(tmp_path / "data", upper=True)), "--json", "--png", str(png))
+    data = fixture_image_folder(tmp_path / "data", upper=True)
+    result = _evaluate(str(data), "--json", "--png", str(png))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["n"] == 8
@@ -41,14 +33,15 @@ def test_json_reports_accuracy_f1_count_and_per_class(tmp_path: Path) -> None:
 
 
 def test_text_output_shows_the_table_and_matrix(tmp_path: Path) -> None:
-    result = _evaluate(str(_tree(tmp_path / "data")), "--png", str(tmp_path / "cm.png"))
+    data = fixture_image_folder(tmp_path / "data")
+    result = _evaluate(str(data), "--png", str(tmp_path / "cm.png"))
     assert result.returncode == 0, result.stderr
     assert "macro-F1" in result.stdout and "confusion matrix" in result.stdout
     assert "Immature granulocyte" in result.stdout
 
 
 def test_an_unknown_class_folder_is_a_clear_error(tmp_path: Path) -> None:
-    data = _tree(tmp_path / "data")
+    data = fixture_image_folder(tmp_path / "data")
     (data / "smudge_cell").mkdir()
     result = _evaluate(str(data))
     assert result.returncode == 2

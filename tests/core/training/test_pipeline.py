@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,16 +9,13 @@ import pytest
 from core.model.artifact import load_artifact
 from core.training.config import Phase, TrainConfig
 from core.training.pipeline import run_training
-from tests.conftest import pbc_fixtures
+from tests.conftest import fixture_image_folder
 
 
 def image_folder_tree(root: Path) -> Path:
     """train/val/test ImageFolder trees made of the eight fixture cells."""
     for split in ("train", "val", "test"):
-        for label, path in pbc_fixtures().items():
-            target = root / split / label
-            target.mkdir(parents=True)
-            shutil.copy(path, target / path.name)
+        fixture_image_folder(root / split)
     return root
 
 
