@@ -7,17 +7,36 @@ import contextlib
 import logging
 
 from telegram import BotCommand, Update
-from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from core.settings import Settings
 
+from .callbacks import Callbacks
 from .delivery import delivery_loop
 from .handlers import Handlers
 from .services import BotServices
 
 log = logging.getLogger(__name__)
 
-COMMANDS = [BotCommand("start", "introduction"), BotCommand("help", "how to send a photo")]
+COMMANDS = [
+    BotCommand("start", "introduction and access request"),
+    BotCommand("help", "how to send a photo"),
+    BotCommand("case", "open or show a case: /case REF"),
+    BotCommand("history", "recent cases of your laboratory"),
+    BotCommand("export", "CSV and PDF of a case: /export REF"),
+    BotCommand("models", "model versions (admins)"),
+    BotCommand("retrain", "retrain with the experts' corrections (admins)"),
+    BotCommand("promote", "make a model version active (admins)"),
+    BotCommand("rollback", "go back to the previous model (admins)"),
+    BotCommand("group", "put a user in a laboratory group (admins)"),
+]
 
 
 def build_application(settings: Settings, services: BotServices | None = None) -> Application:
@@ -54,8 +73,10 @@ def build_application(settings: Settings, services: BotServices | None = None) -
         .concurrent_updates(True)
         .build()
     )
-    application.add_handler(CommandHandler("start", handlers.start))
-    application.add_handler(CommandHandler("help", handlers.help))
+    for name in ("start", "help", "case", "history", "export", "models", "retrain", "promote",
+                 "rollback", "group"):
+        application.add_handler(CommandHandler(name, getattr(handlers, name)))
+    application.add_handler(CallbackQueryHandler(Callbacks(handlers).dispatch))
     application.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.image))
     application.add_handler(MessageHandler(filters.ALL, handlers.other))
     application.add_error_handler(on_error)

@@ -15,6 +15,8 @@ from datetime import timedelta
 from telegram import Bot, ReplyParameters
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from core.db.models import SubmissionStatus
+from core.retraining.jobs import mark_reported, pending_reports
 from core.submissions import (
     Delivery,
     claim_stale,
@@ -23,7 +25,7 @@ from core.submissions import (
     pending_deliveries,
 )
 
-from . import messages
+from . import keyboards, messages
 from .services import BotServices
 
 log = logging.getLogger(__name__)
@@ -43,10 +45,14 @@ async def deliver_picture(bot: Bot, delivery: Delivery, services: BotServices) -
 
 async def deliver(bot: Bot, delivery: Delivery) -> None:
     text = messages.result_text(delivery)
+    # Reviewers confirm or correct from the result itself.
+    markup = (keyboards.result_review(delivery.submission_id)
+              if delivery.status is SubmissionStatus.DONE and delivery.classified else None)
     if delivery.reply_message_id is not None:
         try:
             await bot.edit_message_text(
-                text, chat_id=delivery.chat_id, message_id=delivery.reply_message_id
+                text, chat_id=delivery.chat_id, message_id=delivery.reply_message_id,
+                reply_markup=markup,
             )
             return
         except BadRequest as exc:
@@ -55,7 +61,7 @@ async def deliver(bot: Bot, delivery: Delivery) -> None:
             log.info("cannot edit reply of submission %s (%s); sending anew",
                      delivery.submission_id, exc)
     await bot.send_message(
-        delivery.chat_id, text,
+        delivery.chat_id, text, reply_markup=markup,
         reply_parameters=ReplyParameters(delivery.message_id, allow_sending_without_reply=True),
     )
 
@@ -84,6 +90,21 @@ async def deliver_pending(bot: Bot, services: BotServices) -> int:
     return sent
 
 
+async def relay_job_progress(bot: Bot, services: BotServices) -> None:
+    """Edit each admin's retraining message with its job's latest progress."""
+    for report in await asyncio.to_thread(pending_reports, services.sessions):
+        try:
+            await bot.edit_message_text(messages.job_text(report), chat_id=report.chat_id,
+                                        message_id=report.message_id)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                log.warning("cannot show progress of job %s: %s", report.job_id, exc)
+        except TelegramError as exc:
+            log.warning("progress of job %s not shown yet: %s", report.job_id, exc)
+            continue
+        await asyncio.to_thread(mark_reported, services.sessions, report.job_id, report.seq)
+
+
 async def requeue_stale(services: BotServices) -> int:
     older_than = timedelta(seconds=services.settings.requeue_after_seconds)
     stale = await asyncio.to_thread(claim_stale, services.sessions, older_than)
@@ -100,6 +121,7 @@ async def delivery_loop(bot: Bot, services: BotServices) -> None:
     while True:
         try:
             await deliver_pending(bot, services)
+            await relay_job_progress(bot, services)
             if loop.time() >= next_requeue:
                 next_requeue = loop.time() + min(60.0, services.settings.requeue_after_seconds)
                 await requeue_stale(services)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from core.db.models import SubmissionStatus
+from datetime import timedelta
+
+from core.access import Member
+from core.cases import CaseDetail, HistoryPage, ordered
+from core.db.models import JobStatus, Role, SubmissionStatus
 from core.field.analyse import CLINICAL_ORDER
 from core.labels import display_name
+from core.registry import ModelEntry
+from core.retraining.jobs import JobReport
+from core.reviews import ReviewableCell, Reviewed
 from core.submissions import CellView, Delivery
 
 DISCLAIMER = (
@@ -25,8 +32,38 @@ HELP = (
     "• Sending it as a file (📎 → File) keeps the original resolution: this works best.\n"
     "• Accepted: JPEG, PNG, WebP, TIFF up to 20 MB.\n"
     "• I reply with each cell's label and confidence.\n\n"
-    "Commands: /start, /help\n\n" + DISCLAIMER
+    "Cases: /case REF opens (or switches to) a case; your next photos join it. Without a case "
+    "they go to today's automatic case.\n"
+    "Commands: /case REF, /history, /export REF, /help\n"
+    "Reviewers confirm or correct labels with the buttons under each result.\n"
+    "Admins: /retrain, /models, /promote VERSION, /rollback, /group USER_ID NAME\n\n"
+    + DISCLAIMER
 )
+
+PENDING_NEW = (
+    "Thank you. HematoVision is for approved laboratory staff: your request has been sent to "
+    "the administrators, and I will tell you here as soon as they decide."
+)
+PENDING = (
+    "Your access request is still waiting for an administrator. I will tell you here as soon "
+    "as it is decided."
+)
+NOT_APPROVED = (
+    "Sorry, this bot is for approved laboratory staff only. Send /start to ask for access."
+)
+DENIED = "Sorry, your access request was declined. Please contact your laboratory's administrator."
+ADMIN_ONLY = "Sorry, only administrators can do that. The attempt has been logged."
+REVIEWER_ONLY = "Only reviewers can confirm or correct labels."
+NOT_FOUND = "I cannot find that in your laboratory's records."
+BAD_REFERENCE = (
+    "Please give the laboratory's sample reference: letters, digits and . _ - / only, up to 64 "
+    "characters, e.g. /case H24-0193. Never use a patient's name."
+)
+RETRAIN_RUNNING = (
+    "A retraining is already running (job {job_id}). Please wait for it to finish; its "
+    "progress is shown in its message."
+)
+
 
 NOT_A_PHOTO = (
     "I can only analyse images. Please send a photo of a stained blood smear, ideally as a "
@@ -123,3 +160,145 @@ def _field_lines(delivery: Delivery) -> list[str]:
     lines.append("Cells (numbered as in the picture):")
     lines += [f"   {n}. {_label_line(cell)}" for n, cell in enumerate(cells, start=1)]
     return lines
+
+
+def access_request(member: Member) -> str:
+    return (f"🔐 Access request from {member.name} (Telegram id {member.telegram_id}).\n"
+            "Approve as a user (sends photos, sees the laboratory's cases), as a reviewer "
+            "(may also correct labels), or deny?")
+
+
+def access_decided(member: Member, admin: Member) -> str:
+    if member.role is Role.DENIED:
+        return f"⛔ {member.name} was denied by {admin.name}."
+    return f"✅ {member.name} approved as {member.role.value} by {admin.name}."
+
+
+def access_granted(member: Member) -> str:
+    extra = " You can also confirm and correct labels." if member.role is not Role.USER else ""
+    return f"✅ Your access was approved ({member.role.value}).{extra}\n\n" + WELCOME
+
+
+def group_assigned(member: Member) -> str:
+    return f"{member.name} is now in laboratory group '{member.group_name}'."
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    rows = ordered(counts)
+    total = sum(count for _label, count in rows)
+    if not total:
+        return "no white cells"
+    return ", ".join(f"{display_name(label)} {count} ({100 * count / total:.0f}%)"
+                     for label, count in rows)
+
+
+def case_text(detail: CaseDetail, created: bool = False) -> str:
+    head = "📂 New case" if created else "📂 Case"
+    lines = [f"{head} {detail.reference} (group {detail.group}, opened "
+             f"{detail.created_at:%Y-%m-%d %H:%M} UTC by {detail.owner})"]
+    if created:
+        lines.append("Your next photos will be added to this case.")
+    if not detail.photos:
+        lines.append("No photos yet.")
+        return "\n".join(lines)
+    for photo in detail.photos:
+        status = "" if photo.status is SubmissionStatus.DONE else f" [{photo.status.value}]"
+        flags = f" · ⚠️ {photo.flagged} to review" if photo.flagged else ""
+        reviewed = f" · ✔️ {photo.reviewed} reviewed" if photo.reviewed else ""
+        lines.append(f"Photo {photo.number} ({photo.received_at:%m-%d %H:%M}){status}: "
+                     f"{_counts_line(photo.counts)}{flags}{reviewed}")
+    totals = detail.totals
+    lines += ["", f"Case total: {sum(totals.values())} white cells: {_counts_line(totals)}",
+              f"Red cells: {detail.rbc_total} · Platelets: {detail.platelet_total}"]
+    if detail.corrections:
+        lines.append("Corrections:")
+        lines += [f"   photo {c.photo_number} cell {c.cell_number}: "
+                  f"{display_name(c.previous_label or '?')} → {display_name(c.label)} "
+                  f"by {c.reviewer} ({c.at:%m-%d %H:%M})" for c in detail.corrections]
+    return "\n".join(lines)
+
+
+def history_text(page: HistoryPage) -> str:
+    if not page.lines:
+        return "No cases yet. Send a photo, or open a case with /case REF."
+    lines = [f"🗂 Cases (page {page.page + 1} of {page.pages}), most recent first:"]
+    lines += [f"• {line.reference}: {line.photos} photo(s), {line.white_cells} white cell(s), "
+              f"opened {line.created_at:%Y-%m-%d}" for line in page.lines]
+    return "\n".join(lines)
+
+
+def review_menu(cells: list[ReviewableCell]) -> str:
+    if not cells:
+        return "This result has no classified cells to correct."
+    return "Which cell is wrong? (numbered as in the result)"
+
+
+def class_menu(cell: ReviewableCell) -> str:
+    current = display_name(cell.expert_label or cell.label or "?")
+    return f"Cell {cell.number} is now {current}. What is it?"
+
+
+def corrected(result: Reviewed, reviewer: Member) -> str:
+    return (f"✏️ Cell {result.cell_number}: {display_name(result.previous_label or '?')} → "
+            f"{display_name(result.label)}, by {reviewer.name}. Stored; it will be used in the "
+            "next retraining.")
+
+
+def confirmed(count: int, reviewer: Member) -> str:
+    return f"✅ Confirmed by {reviewer.name} ({count} cell label(s) accepted)."
+
+
+def models_text(entries: list[ModelEntry]) -> str:
+    if not entries:
+        return "No model versions are registered yet."
+    lines = ["🧠 Model versions (newest first):"]
+    for entry in entries:
+        accuracy = f"test accuracy {entry.accuracy:.2%}" if entry.accuracy is not None else ""
+        marker = "▶️ " if entry.status.value == "active" else "   "
+        lines.append(f"{marker}{entry.ref.version}: {entry.status.value}"
+                     + (f", {accuracy}" if accuracy else "")
+                     + (f", from {entry.parent_version}" if entry.parent_version else ""))
+        if entry.gate and not entry.gate.get("passed", True):
+            lines.append(f"      gate: {'; '.join(entry.gate.get('reasons', []))}")
+    lines.append("/promote VERSION or /rollback to switch.")
+    return "\n".join(lines)
+
+
+def _eta(seconds: float | None) -> str:
+    return "" if seconds is None else f", ETA {timedelta(seconds=round(seconds))}"
+
+
+def job_text(report: JobReport) -> str:
+    head = f"🏋️ Retraining job {report.job_id}"
+    if report.status is JobStatus.FAILED:
+        return f"{head} failed: {report.error}"
+    if report.status is JobStatus.DONE and report.outcome:
+        gate = report.outcome["gate"]
+        lines = [f"{head} finished: candidate {report.outcome['version']}",
+                 f"Test accuracy {gate['candidate_accuracy']:.2%} vs active "
+                 f"{gate['baseline_accuracy']:.2%} (same images); "
+                 f"{report.outcome['expert_examples']} expert-labelled cell(s), "
+                 f"{report.outcome['replay_examples']} replayed.",
+                 f"Took {report.outcome['minutes']:.1f} min."]
+        if report.outcome["promoted"]:
+            lines.append("✅ Passed the gate and is now active. /rollback goes back.")
+        else:
+            lines.append("❌ Did not pass the gate; it stays a candidate: "
+                         + "; ".join(gate["reasons"]))
+        return "\n".join(lines)
+    p = report.progress
+    if report.stage == "training":
+        detail = (f"epoch {p.get('epoch')}/{p.get('epochs')}, step {p.get('step')}/"
+                  f"{p.get('steps')}, loss {p.get('loss')}{_eta(p.get('eta_seconds'))}")
+    elif report.stage == "validated":
+        detail = (f"epoch {p.get('epoch')}/{p.get('epochs')} done, validation accuracy "
+                  f"{float(p.get('val_accuracy', 0)):.2%}{_eta(p.get('eta_seconds'))}")
+    elif report.stage == "data ready":
+        detail = (f"{p.get('expert_examples')} expert-labelled cell(s), "
+                  f"{p.get('replay_examples')} replayed, {p.get('test_images')} test images")
+    else:
+        detail = ""
+    return f"{head}: {report.stage}" + (f" ({detail})" if detail else "") + "…"
+
+
+RETRAIN_QUEUED = "🏋️ Retraining job {job_id} queued; progress will appear here."

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "pbc-lite0-ft-v1.safetensors"
+DEFAULT_TRAINING_DATA = PROJECT_ROOT.parent / "shared" / "data" / "pbc"
 
 
 class Settings(BaseSettings):
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20_000_000
     max_image_pixels: int = 60_000_000
     classify_queue: str = "classify"
+    training_queue: str = "training"
+    # Base data (train/val/test folders) that retraining replays and the gate evaluates on.
+    training_data_dir: Path = DEFAULT_TRAINING_DATA
+    # Retraining recipe (JSON, core.retraining.config); read anew by every job.
+    retrain_config: Path | None = None
     delivery_poll_seconds: float = 0.5
     # A submission unfinished this long is enqueued again (lost message, dead worker).
     requeue_after_seconds: float = 600.0
@@ -60,6 +66,15 @@ class Settings(BaseSettings):
     def resolved_broker_url(self) -> str:
         # With no Redis configured, kombu's filesystem transport needs no server at all.
         return self.broker_url or "filesystem://"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where retrained model versions are written (the registry's files)."""
+        return (self.data_dir / "models").resolve()
+
+    @property
+    def cache_dir(self) -> Path:
+        return (self.data_dir / "cache").resolve()
 
     @property
     def broker_folder(self) -> Path:

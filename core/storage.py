@@ -46,6 +46,9 @@ class ImageStore:
             os.replace(tmp, path)
         return StoredImage(sha256=digest, path=path)
 
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
     def open(self, sha256: str) -> Image.Image:
         with Image.open(self.path_for(sha256)) as stored:
             return stored.convert("RGB")

@@ -12,27 +12,19 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from core.access import Sender, ensure_user
+from core.cases import case_for_upload
 from core.db.models import (
     FINISHED_STATUSES,
     CellResult,
-    ModelVersion,
     Submission,
     SubmissionStatus,
-    User,
     utcnow,
 )
 from core.db.session import transaction
 from core.field.analyse import Analysis
-from core.model.artifact import ModelCard
 
 Factory = sessionmaker[Session]
-
-
-@dataclass(frozen=True)
-class Sender:
-    telegram_id: int
-    username: str | None
-    full_name: str | None
 
 
 @dataclass(frozen=True)
@@ -75,6 +67,7 @@ class Delivery:
     error: str | None
     model_version: str | None
     cells: list[CellView]
+    case_reference: str | None = None
     mode: str | None = None
     rbc_count: int | None = None
     platelet_count: int | None = None
@@ -86,29 +79,23 @@ class Delivery:
         return [c for c in self.cells if c.label is not None]
 
 
-def ensure_user(session: Session, sender: Sender) -> User:
-    user = session.scalar(select(User).where(User.telegram_id == sender.telegram_id))
-    if user is None:
-        user = User(telegram_id=sender.telegram_id)
-        session.add(user)
-    user.username = sender.username
-    user.full_name = sender.full_name
-    session.flush()
-    return user
-
-
 def record_submission(
     factory: Factory, sender: Sender, received: Received, *,
     reply_message_id: int | None,
     sha256: str | None = None, width: int | None = None, height: int | None = None,
     rejection: str | None = None,
 ) -> RecordOutcome:
-    """Store a received image (or its rejection); idempotent per Telegram message."""
+    """Store a received image (or its rejection); idempotent per Telegram message.
+
+    The photo joins the sender's current case, or their automatic case of the day.
+    """
     try:
         with transaction(factory) as session:
             user = ensure_user(session, sender)
+            case = case_for_upload(session, user, utcnow())
             submission = Submission(
                 user_id=user.id,
+                case_id=case.id if case else None,
                 chat_id=received.chat_id,
                 message_id=received.message_id,
                 reply_message_id=reply_message_id,
@@ -145,22 +132,6 @@ def start_processing(factory: Factory, submission_id: int) -> str | None:
         submission.status = SubmissionStatus.PROCESSING
         submission.attempts += 1
         return submission.sha256
-
-
-def register_model(factory: Factory, card: ModelCard, path: str) -> int:
-    """The id of this model version, registering it (active if none is) on first sight."""
-    with transaction(factory) as session:
-        existing = session.scalar(select(ModelVersion).where(ModelVersion.version == card.version))
-        if existing is not None:
-            return existing.id
-        any_active = session.scalar(select(ModelVersion.id).where(ModelVersion.is_active))
-        row = ModelVersion(
-            version=card.version, sha256=card.sha256, path=path,
-            card=card.model_dump(), is_active=any_active is None,
-        )
-        session.add(row)
-        session.flush()
-        return row.id
 
 
 def store_results(
@@ -226,7 +197,8 @@ def pending_deliveries(factory: Factory, limit: int = 50) -> list[Delivery]:
         rows = session.scalars(
             select(Submission)
             .where(Submission.status.in_(FINISHED_STATUSES), Submission.delivered_at.is_(None))
-            .options(selectinload(Submission.cells), selectinload(Submission.model_version))
+            .options(selectinload(Submission.cells), selectinload(Submission.model_version),
+                     selectinload(Submission.case))
             .order_by(Submission.id)
             .limit(limit)
         ).all()
@@ -274,6 +246,7 @@ def _delivery(row: Submission) -> Delivery:
         status=row.status,
         error=row.error,
         model_version=row.model_version.version if row.model_version else None,
+        case_reference=row.case.reference if row.case else None,
         cells=[
             CellView(c.index, c.kind, c.label, c.confidence, c.top3 or [],
                      (c.box_x0, c.box_y0, c.box_x1, c.box_y1), c.review, c.at_border)

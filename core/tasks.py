@@ -12,6 +12,7 @@ from celery import Celery
 from core.settings import Settings
 
 CLASSIFY_TASK = "hematovision.classify"
+RETRAIN_TASK = "hematovision.retrain"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -48,12 +49,18 @@ class TaskQueue:
 
     def __init__(self, settings: Settings) -> None:
         self._queue = settings.classify_queue
+        self._training_queue = settings.training_queue
         self._app = Celery("hematovision-producer", set_as_current=False)
         self._app.conf.update(celery_config(settings))
 
     def enqueue_classify(self, submission_id: int) -> None:
         self._app.send_task(
             CLASSIFY_TASK, kwargs={"submission_id": submission_id}, queue=self._queue
+        )
+
+    def enqueue_retrain(self, job_id: int) -> None:
+        self._app.send_task(
+            RETRAIN_TASK, kwargs={"job_id": job_id}, queue=self._training_queue
         )
 
     def close(self) -> None:

@@ -36,10 +36,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bot", help="run the Telegram bot (long polling)")
 
-    worker = sub.add_parser("worker", help="run a classification worker")
+    worker = sub.add_parser("worker", help="run a classification (or training) worker")
     worker.add_argument("--concurrency", type=int, default=1)
     worker.add_argument("--pool", default="solo", choices=["solo", "prefork", "threads"])
     worker.add_argument("--name", help="Celery node name, e.g. cpu1@%%h")
+    worker.add_argument("--training", action="store_true",
+                        help="serve retraining jobs (the training queue) instead")
 
     db = sub.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "downgrade"])
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "worker":
         from worker.app import run_worker
 
-        run_worker(settings, concurrency=args.concurrency, pool=args.pool, hostname=args.name)
+        run_worker(settings, concurrency=args.concurrency, pool=args.pool, hostname=args.name,
+                   training=args.training)
     elif args.command == "db":
         from core.db import migrate
 

@@ -34,9 +34,11 @@ def run_demo(settings: Settings, image: Path | None = None) -> int:
     env = {"HV_DATA_DIR": str(settings.data_dir.resolve())}
     if settings.bot_token is None:
         standin = StandInThread().start()
+        # The simulated technician is the laboratory's admin, so no approval step is needed.
         env |= {"HV_BOT_TOKEN": standin.token, "HV_BOT_API_BASE_URL": standin.base_url,
-                "HV_BOT_API_FILE_URL": standin.file_url}
-        print(f"Telegram: local Bot API stand-in at {standin.base_url}")
+                "HV_BOT_API_FILE_URL": standin.file_url, "HV_ADMIN_IDS": str(DEMO_USER)}
+        print(f"Telegram: local Bot API stand-in at {standin.base_url}; the simulated "
+              f"technician (id {DEMO_USER}) is configured as admin")
     logs = settings.data_dir / "logs"
     worker = start_child("worker", ["worker"], env, logs)
     bot = start_child("bot", ["bot"], env, logs)
@@ -63,11 +65,15 @@ def _converse(standin: StandInThread, image: Path) -> int:
     standin.send_text(DEMO_USER, "/start")
     _print_action(standin.wait_for(DEMO_USER, 1, timeout=30)[0])
 
+    print("\n👩‍🔬 technician: /case DEMO-001", flush=True)
+    standin.send_text(DEMO_USER, "/case DEMO-001")
+    _print_action(standin.wait_for(DEMO_USER, 2, timeout=30)[1])
+
     print(f"\n👩‍🔬 technician sends {image.name} as a file", flush=True)
     started = time.monotonic()
     standin.send_document(DEMO_USER, image.read_bytes(), image.name, "image/jpeg")
-    ack = standin.wait_for(DEMO_USER, 2, timeout=30)
-    _print_action(ack[1])
+    ack = standin.wait_for(DEMO_USER, 3, timeout=30)
+    _print_action(ack[2])
     result = standin.wait_for(
         DEMO_USER, 1, timeout=120, predicate=lambda a: a.method == "editMessageText"
     )

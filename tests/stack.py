@@ -12,9 +12,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from core.access import DEFAULT_GROUP, Sender, ensure_user
 from core.db import migrate
-from core.db.models import Submission
-from core.db.session import make_engine, make_session_factory
+from core.db.models import Group, Role, Submission
+from core.db.session import make_engine, make_session_factory, transaction
 from hematovision.processes import Child, start_child
 from hematovision.standin import BotAction, StandInThread
 
@@ -30,10 +31,25 @@ class Stack:
     children: dict[str, Child] = field(default_factory=dict)
     _next_user: int = 1000
 
-    def new_user(self) -> int:
-        """A fresh Telegram user id, so tests sharing the stack never read each other's chats."""
+    def new_user(self, role: Role = Role.USER, group: str = DEFAULT_GROUP) -> int:
+        """A fresh Telegram user id, so tests sharing the stack never read each other's chats.
+
+        Unless ``role`` is pending, the user is already approved into ``group``, as an admin
+        would have done: tests about something else need not replay the approval each time.
+        """
         self._next_user += 1
-        return self._next_user
+        user_id = self._next_user
+        if role is not Role.PENDING:
+            with transaction(self.sessions) as session:
+                user = ensure_user(session, Sender(user_id, f"user{user_id}", f"User{user_id}"))
+                found = session.scalar(select(Group).where(Group.name == group))
+                if found is None:
+                    found = Group(name=group)
+                    session.add(found)
+                    session.flush()
+                user.role = role
+                user.group_id = found.id
+        return user_id
 
     def start_worker(self, name: str = "worker") -> Child:
         child = start_child(name, ["worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}@test"],

@@ -9,8 +9,9 @@ from sqlalchemy.exc import OperationalError
 
 from core.settings import Settings
 from core.submissions import record_failure
-from core.tasks import CLASSIFY_TASK, celery_config
+from core.tasks import CLASSIFY_TASK, RETRAIN_TASK, celery_config
 from worker.runtime import WorkerRuntime
+from worker.training import retrain
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,21 @@ def create_worker_app(settings: Settings) -> Celery:
             log.exception("classification of submission %s failed", submission_id)
             record_failure(runtime.sessions, submission_id, f"{type(exc).__name__}: {exc}")
 
+    @app.task(name=RETRAIN_TASK)
+    def retrain_task(job_id: int) -> None:
+        retrain(runtime, job_id)
+
     return app
 
 
 def run_worker(settings: Settings, *, concurrency: int = 1, pool: str = "solo",
-               loglevel: str = "INFO", hostname: str | None = None) -> None:
+               loglevel: str = "INFO", hostname: str | None = None,
+               training: bool = False) -> None:
+    """An inference worker, or (``training``) the worker that serves retraining jobs."""
     app = create_worker_app(settings)
+    queue = settings.training_queue if training else settings.classify_queue
     argv = ["worker", f"--loglevel={loglevel}", f"--pool={pool}",
-            f"--concurrency={concurrency}", "-Q", settings.classify_queue]
+            f"--concurrency={concurrency}", "-Q", queue]
     if hostname:
         argv += ["-n", hostname]
     app.worker_main(argv)

@@ -1,9 +1,11 @@
-"""Per-process worker state: database, storage and the model, each created once and lazily."""
+"""Per-process worker state: database, storage and the active model, each created once."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from functools import cached_property
+from pathlib import Path
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,9 +14,10 @@ from core.db.session import make_engine, make_session_factory
 from core.field.analyse import analyse
 from core.field.annotate import annotate
 from core.model.classifier import CellClassifier
+from core.registry import ModelRef, active_model, register_model
 from core.settings import Settings
 from core.storage import ImageStore
-from core.submissions import record_failure, register_model, start_processing, store_results
+from core.submissions import record_failure, start_processing, store_results
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 class WorkerRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._loaded: tuple[ModelRef, CellClassifier] | None = None
+        self._lock = threading.Lock()
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
@@ -31,18 +36,34 @@ class WorkerRuntime:
     def store(self) -> ImageStore:
         return ImageStore(self.settings.resolved_storage_dir)
 
-    @cached_property
-    def classifier(self) -> CellClassifier:
-        # Loaded on first use in the process that runs tasks (after any fork), then kept warm.
+    def _load(self, path: Path) -> CellClassifier:
         if self.settings.torch_threads > 0:
             torch.set_num_threads(self.settings.torch_threads)
-        classifier = CellClassifier.from_artifact(self.settings.model_path, self.settings.device)
+        classifier = CellClassifier.from_artifact(path, self.settings.device)
         log.info("model %s loaded on %s", classifier.version, classifier.device)
         return classifier
 
-    @cached_property
-    def model_version_id(self) -> int:
-        return register_model(self.sessions, self.classifier.card, str(self.settings.model_path))
+    def current_model(self) -> tuple[ModelRef, CellClassifier]:
+        """The registry's active version, loaded once and swapped when an admin switches.
+
+        One small query per task is the price of picking up /promote and /rollback without a
+        restart. The shipped model seeds an empty registry.
+        """
+        with self._lock:
+            ref = active_model(self.sessions)
+            if ref is None:
+                seed = self._load(self.settings.model_path)
+                register_model(self.sessions, seed.card, str(self.settings.model_path))
+                ref = active_model(self.sessions)
+                assert ref is not None
+                self._loaded = (ref, seed) if ref.version == seed.version else None
+            if self._loaded is None or self._loaded[0].id != ref.id:
+                classifier = self._load(Path(ref.path))
+                if classifier.card.sha256 != ref.sha256:
+                    raise RuntimeError(f"model file {ref.path} is not the registered "
+                                       f"{ref.version} (SHA-256 differs)")
+                self._loaded = (ref, classifier)
+            return self._loaded
 
     def classify(self, submission_id: int) -> None:
         sha256 = start_processing(self.sessions, submission_id)
@@ -54,11 +75,11 @@ class WorkerRuntime:
         except (OSError, ValueError) as exc:
             record_failure(self.sessions, submission_id, f"stored image unreadable: {exc}")
             return
-        analysis = analyse(image, self.classifier)
+        ref, classifier = self.current_model()
+        analysis = analyse(image, classifier)
         annotated = None
         if analysis.mode == "field" and not analysis.rejected:
             annotated = self.store.put(annotate(image, analysis)).sha256
-        written = store_results(self.sessions, submission_id, analysis, self.model_version_id,
-                                annotated)
-        log.info("submission %s: %s, %d cell(s), written=%s", submission_id, analysis.mode,
-                 len(analysis.cells), written)
+        written = store_results(self.sessions, submission_id, analysis, ref.id, annotated)
+        log.info("submission %s: %s, %d cell(s), model %s, written=%s", submission_id,
+                 analysis.mode, len(analysis.cells), ref.version, written)

@@ -51,6 +51,31 @@ class SubmissionStatus(enum.StrEnum):
 FINISHED_STATUSES = (SubmissionStatus.DONE, SubmissionStatus.FAILED, SubmissionStatus.REJECTED)
 
 
+def _enum(kind: type[enum.StrEnum]) -> Enum:
+    return Enum(kind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+class Role(enum.StrEnum):
+    PENDING = "pending"
+    DENIED = "denied"
+    USER = "user"
+    REVIEWER = "reviewer"  # may confirm and correct labels
+    ADMIN = "admin"
+
+
+APPROVED_ROLES = (Role.USER, Role.REVIEWER, Role.ADMIN)
+
+
+class Group(Base):
+    """A laboratory: its members see each other's cases and nobody else's."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -58,22 +83,47 @@ class User(Base):
     telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     username: Mapped[str | None] = mapped_column(String(64))
     full_name: Mapped[str | None] = mapped_column(String(256))
+    role: Mapped[Role] = mapped_column(_enum(Role), default=Role.PENDING,
+                                       server_default=Role.PENDING.value)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"))
+    # No foreign key: users and cases would reference each other, and the case is only a
+    # preference (a vanished case falls back to the automatic one).
+    current_case_id: Mapped[int | None] = mapped_column(Integer)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)  # the admin's Telegram id
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
+    group: Mapped[Group | None] = relationship()
     cases: Mapped[list[Case]] = relationship(back_populates="owner")
+
+    @property
+    def approved(self) -> bool:
+        return self.role in APPROVED_ROLES
 
 
 class Case(Base):
+    """A patient sample, known by the laboratory's own reference (never a name)."""
+
     __tablename__ = "cases"
-    __table_args__ = (UniqueConstraint("owner_id", "reference"),)
+    __table_args__ = (UniqueConstraint("group_id", "reference"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
     reference: Mapped[str] = mapped_column(String(64))
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     owner: Mapped[User] = relationship(back_populates="cases")
-    submissions: Mapped[list[Submission]] = relationship(back_populates="case")
+    group: Mapped[Group] = relationship()
+    submissions: Mapped[list[Submission]] = relationship(back_populates="case",
+                                                         order_by="Submission.id")
+
+
+class ModelStatus(enum.StrEnum):
+    ACTIVE = "active"
+    CANDIDATE = "candidate"  # trained, not serving (failed the gate, or not yet promoted)
+    RETIRED = "retired"  # served before, replaced by a promotion
+    ROLLED_BACK = "rolled_back"  # taken out of service by /rollback; skipped by later rollbacks
 
 
 class ModelVersion(Base):
@@ -85,6 +135,11 @@ class ModelVersion(Base):
     path: Mapped[str] = mapped_column(String(512))
     card: Mapped[dict[str, Any]] = mapped_column(JSON)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[ModelStatus] = mapped_column(_enum(ModelStatus), default=ModelStatus.CANDIDATE,
+                                                server_default=ModelStatus.CANDIDATE.value)
+    parent_version: Mapped[str | None] = mapped_column(String(64))
+    gate: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -106,11 +161,7 @@ class Submission(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[SubmissionStatus] = mapped_column(
-        Enum(SubmissionStatus, native_enum=False, length=16,
-             values_callable=lambda e: [m.value for m in e]),
-        index=True,
-    )
+    status: Mapped[SubmissionStatus] = mapped_column(_enum(SubmissionStatus), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
@@ -151,6 +202,8 @@ class CellResult(Base):
     top3: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     at_border: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The label an expert gave (equal to ``label`` when confirmed); None until reviewed.
+    expert_label: Mapped[str | None] = mapped_column(String(32))
     box_x0: Mapped[int] = mapped_column(Integer)
     box_y0: Mapped[int] = mapped_column(Integer)
     box_x1: Mapped[int] = mapped_column(Integer)
@@ -160,3 +213,75 @@ class CellResult(Base):
 
     submission: Mapped[Submission] = relationship(back_populates="cells")
     model_version: Mapped[ModelVersion] = relationship()
+    reviews: Mapped[list[LabelReview]] = relationship(
+        back_populates="cell", order_by="LabelReview.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def final_label(self) -> str | None:
+        return self.expert_label or self.label
+
+
+class LabelReview(Base):
+    """One expert decision on one cell: who, when, from which label to which."""
+
+    __tablename__ = "label_reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cell_id: Mapped[int] = mapped_column(ForeignKey("cell_results.id", ondelete="CASCADE"),
+                                         index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    previous_label: Mapped[str | None] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    cell: Mapped[CellResult] = relationship(back_populates="reviews")
+    reviewer: Mapped[User] = relationship()
+
+    @property
+    def is_correction(self) -> bool:
+        return self.label != self.previous_label
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class TrainingJob(Base):
+    """A retraining requested from the chat; its progress is relayed to the admin by the bot."""
+
+    __tablename__ = "training_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.QUEUED,
+                                              index=True)
+    stage: Mapped[str] = mapped_column(String(64), default="queued")
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The bot edits the admin's message whenever progress_seq moves past reported_seq.
+    progress_seq: Mapped[int] = mapped_column(Integer, default=0)
+    reported_seq: Mapped[int] = mapped_column(Integer, default=0)
+    candidate_version: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """Privileged actions and refusals, kept for the laboratory's records."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -12,14 +12,14 @@ from core.db.session import make_engine, make_session_factory, transaction
 from core.field.analyse import Analysis, Cell
 from core.model.artifact import ModelCard
 from core.model.classifier import LabelScore
+from core.access import Sender
+from core.registry import register_model
 from core.submissions import (
     Received,
-    Sender,
     claim_stale,
     mark_delivered,
     pending_deliveries,
     record_submission,
-    register_model,
     start_processing,
     store_results,
 )

@@ -1,0 +1,132 @@
+"""Inline-button presses. The data names a row by id; core re-checks that it is the user's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import CallbackQuery, Message, Update
+from telegram.ext import ContextTypes
+
+from core.access import AccessDenied, audit, decide
+from core.cases import history
+from core.labels import PBC_CLASSES
+from core.reviews import confirm, correct, reviewable_cell, reviewable_cells
+
+from . import keyboards, messages
+from .guard import Need, authorise, refuse
+from .handlers import Handlers
+
+log = logging.getLogger(__name__)
+
+
+def _message(query: CallbackQuery) -> Message | None:
+    # A button on a message too old for the bot to see arrives without a usable message.
+    return query.message if isinstance(query.message, Message) else None
+
+
+class Callbacks:
+    def __init__(self, handlers: Handlers) -> None:
+        self.handlers = handlers
+        self.services = handlers.services
+
+    async def dispatch(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or not query.data:
+            return
+        kind, _, rest = query.data.partition(":")
+        handler = {"acc": self.access, "hist": self.history_page, "case": self.case,
+                   "exp": self.export, "ok": self.confirm, "fix": self.review_menu,
+                   "cell": self.class_menu, "set": self.set_label}.get(kind)
+        try:
+            parts = [int(part) for part in rest.split(":")] if rest else []
+            if handler is None or not parts:
+                raise ValueError(query.data)
+            await handler(update, parts)
+        except (ValueError, IndexError, AccessDenied) as exc:
+            # Forged or stale button data: the same answer as for anything not theirs.
+            log.info("callback %r refused: %s", query.data, exc)
+            await refuse(update, messages.NOT_FOUND)
+
+    async def access(self, update: Update, parts: list[int]) -> None:
+        admin = await authorise(update, self.services, "access decision", Need.ADMIN)
+        query = update.callback_query
+        if admin is None or query is None:
+            return
+        user_id, code = parts
+        role = keyboards.DECISIONS[code]
+        decided = await asyncio.to_thread(decide, self.services.sessions, admin, user_id, role)
+        await asyncio.to_thread(audit, self.services.sessions, admin.telegram_id,
+                                "access decision", True, f"{decided.telegram_id} -> {role.value}")
+        await query.answer()
+        await query.edit_message_text(messages.access_decided(decided, admin))
+        text = messages.access_granted(decided) if decided.approved else messages.DENIED
+        await query.get_bot().send_message(decided.telegram_id, text)
+
+    async def history_page(self, update: Update, parts: list[int]) -> None:
+        member = await authorise(update, self.services, "history")
+        query = update.callback_query
+        if member is None or query is None:
+            return
+        page = await asyncio.to_thread(history, self.services.sessions, member, parts[0])
+        await query.answer()
+        await query.edit_message_text(messages.history_text(page),
+                                      reply_markup=keyboards.history(page))
+
+    async def case(self, update: Update, parts: list[int]) -> None:
+        member = await authorise(update, self.services, "case")
+        query = update.callback_query
+        if member is None or query is None or (message := _message(query)) is None:
+            return
+        await query.answer()
+        await self.handlers.show_case(message, parts[0], member)
+
+    async def export(self, update: Update, parts: list[int]) -> None:
+        member = await authorise(update, self.services, "export")
+        query = update.callback_query
+        if member is None or query is None or (message := _message(query)) is None:
+            return
+        await query.answer("Preparing the CSV and the PDF…")
+        await self.handlers.send_export(message, member, parts[0])
+
+    async def confirm(self, update: Update, parts: list[int]) -> None:
+        reviewer = await authorise(update, self.services, "confirm", Need.REVIEWER)
+        query = update.callback_query
+        if reviewer is None or query is None or (message := _message(query)) is None:
+            return
+        count = await asyncio.to_thread(confirm, self.services.sessions, reviewer, parts[0])
+        await query.answer(messages.confirmed(count, reviewer))
+        await message.reply_text(messages.confirmed(count, reviewer))
+
+    async def review_menu(self, update: Update, parts: list[int]) -> None:
+        reviewer = await authorise(update, self.services, "correct", Need.REVIEWER)
+        query = update.callback_query
+        if reviewer is None or query is None or (message := _message(query)) is None:
+            return
+        cells = await asyncio.to_thread(reviewable_cells, self.services.sessions, reviewer,
+                                        parts[0])
+        await query.answer()
+        await message.reply_text(messages.review_menu(cells),
+                                 reply_markup=keyboards.cell_choice(cells))
+
+    async def class_menu(self, update: Update, parts: list[int]) -> None:
+        reviewer = await authorise(update, self.services, "correct", Need.REVIEWER)
+        query = update.callback_query
+        if reviewer is None or query is None:
+            return
+        cell = await asyncio.to_thread(reviewable_cell, self.services.sessions, reviewer,
+                                       parts[0])
+        await query.answer()
+        await query.edit_message_text(messages.class_menu(cell),
+                                      reply_markup=keyboards.class_choice(cell.cell_id))
+
+    async def set_label(self, update: Update, parts: list[int]) -> None:
+        reviewer = await authorise(update, self.services, "correct", Need.REVIEWER)
+        query = update.callback_query
+        if reviewer is None or query is None:
+            return
+        cell_id, class_index = parts
+        result = await asyncio.to_thread(correct, self.services.sessions, reviewer, cell_id,
+                                         PBC_CLASSES[class_index])
+        await query.answer("Stored")
+        await query.edit_message_text(messages.corrected(result, reviewer))

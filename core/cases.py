@@ -1,0 +1,258 @@
+"""Cases: a laboratory's patient samples, their photos and their summed differential."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from core.access import AccessDenied, Member
+from core.db.models import Case, CellResult, LabelReview, Submission, SubmissionStatus, User
+from core.db.session import transaction
+from core.field.analyse import CLINICAL_ORDER
+from core.model.classifier import NOT_RECOGNISED
+
+Factory = sessionmaker[Session]
+# A laboratory's own sample reference: letters, digits and . _ - / (never a patient's name).
+REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+CLASSIFIED_KINDS = ("wbc", "cell")
+
+
+class InvalidReference(ValueError):
+    pass
+
+
+def check_reference(reference: str) -> str:
+    reference = reference.strip()
+    if not REFERENCE.match(reference):
+        raise InvalidReference(reference)
+    return reference
+
+
+def automatic_reference(user: User, when: datetime) -> str:
+    return f"auto-{when:%Y%m%d}-{user.telegram_id}"
+
+
+def case_for_upload(session: Session, user: User, when: datetime) -> Case | None:
+    """The case a new photo joins: the user's current case, else today's automatic case."""
+    if user.group_id is None:
+        return None
+    if user.current_case_id is not None:
+        case = session.get(Case, user.current_case_id)
+        if case is not None and case.group_id == user.group_id:
+            return case
+    reference = automatic_reference(user, when)
+    case = session.scalar(select(Case).where(Case.group_id == user.group_id,
+                                             Case.reference == reference))
+    if case is None:
+        case = Case(owner_id=user.id, group_id=user.group_id, reference=reference, automatic=True)
+        session.add(case)
+        session.flush()
+    return case
+
+
+def _counts(cells: list[CellResult]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for cell in cells:
+        label = cell.final_label
+        if cell.kind in CLASSIFIED_KINDS and label and label != NOT_RECOGNISED:
+            counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+def ordered(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """Counts in the usual clinical reading order, anything unexpected after."""
+    order = [label for label in CLINICAL_ORDER if label in counts]
+    order += sorted(set(counts) - set(order))
+    return [(label, counts[label]) for label in order]
+
+
+@dataclass(frozen=True)
+class Correction:
+    photo_number: int
+    cell_number: int
+    previous_label: str | None
+    label: str
+    reviewer: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Photo:
+    number: int
+    submission_id: int
+    received_at: datetime
+    status: SubmissionStatus
+    mode: str | None
+    counts: dict[str, int]
+    rbc_count: int | None
+    platelet_count: int | None
+    flagged: int  # cells marked for review
+    reviewed: int  # cells with an expert decision
+    model_version: str | None
+    image_sha256: str | None
+    annotated_sha256: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class CaseDetail:
+    case_id: int
+    reference: str
+    group: str
+    owner: str
+    created_at: datetime
+    automatic: bool
+    photos: list[Photo]
+    corrections: list[Correction] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for photo in self.photos:
+            for label, count in photo.counts.items():
+                total[label] = total.get(label, 0) + count
+        return total
+
+    @property
+    def rbc_total(self) -> int:
+        return sum(p.rbc_count or 0 for p in self.photos)
+
+    @property
+    def platelet_total(self) -> int:
+        return sum(p.platelet_count or 0 for p in self.photos)
+
+    @property
+    def flagged(self) -> int:
+        return sum(p.flagged for p in self.photos)
+
+    @property
+    def model_versions(self) -> list[str]:
+        return sorted({p.model_version for p in self.photos if p.model_version})
+
+
+@dataclass(frozen=True)
+class CaseLine:
+    case_id: int
+    reference: str
+    created_at: datetime
+    photos: int
+    white_cells: int
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    lines: list[CaseLine]
+    page: int
+    pages: int
+
+
+def _approved(member: Member) -> int:
+    if not member.approved or member.group_id is None:
+        raise AccessDenied("not an approved member of a group")
+    return member.group_id
+
+
+def open_case(factory: Factory, member: Member, reference: str) -> tuple[CaseDetail, bool]:
+    """Open (or switch to) the case; returns its detail and whether it was created."""
+    group_id = _approved(member)
+    reference = check_reference(reference)
+    with transaction(factory) as session:
+        case = session.scalar(select(Case).where(Case.group_id == group_id,
+                                                 Case.reference == reference))
+        created = case is None
+        if case is None:
+            case = Case(owner_id=member.user_id, group_id=group_id, reference=reference)
+            session.add(case)
+            session.flush()
+        user = session.get(User, member.user_id)
+        assert user is not None
+        user.current_case_id = case.id
+        case_id = case.id
+    detail = case_detail(factory, member, case_id)
+    assert detail is not None
+    return detail, created
+
+
+def find_case(factory: Factory, member: Member, reference: str) -> int | None:
+    group_id = _approved(member)
+    with factory() as session:
+        return session.scalar(select(Case.id).where(Case.group_id == group_id,
+                                                    Case.reference == reference.strip()))
+
+
+def case_detail(factory: Factory, member: Member, case_id: int) -> CaseDetail | None:
+    """The case with everything in it, or None when it is not in the member's group."""
+    group_id = _approved(member)
+    with factory() as session:
+        case = session.scalar(
+            select(Case).where(Case.id == case_id, Case.group_id == group_id).options(
+                selectinload(Case.submissions).selectinload(Submission.cells)
+                .selectinload(CellResult.reviews).selectinload(LabelReview.reviewer),
+                selectinload(Case.submissions).selectinload(Submission.model_version),
+                selectinload(Case.owner), selectinload(Case.group),
+            )
+        )
+        if case is None:
+            return None
+        photos, corrections = [], []
+        for number, submission in enumerate(case.submissions, start=1):
+            cells = list(submission.cells)
+            photos.append(Photo(
+                number=number, submission_id=submission.id, received_at=submission.created_at,
+                status=submission.status, mode=submission.mode, counts=_counts(cells),
+                rbc_count=submission.rbc_count, platelet_count=submission.platelet_count,
+                flagged=sum(c.review and c.expert_label is None for c in cells),
+                reviewed=sum(c.expert_label is not None for c in cells),
+                model_version=submission.model_version.version
+                if submission.model_version else None,
+                image_sha256=submission.sha256, annotated_sha256=submission.annotated_sha256,
+                error=submission.error,
+            ))
+            for cell in cells:
+                for review in cell.reviews:
+                    if review.is_correction:
+                        reviewer = review.reviewer
+                        corrections.append(Correction(
+                            number, cell.index + 1, review.previous_label, review.label,
+                            f"@{reviewer.username}" if reviewer.username
+                            else str(reviewer.telegram_id), review.created_at))
+        owner = case.owner
+        return CaseDetail(
+            case_id=case.id, reference=case.reference, group=case.group.name,
+            owner=f"@{owner.username}" if owner.username else str(owner.telegram_id),
+            created_at=case.created_at, automatic=case.automatic, photos=photos,
+            corrections=corrections,
+        )
+
+
+def history(factory: Factory, member: Member, page: int = 0, per_page: int = 5) -> HistoryPage:
+    """The group's cases, most recently active first."""
+    group_id = _approved(member)
+    with factory() as session:
+        total = session.scalar(select(func.count(Case.id)).where(Case.group_id == group_id)) or 0
+        pages = max(1, -(-total // per_page))
+        page = min(max(page, 0), pages - 1)
+        last_activity = func.coalesce(func.max(Submission.created_at), Case.created_at)
+        rows = session.execute(
+            select(Case.id, Case.reference, Case.created_at, func.count(Submission.id))
+            .outerjoin(Submission, Submission.case_id == Case.id)
+            .where(Case.group_id == group_id)
+            .group_by(Case.id, Case.reference, Case.created_at)
+            .order_by(last_activity.desc(), Case.id.desc())
+            .offset(page * per_page).limit(per_page)
+        ).all()
+        white = dict(session.execute(
+            select(Submission.case_id, func.count(CellResult.id))
+            .join(CellResult, CellResult.submission_id == Submission.id)
+            .where(Submission.case_id.in_([r[0] for r in rows]),
+                   CellResult.kind.in_(CLASSIFIED_KINDS),
+                   func.coalesce(CellResult.expert_label, CellResult.label) != NOT_RECOGNISED)
+            .group_by(Submission.case_id)
+        ).all())
+    lines = [CaseLine(case_id, reference, created, photos, white.get(case_id, 0))
+             for case_id, reference, created, photos in rows]
+    return HistoryPage(lines, page, pages)

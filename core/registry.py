@@ -1,0 +1,129 @@
+"""The model registry: versions as database rows plus safetensors files, one of them active."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db.models import ModelStatus, ModelVersion, utcnow
+from core.db.session import transaction
+from core.model.artifact import ModelCard
+
+Factory = sessionmaker[Session]
+
+
+class RegistryError(Exception):
+    """A switch that cannot be made; the message is fit to show an admin."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    id: int
+    version: str
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    ref: ModelRef
+    status: ModelStatus
+    created_at: datetime
+    accuracy: float | None
+    macro_f1: float | None
+    parent_version: str | None
+    gate: dict[str, Any] | None
+
+
+def _ref(row: ModelVersion) -> ModelRef:
+    return ModelRef(row.id, row.version, row.path, row.sha256)
+
+
+def register_model(factory: Factory, card: ModelCard, path: str) -> int:
+    """The id of this version, registering it on first sight (active when nothing is)."""
+    with transaction(factory) as session:
+        existing = session.scalar(select(ModelVersion).where(ModelVersion.version == card.version))
+        if existing is not None:
+            return existing.id
+        any_active = session.scalar(select(ModelVersion.id).where(ModelVersion.is_active))
+        row = ModelVersion(version=card.version, sha256=card.sha256, path=path,
+                           card=card.model_dump(), status=ModelStatus.CANDIDATE)
+        session.add(row)
+        session.flush()
+        if any_active is None:
+            _activate(session, row)
+        return row.id
+
+
+def add_candidate(factory: Factory, card: ModelCard, path: str, parent_version: str | None,
+                  gate: dict[str, Any]) -> int:
+    with transaction(factory) as session:
+        row = ModelVersion(version=card.version, sha256=card.sha256, path=path,
+                           card=card.model_dump(), status=ModelStatus.CANDIDATE,
+                           parent_version=parent_version, gate=gate)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def _activate(session: Session, row: ModelVersion) -> None:
+    session.execute(update(ModelVersion).where(ModelVersion.is_active)
+                    .values(is_active=False, status=ModelStatus.RETIRED))
+    row.is_active = True
+    row.status = ModelStatus.ACTIVE
+    row.activated_at = utcnow()
+    session.flush()
+
+
+def active_model(factory: Factory) -> ModelRef | None:
+    with factory() as session:
+        row = session.scalar(select(ModelVersion).where(ModelVersion.is_active))
+        return _ref(row) if row else None
+
+
+def promote(factory: Factory, version: str) -> ModelRef:
+    with transaction(factory) as session:
+        row = session.scalar(select(ModelVersion).where(ModelVersion.version == version)
+                             .with_for_update())
+        if row is None:
+            raise RegistryError(f"there is no model version {version!r}")
+        if row.is_active:
+            raise RegistryError(f"{version} is already active")
+        _activate(session, row)
+        return _ref(row)
+
+
+def rollback(factory: Factory) -> tuple[ModelRef, ModelRef]:
+    """Take the active version out of service and bring back the one active before it."""
+    with transaction(factory) as session:
+        current = session.scalar(select(ModelVersion).where(ModelVersion.is_active)
+                                 .with_for_update())
+        previous = session.scalar(
+            select(ModelVersion)
+            .where(ModelVersion.activated_at.is_not(None), ModelVersion.is_active.is_(False),
+                   ModelVersion.status != ModelStatus.ROLLED_BACK)
+            .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc()).limit(1)
+        )
+        if current is None or previous is None:
+            raise RegistryError("there is no earlier active version to go back to")
+        _activate(session, previous)
+        current.status = ModelStatus.ROLLED_BACK
+        return _ref(previous), _ref(current)
+
+
+def list_models(factory: Factory, limit: int = 10) -> list[ModelEntry]:
+    with factory() as session:
+        rows = session.scalars(select(ModelVersion)
+                               .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+                               .limit(limit)).all()
+        entries = []
+        for row in rows:
+            test = (row.card.get("metrics") or {}).get("test") or {}
+            entries.append(ModelEntry(_ref(row), row.status, row.created_at,
+                                      test.get("accuracy"), test.get("macro_f1"),
+                                      row.parent_version, row.gate))
+        return entries

@@ -1,0 +1,34 @@
+"""The retraining recipe; a JSON file (``HV_RETRAIN_CONFIG``) overrides any default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+class RetrainConfig(BaseModel):
+    # Base data in ImageFolder layout with train/val/test; None means the settings' data set.
+    base_data: Path | None = None
+    # Replaying a sample of the original training data keeps the model from forgetting the
+    # classes no one corrected (the corrections alone would pull every prediction their way).
+    replay_per_class: int = 120
+    val_per_class: int = 40
+    test_limit: int | None = None  # the whole test split by default: the gate must be fair
+    expert_repeats: int = 3  # each expert-labelled cell is seen this many times per epoch
+    epochs: int = 2
+    resolution: int = 224
+    lr: float = 5e-5
+    batch_size: int = 32
+    weight_decay: float = 0.02
+    label_smoothing: float = 0.1
+    # The gate: promoted only if overall accuracy and every class's recall are not worse than
+    # the active model's beyond these margins, on the same test images.
+    overall_margin: float = 0.002
+    class_margin: float = 0.02
+    threads: int = 2
+    seed: int = 0
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> RetrainConfig:
+        return cls() if path is None else cls.model_validate_json(path.read_text())

@@ -1,0 +1,64 @@
+"""The retraining data: expert-labelled cells plus a replay sample of the base data set."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core.data import Sample, index_image_folder
+from core.field.analyse import centred_crop
+from core.field.detect import DetectorParams, field_masks, working_image
+from core.labels import PBC_CLASSES
+from core.reviews import ExpertExample
+from core.storage import ImageStore
+from core.training.augment import CACHE_SIZE
+from core.training.cache import cached_split, square_crop
+from core.training.features import Progress
+
+
+def per_class_sample(root: Path, per_class: int | None, seed: int) -> list[Sample]:
+    """Up to ``per_class`` images of each class, the same ones for the same seed."""
+    samples = index_image_folder(root, PBC_CLASSES)
+    if per_class is None:
+        return samples
+    rng = random.Random(seed)
+    chosen: list[Sample] = []
+    for label in range(len(PBC_CLASSES)):
+        of_class = [s for s in samples if s.label == label]
+        chosen += rng.sample(of_class, min(per_class, len(of_class)))
+    return sorted(chosen, key=lambda s: s.path)
+
+
+def limited(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
+    if limit is None or limit >= len(samples):
+        return samples
+    return sorted(random.Random(seed).sample(samples, limit), key=lambda s: s.path)
+
+
+def load(samples: Sequence[Sample], cache_dir: Path, name: str,
+         progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
+    return cached_split(samples, CACHE_SIZE, cache_dir, name, progress)
+
+
+def expert_crop(image: Image.Image, example: ExpertExample) -> Image.Image:
+    """The cell as the classifier saw it: the whole close-up, or the field crop around its box."""
+    if example.whole_image:
+        return image
+    working, _scale = working_image(image)
+    background = field_masks(np.asarray(working), DetectorParams()).background
+    return centred_crop(image, example.box, tuple(int(v) for v in background.clip(0, 255)))
+
+
+def expert_tensors(examples: Sequence[ExpertExample],
+                   store: ImageStore) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.empty((len(examples), 3, CACHE_SIZE, CACHE_SIZE), dtype=torch.uint8)
+    for index, example in enumerate(examples):
+        crop = square_crop(expert_crop(store.open(example.image_sha256), example), CACHE_SIZE)
+        images[index] = torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1)
+    labels = torch.tensor([PBC_CLASSES.index(e.label) for e in examples], dtype=torch.long)
+    return images, labels

@@ -1,0 +1,110 @@
+"""Training jobs in the database: one at a time, progress recorded for the bot to relay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.access import AccessDenied, Member
+from core.db.models import JobStatus, TrainingJob, utcnow
+from core.db.session import transaction
+
+Factory = sessionmaker[Session]
+UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class JobAlreadyRunning(Exception):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"training job {job_id} is still running")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class JobReport:
+    job_id: int
+    chat_id: int
+    message_id: int
+    status: JobStatus
+    stage: str
+    progress: dict[str, Any]
+    seq: int
+    candidate_version: str | None
+    outcome: dict[str, Any] | None
+    error: str | None
+
+
+def request_job(factory: Factory, admin: Member, chat_id: int) -> int:
+    if not admin.is_admin:
+        raise AccessDenied("only admins start retraining")
+    with transaction(factory) as session:
+        running = session.scalar(select(TrainingJob.id).where(
+            TrainingJob.status.in_(UNFINISHED)).with_for_update())
+        if running is not None:
+            raise JobAlreadyRunning(running)
+        job = TrainingJob(requested_by=admin.user_id, chat_id=chat_id, status=JobStatus.QUEUED,
+                          stage="queued", progress={}, progress_seq=0, reported_seq=0)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def attach_message(factory: Factory, job_id: int, message_id: int) -> None:
+    with transaction(factory) as session:
+        job = session.get(TrainingJob, job_id)
+        if job is not None:
+            job.message_id = message_id
+
+
+def start_job(factory: Factory, job_id: int) -> bool:
+    """Mark the job running; False when it already ended (a redelivered task)."""
+    with transaction(factory) as session:
+        job = session.get(TrainingJob, job_id, with_for_update=True)
+        if job is None or job.status not in UNFINISHED:
+            return False
+        job.status = JobStatus.RUNNING
+        job.started_at = utcnow()
+        return True
+
+
+def report(factory: Factory, job_id: int, stage: str, progress: dict[str, Any]) -> None:
+    with transaction(factory) as session:
+        job = session.get(TrainingJob, job_id)
+        if job is not None:
+            job.stage = stage[:64]
+            job.progress = progress
+            job.progress_seq += 1
+
+
+def finish(factory: Factory, job_id: int, *, outcome: dict[str, Any] | None = None,
+           candidate_version: str | None = None, error: str | None = None) -> None:
+    with transaction(factory) as session:
+        job = session.get(TrainingJob, job_id)
+        if job is None:
+            return
+        job.status = JobStatus.FAILED if error else JobStatus.DONE
+        job.stage = "failed" if error else "done"
+        job.outcome = outcome
+        job.candidate_version = candidate_version
+        job.error = error[:2000] if error else None
+        job.finished_at = utcnow()
+        job.progress_seq += 1
+
+
+def pending_reports(factory: Factory) -> list[JobReport]:
+    with factory() as session:
+        jobs = session.scalars(select(TrainingJob).where(
+            TrainingJob.message_id.is_not(None),
+            TrainingJob.progress_seq > TrainingJob.reported_seq)).all()
+        return [JobReport(j.id, j.chat_id, j.message_id or 0, j.status, j.stage,
+                          j.progress or {}, j.progress_seq, j.candidate_version, j.outcome,
+                          j.error) for j in jobs]
+
+
+def mark_reported(factory: Factory, job_id: int, seq: int) -> None:
+    with transaction(factory) as session:
+        job = session.get(TrainingJob, job_id)
+        if job is not None and job.reported_seq < seq:
+            job.reported_seq = seq

@@ -1,0 +1,196 @@
+"""One retraining job: fine-tune the active model, calibrate, evaluate against it, gate."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from sqlalchemy.orm import Session, sessionmaker
+
+from core import registry
+from core.labels import PBC_CLASSES
+from core.model.artifact import ModelCard, load_artifact, save_artifact
+from core.model.lite0 import EfficientNetLite0
+from core.model.rejection import OodDetector, fit_detector
+from core.retraining.config import RetrainConfig
+from core.retraining.dataset import expert_tensors, limited, load, per_class_sample
+from core.retraining.gate import GateDecision, decide
+from core.reviews import expert_examples
+from core.storage import ImageStore
+from core.training.augment import AugmentConfig, augment_batch, normalise
+from core.training.calibration import fit_temperature
+from core.training.finetune import SERVING_RESOLUTION, predict_features
+from core.training.metrics import Report, classification_report
+
+# stage, details (epoch, step, loss, accuracy, eta_seconds...)
+ProgressSink = Callable[[str, dict[str, Any]], None]
+MIN_PER_CLASS_FOR_DETECTOR = 10
+
+
+@dataclass(frozen=True)
+class RetrainSetup:
+    sessions: sessionmaker[Session]
+    store: ImageStore
+    models_dir: Path
+    cache_dir: Path
+    base_data: Path
+    config: RetrainConfig
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    version: str
+    parent_version: str
+    promoted: bool
+    gate: GateDecision
+    expert_examples: int
+    replay_examples: int
+    minutes: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "parent_version": self.parent_version,
+                "promoted": self.promoted, "gate": self.gate.to_dict(),
+                "expert_examples": self.expert_examples,
+                "replay_examples": self.replay_examples, "minutes": self.minutes}
+
+
+def _freeze_batchnorm(model: EfficientNetLite0) -> None:
+    # A few hundred images cannot re-estimate BatchNorm statistics better than the full run
+    # did; keeping them fixed also makes a zero learning rate reproduce the parent exactly.
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+
+
+@torch.no_grad()
+def _logits(model: EfficientNetLite0, images: torch.Tensor) -> torch.Tensor:
+    return model.classifier(predict_features(model, images, SERVING_RESOLUTION))
+
+
+def _report(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
+            temperature: float) -> Report:
+    return classification_report((_logits(model, images) / temperature).softmax(1), labels,
+                                 PBC_CLASSES)
+
+
+def _train(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
+           val: tuple[torch.Tensor, torch.Tensor], config: RetrainConfig,
+           sink: ProgressSink) -> list[dict[str, Any]]:
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    steps = math.ceil(len(images) / config.batch_size)
+    total = steps * config.epochs
+    started = time.monotonic()
+    history = []
+    for epoch in range(config.epochs):
+        model.train()
+        _freeze_batchnorm(model)
+        order = torch.randperm(len(images), generator=generator)
+        loss_value = 0.0
+        for step in range(steps):
+            index = order[step * config.batch_size:(step + 1) * config.batch_size]
+            x = normalise(augment_batch(images[index], config.resolution, AugmentConfig(),
+                                        generator))
+            # Cosine decay over the whole job.
+            done = epoch * steps + step
+            for group in optimiser.param_groups:
+                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * done / total))
+            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)),
+                                   labels[index], label_smoothing=config.label_smoothing)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            loss_value = float(loss)
+            elapsed = time.monotonic() - started
+            sink("training", {"epoch": epoch + 1, "epochs": config.epochs, "step": step + 1,
+                              "steps": steps, "loss": round(loss_value, 4),
+                              "eta_seconds": round(elapsed / (done + 1) * (total - done - 1))})
+        model.eval()
+        val_accuracy = float((_logits(model, val[0]).argmax(1) == val[1]).float().mean())
+        history.append({"epoch": epoch + 1, "loss": round(loss_value, 4),
+                        "val_accuracy": round(val_accuracy, 5)})
+        sink("validated", {"epoch": epoch + 1, "epochs": config.epochs,
+                           "val_accuracy": round(val_accuracy, 5),
+                           "eta_seconds": round((time.monotonic() - started) / (epoch + 1)
+                                                * (config.epochs - epoch - 1))})
+    return history
+
+
+def _detector(model: EfficientNetLite0, parent: OodDetector | None, images: torch.Tensor,
+              labels: torch.Tensor, val_images: torch.Tensor) -> OodDetector | None:
+    counts = torch.bincount(labels, minlength=len(PBC_CLASSES))
+    if int(counts.min()) < MIN_PER_CLASS_FOR_DETECTOR:
+        return parent  # too few cells per class to estimate class means and a covariance
+    return fit_detector(predict_features(model, images, SERVING_RESOLUTION), labels,
+                        predict_features(model, val_images, SERVING_RESOLUTION))
+
+
+def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> RetrainOutcome:
+    started = time.monotonic()
+    config = setup.config
+    torch.manual_seed(config.seed)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    sink("preparing data", {})
+    active = registry.active_model(setup.sessions)
+    if active is None:
+        raise RuntimeError("no active model to start from")
+    model, parent_card, parent_detector = load_artifact(Path(active.path))
+    model = model.to(memory_format=torch.channels_last)
+
+    examples = expert_examples(setup.sessions)
+    expert_images, expert_labels = expert_tensors(examples, setup.store)
+    quiet: Callable[[str], None] = lambda _message: None  # noqa: E731
+    replay = per_class_sample(setup.base_data / "train", config.replay_per_class, config.seed)
+    replay_images, replay_labels = load(replay, setup.cache_dir, "replay", quiet)
+    val_images, val_labels = load(
+        per_class_sample(setup.base_data / "val", config.val_per_class, config.seed),
+        setup.cache_dir, "val", quiet)
+    test = limited(per_class_sample(setup.base_data / "test", None, config.seed),
+                   config.test_limit, config.seed)
+    test_images, test_labels = load(test, setup.cache_dir, "test", quiet)
+    images = torch.cat([replay_images, *[expert_images] * config.expert_repeats])
+    labels = torch.cat([replay_labels, *[expert_labels] * config.expert_repeats])
+    sink("data ready", {"expert_examples": len(examples), "replay_examples": len(replay),
+                        "test_images": len(test)})
+
+    history = _train(model, images, labels, (val_images, val_labels), config, sink)
+
+    sink("calibrating", {})
+    temperature = fit_temperature(_logits(model, val_images), val_labels)
+    detector = _detector(model, parent_detector, replay_images, replay_labels, val_images)
+
+    sink("evaluating", {"test_images": len(test)})
+    candidate = _report(model, test_images, test_labels, temperature)
+    parent_model, _card, _det = load_artifact(Path(active.path))
+    baseline = _report(parent_model.to(memory_format=torch.channels_last), test_images,
+                       test_labels, parent_card.temperature)
+    gate = decide(candidate, baseline, config.overall_margin, config.class_margin)
+
+    version = f"{parent_card.version.split('-rt')[0]}-rt{job_id}"
+    minutes = round((time.monotonic() - started) / 60, 2)
+    card = ModelCard(
+        version=version, classes=list(PBC_CLASSES), preprocessing=parent_card.preprocessing,
+        temperature=temperature,
+        metrics={"test": candidate.to_dict(), "active_on_same_test": baseline.to_dict(),
+                 "gate": gate.to_dict()},
+        data={"parent_version": parent_card.version, "expert_examples": len(examples),
+              "replay_examples": len(replay), "base_data": str(setup.base_data),
+              "test_images": len(test)},
+        training={"kind": "retraining", "config": config.model_dump(mode="json"),
+                  "history": history, "minutes": minutes},
+    )
+    saved = save_artifact(model, card, setup.models_dir / f"{version}.safetensors", detector)
+    path = str(setup.models_dir / f"{version}.safetensors")
+    registry.add_candidate(setup.sessions, saved, path, parent_card.version, gate.to_dict())
+    if gate.passed:
+        registry.promote(setup.sessions, version)
+    return RetrainOutcome(version, parent_card.version, gate.passed, gate, len(examples),
+                          len(replay), minutes)

@@ -1,0 +1,136 @@
+"""Expert review: reviewers confirm a result or correct a cell's label; corrections train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.access import AccessDenied, Member
+from core.cases import CLASSIFIED_KINDS
+from core.db.models import Case, CellResult, LabelReview, Submission, SubmissionStatus
+from core.db.session import transaction
+from core.labels import PBC_CLASSES
+
+Factory = sessionmaker[Session]
+
+
+@dataclass(frozen=True)
+class ReviewableCell:
+    cell_id: int
+    number: int
+    label: str | None
+    expert_label: str | None
+    confidence: float | None
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    submission_id: int
+    cell_number: int
+    previous_label: str | None
+    label: str
+
+
+def _submission_in_group(session: Session, member: Member, submission_id: int) -> Submission:
+    # The group check happens here, server-side: callback data is chosen by the client.
+    submission = session.scalar(
+        select(Submission).join(Case, Case.id == Submission.case_id)
+        .where(Submission.id == submission_id, Case.group_id == member.group_id)
+    )
+    if submission is None or not member.approved:
+        raise AccessDenied("no such result in your laboratory")
+    return submission
+
+
+def _reviewer(member: Member) -> None:
+    if not member.can_review:
+        raise AccessDenied("only reviewers may confirm or correct labels")
+
+
+def reviewable_cells(factory: Factory, member: Member, submission_id: int) -> list[ReviewableCell]:
+    _reviewer(member)
+    with factory() as session:
+        submission = _submission_in_group(session, member, submission_id)
+        return [ReviewableCell(c.id, number, c.label, c.expert_label, c.confidence)
+                for number, c in enumerate(_classified(submission), start=1)]
+
+
+def reviewable_cell(factory: Factory, member: Member, cell_id: int) -> ReviewableCell:
+    _reviewer(member)
+    with factory() as session:
+        cell = session.get(CellResult, cell_id)
+        if cell is None:
+            raise AccessDenied("no such cell in your laboratory")
+        submission = _submission_in_group(session, member, cell.submission_id)
+        for number, candidate in enumerate(_classified(submission), start=1):
+            if candidate.id == cell_id:
+                return ReviewableCell(cell_id, number, cell.label, cell.expert_label,
+                                      cell.confidence)
+    raise AccessDenied("that cell has no label to correct")
+
+
+def _classified(submission: Submission) -> list[CellResult]:
+    return [c for c in submission.cells if c.kind in CLASSIFIED_KINDS and c.label is not None]
+
+
+def confirm(factory: Factory, member: Member, submission_id: int) -> int:
+    """The reviewer agrees with every label of the result; returns how many were confirmed."""
+    _reviewer(member)
+    with transaction(factory) as session:
+        submission = _submission_in_group(session, member, submission_id)
+        if submission.status is not SubmissionStatus.DONE:
+            raise AccessDenied("only finished results can be confirmed")
+        confirmed = 0
+        for cell in _classified(submission):
+            if cell.expert_label is None:
+                label = cell.label
+                assert label is not None
+                session.add(LabelReview(cell_id=cell.id, reviewer_id=member.user_id,
+                                        previous_label=label, label=label))
+                cell.expert_label = label
+                confirmed += 1
+        return confirmed
+
+
+def correct(factory: Factory, member: Member, cell_id: int, label: str) -> Reviewed:
+    """Give a cell the expert's label, keeping who changed it from what, and when."""
+    _reviewer(member)
+    if label not in PBC_CLASSES:
+        raise ValueError(f"unknown class {label!r}")
+    with transaction(factory) as session:
+        cell = session.get(CellResult, cell_id)
+        if cell is None or cell.kind not in CLASSIFIED_KINDS:
+            raise AccessDenied("no such cell in your laboratory")
+        submission = _submission_in_group(session, member, cell.submission_id)
+        previous = cell.final_label
+        session.add(LabelReview(cell_id=cell.id, reviewer_id=member.user_id,
+                                previous_label=previous, label=label))
+        cell.expert_label = label
+        number = [c.id for c in _classified(submission)].index(cell.id) + 1
+        return Reviewed(submission.id, number, previous, label)
+
+
+@dataclass(frozen=True)
+class ExpertExample:
+    """A reviewed cell as training data: where it is and what an expert says it is."""
+
+    image_sha256: str
+    box: tuple[int, int, int, int]
+    whole_image: bool  # a close-up is the cell itself; a field cell is cropped around its box
+    label: str
+
+
+def expert_examples(factory: Factory) -> list[ExpertExample]:
+    """Every expert-labelled cell (confirmed or corrected), oldest first."""
+    with factory() as session:
+        rows = session.execute(
+            select(CellResult, Submission.sha256, Submission.mode)
+            .join(Submission, Submission.id == CellResult.submission_id)
+            .where(CellResult.expert_label.is_not(None), Submission.sha256.is_not(None))
+            .order_by(CellResult.id)
+        ).all()
+        return [ExpertExample(sha, (c.box_x0, c.box_y0, c.box_x1, c.box_y1), mode != "field",
+                              c.expert_label)
+                for c, sha, mode in rows if c.expert_label in PBC_CLASSES]
