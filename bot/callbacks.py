@@ -9,7 +9,8 @@ from telegram import CallbackQuery, Message, Update
 from telegram.ext import ContextTypes
 
 from core.access import AccessDenied, audit, decide
-from core.cases import history
+from core.cases import case_detail, history
+from core.export import export_case
 from core.labels import PBC_CLASSES
 from core.reviews import confirm, correct, reviewable_cell, reviewable_cells
 
@@ -78,16 +79,22 @@ class Callbacks:
         query = update.callback_query
         if member is None or query is None or (message := _message(query)) is None:
             return
+        detail = await asyncio.to_thread(case_detail, self.services.sessions, member, parts[0])
+        if detail is None:
+            raise AccessDenied("no such case in the member's group")
         await query.answer()
-        await self.handlers.show_case(message, parts[0], member)
+        await message.reply_text(messages.case_text(detail),
+                                 reply_markup=keyboards.case_actions(detail.case_id))
 
     async def export(self, update: Update, parts: list[int]) -> None:
         member = await authorise(update, self.services, "export")
         query = update.callback_query
         if member is None or query is None or (message := _message(query)) is None:
             return
-        await query.answer("Preparing the CSV and the PDF…")
-        await self.handlers.send_export(message, member, parts[0])
+        exported = await asyncio.to_thread(export_case, self.services.sessions, member,
+                                           self.services.store, parts[0])
+        await query.answer()
+        await self.handlers.send_export(message, exported)
 
     async def confirm(self, update: Update, parts: list[int]) -> None:
         reviewer = await authorise(update, self.services, "confirm", Need.REVIEWER)

@@ -16,7 +16,7 @@ from core import registry
 from core.access import AccessDenied, Member, admin_chat_ids, assign_group, audit, register
 from core.cases import InvalidReference, case_detail, find_case, history, open_case
 from core.db.models import Role
-from core.export import export_case
+from core.export import CaseExport, export_case
 from core.retraining.jobs import JobAlreadyRunning, attach_message, request_job
 
 from . import keyboards, messages
@@ -110,7 +110,8 @@ class Handlers:
             if detail is None:
                 await message.reply_text("No case is open. " + messages.BAD_REFERENCE)
                 return
-            await self.show_case(message, detail.case_id, member)
+            await message.reply_text(messages.case_text(detail),
+                                     reply_markup=keyboards.case_actions(detail.case_id))
             return
         try:
             detail, created = await self._run(open_case, member, " ".join(context.args))
@@ -118,14 +119,6 @@ class Handlers:
             await message.reply_text(messages.BAD_REFERENCE)
             return
         await message.reply_text(messages.case_text(detail, created),
-                                 reply_markup=keyboards.case_actions(detail.case_id))
-
-    async def show_case(self, message: Message, case_id: int, member: Member) -> None:
-        detail = await self._run(case_detail, member, case_id)
-        if detail is None:
-            await message.reply_text(messages.NOT_FOUND)
-            return
-        await message.reply_text(messages.case_text(detail),
                                  reply_markup=keyboards.case_actions(detail.case_id))
 
     async def history(self, update: Update, _context: Context) -> None:
@@ -148,10 +141,10 @@ class Handlers:
         if case_id is None:
             await message.reply_text(messages.NOT_FOUND)
             return
-        await self.send_export(message, member, case_id)
+        await self.send_export(message,
+                               await self._run(export_case, member, self.services.store, case_id))
 
-    async def send_export(self, message: Message, member: Member, case_id: int) -> None:
-        exported = await self._run(export_case, member, self.services.store, case_id)
+    async def send_export(self, message: Message, exported: CaseExport) -> None:
         await message.reply_document(InputFile(exported.csv_bytes, f"{exported.stem}.csv"),
                                      caption=f"Case {exported.reference}: every cell (CSV)")
         await message.reply_document(InputFile(exported.pdf_bytes, f"{exported.stem}.pdf"),

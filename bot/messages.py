@@ -279,6 +279,8 @@ def job_text(report: JobReport) -> str:
                  f"{gate['baseline_accuracy']:.2%} (same images); "
                  f"{report.outcome['expert_examples']} expert-labelled cell(s), "
                  f"{report.outcome['replay_examples']} replayed.",
+                 *[f"epoch {h['epoch']}: validation accuracy {h['val_accuracy']:.2%}"
+                   for h in report.outcome.get("history", [])],
                  f"Took {report.outcome['minutes']:.1f} min."]
         if report.outcome["promoted"]:
             lines.append("✅ Passed the gate and is now active. /rollback goes back.")

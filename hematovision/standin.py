@@ -79,6 +79,7 @@ class StandInState:
         self.files: dict[str, StoredFile] = {}
         self.file_ids = itertools.count(1)
         self.faults: dict[str, list[Fault]] = {}
+        self.callback_users: dict[str, int] = {}  # callback query id -> the user who pressed
         self.calls: list[str] = []
         self.changed = asyncio.Condition()
 
@@ -274,7 +275,12 @@ class BotApi:
     async def sendChatAction(self, _p: dict[str, Any], _f: dict[str, bytes]) -> Any:
         return True
 
-    async def answerCallbackQuery(self, _p: dict[str, Any], _f: dict[str, bytes]) -> Any:
+    async def answerCallbackQuery(self, p: dict[str, Any], _f: dict[str, bytes]) -> Any:
+        user_id = self.state.callback_users.get(str(p.get("callback_query_id")))
+        if user_id is None:
+            raise ApiError(400, "Bad Request: query is too old or query ID is invalid")
+        await self.state.record(BotAction("answerCallbackQuery", user_id, 0,
+                                          text=p.get("text") or None))
         return True
 
     async def getFile(self, p: dict[str, Any], _f: dict[str, bytes]) -> Any:
@@ -385,6 +391,7 @@ class StandIn:
         message = self.state.messages.get((user_id, message_id))
         callback = {"id": f"CB{time.monotonic_ns()}", "from": self.state.user(user_id),
                     "chat_instance": str(user_id), "data": data}
+        self.state.callback_users[callback["id"]] = user_id
         if message is not None:
             callback["message"] = message
         await self.state.push_update({"callback_query": callback})
@@ -502,6 +509,9 @@ class StandInThread:
                       ) -> dict[str, Any]:
         return self.call(self.api.send_document(user_id, data, file_name, mime_type,
                                                 declared_size))
+
+    def press_button(self, user_id: int, message_id: int, data: str) -> dict[str, Any]:
+        return self.call(self.api.press_button(user_id, message_id, data))
 
     def wait_for(self, chat_id: int, count: int = 1, timeout: float = 30.0,
                  predicate: Callable[[BotAction], bool] | None = None) -> list[BotAction]:

@@ -51,9 +51,10 @@ class Stack:
                 user.group_id = found.id
         return user_id
 
-    def start_worker(self, name: str = "worker") -> Child:
-        child = start_child(name, ["worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}@test"],
-                            self.env, self.root / "logs")
+    def start_worker(self, name: str = "worker", training: bool = False) -> Child:
+        args = ["worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}@test"]
+        child = start_child(name, [*args, "--training"] if training else args, self.env,
+                            self.root / "logs")
         child.wait_for_log("ready.", timeout=120)
         self.children[name] = child
         return child
@@ -111,6 +112,7 @@ def running_stack(root: Path, database_url: str, broker_url: str,
         "HV_DATABASE_URL": database_url,
         "HV_BROKER_URL": broker_url,
         "HV_CLASSIFY_QUEUE": f"classify-{uuid.uuid4().hex[:8]}",
+        "HV_TRAINING_QUEUE": f"training-{uuid.uuid4().hex[:8]}",
         "HV_BOT_TOKEN": standin.token,
         "HV_BOT_API_BASE_URL": standin.base_url,
         "HV_BOT_API_FILE_URL": standin.file_url,

@@ -52,12 +52,14 @@ class RetrainOutcome:
     expert_examples: int
     replay_examples: int
     minutes: float
+    history: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "parent_version": self.parent_version,
                 "promoted": self.promoted, "gate": self.gate.to_dict(),
                 "expert_examples": self.expert_examples,
-                "replay_examples": self.replay_examples, "minutes": self.minutes}
+                "replay_examples": self.replay_examples, "minutes": self.minutes,
+                "history": self.history}
 
 
 def _freeze_batchnorm(model: EfficientNetLite0) -> None:
@@ -193,4 +195,4 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     if gate.passed:
         registry.promote(setup.sessions, version)
     return RetrainOutcome(version, parent_card.version, gate.passed, gate, len(examples),
-                          len(replay), minutes)
+                          len(replay), minutes, history)
