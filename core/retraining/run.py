@@ -109,7 +109,7 @@ def _train(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            loss_value = float(loss)
+            loss_value = loss.item()
             elapsed = time.monotonic() - started
             sink("training", {"epoch": epoch + 1, "epochs": config.epochs, "step": step + 1,
                               "steps": steps, "loss": round(loss_value, 4),

@@ -1,0 +1,94 @@
+"""Wall time of one default retraining on this machine, with simulated expert corrections.
+
+    python -m benchmarks.retraining_time [--data ../shared/data/pbc] [--experts-per-class 6]
+
+Expert-labelled cells are simulated with PBC training images stored as close-up submissions
+(the job cannot tell them from real ones). The default recipe then replays a sample of the base
+training set, fine-tunes the active (shipped) model, calibrates, evaluates candidate and active
+model on the whole test split, and applies the gate, exactly as ``/retrain`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from core.access import Sender, ensure_user
+from core.cases import case_for_upload
+from core.data import index_image_folder
+from core.db import migrate
+from core.db.models import CellResult, Role, Submission, SubmissionStatus, utcnow
+from core.db.session import make_engine, make_session_factory, transaction
+from core.labels import PBC_CLASSES
+from core.model.artifact import read_card
+from core.registry import register_model
+from core.retraining.config import RetrainConfig
+from core.retraining.run import RetrainSetup, run_retraining
+from core.settings import DEFAULT_MODEL_PATH, DEFAULT_TRAINING_DATA, PROJECT_ROOT
+from core.storage import ImageStore
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=DEFAULT_TRAINING_DATA)
+    parser.add_argument("--experts-per-class", type=int, default=6)
+    parser.add_argument("--work", type=Path, default=PROJECT_ROOT / "var" / "bench-retrain")
+    args = parser.parse_args()
+    shutil.rmtree(args.work / "db", ignore_errors=True)
+    (args.work / "db").mkdir(parents=True)
+    url = f"sqlite:///{args.work / 'db' / 'bench.db'}"
+    migrate.upgrade(url)
+    sessions = make_session_factory(make_engine(url))
+    store = ImageStore(args.work / "images")
+    model_id = register_model(sessions, read_card(DEFAULT_MODEL_PATH), str(DEFAULT_MODEL_PATH))
+
+    train = index_image_folder(args.data / "train", PBC_CLASSES)
+    rng = random.Random(1)
+    experts = [s for label in range(len(PBC_CLASSES))
+               for s in rng.sample([t for t in train if t.label == label], args.experts_per_class)]
+    with transaction(sessions) as session:
+        user = ensure_user(session, Sender(1, "bench", "Benchmark"), admin_ids=[1])
+        assert user.role is Role.ADMIN
+        case = case_for_upload(session, user, utcnow())
+        assert case is not None
+        for number, sample in enumerate(experts):
+            with Image.open(sample.path) as image:
+                stored = store.put(image.convert("RGB"))
+            submission = Submission(user_id=user.id, case_id=case.id, chat_id=1,
+                                    message_id=number, source="document", sha256=stored.sha256,
+                                    status=SubmissionStatus.DONE, mode="cell")
+            session.add(submission)
+            session.flush()
+            label = PBC_CLASSES[sample.label]
+            session.add(CellResult(submission_id=submission.id, index=0, kind="cell",
+                                   label=label, confidence=1.0, expert_label=label,
+                                   box_x0=0, box_y0=0, box_x1=1, box_y1=1,
+                                   model_version_id=model_id))
+
+    started = time.monotonic()
+
+    def sink(stage: str, details: dict[str, Any]) -> None:
+        if stage != "training" or details.get("step", 0) % 10 == 0:
+            print(f"[{(time.monotonic() - started) / 60:5.1f} min] {stage} {details}", flush=True)
+
+    config = RetrainConfig()
+    setup = RetrainSetup(sessions, store, args.work / "models", args.work / "cache", args.data,
+                         config)
+    outcome = run_retraining(setup, job_id=1, sink=sink)
+    gate = outcome.gate
+    print(f"\nretraining {outcome.version}: {outcome.minutes:.1f} min in total on this machine")
+    print(f"expert-labelled cells {outcome.expert_examples} (x{config.expert_repeats}), "
+          f"replayed {outcome.replay_examples}, epochs {config.epochs} at {config.resolution} px")
+    print(f"test accuracy: candidate {gate.candidate_accuracy:.4f}, active "
+          f"{gate.baseline_accuracy:.4f}; gate {'passed' if gate.passed else 'failed'} "
+          f"{gate.reasons}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Cases belong to a laboratory group; their differential is the sum over their photos."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.access import AccessDenied
+from core.cases import InvalidReference, case_detail, find_case, history, open_case
+from core.db.models import Role
+from core.reviews import correct, reviewable_cells
+from tests.core.conftest import Lab
+
+
+def test_photos_join_the_open_case_and_their_counts_add_up(lab: Lab) -> None:
+    tech = lab.member(10)
+    detail, created = open_case(lab.sessions, tech, "H24-0193")
+    assert created and detail.photos == []
+    tech = lab.member(10)  # re-read: the open case is now the member's current case
+    lab.photo(tech, ["neutrophil", "lymphocyte"], mode="field")
+    lab.photo(tech, ["neutrophil"])
+    again, created = open_case(lab.sessions, tech, "H24-0193")
+    assert not created
+    assert [p.number for p in again.photos] == [1, 2]
+    assert again.totals == {"neutrophil": 2, "lymphocyte": 1}
+    assert again.rbc_total == 1
+
+
+def test_a_photo_without_a_case_goes_to_the_automatic_case_of_the_day(lab: Lab) -> None:
+    tech = lab.member(11)
+    lab.photo(tech, ["monocyte"])
+    lab.photo(tech, ["eosinophil"])
+    [line] = history(lab.sessions, tech).lines
+    assert line.reference.startswith("auto-") and line.reference.endswith("-11")
+    assert (line.photos, line.white_cells) == (2, 2)
+
+
+def test_another_laboratory_cannot_see_or_find_the_case(lab: Lab) -> None:
+    alice = lab.member(12, group="lab-a")
+    bob = lab.member(13, group="lab-b")
+    detail, _ = open_case(lab.sessions, alice, "SHARED-1")
+    assert case_detail(lab.sessions, bob, detail.case_id) is None
+    assert find_case(lab.sessions, bob, "SHARED-1") is None
+    assert history(lab.sessions, bob).lines == []
+    own, created = open_case(lab.sessions, bob, "SHARED-1")
+    assert created and own.case_id != detail.case_id and own.group == "lab-b"
+
+
+def test_history_is_paged_most_recent_first(lab: Lab) -> None:
+    tech = lab.member(14)
+    for number in range(7):
+        open_case(lab.sessions, tech, f"P-{number}")
+    first, second = history(lab.sessions, tech, 0), history(lab.sessions, tech, 1)
+    assert (first.pages, len(first.lines), len(second.lines)) == (2, 5, 2)
+    assert first.lines[0].reference == "P-6"
+    assert history(lab.sessions, tech, 99).page == 1  # clamped to the last page
+
+
+@pytest.mark.parametrize("reference", ["", "Jane Doe", "x" * 65, "../etc", "-lead"])
+def test_a_reference_must_look_like_a_sample_reference(lab: Lab, reference: str) -> None:
+    with pytest.raises(InvalidReference):
+        open_case(lab.sessions, lab.member(15), reference)
+
+
+def test_pending_users_have_no_cases(lab: Lab) -> None:
+    pending = lab.member(16, Role.PENDING)
+    with pytest.raises(AccessDenied):
+        history(lab.sessions, pending)
+
+
+def test_a_correction_changes_the_case_totals_and_is_listed(lab: Lab) -> None:
+    reviewer = lab.member(17, Role.REVIEWER)
+    open_case(lab.sessions, reviewer, "C-1")
+    reviewer = lab.member(17, Role.REVIEWER)
+    submission = lab.photo(reviewer, ["neutrophil", "neutrophil"], mode="field")
+    first = reviewable_cells(lab.sessions, reviewer, submission)[0]
+    correct(lab.sessions, reviewer, first.cell_id, "ig")
+    detail, _ = open_case(lab.sessions, reviewer, "C-1")
+    assert detail.totals == {"neutrophil": 1, "ig": 1}
+    [correction] = detail.corrections
+    assert (correction.photo_number, correction.cell_number) == (1, 1)
+    assert (correction.previous_label, correction.label, correction.reviewer) == (
+        "neutrophil", "ig", "@u17")

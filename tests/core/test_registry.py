@@ -1,0 +1,59 @@
+"""The model registry: one active version; promote and rollback walk its history."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db.models import ModelStatus
+from core.model.artifact import ModelCard
+from core.registry import (
+    RegistryError,
+    active_model,
+    add_candidate,
+    list_models,
+    promote,
+    register_model,
+    rollback,
+)
+
+
+def _card(version: str) -> ModelCard:
+    return ModelCard(version=version, classes=["a"], sha256=version[-1] * 64,
+                     metrics={"test": {"accuracy": 0.98, "macro_f1": 0.97}})
+
+
+def test_the_first_registered_model_becomes_active(sessions: sessionmaker[Session]) -> None:
+    first = register_model(sessions, _card("base"), "base.safetensors")
+    assert register_model(sessions, _card("base"), "base.safetensors") == first
+    register_model(sessions, _card("other"), "other.safetensors")
+    assert active_model(sessions).version == "base"  # type: ignore[union-attr]
+
+
+def test_promote_and_rollback_switch_the_active_version(sessions: sessionmaker[Session]) -> None:
+    register_model(sessions, _card("base"), "base.safetensors")
+    add_candidate(sessions, _card("rt1"), "rt1.safetensors", "base", {"passed": True})
+    add_candidate(sessions, _card("rt2"), "rt2.safetensors", "rt1",
+                  {"passed": False, "reasons": ["worse"]})
+    promote(sessions, "rt1")
+    promote(sessions, "rt2")
+    assert active_model(sessions).version == "rt2"  # type: ignore[union-attr]
+
+    restored, removed = rollback(sessions)
+    assert (restored.version, removed.version) == ("rt1", "rt2")
+    restored, removed = rollback(sessions)  # rt2 was rolled back: skipped from now on
+    assert (restored.version, removed.version) == ("base", "rt1")
+    with pytest.raises(RegistryError):
+        rollback(sessions)
+    statuses = {e.ref.version: e.status for e in list_models(sessions)}
+    assert statuses == {"base": ModelStatus.ACTIVE, "rt1": ModelStatus.ROLLED_BACK,
+                        "rt2": ModelStatus.ROLLED_BACK}
+
+
+def test_promoting_an_unknown_or_active_version_is_refused(
+    sessions: sessionmaker[Session],
+) -> None:
+    register_model(sessions, _card("base"), "base.safetensors")
+    for version in ("nope", "base"):
+        with pytest.raises(RegistryError):
+            promote(sessions, version)

@@ -1,0 +1,56 @@
+"""Reviewers confirm or correct labels; the checks are made on the server's side."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.access import AccessDenied
+from core.db.models import Role
+from core.reviews import confirm, correct, expert_examples, reviewable_cell, reviewable_cells
+from tests.core.conftest import Lab
+
+
+def test_a_plain_user_cannot_review(lab: Lab) -> None:
+    user = lab.member(20)
+    submission = lab.photo(user, ["monocyte"])
+    with pytest.raises(AccessDenied):
+        reviewable_cells(lab.sessions, user, submission)
+    with pytest.raises(AccessDenied):
+        confirm(lab.sessions, user, submission)
+
+
+def test_a_reviewer_of_another_laboratory_cannot_touch_the_cells(lab: Lab) -> None:
+    owner = lab.member(21, group="lab-a")
+    outsider = lab.member(22, Role.REVIEWER, group="lab-b")
+    submission = lab.photo(owner, ["monocyte"])
+    insider = lab.member(23, Role.REVIEWER, group="lab-a")
+    [cell] = reviewable_cells(lab.sessions, insider, submission)
+    for attempt in (lambda: reviewable_cells(lab.sessions, outsider, submission),
+                    lambda: reviewable_cell(lab.sessions, outsider, cell.cell_id),
+                    lambda: correct(lab.sessions, outsider, cell.cell_id, "basophil"),
+                    lambda: confirm(lab.sessions, outsider, submission)):
+        with pytest.raises(AccessDenied):
+            attempt()
+
+
+def test_confirmed_and_corrected_cells_become_training_examples(lab: Lab) -> None:
+    reviewer = lab.member(24, Role.REVIEWER)
+    confirmed = lab.photo(reviewer, ["lymphocyte"])
+    corrected = lab.photo(reviewer, ["neutrophil", "monocyte"], mode="field")
+    assert confirm(lab.sessions, reviewer, confirmed) == 1
+    assert confirm(lab.sessions, reviewer, confirmed) == 0  # nothing left to confirm
+    second = reviewable_cells(lab.sessions, reviewer, corrected)[1]
+    result = correct(lab.sessions, reviewer, second.cell_id, "basophil")
+    assert (result.cell_number, result.previous_label, result.label) == (2, "monocyte",
+                                                                        "basophil")
+    examples = expert_examples(lab.sessions)
+    assert [(e.label, e.whole_image) for e in examples] == [("lymphocyte", True),
+                                                             ("basophil", False)]
+    assert examples[1].box == (10, 0, 19, 9)
+
+
+def test_an_unknown_class_is_refused(lab: Lab) -> None:
+    reviewer = lab.member(25, Role.REVIEWER)
+    [cell] = reviewable_cells(lab.sessions, reviewer, lab.photo(reviewer, ["monocyte"]))
+    with pytest.raises(ValueError):
+        correct(lab.sessions, reviewer, cell.cell_id, "dragon")
