@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -14,6 +15,8 @@ from core.db.session import transaction
 
 Factory = sessionmaker[Session]
 UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
+# A running job reports at least every few seconds; silence this long means its worker died.
+LOST_AFTER = timedelta(minutes=15)
 
 
 class JobAlreadyRunning(Exception):
@@ -40,15 +43,27 @@ def request_job(factory: Factory, admin: Member, chat_id: int) -> int:
     if not admin.is_admin:
         raise AccessDenied("only admins start retraining")
     with transaction(factory) as session:
-        running = session.scalar(select(TrainingJob.id).where(
+        running = session.scalar(select(TrainingJob).where(
             TrainingJob.status.in_(UNFINISHED)).with_for_update())
         if running is not None:
-            raise JobAlreadyRunning(running)
+            if not _lost(running):
+                raise JobAlreadyRunning(running.id)
+            running.status = JobStatus.FAILED
+            running.error = "its worker stopped reporting (lost); superseded by a new job"
+            running.finished_at = utcnow()
+            running.progress_seq += 1
         job = TrainingJob(requested_by=admin.user_id, chat_id=chat_id, status=JobStatus.QUEUED,
                           stage="queued", progress={}, progress_seq=0, reported_seq=0)
         session.add(job)
         session.flush()
         return job.id
+
+
+def _lost(job: TrainingJob) -> bool:
+    last = job.heartbeat_at or job.created_at
+    if last.tzinfo is None:  # SQLite returns naive datetimes
+        last = last.replace(tzinfo=utcnow().tzinfo)
+    return utcnow() - last > LOST_AFTER
 
 
 def attach_message(factory: Factory, job_id: int, message_id: int) -> None:
@@ -59,13 +74,17 @@ def attach_message(factory: Factory, job_id: int, message_id: int) -> None:
 
 
 def start_job(factory: Factory, job_id: int) -> bool:
-    """Mark the job running; False when it already ended (a redelivered task)."""
+    """Mark the job running; False when it is running elsewhere or has ended.
+
+    The broker may deliver a long task twice (visibility timeout, a restarted worker): only the
+    first delivery trains.
+    """
     with transaction(factory) as session:
         job = session.get(TrainingJob, job_id, with_for_update=True)
-        if job is None or job.status not in UNFINISHED:
+        if job is None or job.status is not JobStatus.QUEUED:
             return False
         job.status = JobStatus.RUNNING
-        job.started_at = utcnow()
+        job.started_at = job.heartbeat_at = utcnow()
         return True
 
 
@@ -76,6 +95,7 @@ def report(factory: Factory, job_id: int, stage: str, progress: dict[str, Any]) 
             job.stage = stage[:64]
             job.progress = progress
             job.progress_seq += 1
+            job.heartbeat_at = utcnow()
 
 
 def finish(factory: Factory, job_id: int, *, outcome: dict[str, Any] | None = None,
