@@ -222,8 +222,9 @@ def history_text(page: HistoryPage) -> str:
     if not page.lines:
         return "No cases yet. Send a photo, or open a case with /case REF."
     lines = [f"🗂 Cases (page {page.page + 1} of {page.pages}), most recent first:"]
-    lines += [f"• {line.reference}: {line.photos} photo(s), {line.white_cells} white cell(s), "
-              f"opened {line.created_at:%Y-%m-%d}" for line in page.lines]
+    lines += [f"• {line.reference}: {line.photos} photo(s), {line.white_cells} white cell(s)"
+              + (f", {line.corrections} correction(s)" if line.corrections else "")
+              + f", opened {line.created_at:%Y-%m-%d}" for line in page.lines]
     return "\n".join(lines)
 
 

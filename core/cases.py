@@ -141,6 +141,7 @@ class CaseLine:
     created_at: datetime
     photos: int
     white_cells: int
+    corrections: int = 0
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,15 @@ def history(factory: Factory, member: Member, page: int = 0, per_page: int = 5) 
                    func.coalesce(CellResult.expert_label, CellResult.label) != NOT_RECOGNISED)
             .group_by(Submission.case_id)
         ).all())
-    lines = [CaseLine(case_id, reference, created, photos, white.get(case_id, 0))
+        corrected = dict(session.execute(
+            select(Submission.case_id, func.count(LabelReview.id))
+            .join(CellResult, CellResult.submission_id == Submission.id)
+            .join(LabelReview, LabelReview.cell_id == CellResult.id)
+            .where(Submission.case_id.in_([r[0] for r in rows]),
+                   LabelReview.label != func.coalesce(LabelReview.previous_label, ""))
+            .group_by(Submission.case_id)
+        ).all())
+    lines = [CaseLine(case_id, reference, created, photos, white.get(case_id, 0),
+                      corrected.get(case_id, 0))
              for case_id, reference, created, photos in rows]
     return HistoryPage(lines, page, pages)

@@ -80,3 +80,5 @@ def test_a_correction_changes_the_case_totals_and_is_listed(lab: Lab) -> None:
     assert (correction.photo_number, correction.cell_number) == (1, 1)
     assert (correction.previous_label, correction.label, correction.reviewer) == (
         "neutrophil", "ig", "@u17")
+    [line] = history(lab.sessions, reviewer).lines
+    assert line.corrections == 1

@@ -227,6 +227,8 @@ def test_a_reviewers_correction_is_stored_and_appears_in_the_history(stack: Stac
     [shown] = say(stack, reviewer, "/case REV-1")
     assert f"Eosinophil → Monocyte by @user{reviewer}" in (shown.text or "")
     assert "Case total: 1 white cells: Monocyte 1 (100%)" in (shown.text or "")
+    [listing] = say(stack, reviewer, "/history")
+    assert "REV-1: 1 photo(s), 1 white cell(s), 1 correction(s)" in (listing.text or "")
 
 
 def _version_of(stack: Stack, user: int, label: str = "neutrophil") -> str:
