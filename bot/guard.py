@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
+from functools import partial
 
 from telegram import Update
 
@@ -12,6 +14,7 @@ from core.access import Member, Sender, audit, lookup
 from core.db.models import Role
 
 from . import messages
+from .retry import with_db_retry
 from .services import BotServices
 
 log = logging.getLogger(__name__)
@@ -43,8 +46,19 @@ async def authorise(update: Update, services: BotServices, action: str,
     sender = sender_of(update)
     if sender is None:
         return None
-    member = await asyncio.to_thread(lookup, services.sessions, sender,
-                                     services.settings.admin_ids)
+    verdict = services.messages_limit.check(sender.telegram_id, time.monotonic())
+    if not verdict.allowed:
+        log.info("rate limit: dropped %s from Telegram user %s", action, sender.telegram_id)
+        if verdict.tell:
+            await refuse(update, messages.SLOW_DOWN)
+        return None
+
+    async def tell_busy() -> None:
+        await refuse(update, messages.DATABASE_BUSY)
+
+    member = await with_db_retry(
+        partial(lookup, services.sessions, sender, services.settings.admin_ids),
+        services.settings, tell_busy)
     if member is None or not member.approved:
         text = messages.DENIED if member and member.role is Role.DENIED else messages.NOT_APPROVED
         if need is Need.ADMIN:

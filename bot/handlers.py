@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,7 @@ from core.retraining.jobs import JobAlreadyRunning, attach_message, request_job
 from . import keyboards, messages
 from .guard import Need, authorise, sender_of
 from .intake import receive_image
+from .retry import with_db_retry
 from .services import BotServices
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,9 @@ class Handlers:
 
     async def _run(self, function: Callable[Concatenate[Factory, P], T], *args: P.args,
                    **kwargs: P.kwargs) -> T:
-        """Run a ``core`` function on the database off the event loop."""
-        return await asyncio.to_thread(function, self.services.sessions, *args, **kwargs)
+        """Run a ``core`` function on the database off the event loop, outlasting outages."""
+        return await with_db_retry(partial(function, self.services.sessions, *args, **kwargs),
+                                   self.services.settings)
 
     # ---- access -----------------------------------------------------------------------
     async def start(self, update: Update, context: Context) -> None:

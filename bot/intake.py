@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
+from functools import partial
 
 from telegram import Document, Message, PhotoSize
 from telegram.error import TelegramError
@@ -14,6 +16,7 @@ from core.storage import ImageStore, StoredImage
 from core.submissions import Received, Sender, record_submission
 
 from . import messages
+from .retry import TRANSIENT, with_db_retry
 from .services import BotServices
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,14 @@ async def receive_image(message: Message, services: BotServices) -> None:
                             attachment.file_unique_id, attachment.file_name)
         ack_text = messages.ACK_DOCUMENT
 
+    now = time.monotonic()
+    if not services.photos_limit.check(sender.telegram_id, now).allowed:
+        await message.reply_text(messages.PHOTOS_SLOW_DOWN.format(
+            limit=settings.max_photos_per_minute,
+            seconds=round(services.photos_limit.retry_after(sender.telegram_id, now))),
+            do_quote=True)
+        return
+
     ack = await message.reply_text(ack_text, do_quote=True)
 
     rejection: str | None = None
@@ -81,18 +92,33 @@ async def receive_image(message: Message, services: BotServices) -> None:
             log.info("rejected message %s/%s: %s", message.chat_id, message.message_id, exc.code)
             rejection = exc.user_message
 
-    outcome = await asyncio.to_thread(
-        record_submission, services.sessions, sender, received,
-        reply_message_id=ack.message_id,
-        sha256=accepted.stored.sha256 if accepted else None,
-        width=accepted.width if accepted else None,
-        height=accepted.height if accepted else None,
-        rejection=rejection,
-    )
+    async def tell_busy() -> None:
+        await ack.edit_text(messages.DATABASE_BUSY)
+
+    try:
+        outcome = await with_db_retry(partial(
+            record_submission, services.sessions, sender, received,
+            reply_message_id=ack.message_id,
+            sha256=accepted.stored.sha256 if accepted else None,
+            width=accepted.width if accepted else None,
+            height=accepted.height if accepted else None,
+            rejection=rejection,
+        ), settings, tell_busy)
+    except TRANSIENT:
+        log.error("message %s/%s not recorded: database down for %s s", message.chat_id,
+                  message.message_id, settings.db_retry_seconds)
+        await ack.edit_text(messages.NOT_STORED)
+        return
     if not outcome.created:
         log.info("duplicate update for message %s ignored", message.message_id)
         return
     if accepted is None:
         services.wake_delivery.set()
         return
-    await asyncio.to_thread(services.queue.enqueue_classify, outcome.submission_id)
+    try:
+        await asyncio.to_thread(services.queue.enqueue_classify, outcome.submission_id)
+    except Exception:
+        # The row is queued in the database: the requeue pass sends it again once the broker
+        # is back, so the user is still answered.
+        log.exception("broker unavailable; submission %s waits for the requeue pass",
+                      outcome.submission_id)

@@ -59,6 +59,22 @@ BAD_REFERENCE = (
     "Please give the laboratory's sample reference: letters, digits and . _ - / only, up to 64 "
     "characters, e.g. /case H24-0193. Never use a patient's name."
 )
+SLOW_DOWN = (
+    "You are sending messages faster than I can take them. Please wait a minute; anything "
+    "sent before this message is being handled."
+)
+PHOTOS_SLOW_DOWN = (
+    "That is more than {limit} photos in a minute: this one was not kept. Please send it again "
+    "in {seconds} s; the earlier ones are being analysed."
+)
+DATABASE_BUSY = (
+    "⏳ Our database is not answering right now. Your message is kept and I will handle it as "
+    "soon as it is back."
+)
+NOT_STORED = (
+    "❌ Sorry, I could not store this photo because our database is unavailable. Please send "
+    "it again in a few minutes."
+)
 RETRAIN_RUNNING = (
     "A retraining is already running (job {job_id}). Please wait for it to finish; its "
     "progress is shown in its message."

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.session import make_engine, make_session_factory
+from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.storage import ImageStore
 from core.tasks import TaskQueue
@@ -19,6 +20,8 @@ class BotServices:
     sessions: sessionmaker[Session]
     store: ImageStore
     queue: TaskQueue
+    messages_limit: RateLimiter
+    photos_limit: RateLimiter
     # Set when a submission finishes in this process, so delivery need not wait for its poll.
     wake_delivery: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -30,4 +33,6 @@ class BotServices:
             sessions=make_session_factory(make_engine(settings.resolved_database_url)),
             store=ImageStore(settings.resolved_storage_dir),
             queue=TaskQueue(settings),
+            messages_limit=RateLimiter(settings.max_messages_per_minute, 60.0),
+            photos_limit=RateLimiter(settings.max_photos_per_minute, 60.0),
         )

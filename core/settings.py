@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     # Retraining recipe (JSON, core.retraining.config); read anew by every job.
     retrain_config: Path | None = None
     delivery_poll_seconds: float = 0.5
+    # Redis redelivers a task whose worker died after this long; it must exceed the longest
+    # task (a retraining job, up to 30 min) or that task would run twice.
+    broker_visibility_timeout: float = 3600.0
+    # Per user: messages of any kind, and photos, per minute.
+    max_messages_per_minute: int = 40
+    max_photos_per_minute: int = 20
+    # The bot keeps retrying the database this long, and tells the user after a few seconds.
+    db_retry_seconds: float = 60.0
+    db_slow_notice_seconds: float = 4.0
     # A submission unfinished this long is enqueued again (lost message, dead worker).
     requeue_after_seconds: float = 600.0
 

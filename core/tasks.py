@@ -18,7 +18,9 @@ RETRAIN_TASK = "hematovision.retrain"
 def celery_config(settings: Settings) -> dict[str, Any]:
     broker = settings.resolved_broker_url
     transport_options: dict[str, Any] = {}
-    if broker.startswith("filesystem"):
+    if broker.startswith(("redis", "rediss")):
+        transport_options = {"visibility_timeout": settings.broker_visibility_timeout}
+    elif broker.startswith("filesystem"):
         folder = settings.broker_folder
         transport_options = {
             "data_folder_in": str(folder / "queue"),

@@ -25,7 +25,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No pool_pre_ping: when the server vanishes mid-ping, psycopg can report a ProgrammingError
+    # ("can't change autocommit now") that is not recognised as a disconnect (sqlalchemy#8008).
+    # A dead pooled connection fails its first statement with a disconnect error instead, the
+    # pool is invalidated, and callers retry transient errors (bot/retry.py, the worker task).
+    return create_engine(url, **kwargs)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
