@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import CallbackQuery, Message, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ContextTypes
 
 from core.access import AccessDenied, audit, decide
@@ -59,81 +59,82 @@ class Callbacks:
         decided = await asyncio.to_thread(decide, self.services.sessions, admin, user_id, role)
         await asyncio.to_thread(audit, self.services.sessions, admin.telegram_id,
                                 "access decision", True, f"{decided.telegram_id} -> {role.value}")
-        await query.answer()
-        await query.edit_message_text(messages.access_decided(decided, admin))
+        await _respond(query, messages.access_decided(decided, admin), edit=True)
         text = messages.access_granted(decided) if decided.approved else messages.DENIED
         await query.get_bot().send_message(decided.telegram_id, text)
 
     async def history_page(self, update: Update, parts: list[int]) -> None:
         member = await authorise(update, self.services, "history")
-        query = update.callback_query
-        if member is None or query is None:
+        if member is None or (query := update.callback_query) is None:
             return
         page = await asyncio.to_thread(history, self.services.sessions, member, parts[0])
-        await query.answer()
-        await query.edit_message_text(messages.history_text(page),
-                                      reply_markup=keyboards.history(page))
+        await _respond(query, messages.history_text(page), keyboards.history(page), edit=True)
 
     async def case(self, update: Update, parts: list[int]) -> None:
         member = await authorise(update, self.services, "case")
-        query = update.callback_query
-        if member is None or query is None or (message := _message(query)) is None:
+        if member is None or (query := update.callback_query) is None:
             return
         detail = await asyncio.to_thread(case_detail, self.services.sessions, member, parts[0])
         if detail is None:
             raise AccessDenied("no such case in the member's group")
-        await query.answer()
-        await message.reply_text(messages.case_text(detail),
-                                 reply_markup=keyboards.case_actions(detail.case_id))
+        await _respond(query, messages.case_text(detail), keyboards.case_actions(detail.case_id))
 
     async def export(self, update: Update, parts: list[int]) -> None:
         member = await authorise(update, self.services, "export")
-        query = update.callback_query
-        if member is None or query is None or (message := _message(query)) is None:
+        if member is None or (query := update.callback_query) is None:
             return
         exported = await asyncio.to_thread(export_case, self.services.sessions, member,
                                            self.services.store, parts[0])
+        if (message := _message(query)) is None:
+            await query.answer(messages.STALE_BUTTON, show_alert=True)
+            return
         await query.answer()
         await self.handlers.send_export(message, exported)
 
     async def confirm(self, update: Update, parts: list[int]) -> None:
         reviewer = await authorise(update, self.services, "confirm", Need.REVIEWER)
-        query = update.callback_query
-        if reviewer is None or query is None or (message := _message(query)) is None:
+        if reviewer is None or (query := update.callback_query) is None:
             return
         count = await asyncio.to_thread(confirm, self.services.sessions, reviewer, parts[0])
-        await query.answer(messages.confirmed(count, reviewer))
-        await message.reply_text(messages.confirmed(count, reviewer))
+        await _respond(query, messages.confirmed(count, reviewer),
+                       answer=messages.confirmed(count, reviewer))
 
     async def review_menu(self, update: Update, parts: list[int]) -> None:
         reviewer = await authorise(update, self.services, "correct", Need.REVIEWER)
-        query = update.callback_query
-        if reviewer is None or query is None or (message := _message(query)) is None:
+        if reviewer is None or (query := update.callback_query) is None:
             return
         cells = await asyncio.to_thread(reviewable_cells, self.services.sessions, reviewer,
                                         parts[0])
-        await query.answer()
-        await message.reply_text(messages.review_menu(cells),
-                                 reply_markup=keyboards.cell_choice(cells))
+        await _respond(query, messages.review_menu(cells), keyboards.cell_choice(cells))
 
     async def class_menu(self, update: Update, parts: list[int]) -> None:
         reviewer = await authorise(update, self.services, "correct", Need.REVIEWER)
-        query = update.callback_query
-        if reviewer is None or query is None:
+        if reviewer is None or (query := update.callback_query) is None:
             return
         cell = await asyncio.to_thread(reviewable_cell, self.services.sessions, reviewer,
                                        parts[0])
-        await query.answer()
-        await query.edit_message_text(messages.class_menu(cell),
-                                      reply_markup=keyboards.class_choice(cell.cell_id))
+        await _respond(query, messages.class_menu(cell), keyboards.class_choice(cell.cell_id),
+                       edit=True)
 
     async def set_label(self, update: Update, parts: list[int]) -> None:
         reviewer = await authorise(update, self.services, "correct", Need.REVIEWER)
-        query = update.callback_query
-        if reviewer is None or query is None:
+        if reviewer is None or (query := update.callback_query) is None:
             return
         cell_id, class_index = parts
         result = await asyncio.to_thread(correct, self.services.sessions, reviewer, cell_id,
                                          PBC_CLASSES[class_index])
-        await query.answer("Stored")
-        await query.edit_message_text(messages.corrected(result, reviewer))
+        await _respond(query, messages.corrected(result, reviewer), edit=True, answer="Stored")
+
+
+async def _respond(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None,
+                   *, edit: bool = False, answer: str | None = None) -> None:
+    """Answer the press, then edit its message or reply below it."""
+    message = _message(query)
+    if message is None:
+        await query.answer(messages.STALE_BUTTON, show_alert=True)
+        return
+    await query.answer(answer)
+    if edit:
+        await query.edit_message_text(text, reply_markup=markup)
+    else:
+        await message.reply_text(text, reply_markup=markup)

@@ -55,6 +55,7 @@ DENIED = "Sorry, your access request was declined. Please contact your laborator
 ADMIN_ONLY = "Sorry, only administrators can do that. The attempt has been logged."
 REVIEWER_ONLY = "Only reviewers can confirm or correct labels."
 NOT_FOUND = "I cannot find that in your laboratory's records."
+STALE_BUTTON = "This button belongs to a message I can no longer change; please use the command."
 BAD_REFERENCE = (
     "Please give the laboratory's sample reference: letters, digits and . _ - / only, up to 64 "
     "characters, e.g. /case H24-0193. Never use a patient's name."

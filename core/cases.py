@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from core.access import AccessDenied, Member
@@ -44,13 +45,26 @@ def case_for_upload(session: Session, user: User, when: datetime) -> Case | None
         case = session.get(Case, user.current_case_id)
         if case is not None and case.group_id == user.group_id:
             return case
-    reference = automatic_reference(user, when)
-    case = session.scalar(select(Case).where(Case.group_id == user.group_id,
-                                             Case.reference == reference))
-    if case is None:
-        case = Case(owner_id=user.id, group_id=user.group_id, reference=reference, automatic=True)
-        session.add(case)
-        session.flush()
+    return _get_or_create(session, user.group_id, automatic_reference(user, when), user.id,
+                          automatic=True)
+
+
+def _get_or_create(session: Session, group_id: int, reference: str, owner_id: int,
+                   automatic: bool = False) -> Case:
+    query = select(Case).where(Case.group_id == group_id, Case.reference == reference)
+    case = session.scalar(query)
+    if case is not None:
+        return case
+    try:
+        # Photos sent together reach here concurrently; the savepoint lets the loser of the
+        # race take the winner's row instead of failing the whole upload.
+        with session.begin_nested():
+            case = Case(owner_id=owner_id, group_id=group_id, reference=reference,
+                        automatic=automatic)
+            session.add(case)
+    except IntegrityError:
+        case = session.scalar(query)
+        assert case is not None
     return case
 
 
@@ -162,13 +176,9 @@ def open_case(factory: Factory, member: Member, reference: str) -> tuple[CaseDet
     group_id = _approved(member)
     reference = check_reference(reference)
     with transaction(factory) as session:
-        case = session.scalar(select(Case).where(Case.group_id == group_id,
-                                                 Case.reference == reference))
-        created = case is None
-        if case is None:
-            case = Case(owner_id=member.user_id, group_id=group_id, reference=reference)
-            session.add(case)
-            session.flush()
+        created = session.scalar(select(Case.id).where(
+            Case.group_id == group_id, Case.reference == reference)) is None
+        case = _get_or_create(session, group_id, reference, member.user_id)
         user = session.get(User, member.user_id)
         assert user is not None
         user.current_case_id = case.id

@@ -41,3 +41,31 @@ def test_the_artifact_is_not_a_pickle(tmp_path: Path) -> None:
     path, _ = _saved(tmp_path)
     assert not path.read_bytes().startswith(b"\x80")  # pickle protocol marker
     assert path.read_bytes()[:2] != b"PK"  # nor a torch.save zip
+
+
+class _Payload:
+    """Unpickling this would create a file: the proof that pickle code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.marker,))
+
+
+def test_a_pickle_posing_as_a_model_is_never_unpickled(tmp_path: Path) -> None:
+    import hashlib
+    import pickle
+
+    path, _ = _saved(tmp_path)
+    marker = tmp_path / "pickle-code-ran"
+    path.write_bytes(pickle.dumps(_Payload(marker)))
+    # Even with a card that matches the hostile file, loading fails without running its code.
+    card = path.with_suffix(".json")
+    card.write_text(card.read_text().replace(
+        ModelCard.model_validate_json(card.read_text()).sha256,
+        hashlib.sha256(path.read_bytes()).hexdigest()))
+    with pytest.raises(Exception) as refused:
+        load_artifact(path)
+    assert not isinstance(refused.value, ModelIntegrityError)  # it passed the hash check...
+    assert not marker.exists()  # ...and safetensors still refused to run anything
