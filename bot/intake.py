@@ -13,7 +13,7 @@ from telegram.error import TelegramError
 
 from core.intake import IntakeError, open_image
 from core.storage import ImageStore, StoredImage
-from core.submissions import Received, Sender, record_submission
+from core.submissions import Received, Sender, record_submission, set_reply_message
 
 from . import messages
 from .retry import TRANSIENT, with_db_retry
@@ -72,8 +72,6 @@ async def receive_image(message: Message, services: BotServices) -> None:
             do_quote=True)
         return
 
-    ack = await message.reply_text(ack_text, do_quote=True)
-
     rejection: str | None = None
     accepted: Accepted | None = None
     size = attachment.file_size or 0
@@ -81,7 +79,7 @@ async def receive_image(message: Message, services: BotServices) -> None:
     if size > settings.max_upload_bytes:
         rejection = messages.too_large(size, settings.max_upload_bytes)
     elif (data := await _download(attachment, message.message_id)) is None:
-        # Still recorded and answered: the user must not be left at "analysing…".
+        # Still recorded and answered: the user must not be left without a reply.
         rejection = messages.DOWNLOAD_FAILED
     if data is not None:
         try:
@@ -93,12 +91,14 @@ async def receive_image(message: Message, services: BotServices) -> None:
             rejection = exc.user_message
 
     async def tell_busy() -> None:
-        await ack.edit_text(messages.DATABASE_BUSY)
+        await message.reply_text(messages.DATABASE_BUSY, do_quote=True)
 
+    # Recorded before it is acknowledged: whatever the bot has acknowledged, it owes an answer
+    # for, even if it crashes right after (the outbox answers with a new message then).
     try:
         outcome = await with_db_retry(partial(
             record_submission, services.sessions, sender, received,
-            reply_message_id=ack.message_id,
+            reply_message_id=None,
             sha256=accepted.stored.sha256 if accepted else None,
             width=accepted.width if accepted else None,
             height=accepted.height if accepted else None,
@@ -107,11 +107,14 @@ async def receive_image(message: Message, services: BotServices) -> None:
     except TRANSIENT:
         log.error("message %s/%s not recorded: database down for %s s", message.chat_id,
                   message.message_id, settings.db_retry_seconds)
-        await ack.edit_text(messages.NOT_STORED)
+        await message.reply_text(messages.NOT_STORED, do_quote=True)
         return
     if not outcome.created:
         log.info("duplicate update for message %s ignored", message.message_id)
         return
+    ack = await message.reply_text(ack_text, do_quote=True)
+    await with_db_retry(partial(set_reply_message, services.sessions, outcome.submission_id,
+                                ack.message_id), settings)
     if accepted is None:
         services.wake_delivery.set()
         return

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import ModelStatus, ModelVersion, utcnow
@@ -44,7 +45,22 @@ def _ref(row: ModelVersion) -> ModelRef:
 
 
 def register_model(factory: Factory, card: ModelCard, path: str) -> int:
-    """The id of this version, registering it on first sight (active when nothing is)."""
+    """The id of this version, registering it on first sight (active when nothing is).
+
+    Workers starting together all try this at once: the first insert wins, the others read it.
+    """
+    try:
+        return _register(factory, card, path)
+    except IntegrityError:
+        with factory() as session:
+            existing = session.scalar(select(ModelVersion.id)
+                                      .where(ModelVersion.version == card.version))
+        if existing is None:
+            raise
+        return existing
+
+
+def _register(factory: Factory, card: ModelCard, path: str) -> int:
     with transaction(factory) as session:
         existing = session.scalar(select(ModelVersion).where(ModelVersion.version == card.version))
         if existing is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -192,11 +192,18 @@ def set_reply_message(factory: Factory, submission_id: int, reply_message_id: in
             submission.reply_message_id = reply_message_id
 
 
+# A row is recorded a moment before its acknowledgement is sent; its result waits for the
+# acknowledgement to edit, unless the bot evidently died in between.
+ACK_GRACE = timedelta(seconds=30)
+
+
 def pending_deliveries(factory: Factory, limit: int = 50) -> list[Delivery]:
     with factory() as session:
         rows = session.scalars(
             select(Submission)
-            .where(Submission.status.in_(FINISHED_STATUSES), Submission.delivered_at.is_(None))
+            .where(Submission.status.in_(FINISHED_STATUSES), Submission.delivered_at.is_(None),
+                   or_(Submission.reply_message_id.is_not(None),
+                       Submission.created_at < utcnow() - ACK_GRACE))
             .options(selectinload(Submission.cells), selectinload(Submission.model_version),
                      selectinload(Submission.case))
             .order_by(Submission.id)

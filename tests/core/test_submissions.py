@@ -81,3 +81,20 @@ def test_a_submission_left_unfinished_is_claimed_for_requeueing_once_per_period(
     assert claim_stale(factory, timedelta(minutes=10)) == []  # touched: not again at once
 
 
+
+
+def test_a_result_waits_for_its_acknowledgement_unless_the_bot_died_before_sending_it(
+    database_url: str,
+) -> None:
+    factory = _factory(database_url)
+    model_id = register_model(factory, ModelCard(version="m1", classes=["a"], sha256="0" * 64),
+                              "models/m1.safetensors")
+    outcome = record_submission(factory, SENDER, Received(5, 7, "photo", "U", None),
+                                reply_message_id=None, sha256="d" * 64)
+    start_processing(factory, outcome.submission_id)
+    store_results(factory, outcome.submission_id, _analysis(), model_id)
+    assert pending_deliveries(factory) == []  # the acknowledgement is on its way: edit it then
+    with transaction(factory) as session:
+        session.execute(update(Submission).values(created_at=utcnow() - timedelta(minutes=5)))
+    [orphan] = pending_deliveries(factory)  # never acknowledged: answered with a new message
+    assert orphan.reply_message_id is None

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from core.db.models import FINISHED_STATUSES, CellResult, Role
+from hematovision.harness import Stack, running_stack
 from hematovision.standin import BotAction
 from tests.conftest import fresh_postgres_database, pbc_fixtures
 from tests.hostile import Upload, bombs, corpus, not_images
-from tests.stack import Stack, running_stack
 
 CELLS = pbc_fixtures()
 PHOTO_LIMIT = 4

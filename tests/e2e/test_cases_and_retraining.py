@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 from core.db.models import AuditEvent, CellResult, LabelReview, ModelVersion, Role, Submission
 from core.labels import PBC_CLASSES
+from hematovision.harness import Stack, running_stack
 from hematovision.standin import BotAction
 from tests.conftest import fixture_image_folder, fresh_postgres_database, pbc_fixtures
-from tests.stack import Stack, running_stack
 
 ADMIN = 900
 FIXTURES = pbc_fixtures()

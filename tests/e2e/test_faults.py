@@ -13,10 +13,10 @@ import pytest
 
 from core.db.models import Submission, SubmissionStatus
 from core.db.session import make_engine, make_session_factory
+from hematovision.harness import Stack, running_stack
 from hematovision.standin import BotAction, Fault
 from tests.conftest import PG_ADMIN_URL, fresh_postgres_database, pbc_fixtures
 from tests.faults import RedisServer, TcpLink
-from tests.stack import Stack, running_stack
 
 CELLS = pbc_fixtures()
 # Short broker and requeue timings so that recovery happens within a test's patience.

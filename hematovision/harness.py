@@ -1,4 +1,8 @@
-"""The real stack for end-to-end tests: Bot API stand-in, bot and worker processes, Redis, a DB."""
+"""The real stack for end-to-end tests and load benchmarks.
+
+The Bot API stand-in in this process; the bot and workers as child processes; Redis and a
+database given by URL.
+"""
 
 from __future__ import annotations
 

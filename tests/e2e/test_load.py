@@ -1,0 +1,52 @@
+"""Many users at once, two workers: every photo is answered, none twice (a CI-sized load run;
+``python -m benchmarks.load`` runs 50 users x 10 photos and reports latency)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from hematovision.harness import running_stack
+from tests.conftest import fresh_postgres_database, pbc_fixtures
+
+USERS, PHOTOS = 10, 3
+CELLS = list(pbc_fixtures().values())
+
+
+def _is_result(action) -> bool:  # type: ignore[no-untyped-def]
+    return action.method == "editMessageText" and "Model:" in (action.text or "")
+
+
+def test_concurrent_users_with_two_fresh_workers_are_each_answered_once(
+    redis_url: str, tmp_path: Path,
+) -> None:
+    with fresh_postgres_database() as url, running_stack(tmp_path, url, redis_url) as stack:
+        stack.start_worker("second")  # both load the model and register it at the same time
+        users = [stack.new_user() for _ in range(USERS)]
+        failures: list[str] = []
+
+        def user_session(user: int) -> None:
+            for number in range(PHOTOS):
+                stack.standin.send_photo(user, CELLS[(user + number) % len(CELLS)].read_bytes())
+                if len(stack.standin.wait_for(user, number + 1, 120, _is_result)) <= number:
+                    failures.append(f"user {user} photo {number + 1}")
+                    return
+
+        threads = [threading.Thread(target=user_session, args=(u,)) for u in users]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not failures, f"{failures}\n{stack.logs()}"
+        stack.standin.wait_for(users[0], PHOTOS + 1, 2, _is_result)  # a moment for duplicates
+        for user in users:
+            assert len(stack.standin.wait_for(user, 0, 0, _is_result)) == PHOTOS
+            rows = stack.delivered_submissions(user)
+            assert len(rows) == PHOTOS and all(r.status.value == "done" for r in rows)
+        for name, child in stack.children.items():
+            assert child.process.poll() is None, f"{name} died"
+
+
+pytestmark = pytest.mark.timeout(600)
