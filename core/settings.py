@@ -27,7 +27,15 @@ class Settings(BaseSettings):
 
     model_path: Path = DEFAULT_MODEL_PATH
     device: str = "auto"
-    torch_threads: int = 0
+    # Intra-op threads per worker process. Two workers with two threads each on two cores spin
+    # against each other (OpenMP busy-waiting): one thread per worker, one worker per core, was
+    # 6x the throughput of torch's default here (BENCHMARKS.md). 0 = torch's default.
+    torch_threads: int = 1
+    # A worker runs this many tasks at once in threads; above one, their cells share forward
+    # passes (dynamic batching: up to batch_max_size cells, waiting at most batch_max_wait_ms).
+    worker_concurrency: int = 1
+    batch_max_size: int = 32
+    batch_max_wait_ms: float = 5.0
 
     # Telegram refuses getFile above 20 MB, so larger documents can never be fetched.
     max_upload_bytes: int = 20_000_000

@@ -37,8 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("bot", help="run the Telegram bot (long polling)")
 
     worker = sub.add_parser("worker", help="run a classification (or training) worker")
-    worker.add_argument("--concurrency", type=int, default=1)
-    worker.add_argument("--pool", default="solo", choices=["solo", "prefork", "threads"])
+    worker.add_argument("--concurrency", type=int,
+                        help="tasks at once, in threads with dynamic batching "
+                             "(default: HV_WORKER_CONCURRENCY, 1)")
     worker.add_argument("--name", help="Celery node name, e.g. cpu1@%%h")
     worker.add_argument("--training", action="store_true",
                         help="serve retraining jobs (the training queue) instead")
@@ -79,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "worker":
         from worker.app import run_worker
 
-        run_worker(settings, concurrency=args.concurrency, pool=args.pool, hostname=args.name,
-                   training=args.training)
+        if args.concurrency:
+            settings = settings.model_copy(update={"worker_concurrency": args.concurrency})
+        run_worker(settings, hostname=args.name, training=args.training)
     elif args.command == "db":
         from core.db import migrate
 

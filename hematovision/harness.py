@@ -55,10 +55,11 @@ class Stack:
                 user.group_id = found.id
         return user_id
 
-    def start_worker(self, name: str = "worker", training: bool = False) -> Child:
+    def start_worker(self, name: str = "worker", training: bool = False,
+                     env: dict[str, str] | None = None) -> Child:
         args = ["worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}@test"]
-        child = start_child(name, [*args, "--training"] if training else args, self.env,
-                            self.root / "logs")
+        child = start_child(name, [*args, "--training"] if training else args,
+                            {**self.env, **(env or {})}, self.root / "logs")
         child.wait_for_log("ready.", timeout=120)
         self.children[name] = child
         return child

@@ -43,12 +43,18 @@ def create_worker_app(settings: Settings) -> Celery:
     return app
 
 
-def run_worker(settings: Settings, *, concurrency: int = 1, pool: str = "solo",
-               loglevel: str = "INFO", hostname: str | None = None,
+def run_worker(settings: Settings, *, loglevel: str = "INFO", hostname: str | None = None,
                training: bool = False) -> None:
-    """An inference worker, or (``training``) the worker that serves retraining jobs."""
+    """An inference worker, or (``training``) the worker that serves retraining jobs.
+
+    Inference tasks run one at a time (solo pool), or with ``worker_concurrency`` > 1 in a
+    thread pool whose tasks share the model through dynamic batching. A training worker runs
+    one job at a time.
+    """
     app = create_worker_app(settings)
     queue = settings.training_queue if training else settings.classify_queue
+    concurrency = 1 if training else max(1, settings.worker_concurrency)
+    pool = "threads" if concurrency > 1 else "solo"
     argv = ["worker", f"--loglevel={loglevel}", f"--pool={pool}",
             f"--concurrency={concurrency}", "-Q", queue]
     if hostname:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -27,19 +26,21 @@ class WorkerRuntime:
         self.settings = settings
         self._loaded: tuple[ModelRef, CellClassifier] | None = None
         self._lock = threading.Lock()
-
-    @cached_property
-    def sessions(self) -> sessionmaker[Session]:
-        return make_session_factory(make_engine(self.settings.resolved_database_url))
-
-    @cached_property
-    def store(self) -> ImageStore:
-        return ImageStore(self.settings.resolved_storage_dir)
+        # Engines connect lazily, so creating one here opens nothing. Tasks may run in threads:
+        # the pool gives each its own connection.
+        url = settings.resolved_database_url
+        extra = {} if url.startswith("sqlite") else {
+            "pool_size": max(5, settings.worker_concurrency + 2)}
+        self.sessions: sessionmaker[Session] = make_session_factory(make_engine(url, **extra))
+        self.store = ImageStore(settings.resolved_storage_dir)
 
     def _load(self, path: Path) -> CellClassifier:
         if self.settings.torch_threads > 0:
             torch.set_num_threads(self.settings.torch_threads)
         classifier = CellClassifier.from_artifact(path, self.settings.device)
+        if self.settings.worker_concurrency > 1:
+            classifier.enable_dynamic_batching(self.settings.batch_max_size,
+                                               self.settings.batch_max_wait_ms / 1000)
         log.info("model %s loaded on %s", classifier.version, classifier.device)
         return classifier
 

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from core.model.artifact import ModelCard, load_artifact
+from core.model.batching import DynamicBatcher, Forward
 from core.model.lite0 import EfficientNetLite0
 from core.model.rejection import OodDetector
 
@@ -55,6 +56,7 @@ class CellClassifier:
         self.device = device
         self.preprocess = card.preprocess
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
+        self._run: Forward = self.forward
 
     @classmethod
     def from_artifact(cls, path: Path, device: str = "auto") -> CellClassifier:
@@ -65,21 +67,28 @@ class CellClassifier:
     def version(self) -> str:
         return self.card.version
 
+    def enable_dynamic_batching(self, max_batch: int, max_wait: float) -> None:
+        """Let concurrent callers share forward passes (a worker running tasks in threads)."""
+        self._run = DynamicBatcher(self.forward, max_batch, max_wait)
+
     @torch.inference_mode()
-    def scores(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Calibrated class probabilities and, with a detector, out-of-distribution scores."""
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Preprocessed images -> calibrated probabilities and out-of-distribution scores."""
         probs, ood = [], []
-        for start in range(0, len(images), self.batch_size):
-            batch = self.preprocess.batch(images[start:start + self.batch_size])
-            batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
-            features = self.model.features(batch)
+        for start in range(0, len(batch), self.batch_size):
+            x = batch[start:start + self.batch_size].to(self.device)
+            features = self.model.features(x.contiguous(memory_format=torch.channels_last))
             logits = self.model.classifier(features).float() / self.card.temperature
             probs.append(logits.softmax(dim=1).cpu())
             if self.detector is not None:
                 ood.append(self.detector.scores(features.float().cpu()))
-        if not probs:
-            return torch.empty(0, len(self.card.classes)), None
         return torch.cat(probs), (torch.cat(ood) if ood else None)
+
+    def scores(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Calibrated class probabilities and, with a detector, out-of-distribution scores."""
+        if not images:
+            return torch.empty(0, len(self.card.classes)), None
+        return self._run(self.preprocess.batch(images))
 
     def is_outlier(self, ood_score: float | None) -> bool:
         return self.detector is not None and ood_score is not None \

@@ -23,7 +23,9 @@ def test_concurrent_users_with_two_fresh_workers_are_each_answered_once(
     redis_url: str, tmp_path: Path,
 ) -> None:
     with fresh_postgres_database() as url, running_stack(tmp_path, url, redis_url) as stack:
-        stack.start_worker("second")  # both load the model and register it at the same time
+        # Both load the model and register it at the same time; the second runs four tasks at
+        # once in threads whose cells share forward passes (dynamic batching).
+        stack.start_worker("second", env={"HV_WORKER_CONCURRENCY": "4"})
         users = [stack.new_user() for _ in range(USERS)]
         failures: list[str] = []
 

@@ -1,0 +1,80 @@
+"""Classifier speed on the best device here (CUDA when present): batch sizes 1 to 256.
+
+    python -m benchmarks.device_speed [--device auto] [--seconds 3] [--max-batch 256]
+
+Prints, per batch size and precision (fp32; on CUDA also fp16 and bf16 autocast), cells per
+second and the latency of one batch, and checks that reduced precision keeps the fp32 labels of
+the fixture cells. Made to be run as one short prepared check on a lent GPU machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from core.model.classifier import CellClassifier, resolve_device
+from core.settings import DEFAULT_MODEL_PATH
+
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--max-batch", type=int, default=256)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, str(device))
+    cells = [Image.open(p).convert("RGB") for p in sorted(FIXTURES.glob("*.jpg"))]
+    base = classifier.preprocess.batch(cells)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device {name}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    precisions = {"fp32": None}
+    if device.type == "cuda":
+        precisions |= {"fp16": torch.float16, "bf16": torch.bfloat16}
+    model = classifier.model
+    with torch.inference_mode():
+        reference = model(base.to(device).contiguous(memory_format=torch.channels_last))
+        for label, dtype in precisions.items():
+            autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+            with autocast:
+                logits = model(base.to(device).contiguous(memory_format=torch.channels_last))
+            same = bool((logits.float().argmax(1) == reference.argmax(1)).all())
+            drift = float((logits.float().softmax(1) - reference.softmax(1)).abs().max())
+            print(f"{label}: fixture labels equal to fp32: {same}; max probability drift "
+                  f"{drift:.2e}")
+            batch = 1
+            while batch <= args.max_batch:
+                x = base.repeat(batch // len(base) + 1, 1, 1, 1)[:batch].to(device)
+                x = x.contiguous(memory_format=torch.channels_last)
+                with autocast:
+                    model(x)  # warm-up (kernel selection, allocator)
+                _sync(device)
+                times = []
+                deadline = time.monotonic() + args.seconds
+                while time.monotonic() < deadline or len(times) < 3:
+                    started = time.perf_counter()
+                    with autocast:
+                        model(x)
+                    _sync(device)
+                    times.append(time.perf_counter() - started)
+                median = statistics.median(times)
+                print(f"  {label} batch {batch:3d}: {batch / median:8.1f} cells/s, "
+                      f"{1000 * median:7.2f} ms per batch", flush=True)
+                batch *= 2
+
+
+if __name__ == "__main__":
+    main()
