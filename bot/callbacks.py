@@ -77,7 +77,11 @@ class Callbacks:
         detail = await asyncio.to_thread(case_detail, self.services.sessions, member, parts[0])
         if detail is None:
             raise AccessDenied("no such case in the member's group")
-        await _respond(query, messages.case_text(detail), keyboards.case_actions(detail.case_id))
+        if (message := _message(query)) is None:
+            await query.answer(messages.STALE_BUTTON, show_alert=True)
+            return
+        await query.answer()
+        await self.handlers.show_case(message, detail)
 
     async def export(self, update: Update, parts: list[int]) -> None:
         member = await authorise(update, self.services, "export")

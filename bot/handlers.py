@@ -15,9 +15,9 @@ from telegram.ext import ContextTypes
 
 from core import registry
 from core.access import AccessDenied, Member, admin_chat_ids, assign_group, audit, register
-from core.cases import InvalidReference, case_detail, find_case, history, open_case
+from core.cases import CaseDetail, InvalidReference, case_detail, find_case, history, open_case
 from core.db.models import Role
-from core.export import CaseExport, export_case
+from core.export import CaseExport, differential_chart_png, export_case
 from core.retraining.jobs import JobAlreadyRunning, attach_message, request_job
 
 from . import keyboards, messages
@@ -113,16 +113,23 @@ class Handlers:
             if detail is None:
                 await message.reply_text("No case is open. " + messages.BAD_REFERENCE)
                 return
-            await message.reply_text(messages.case_text(detail),
-                                     reply_markup=keyboards.case_actions(detail.case_id))
+            await self.show_case(message, detail)
             return
         try:
             detail, created = await self._run(open_case, member, " ".join(context.args))
         except InvalidReference:
             await message.reply_text(messages.BAD_REFERENCE)
             return
+        await self.show_case(message, detail, created)
+
+    async def show_case(self, message: Message, detail: CaseDetail,
+                        created: bool = False) -> None:
+        """The case as text, and its differential as a chart when there is one to draw."""
         await message.reply_text(messages.case_text(detail, created),
                                  reply_markup=keyboards.case_actions(detail.case_id))
+        if detail.totals:
+            chart = await asyncio.to_thread(differential_chart_png, detail)
+            await message.reply_photo(chart, caption=f"Differential of case {detail.reference}")
 
     async def history(self, update: Update, _context: Context) -> None:
         member = await authorise(update, self.services, "history")

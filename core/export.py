@@ -135,12 +135,7 @@ def _summary_page(plt: object, detail: CaseDetail) -> object:
                              loc="upper left", colWidths=[0.6, 0.2, 0.2])
     table.scale(1, 1.4)
     table_axes.set_title("Differential (sum over the photos)", fontsize=10, loc="left")
-    chart = figure.add_axes((0.58, 0.55, 0.36, 0.2))
-    if totals:
-        chart.barh([display_name(label) for label, _ in totals][::-1],
-                   [100 * count / total for _, count in totals][::-1], color="#7a3b8f")
-        chart.set_xlabel("% of white cells")
-    chart.set_title("Differential", fontsize=10)
+    _differential_bars(figure.add_axes((0.62, 0.55, 0.33, 0.2)), totals)
     if detail.corrections:
         lines = [f"Photo {c.photo_number} cell {c.cell_number}: "
                  f"{display_name(c.previous_label or '?')} -> {display_name(c.label)} "
@@ -149,6 +144,36 @@ def _summary_page(plt: object, detail: CaseDetail) -> object:
                     va="top", linespacing=1.5)
     figure.text(0.07, 0.05, NOTICE, fontsize=8, wrap=True, style="italic")
     return figure
+
+
+def _differential_bars(axes: object, totals: list[tuple[str, int]]) -> None:
+    total = sum(count for _label, count in totals)
+    if totals:
+        axes.barh([display_name(label) for label, _ in totals][::-1],  # type: ignore[attr-defined]
+                  [100 * count / total for _, count in totals][::-1], color="#7a3b8f")
+        axes.set_xlabel("% of white cells")  # type: ignore[attr-defined]
+    axes.set_title("Differential", fontsize=10)  # type: ignore[attr-defined]
+
+
+def differential_chart_png(detail: CaseDetail) -> bytes:
+    """The case's summed differential as a small bar chart, for the chat."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    totals = ordered(detail.totals)
+    figure = plt.figure(figsize=(5.0, 0.6 + 0.35 * max(1, len(totals))), dpi=120)
+    axes = figure.add_axes((0.38, 0.25, 0.57, 0.6))
+    _differential_bars(axes, totals)
+    for index, (_label, count) in enumerate(totals[::-1]):
+        axes.text(0.5, index, str(count), va="center", color="white", fontsize=8)
+    axes.set_title(f"Case {detail.reference}: {sum(c for _l, c in totals)} white cells, "
+                   f"{len(detail.photos)} photo(s)", fontsize=9)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
 
 
 def export_case(factory: Factory, member: Member, store: ImageStore, case_id: int) -> CaseExport:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pypdfium2
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from core.db.models import AuditEvent, CellResult, LabelReview, ModelVersion, Role, Submission
@@ -145,10 +146,13 @@ def test_a_case_with_two_photos_shows_their_summed_totals(stack: Stack) -> None:
     second = send_cell(stack, tech, "neutrophil")
     assert first.case_id == second.case_id is not None
 
-    [shown] = say(stack, tech, "/case H24-0001")
+    shown, chart = say(stack, tech, "/case H24-0001", replies=2)
     text = shown.text or ""
     assert "Photo 1" in text and "Photo 2" in text
     assert "Case total: 2 white cells: Neutrophil 1 (50%), Eosinophil 1 (50%)" in text
+    assert chart.method == "sendPhoto" and "Differential of case H24-0001" in (chart.caption or "")
+    with Image.open(io.BytesIO(chart.file or b"")) as picture:
+        assert picture.width >= 400 and min(picture.convert("L").getextrema()) < 100
 
 
 def test_a_photo_without_a_case_goes_to_the_automatic_case_of_the_day(stack: Stack) -> None:
@@ -224,7 +228,7 @@ def test_a_reviewers_correction_is_stored_and_appears_in_the_history(stack: Stac
         assert (cell.label, cell.expert_label) == ("eosinophil", "monocyte")
         assert (review.previous_label, review.label) == ("eosinophil", "monocyte")
         assert review.reviewer.telegram_id == reviewer
-    [shown] = say(stack, reviewer, "/case REV-1")
+    shown, _chart = say(stack, reviewer, "/case REV-1", replies=2)
     assert f"Eosinophil → Monocyte by @user{reviewer}" in (shown.text or "")
     assert "Case total: 1 white cells: Monocyte 1 (100%)" in (shown.text or "")
     [listing] = say(stack, reviewer, "/history")
