@@ -15,28 +15,12 @@ import statistics
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
-import psycopg
-
-from hematovision.harness import Stack, running_stack
+from hematovision.harness import Stack, fresh_postgres_database, running_stack
 from hematovision.standin import BotAction
 
 CELLS = sorted((Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc").glob("*.jpg"))
-
-
-@contextlib.contextmanager
-def scratch_database(admin_url: str):  # type: ignore[no-untyped-def]
-    name = f"hv_load_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _results(stack: Stack, user: int) -> list[BotAction]:
@@ -73,7 +57,7 @@ def main() -> None:
     with contextlib.ExitStack() as resources:
         root = args.root or Path(resources.enter_context(tempfile.TemporaryDirectory()))
         root.mkdir(parents=True, exist_ok=True)
-        url = resources.enter_context(scratch_database(args.pg))
+        url = resources.enter_context(fresh_postgres_database(args.pg))
         stack = resources.enter_context(running_stack(root, url, args.redis,
                                                       {"HV_MAX_PHOTOS_PER_MINUTE": "100"}))
         for extra in range(1, args.workers):

@@ -25,8 +25,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks.load import scratch_database
-from hematovision.harness import Stack, running_stack
+from hematovision.harness import Stack, fresh_postgres_database, running_stack
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -124,7 +123,7 @@ def main() -> None:
     with contextlib.ExitStack() as resources:
         root = args.root or Path(resources.enter_context(tempfile.TemporaryDirectory()))
         root.mkdir(parents=True, exist_ok=True)
-        url = resources.enter_context(scratch_database(args.pg))
+        url = resources.enter_context(fresh_postgres_database(args.pg))
         stack = resources.enter_context(running_stack(root, url, args.redis, env))
         for extra in range(1, args.workers):
             stack.start_worker(f"worker{extra + 1}")

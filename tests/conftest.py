@@ -6,16 +6,15 @@ import contextlib
 import io
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
 from PIL import Image
 
 from core.settings import PROJECT_ROOT
+from hematovision import harness
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -49,18 +48,9 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'hv.db'}"
 
 
-@contextlib.contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A brand-new, empty PostgreSQL database, dropped afterwards."""
-    name = f"hv_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def fresh_postgres_database() -> contextlib.AbstractContextManager[str]:
+    """A brand-new, empty PostgreSQL database on the test server, dropped afterwards."""
+    return harness.fresh_postgres_database(PG_ADMIN_URL)
 
 
 @pytest.fixture
