@@ -4,8 +4,9 @@
 
 ``tasks`` threads each classify one cell after another, as tasks in a worker's thread pool do.
 Without batching every task runs its own forward pass; with batching the passes requested
-together run as one (up to 32 cells, waiting at most 5 ms). Prints cells per second for both,
-and checks that both give the same labels.
+together run as one (up to 32 cells, waiting at most 5 ms). Each with the eager network and
+with the frozen TorchScript one, all in the same run. Prints cells per second for the four
+variants and checks that they give the same labels.
 """
 
 from __future__ import annotations
@@ -53,16 +54,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cells = [Image.open(p).convert("RGB") for p in sorted(FIXTURES.glob("*.jpg"))]
-    plain = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
-    batched = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
-    batched.enable_dynamic_batching(max_batch=32, max_wait=0.005)
-    same = plain.scores(cells)[0].argmax(1).tolist() == batched.scores(cells)[0].argmax(1).tolist()
-    print(f"torch threads {args.threads}; labels identical with and without batching: {same}")
+    variants = {}
+    for network in ("eager", "torchscript"):
+        for batching in (False, True):
+            classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+            if network == "torchscript":
+                classifier.compile_for_cpu()
+            if batching:
+                classifier.enable_dynamic_batching(max_batch=32, max_wait=0.005)
+            variants[(network, batching)] = classifier
+    reference = variants[("eager", False)].scores(cells)[0].argmax(1).tolist()
+    same = all(c.scores(cells)[0].argmax(1).tolist() == reference for c in variants.values())
+    print(f"torch threads {args.threads}; labels identical in all four variants: {same}")
+    print("tasks | " + " | ".join(f"{n}{' + batching' if b else ''}" for n, b in variants))
     for tasks in args.tasks:
-        without = throughput(plain, cells, tasks, args.seconds)
-        with_batching = throughput(batched, cells, tasks, args.seconds)
-        print(f"{tasks:3d} concurrent tasks: {without:6.1f} cells/s without batching, "
-              f"{with_batching:6.1f} cells/s with dynamic batching", flush=True)
+        rates = [throughput(c, cells, tasks, args.seconds) for c in variants.values()]
+        print(f"{tasks:5d} | " + " | ".join(f"{r:6.1f}" for r in rates) + "  cells/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # against each other (OpenMP busy-waiting): one thread per worker, one worker per core, was
     # 6x the throughput of torch's default here (BENCHMARKS.md). 0 = torch's default.
     torch_threads: int = 1
+    # CPU workers run the network as frozen, optimised TorchScript (measured faster).
+    torchscript: bool = True
     # A worker runs this many tasks at once in threads; above one, their cells share forward
     # passes (dynamic batching: up to batch_max_size cells, waiting at most batch_max_wait_ms).
     worker_concurrency: int = 1

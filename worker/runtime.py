@@ -38,6 +38,8 @@ class WorkerRuntime:
         if self.settings.torch_threads > 0:
             torch.set_num_threads(self.settings.torch_threads)
         classifier = CellClassifier.from_artifact(path, self.settings.device)
+        if self.settings.torchscript and classifier.device.type == "cpu":
+            classifier.compile_for_cpu()
         if self.settings.worker_concurrency > 1:
             classifier.enable_dynamic_batching(self.settings.batch_max_size,
                                                self.settings.batch_max_wait_ms / 1000)

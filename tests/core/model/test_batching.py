@@ -71,3 +71,17 @@ def test_the_batched_classifier_predicts_what_the_plain_one_does() -> None:
         assert ood is not None and expected_ood is not None
         assert torch.allclose(ood, expected_ood, rtol=1e-4)
         assert probs.argmax(1).tolist() == expected_probs.argmax(1).tolist()
+
+
+def test_the_torchscript_network_predicts_what_the_eager_one_does() -> None:
+    eager = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+    compiled = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+    compiled.compile_for_cpu()
+    cells = [Image.open(p).convert("RGB") for p in FIXTURES]
+    for batch in (cells[:1], cells):  # the traced graph serves any batch size
+        probs, ood = compiled.scores(batch)
+        expected_probs, expected_ood = eager.scores(batch)
+        assert torch.allclose(probs, expected_probs, atol=1e-5)
+        assert ood is not None and expected_ood is not None
+        assert torch.allclose(ood, expected_ood, rtol=1e-4)
+        assert probs.argmax(1).tolist() == expected_probs.argmax(1).tolist()
