@@ -40,17 +40,22 @@ async def refuse(update: Update, text: str) -> None:
         await update.effective_message.reply_text(text)
 
 
-async def authorise(update: Update, services: BotServices, action: str,
-                    need: Need = Need.MEMBER) -> Member | None:
-    """The member if allowed; otherwise one polite refusal, and privileged attempts are logged."""
-    sender = sender_of(update)
-    if sender is None:
-        return None
+async def within_rate(update: Update, services: BotServices, sender: Sender,
+                      action: str) -> bool:
+    """The per-user message limit; the first refusal in a window is explained, later ones not."""
     verdict = services.messages_limit.check(sender.telegram_id, time.monotonic())
     if not verdict.allowed:
         log.info("rate limit: dropped %s from Telegram user %s", action, sender.telegram_id)
         if verdict.tell:
             await refuse(update, messages.SLOW_DOWN)
+    return verdict.allowed
+
+
+async def authorise(update: Update, services: BotServices, action: str,
+                    need: Need = Need.MEMBER) -> Member | None:
+    """The member if allowed; otherwise one polite refusal, and privileged attempts are logged."""
+    sender = sender_of(update)
+    if sender is None or not await within_rate(update, services, sender, action):
         return None
 
     async def tell_busy() -> None:

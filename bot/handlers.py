@@ -21,7 +21,7 @@ from core.export import CaseExport, differential_chart_png, export_case
 from core.retraining.jobs import JobAlreadyRunning, attach_message, request_job
 
 from . import keyboards, messages
-from .guard import Need, authorise, sender_of
+from .guard import Need, authorise, sender_of, within_rate
 from .intake import receive_image
 from .retry import with_db_retry
 from .services import BotServices
@@ -46,7 +46,8 @@ class Handlers:
     # ---- access -----------------------------------------------------------------------
     async def start(self, update: Update, context: Context) -> None:
         sender, message = sender_of(update), update.effective_message
-        if sender is None or message is None:
+        if sender is None or message is None \
+                or not await within_rate(update, self.services, sender, "start"):
             return
         registration = await self._run(register, sender, self.services.settings.admin_ids)
         member = registration.member
