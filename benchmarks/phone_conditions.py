@@ -39,6 +39,24 @@ def vignette(image: Image.Image, boxes: Boxes) -> tuple[Image.Image, Boxes]:
     return Image.composite(image, dark, mask), _map_boxes(boxes, lambda x, y: (x, y), inside)
 
 
+def vignette_visible(image: Image.Image, boxes: Boxes) -> tuple[Image.Image, Boxes]:
+    """The same eyepiece, scored against what can be seen: each annotation box shrunk to the
+    bounding box of its part inside the circle (as BCCD's own boxes stop at the image edge)."""
+    w, h = image.size
+    radius = 0.475 * min(w, h)
+    out, kept = vignette(image, boxes)
+    visible: Boxes = {}
+    for kind, items in kept.items():
+        clipped = []
+        for x0, y0, x1, y1 in items:
+            ys, xs = np.mgrid[y0:y1 + 1, x0:x1 + 1]
+            inside = (xs - w / 2) ** 2 + (ys - h / 2) ** 2 <= radius ** 2
+            clipped.append((int(xs[inside].min()), int(ys[inside].min()),
+                            int(xs[inside].max()), int(ys[inside].max())))
+        visible[kind] = clipped
+    return out, visible
+
+
 def tilt(image: Image.Image, boxes: Boxes) -> tuple[Image.Image, Boxes]:
     """A phone held about 8 degrees off the eyepiece axis (a mild keystone)."""
     w, h = image.size
@@ -105,6 +123,7 @@ def phone(image: Image.Image, boxes: Boxes) -> tuple[Image.Image, Boxes]:
 CONDITIONS: dict[str, Condition] = {
     "clean": lambda image, boxes: (image, boxes),
     "eyepiece_vignette": vignette,
+    "eyepiece_vignette_visible_part": vignette_visible,
     "perspective_tilt": tilt,
     "defocus": defocus,
     "colour_cast": colour_cast,
