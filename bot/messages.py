@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core.access import Member
-from core.cases import CaseDetail, HistoryPage, ordered
+from core.cases import CaseDetail, HistoryPage
 from core.db.models import JobStatus, Role, SubmissionStatus
-from core.field.analyse import CLINICAL_ORDER
+from core.field.analyse import in_clinical_order
 from core.labels import display_name
 from core.registry import ModelEntry
 from core.retraining.jobs import JobReport
@@ -171,9 +171,8 @@ def _field_lines(delivery: Delivery) -> list[str]:
     total = sum(counts.values())
     if total:
         lines.append("Differential:")
-        for label in [k for k in CLINICAL_ORDER if k in counts]:
-            lines.append(f"   {display_name(label)}: {counts[label]} "
-                         f"({100 * counts[label] / total:.0f}%)")
+        for label, count in in_clinical_order(counts):
+            lines.append(f"   {display_name(label)}: {count} ({100 * count / total:.0f}%)")
     lines.append("Cells (numbered as in the picture):")
     lines += [f"   {n}. {_label_line(cell)}" for n, cell in enumerate(cells, start=1)]
     return lines
@@ -201,7 +200,7 @@ def group_assigned(member: Member) -> str:
 
 
 def _counts_line(counts: dict[str, int]) -> str:
-    rows = ordered(counts)
+    rows = in_clinical_order(counts)
     total = sum(count for _label, count in rows)
     if not total:
         return "no white cells"

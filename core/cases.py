@@ -13,13 +13,12 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from core.access import AccessDenied, Member
 from core.db.models import Case, CellResult, LabelReview, Submission, SubmissionStatus, User
 from core.db.session import transaction
-from core.field.analyse import CLINICAL_ORDER
+from core.field.analyse import CLASSIFIED_KINDS
 from core.model.classifier import NOT_RECOGNISED
 
 Factory = sessionmaker[Session]
 # A laboratory's own sample reference: letters, digits and . _ - / (never a patient's name).
 REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
-CLASSIFIED_KINDS = ("wbc", "cell")
 
 
 class InvalidReference(ValueError):
@@ -75,13 +74,6 @@ def _counts(cells: list[CellResult]) -> dict[str, int]:
         if cell.kind in CLASSIFIED_KINDS and label and label != NOT_RECOGNISED:
             counts[label] = counts.get(label, 0) + 1
     return counts
-
-
-def ordered(counts: dict[str, int]) -> list[tuple[str, int]]:
-    """Counts in the usual clinical reading order, anything unexpected after."""
-    order = [label for label in CLINICAL_ORDER if label in counts]
-    order += sorted(set(counts) - set(order))
-    return [(label, counts[label]) for label in order]
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from core.access import AccessDenied, Member
-from core.cases import CaseDetail, case_detail, ordered
+from core.cases import CaseDetail, case_detail
 from core.db.models import CellResult, Submission
+from core.field.analyse import in_clinical_order
 from core.labels import display_name
 from core.storage import ImageStore
 
@@ -93,7 +94,7 @@ def case_pdf(detail: CaseDetail, store: ImageStore) -> bytes:
             axes = figure.add_axes((0.05, 0.25, 0.9, 0.68))
             axes.imshow(_thumbnail(store.open(sha)))
             axes.axis("off")
-            counts = ", ".join(f"{display_name(k)} {v}" for k, v in ordered(photo.counts))
+            counts = ", ".join(f"{display_name(k)} {v}" for k, v in in_clinical_order(photo.counts))
             figure.text(0.05, 0.2, f"White cells: {counts or 'none'}\n"
                         f"Red cells: {photo.rbc_count or 0} · Platelets: "
                         f"{photo.platelet_count or 0} · Flagged for review: {photo.flagged}",
@@ -112,7 +113,7 @@ def _thumbnail(image: Image.Image, side: int = 1600) -> Image.Image:
 
 def _summary_page(plt: object, detail: CaseDetail) -> object:
     figure = plt.figure(figsize=(8.27, 11.69))  # type: ignore[attr-defined]
-    totals = ordered(detail.totals)
+    totals = in_clinical_order(detail.totals)
     total = sum(count for _label, count in totals)
     figure.text(0.07, 0.95, f"HematoVision case report: {detail.reference}", fontsize=16,
                 weight="bold")
@@ -162,7 +163,7 @@ def differential_chart_png(detail: CaseDetail) -> bytes:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    totals = ordered(detail.totals)
+    totals = in_clinical_order(detail.totals)
     figure = plt.figure(figsize=(5.0, 0.6 + 0.35 * max(1, len(totals))), dpi=120)
     axes = figure.add_axes((0.38, 0.25, 0.57, 0.6))
     _differential_bars(axes, totals)

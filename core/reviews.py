@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.access import AccessDenied, Member
-from core.cases import CLASSIFIED_KINDS
 from core.db.models import Case, CellResult, LabelReview, Submission, SubmissionStatus
 from core.db.session import transaction
+from core.field.analyse import CLASSIFIED_KINDS
 from core.labels import PBC_CLASSES
 
 Factory = sessionmaker[Session]

@@ -67,7 +67,6 @@ class Delivery:
     error: str | None
     model_version: str | None
     cells: list[CellView]
-    case_reference: str | None = None
     mode: str | None = None
     rbc_count: int | None = None
     platelet_count: int | None = None
@@ -204,8 +203,7 @@ def pending_deliveries(factory: Factory, limit: int = 50) -> list[Delivery]:
             .where(Submission.status.in_(FINISHED_STATUSES), Submission.delivered_at.is_(None),
                    or_(Submission.reply_message_id.is_not(None),
                        Submission.created_at < utcnow() - ACK_GRACE))
-            .options(selectinload(Submission.cells), selectinload(Submission.model_version),
-                     selectinload(Submission.case))
+            .options(selectinload(Submission.cells), selectinload(Submission.model_version))
             .order_by(Submission.id)
             .limit(limit)
         ).all()
@@ -253,7 +251,6 @@ def _delivery(row: Submission) -> Delivery:
         status=row.status,
         error=row.error,
         model_version=row.model_version.version if row.model_version else None,
-        case_reference=row.case.reference if row.case else None,
         cells=[
             CellView(c.index, c.kind, c.label, c.confidence, c.top3 or [],
                      (c.box_x0, c.box_y0, c.box_x1, c.box_y1), c.review, c.at_border)

@@ -95,10 +95,6 @@ class User(Base):
     group: Mapped[Group | None] = relationship()
     cases: Mapped[list[Case]] = relationship(back_populates="owner")
 
-    @property
-    def approved(self) -> bool:
-        return self.role in APPROVED_ROLES
-
 
 class Case(Base):
     """A patient sample, known by the laboratory's own reference (never a name)."""

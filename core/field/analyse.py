@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -29,6 +30,15 @@ REVIEW_BELOW = 0.70
 # The usual order of a white-cell differential; erythroblasts (NRBC) are reported beside it.
 CLINICAL_ORDER = ("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "ig",
                   "erythroblast", "platelet")
+# Cells that carry a label: white cells in a field, the cell of a close-up.
+CLASSIFIED_KINDS = ("wbc", "cell")
+
+
+def in_clinical_order(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Counts in the usual clinical reading order, anything unexpected after."""
+    order = [label for label in CLINICAL_ORDER if label in counts]
+    order += sorted(set(counts) - set(order))
+    return [(label, counts[label]) for label in order]
 
 
 @dataclass(frozen=True)
@@ -95,14 +105,10 @@ class Analysis:
 
 def differential(cells: list[Cell]) -> list[DifferentialRow]:
     labels = [c.label for c in cells
-              if c.kind in ("wbc", "cell") and c.label and c.label != NOT_RECOGNISED]
-    if not labels:
-        return []
+              if c.kind in CLASSIFIED_KINDS and c.label and c.label != NOT_RECOGNISED]
     counts = {label: labels.count(label) for label in set(labels)}
-    order = [label for label in CLINICAL_ORDER if label in counts]
-    order += sorted(set(counts) - set(order))
-    return [DifferentialRow(label, counts[label], round(100 * counts[label] / len(labels), 1))
-            for label in order]
+    return [DifferentialRow(label, count, round(100 * count / len(labels), 1))
+            for label, count in in_clinical_order(counts)]
 
 
 def centred_crop(image: Image.Image, box: Box, background: tuple[int, int, int]) -> Image.Image:

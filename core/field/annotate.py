@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw, ImageFont
 
-from core.field.analyse import Analysis
+from core.field.analyse import CLASSIFIED_KINDS, Analysis
 from core.labels import display_name
 
 COLOURS = {
@@ -53,7 +53,7 @@ def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
     x, y = photo.width + 16, 14
     draw.text((x, y), "HematoVision", fill="black", font=large)
     y += 28
-    wbc = [c for c in analysis.cells if c.kind in ("wbc", "cell")]
+    wbc = [c for c in analysis.cells if c.kind in CLASSIFIED_KINDS]
     draw.text((x, y), f"white cells {len(wbc)}   red cells {analysis.rbc_count}   "
                       f"platelets {analysis.platelet_count}", fill="black", font=small)
     y += 26
