@@ -55,13 +55,18 @@ def member_of(user: User) -> Member:
                   user.group.name if user.group else None, user.current_case_id)
 
 
-def default_group(session: Session) -> Group:
-    group = session.scalar(select(Group).where(Group.name == DEFAULT_GROUP))
+def group_named(session: Session, name: str) -> Group:
+    """The laboratory group of this name, created on first use."""
+    group = session.scalar(select(Group).where(Group.name == name))
     if group is None:
-        group = Group(name=DEFAULT_GROUP)
+        group = Group(name=name)
         session.add(group)
         session.flush()
     return group
+
+
+def default_group(session: Session) -> Group:
+    return group_named(session, DEFAULT_GROUP)
 
 
 def ensure_user(session: Session, sender: Sender, admin_ids: Iterable[int] = ()) -> User:
@@ -133,12 +138,7 @@ def assign_group(factory: Factory, admin: Member, target_telegram_id: int,
         user = session.scalar(select(User).where(User.telegram_id == target_telegram_id))
         if user is None:
             raise AccessDenied("no such user")
-        group = session.scalar(select(Group).where(Group.name == name))
-        if group is None:
-            group = Group(name=name)
-            session.add(group)
-            session.flush()
-        user.group_id = group.id
+        user.group_id = group_named(session, name).id
         user.current_case_id = None  # a case of the old group is no longer theirs
         session.flush()
         return member_of(user)

@@ -218,18 +218,19 @@ def case_detail(factory: Factory, member: Member, case_id: int) -> CaseDetail | 
             for cell in cells:
                 for review in cell.reviews:
                     if review.is_correction:
-                        reviewer = review.reviewer
                         corrections.append(Correction(
                             number, cell.index + 1, review.previous_label, review.label,
-                            f"@{reviewer.username}" if reviewer.username
-                            else str(reviewer.telegram_id), review.created_at))
-        owner = case.owner
+                            _handle(review.reviewer), review.created_at))
         return CaseDetail(
             case_id=case.id, reference=case.reference, group=case.group.name,
-            owner=f"@{owner.username}" if owner.username else str(owner.telegram_id),
+            owner=_handle(case.owner),
             created_at=case.created_at, automatic=case.automatic, photos=photos,
             corrections=corrections,
         )
+
+
+def _handle(user: User) -> str:
+    return f"@{user.username}" if user.username else str(user.telegram_id)
 
 
 def history(factory: Factory, member: Member, page: int = 0, per_page: int = 5) -> HistoryPage:

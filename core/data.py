@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,13 @@ def index_image_folder(root: Path, classes: Sequence[str]) -> list[Sample]:
             if path.suffix.lower() in IMAGE_SUFFIXES
         )
     return samples
+
+
+def subsample(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
+    """At most ``limit`` of the samples, the same ones for the same seed, in path order."""
+    if limit is None or limit >= len(samples):
+        return samples
+    return sorted(random.Random(seed).sample(samples, limit), key=lambda s: s.path)
 
 
 def manifest_hash(samples: Sequence[Sample], root: Path) -> str:

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from core.access import AccessDenied, Member
 from core.cases import CaseDetail, case_detail
-from core.db.models import CellResult, Submission
+from core.db.models import CellResult
 from core.field.analyse import in_clinical_order
 from core.labels import display_name
+from core.plotting import headless_pyplot
 from core.storage import ImageStore
 
 Factory = sessionmaker[Session]
@@ -39,20 +40,20 @@ class CaseExport:
 
 
 def _cell_rows(factory: Factory, detail: CaseDetail) -> list[dict[str, object]]:
-    numbers = {p.submission_id: p.number for p in detail.photos}
+    photos = {p.submission_id: p for p in detail.photos}
     with factory() as session:
         cells = session.scalars(
-            select(CellResult).where(CellResult.submission_id.in_(numbers))
-            .options(selectinload(CellResult.reviews), selectinload(CellResult.model_version),
-                     selectinload(CellResult.submission).load_only(Submission.created_at))
+            select(CellResult).where(CellResult.submission_id.in_(photos))
+            .options(selectinload(CellResult.reviews), selectinload(CellResult.model_version))
             .order_by(CellResult.submission_id, CellResult.index)).all()
         rows = []
         for cell in cells:
             last = cell.reviews[-1] if cell.reviews else None
+            photo = photos[cell.submission_id]
             rows.append({
-                "case": detail.reference, "photo": numbers[cell.submission_id],
+                "case": detail.reference, "photo": photo.number,
                 "submission_id": cell.submission_id,
-                "received_at": cell.submission.created_at.isoformat(timespec="seconds"),
+                "received_at": photo.received_at.isoformat(timespec="seconds"),
                 "cell": cell.index + 1, "kind": cell.kind, "label": cell.label or "",
                 "confidence": "" if cell.confidence is None else f"{cell.confidence:.4f}",
                 "expert_label": cell.expert_label or "",
@@ -73,10 +74,7 @@ def case_csv(rows: list[dict[str, object]]) -> bytes:
 
 
 def case_pdf(detail: CaseDetail, store: ImageStore) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    plt = headless_pyplot()
     from matplotlib.backends.backend_pdf import PdfPages
 
     buffer = io.BytesIO()
@@ -158,11 +156,7 @@ def _differential_bars(axes: object, totals: list[tuple[str, int]]) -> None:
 
 def differential_chart_png(detail: CaseDetail) -> bytes:
     """The case's summed differential as a small bar chart, for the chat."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = headless_pyplot()
     totals = in_clinical_order(detail.totals)
     figure = plt.figure(figsize=(5.0, 0.6 + 0.35 * max(1, len(totals))), dpi=120)
     axes = figure.add_axes((0.38, 0.25, 0.57, 0.6))

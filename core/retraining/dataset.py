@@ -34,12 +34,6 @@ def per_class_sample(root: Path, per_class: int | None, seed: int) -> list[Sampl
     return sorted(chosen, key=lambda s: s.path)
 
 
-def limited(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
-    if limit is None or limit >= len(samples):
-        return samples
-    return sorted(random.Random(seed).sample(samples, limit), key=lambda s: s.path)
-
-
 def load(samples: Sequence[Sample], cache_dir: Path, name: str,
          progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
     return cached_split(samples, CACHE_SIZE, cache_dir, name, progress)

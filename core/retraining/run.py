@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -14,18 +15,19 @@ import torch.nn.functional as F
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import registry
+from core.data import index_image_folder, subsample
 from core.labels import PBC_CLASSES
 from core.model.artifact import ModelCard, load_artifact, save_artifact
 from core.model.lite0 import EfficientNetLite0
 from core.model.rejection import OodDetector, fit_detector
 from core.retraining.config import RetrainConfig
-from core.retraining.dataset import expert_tensors, limited, load, per_class_sample
+from core.retraining.dataset import expert_tensors, load, per_class_sample
 from core.retraining.gate import GateDecision, decide
 from core.reviews import expert_examples
 from core.storage import ImageStore
 from core.training.augment import AugmentConfig, augment_batch, normalise
 from core.training.calibration import fit_temperature
-from core.training.finetune import SERVING_RESOLUTION, predict_features
+from core.training.finetune import SERVING_RESOLUTION, predict_features, predict_logits
 from core.training.metrics import Report, classification_report
 
 # stage, details (epoch, step, loss, accuracy, eta_seconds...)
@@ -70,14 +72,10 @@ def _freeze_batchnorm(model: EfficientNetLite0) -> None:
             module.eval()
 
 
-@torch.no_grad()
-def _logits(model: EfficientNetLite0, images: torch.Tensor) -> torch.Tensor:
-    return model.classifier(predict_features(model, images, SERVING_RESOLUTION))
-
-
 def _report(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
             temperature: float) -> Report:
-    return classification_report((_logits(model, images) / temperature).softmax(1), labels,
+    logits = predict_logits(model, images, SERVING_RESOLUTION)
+    return classification_report((logits / temperature).softmax(1), labels,
                                  PBC_CLASSES)
 
 
@@ -115,7 +113,8 @@ def _train(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
                               "steps": steps, "loss": round(loss_value, 4),
                               "eta_seconds": round(elapsed / (done + 1) * (total - done - 1))})
         model.eval()
-        val_accuracy = float((_logits(model, val[0]).argmax(1) == val[1]).float().mean())
+        val_logits = predict_logits(model, val[0], SERVING_RESOLUTION)
+        val_accuracy = float((val_logits.argmax(1) == val[1]).float().mean())
         history.append({"epoch": epoch + 1, "loss": round(loss_value, 4),
                         "val_accuracy": round(val_accuracy, 5)})
         sink("validated", {"epoch": epoch + 1, "epochs": config.epochs,
@@ -126,12 +125,12 @@ def _train(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
 
 
 def _detector(model: EfficientNetLite0, parent: OodDetector | None, images: torch.Tensor,
-              labels: torch.Tensor, val_images: torch.Tensor) -> OodDetector | None:
+              labels: torch.Tensor, val_features: torch.Tensor) -> OodDetector | None:
     counts = torch.bincount(labels, minlength=len(PBC_CLASSES))
     if int(counts.min()) < MIN_PER_CLASS_FOR_DETECTOR:
         return parent  # too few cells per class to estimate class means and a covariance
     return fit_detector(predict_features(model, images, SERVING_RESOLUTION), labels,
-                        predict_features(model, val_images, SERVING_RESOLUTION))
+                        val_features)
 
 
 def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> RetrainOutcome:
@@ -144,8 +143,10 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     active = registry.active_model(setup.sessions)
     if active is None:
         raise RuntimeError("no active model to start from")
-    model, parent_card, parent_detector = load_artifact(Path(active.path))
-    model = model.to(memory_format=torch.channels_last)
+    parent, parent_card, parent_detector = load_artifact(Path(active.path))
+    parent = parent.to(memory_format=torch.channels_last)
+    # The candidate trains on a copy; the untouched parent is the gate's baseline.
+    model = copy.deepcopy(parent)
 
     examples = expert_examples(setup.sessions)
     expert_images, expert_labels = expert_tensors(examples, setup.store)
@@ -155,8 +156,8 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     val_images, val_labels = load(
         per_class_sample(setup.base_data / "val", config.val_per_class, config.seed),
         setup.cache_dir, "val", quiet)
-    test = limited(per_class_sample(setup.base_data / "test", None, config.seed),
-                   config.test_limit, config.seed)
+    test = subsample(index_image_folder(setup.base_data / "test", PBC_CLASSES),
+                     config.test_limit, config.seed)
     test_images, test_labels = load(test, setup.cache_dir, "test", quiet)
     images = torch.cat([replay_images, *[expert_images] * config.expert_repeats])
     labels = torch.cat([replay_labels, *[expert_labels] * config.expert_repeats])
@@ -166,14 +167,15 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     history = _train(model, images, labels, (val_images, val_labels), config, sink)
 
     sink("calibrating", {})
-    temperature = fit_temperature(_logits(model, val_images), val_labels)
-    detector = _detector(model, parent_detector, replay_images, replay_labels, val_images)
+    # One pass over val serves both the temperature and the rejection threshold.
+    val_features = predict_features(model, val_images, SERVING_RESOLUTION)
+    with torch.no_grad():
+        temperature = fit_temperature(model.classifier(val_features), val_labels)
+    detector = _detector(model, parent_detector, replay_images, replay_labels, val_features)
 
     sink("evaluating", {"test_images": len(test)})
     candidate = _report(model, test_images, test_labels, temperature)
-    parent_model, _card, _det = load_artifact(Path(active.path))
-    baseline = _report(parent_model.to(memory_format=torch.channels_last), test_images,
-                       test_labels, parent_card.temperature)
+    baseline = _report(parent, test_images, test_labels, parent_card.temperature)
     gate = decide(candidate, baseline, config.overall_margin, config.class_margin)
 
     version = f"{parent_card.version.split('-rt')[0]}-rt{job_id}"

@@ -10,6 +10,7 @@ from PIL import Image
 from core.data import index_image_folder
 from core.labels import display_name
 from core.model.classifier import CellClassifier
+from core.plotting import headless_pyplot
 from core.training.features import Progress
 from core.training.metrics import Report, classification_report
 
@@ -32,11 +33,7 @@ def evaluate_folder(classifier: CellClassifier, root: Path, progress: Progress,
 
 
 def save_confusion_png(report: Report, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = headless_pyplot()
     names = [display_name(c) for c in report.classes]
     matrix = torch.tensor(report.confusion, dtype=torch.float64)
     share = matrix / matrix.sum(dim=1, keepdim=True).clamp_min(1)

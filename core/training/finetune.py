@@ -8,7 +8,6 @@ a checkpoint, and a restarted run resumes from the last one.
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from core.data import Sample, index_image_folder, manifest_hash
+from core.data import Sample, index_image_folder, manifest_hash, subsample
 from core.labels import PBC_CLASSES
 from core.model.imagenet import load_imagenet_lite0
 from core.model.lite0 import EfficientNetLite0
@@ -49,9 +48,7 @@ class TrainedModel:
 
 def load_split(root: Path, name: str, cache_dir: Path, limit: int | None, seed: int,
                progress: Progress, classes: Sequence[str] = PBC_CLASSES) -> Split:
-    samples = index_image_folder(root / name, classes)
-    if limit is not None and limit < len(samples):
-        samples = sorted(random.Random(seed).sample(samples, limit), key=lambda s: s.path)
+    samples = subsample(index_image_folder(root / name, classes), limit, seed)
     images, labels = cached_split(samples, 256, cache_dir, f"{root.name}-{name}", progress)
     return Split(samples, images, labels, manifest_hash(samples, root / name))
 
