@@ -18,29 +18,16 @@ import time
 from pathlib import Path
 
 from hematovision.harness import Stack, fresh_postgres_database, running_stack
-from hematovision.standin import BotAction
 
 CELLS = sorted((Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc").glob("*.jpg"))
 
 
-def _results(stack: Stack, user: int) -> list[BotAction]:
-    return [a for a in stack.standin.api.state.actions if a.chat_id == user
-            and a.method == "editMessageText" and "Model:" in (a.text or "")]
-
-
 def run_user(stack: Stack, user: int, photos: int, latencies: list[float],
              lock: threading.Lock) -> None:
-    for number in range(photos):
-        data = CELLS[(user + number) % len(CELLS)].read_bytes()
-        sent = time.monotonic()
-        stack.standin.send_photo(user, data)
-        replies = stack.standin.wait_for(
-            user, number + 1, 300,
-            predicate=lambda a: a.method == "editMessageText" and "Model:" in (a.text or ""))
-        if len(replies) <= number:
-            raise RuntimeError(f"user {user}: photo {number + 1} unanswered")
-        with lock:
-            latencies.append(replies[number].at - sent)
+    data = [CELLS[(user + number) % len(CELLS)].read_bytes() for number in range(photos)]
+    timed = stack.send_and_time(user, data)
+    with lock:
+        latencies.extend(timed)
 
 
 def main() -> None:
@@ -72,7 +59,7 @@ def main() -> None:
             thread.join()
         elapsed = time.monotonic() - started
         time.sleep(2)  # any duplicate reply would arrive now
-        answered = {u: len(_results(stack, u)) for u in users}
+        answered = {u: len(stack.results(u)) for u in users}
         rows = sum(len(stack.submissions(u)) for u in users)
     expected = args.users * args.photos
     duplicates = sum(max(0, n - args.photos) for n in answered.values())

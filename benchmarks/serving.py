@@ -44,10 +44,6 @@ def photos(kind: str) -> list[bytes]:
     return out
 
 
-def _is_result(action) -> bool:  # type: ignore[no-untyped-def]
-    return action.method == "editMessageText" and "Model:" in (action.text or "")
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
@@ -69,14 +65,9 @@ def scenario(stack: Stack, users: int, per_user: int, kind: str) -> dict[str, fl
     cells_before = _cells(stack)
 
     def session(user: int) -> None:
-        for number in range(per_user):
-            sent = time.monotonic()
-            stack.standin.send_photo(user, data[(user + number) % len(data)])
-            replies = stack.standin.wait_for(user, number + 1, 300, _is_result)
-            if len(replies) <= number:
-                raise RuntimeError(f"user {user}: photo {number + 1} unanswered")
-            with lock:
-                latencies.append(replies[number].at - sent)
+        timed = stack.send_and_time(user, [data[(user + n) % len(data)] for n in range(per_user)])
+        with lock:
+            latencies.extend(timed)
 
     started = time.monotonic()
     threads = [threading.Thread(target=session, args=(u,)) for u in people]

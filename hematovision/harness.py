@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,12 +17,17 @@ import psycopg
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from core.access import DEFAULT_GROUP, Sender, ensure_user
+from core.access import DEFAULT_GROUP, Sender, ensure_user, group_named
 from core.db import migrate
-from core.db.models import Group, Role, Submission
+from core.db.models import Role, Submission
 from core.db.session import make_engine, make_session_factory, transaction
 from hematovision.processes import Child, start_child
 from hematovision.standin import BotAction, StandInThread
+
+
+def is_result(action: BotAction) -> bool:
+    """A delivered analysis (not an acknowledgement, a refusal or a 'database busy' notice)."""
+    return action.method == "editMessageText" and "Model:" in (action.text or "")
 
 
 @dataclass
@@ -47,13 +52,8 @@ class Stack:
         if role is not Role.PENDING:
             with transaction(self.sessions) as session:
                 user = ensure_user(session, Sender(user_id, f"user{user_id}", f"User{user_id}"))
-                found = session.scalar(select(Group).where(Group.name == group))
-                if found is None:
-                    found = Group(name=group)
-                    session.add(found)
-                    session.flush()
                 user.role = role
-                user.group_id = found.id
+                user.group_id = group_named(session, group).id
         return user_id
 
     def start_worker(self, name: str = "worker", training: bool = False,
@@ -80,6 +80,24 @@ class Stack:
                                       predicate=lambda a: a.method == "editMessageText")
         assert edits, f"no result for user {user} within {timeout} s; logs:\n{self.logs()}"
         return edits[-1]
+
+    def results(self, user: int) -> list[BotAction]:
+        """Every analysis delivered in the user's chat so far."""
+        return self.standin.wait_for(user, 0, 0, is_result)
+
+    def send_and_time(self, user: int, photos: Sequence[bytes],
+                      timeout: float = 300) -> list[float]:
+        """Send each photo after the previous one's result came back, as a person at the
+        microscope would; returns the send-to-result latency of each."""
+        latencies = []
+        for number, data in enumerate(photos):
+            sent = time.monotonic()
+            self.standin.send_photo(user, data)
+            replies = self.standin.wait_for(user, number + 1, timeout, is_result)
+            if len(replies) <= number:
+                raise RuntimeError(f"user {user}: photo {number + 1} unanswered")
+            latencies.append(replies[number].at - sent)
+        return latencies
 
     def submissions(self, user: int) -> list[Submission]:
         with self.sessions() as session:

@@ -14,7 +14,7 @@ import pytest
 from core.db.models import Submission, SubmissionStatus
 from core.db.session import make_engine, make_session_factory
 from hematovision.harness import Stack, running_stack
-from hematovision.standin import BotAction, Fault
+from hematovision.standin import Fault
 from tests.conftest import PG_ADMIN_URL, fresh_postgres_database, pbc_fixtures
 from tests.faults import RedisServer, TcpLink
 
@@ -40,12 +40,6 @@ def stack_on(root: Path, broker: str, database_url: str | None = None,
         yield stack.enter_context(running_stack(root, url, broker, {**FAST_RECOVERY, **env}))
 
 
-def results(stack: Stack, user: int) -> list[BotAction]:
-    """The result edits (not acknowledgements, not 'database busy' notices) in a chat."""
-    return [a for a in stack.standin.api.state.actions if a.chat_id == user
-            and a.method == "editMessageText" and "Model:" in (a.text or "")]
-
-
 def wait_until(condition, timeout: float, stack: Stack, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
@@ -54,11 +48,11 @@ def wait_until(condition, timeout: float, stack: Stack, what: str) -> None:  # t
 
 
 def all_answered_once(stack: Stack, users: list[int], timeout: float = 120) -> list[Submission]:
-    wait_until(lambda: all(results(stack, u) for u in users), timeout, stack, "every result")
+    wait_until(lambda: all(stack.results(u) for u in users), timeout, stack, "every result")
     time.sleep(1.5)  # a duplicate would show up now
     rows = []
     for user in users:
-        assert len(results(stack, user)) == 1, f"user {user}: {results(stack, user)}"
+        assert len(stack.results(user)) == 1, f"user {user}: {stack.results(user)}"
         [row] = stack.delivered_submissions(user)
         assert row.status is SubmissionStatus.DONE and len(row.cells) == 1
         rows.append(row)

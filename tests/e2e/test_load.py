@@ -8,15 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hematovision.harness import running_stack
+from hematovision.harness import is_result, running_stack
 from tests.conftest import fresh_postgres_database, pbc_fixtures
 
 USERS, PHOTOS = 10, 3
 CELLS = list(pbc_fixtures().values())
-
-
-def _is_result(action) -> bool:  # type: ignore[no-untyped-def]
-    return action.method == "editMessageText" and "Model:" in (action.text or "")
 
 
 def test_concurrent_users_with_two_fresh_workers_are_each_answered_once(
@@ -30,11 +26,11 @@ def test_concurrent_users_with_two_fresh_workers_are_each_answered_once(
         failures: list[str] = []
 
         def user_session(user: int) -> None:
-            for number in range(PHOTOS):
-                stack.standin.send_photo(user, CELLS[(user + number) % len(CELLS)].read_bytes())
-                if len(stack.standin.wait_for(user, number + 1, 120, _is_result)) <= number:
-                    failures.append(f"user {user} photo {number + 1}")
-                    return
+            photos = [CELLS[(user + n) % len(CELLS)].read_bytes() for n in range(PHOTOS)]
+            try:
+                stack.send_and_time(user, photos, timeout=120)
+            except RuntimeError as unanswered:
+                failures.append(str(unanswered))
 
         threads = [threading.Thread(target=user_session, args=(u,)) for u in users]
         for thread in threads:
@@ -42,9 +38,9 @@ def test_concurrent_users_with_two_fresh_workers_are_each_answered_once(
         for thread in threads:
             thread.join()
         assert not failures, f"{failures}\n{stack.logs()}"
-        stack.standin.wait_for(users[0], PHOTOS + 1, 2, _is_result)  # a moment for duplicates
+        stack.standin.wait_for(users[0], PHOTOS + 1, 2, is_result)  # a moment for duplicates
         for user in users:
-            assert len(stack.standin.wait_for(user, 0, 0, _is_result)) == PHOTOS
+            assert len(stack.results(user)) == PHOTOS
             rows = stack.delivered_submissions(user)
             assert len(rows) == PHOTOS and all(r.status.value == "done" for r in rows)
         for name, child in stack.children.items():
