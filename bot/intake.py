@@ -31,7 +31,9 @@ class Accepted:
 
 def _store(data: bytes, store: ImageStore, max_pixels: int, max_bytes: int) -> Accepted:
     clean = open_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
-    return Accepted(store.put(clean.image), clean.width, clean.height)
+    stored = (store.put_encoded(clean.encoded_jpeg, "jpg") if clean.encoded_jpeg
+              else store.put(clean.image))
+    return Accepted(stored, clean.width, clean.height)
 
 
 async def _download(attachment: PhotoSize | Document, message_id: int) -> bytes | None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.jpeg import strip_metadata
+
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "BMP", "MPO"})
 MIN_SIDE = 32
 
@@ -29,6 +31,9 @@ class IntakeError(ValueError):
 class IntakeImage:
     image: Image.Image  # RGB, EXIF orientation applied, no metadata attached
     source_format: str
+    # The sender's own JPEG less its metadata, when it decodes to exactly ``image``: stored as
+    # is, it keeps what was sent and saves a re-encode. None when the image had to be changed.
+    encoded_jpeg: bytes | None = None
 
     @property
     def width(self) -> int:
@@ -57,7 +62,7 @@ def open_image(data: bytes, *, max_pixels: int, max_bytes: int) -> IntakeImage:
             raise _not_an_image(exc) from exc
         except Exception as exc:  # Pillow raises many types on hostile headers.
             raise IntakeError("corrupt", "This file could not be read as an image.") from exc
-        return _decode(probe, max_pixels=max_pixels)
+        return _decode(probe, data, max_pixels=max_pixels)
 
 
 def _not_an_image(exc: Exception) -> IntakeError:
@@ -69,7 +74,7 @@ def _not_an_image(exc: Exception) -> IntakeError:
     )
 
 
-def _decode(probe: Image.Image, *, max_pixels: int) -> IntakeImage:
+def _decode(probe: Image.Image, data: bytes, *, max_pixels: int) -> IntakeImage:
     fmt = probe.format or "unknown"
     if fmt not in ALLOWED_FORMATS:
         raise IntakeError(
@@ -87,6 +92,8 @@ def _decode(probe: Image.Image, *, max_pixels: int) -> IntakeImage:
         raise IntakeError(
             "too_small", f"The image is only {width}x{height} pixels: too small to analyse."
         )
+    if plain := _plain_jpeg(probe, data):
+        return plain
     try:
         probe.seek(0)  # multi-page TIFF / MPO: the first frame is the photo
         probe.load()
@@ -97,6 +104,27 @@ def _decode(probe: Image.Image, *, max_pixels: int) -> IntakeImage:
             "corrupt", "The image file is damaged or incomplete. Please send it again."
         ) from exc
     return IntakeImage(image=rgb, source_format=fmt)
+
+
+def _plain_jpeg(probe: Image.Image, data: bytes) -> IntakeImage | None:
+    """The upright colour JPEG case (every photo Telegram delivers): decode the stripped bytes."""
+    try:
+        if probe.format != "JPEG" or probe.mode != "RGB" or probe.getexif().get(0x0112, 1) != 1:
+            return None
+    except Exception:  # a damaged EXIF block: the general path decides
+        return None
+    stripped = strip_metadata(data)
+    if stripped is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(stripped)) as image:
+            image.load()
+            rgb = Image.frombytes("RGB", image.size, image.tobytes())
+    except Exception as exc:
+        raise IntakeError(
+            "corrupt", "The image file is damaged or incomplete. Please send it again."
+        ) from exc
+    return IntakeImage(image=rgb, source_format="JPEG", encoded_jpeg=stripped)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

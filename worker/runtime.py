@@ -82,7 +82,7 @@ class WorkerRuntime:
         analysis = analyse(image, classifier)
         annotated = None
         if analysis.mode == "field" and not analysis.rejected:
-            annotated = self.store.put(annotate(image, analysis)).sha256
+            annotated = self.store.put(annotate(image, analysis), for_display=True).sha256
         written = store_results(self.sessions, submission_id, analysis, ref.id, annotated)
         log.info("submission %s: %s, %d cell(s), model %s, written=%s", submission_id,
                  analysis.mode, len(analysis.cells), ref.version, written)

@@ -37,6 +37,24 @@ def test_exif_orientation_is_applied_and_metadata_dropped() -> None:
     assert len(result.image.getexif()) == 0
 
 
+def test_an_upright_jpeg_keeps_the_senders_bytes_less_their_metadata() -> None:
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0)}
+    sent = jpeg_bytes(Image.effect_noise((96, 64), 40).convert("RGB"), exif=exif.tobytes())
+    result = open_image(sent, **LIMITS)
+    assert result.encoded_jpeg is not None and len(result.encoded_jpeg) < len(sent)
+    with Image.open(io.BytesIO(result.encoded_jpeg)) as stored:
+        assert len(stored.getexif()) == 0
+        assert stored.convert("RGB").tobytes() == result.image.tobytes()
+
+
+def test_a_rotated_or_non_jpeg_image_is_not_kept_as_sent() -> None:
+    assert open_image(_exif_rotated_jpeg(), **LIMITS).encoded_jpeg is None
+    png = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(png, format="PNG")
+    assert open_image(png.getvalue(), **LIMITS).encoded_jpeg is None
+
+
 @pytest.mark.parametrize(
     ("data", "code"),
     [

@@ -4,6 +4,7 @@ import pytest
 from PIL import Image
 
 from core.storage import ImageStore
+from tests.conftest import jpeg_bytes
 
 
 def test_images_are_stored_by_content_hash_and_read_back(tmp_path: Path) -> None:
@@ -32,3 +33,18 @@ def test_stored_files_carry_no_metadata(tmp_path: Path) -> None:
     with Image.open(stored.path) as reopened:
         assert len(reopened.getexif()) == 0
         assert set(reopened.info) <= {"dpi"}
+
+
+def test_encoded_bytes_are_stored_as_they_are_and_found_by_digest(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    data = jpeg_bytes(Image.effect_noise((40, 30), 30).convert("RGB"))
+    stored = store.put_encoded(data, "jpg")
+    assert stored.path.suffix == ".jpg" and stored.path.read_bytes() == data
+    assert store.path_for(stored.sha256) == stored.path and store.exists(stored.sha256)
+    assert store.open(stored.sha256).size == (40, 30)
+
+
+def test_a_picture_for_display_is_a_jpeg(tmp_path: Path) -> None:
+    stored = ImageStore(tmp_path).put(Image.new("RGB", (64, 48), "red"), for_display=True)
+    with Image.open(stored.path) as reopened:
+        assert reopened.format == "JPEG" and len(reopened.getexif()) == 0

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from core.db.models import FINISHED_STATUSES, CellResult, Role
+from core.storage import ImageStore
 from hematovision.harness import Stack, running_stack
 from hematovision.standin import BotAction
 from tests.conftest import fresh_postgres_database, pbc_fixtures
@@ -115,8 +116,8 @@ def test_a_file_name_never_becomes_a_storage_path(stack: Stack) -> None:
     stack.result_for(user)
     [submission] = stack.delivered_submissions(user)
     assert submission.file_name == hostile_name  # kept as data, for the record
-    stored = list((stack.root / "images").rglob("*.png"))
-    assert any(p.name == f"{submission.sha256}.png" for p in stored)
+    stored = [p for p in (stack.root / "images").rglob("*") if p.is_file()]
+    assert ImageStore(stack.root / "images").path_for(submission.sha256 or "") in stored
     assert all(p.resolve().is_relative_to((stack.root / "images").resolve()) for p in stored)
     with stack.sessions() as session:
         assert session.scalars(select(CellResult).where(

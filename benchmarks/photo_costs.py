@@ -1,0 +1,92 @@
+"""What storing, reopening and answering one photo costs, old way against new, in one run.
+
+    python -m benchmarks.photo_costs [--repeats 15]
+
+For a field photo as Telegram delivers it (a BCCD field upscaled to 1280 x 960, JPEG q90) and a
+12 MP phone photo (4000 x 3000), it times, in this process on one thread:
+- the bot's intake: decode and store a lossless PNG (before) or keep the sender's JPEG less its
+  metadata (now);
+- the worker reopening the stored image: PNG (before) or JPEG (now);
+- writing the annotated picture: PNG (before) or JPEG q90 (now).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+from core.field.analyse import analyse
+from core.field.annotate import annotate
+from core.intake import open_image
+from core.model.classifier import CellClassifier
+from core.settings import DEFAULT_MODEL_PATH
+from core.storage import ImageStore
+
+FIELD = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "bccd"
+LIMITS = {"max_pixels": 60_000_000, "max_bytes": 20_000_000}
+
+
+def _photo(size: tuple[int, int]) -> bytes:
+    with Image.open(sorted(FIELD.glob("*.jpg"))[0]) as field:
+        big = field.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    big.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _ms(action: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+    print("| photo | step | before | now |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as root:
+        store = ImageStore(Path(root))
+        for name, size in (("1280 x 960", (1280, 960)), ("12 MP", (4000, 3000))):
+            data = _photo(size)
+            clean = open_image(data, **LIMITS)
+            assert clean.encoded_jpeg is not None
+            png = store.put(clean.image).sha256
+            jpg = store.put_encoded(clean.encoded_jpeg, "jpg").sha256
+            assert store.open(png).tobytes() == store.open(jpg).tobytes()  # same pixels
+            picture = annotate(clean.image, analyse(clean.image, classifier))
+
+            def intake_before(data: bytes = data) -> object:
+                return store.put(open_image(data, **LIMITS).image)
+
+            def intake_now(data: bytes = data) -> object:
+                opened = open_image(data, **LIMITS)
+                assert opened.encoded_jpeg is not None
+                return store.put_encoded(opened.encoded_jpeg, "jpg")
+
+            rows = [
+                ("bot intake: check and store", intake_before, intake_now),
+                ("worker: reopen stored photo",
+                 lambda sha=png: store.open(sha), lambda sha=jpg: store.open(sha)),
+                ("worker: write annotated picture",
+                 lambda: store.put(picture), lambda: store.put(picture, for_display=True)),
+            ]
+            for step, before, now in rows:
+                print(f"| {name} | {step} | {_ms(before, args.repeats):.0f} ms "
+                      f"| {_ms(now, args.repeats):.0f} ms |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
