@@ -46,7 +46,7 @@ def run_condition(items: list, condition) -> dict[str, float]:  # type: ignore[n
             rbc_errors.append((sum(d.kind == "rbc" for d in detections) - truth_rbc) / truth_rbc)
         rgb = np.asarray(image.resize((round(image.width * scale), round(image.height * scale)))
                          if scale < 1 else image, dtype=np.float32)
-        accepted += measure(rgb, field_masks(rgb, DetectorParams())).passed
+        accepted += measure(field_masks(rgb, DetectorParams())).passed
     return {
         "wbc_recall": wbc[0] / wbc[2],
         "wbc_precision": wbc[0] / max(wbc[1], 1),
@@ -72,7 +72,7 @@ def gate_on_degraded(items: list) -> dict[str, float]:  # type: ignore[no-untype
         rejected = 0
         for item in items:
             rgb = np.asarray(fn(Image.open(item.image).convert("RGB")), dtype=np.float32)
-            rejected += not measure(rgb, field_masks(rgb, DetectorParams())).passed
+            rejected += not measure(field_masks(rgb, DetectorParams())).passed
         out[name] = rejected / len(items)
     return out
 

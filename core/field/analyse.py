@@ -154,7 +154,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     work, scale = working_image(image)
     rgb = np.asarray(work, dtype=np.float32)
     masks = field_masks(rgb, params)
-    quality = measure(rgb, masks, thresholds)
+    quality = measure(masks, thresholds)
     timings["quality"] = time.perf_counter() - started
     if not quality.passed:
         return Analysis("field", image.width, image.height, [], [], 0, 0, quality,
@@ -163,7 +163,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     mark = time.perf_counter()
     white = detect_white_cells(masks, params)
     platelets = detect_platelets(masks, white, params)
-    red = detect_red_cells(rgb, masks, white, params)
+    red = detect_red_cells(masks, white, params)
     timings["detect"] = time.perf_counter() - mark
 
     mark = time.perf_counter()

@@ -54,6 +54,8 @@ class FieldMasks:
     background: np.ndarray  # RGB white point used for balancing
     purple: np.ndarray  # blue minus green, balanced
     blue_excess: np.ndarray  # blue minus red, balanced
+    grey: np.ndarray  # channel mean, unbalanced
+    balanced: np.ndarray  # RGB white-balanced on ``background``
 
 
 def working_image(image: Image.Image) -> tuple[Image.Image, float]:
@@ -87,7 +89,28 @@ def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
     balanced = rgb * (230.0 / background)
     purple = balanced[..., 2] - balanced[..., 1]
     blue_excess = balanced[..., 2] - balanced[..., 0]
-    return FieldMasks(valid, background, np.where(valid, purple, 0), blue_excess)
+    return FieldMasks(valid, background, np.where(valid, purple, 0), blue_excess, grey, balanced)
+
+
+def dilate_by_disk(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``binary_dilation`` with ``disk(radius)``, exactly, via the distance transform.
+
+    Scipy applies a structuring element pixel by pixel of its footprint, which for a radius of 9
+    cost a field 100 ms; the Euclidean distance to the mask is linear time.
+    """
+    if not mask.any():
+        return mask.copy()
+    return ndi.distance_transform_edt(~mask) <= radius
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``binary_fill_holes``, exactly: background regions that do not reach the image edge.
+
+    Scipy fills by dilating until nothing changes, which costs as many passes as a hole is wide.
+    """
+    outside, _ = ndi.label(~mask)  # the same 4-connectivity as binary_fill_holes
+    edge = np.unique(np.concatenate([outside[0], outside[-1], outside[:, 0], outside[:, -1]]))
+    return ~np.isin(outside, edge[edge > 0])
 
 
 def _touches_border(box: Box, valid: np.ndarray, shape: tuple[int, int]) -> bool:
@@ -102,10 +125,10 @@ def _touches_border(box: Box, valid: np.ndarray, shape: tuple[int, int]) -> bool
 
 def detect_white_cells(masks: FieldMasks, params: DetectorParams) -> list[Detection]:
     nucleus = ndi.binary_closing(masks.purple > params.nucleus_threshold, structure=disk(2))
-    nucleus = ndi.binary_fill_holes(nucleus)
+    nucleus = fill_holes(nucleus)
     nucleus = remove_small_objects(nucleus, max_size=params.min_nucleus_area // 4)
     # Lobes of one segmented neutrophil lie close together: join them before labelling.
-    joined = ndi.binary_dilation(nucleus, structure=disk(params.lobe_join_radius))
+    joined = dilate_by_disk(nucleus, params.lobe_join_radius)
     labels, _ = ndi.label(joined)
     height, width = nucleus.shape
     found = []
@@ -162,7 +185,7 @@ def detect_platelets(masks: FieldMasks, white: list[Detection],
     return found
 
 
-def detect_red_cells(rgb: np.ndarray, masks: FieldMasks, white: list[Detection],
+def detect_red_cells(masks: FieldMasks, white: list[Detection],
                      params: DetectorParams) -> list[Detection]:
     """Red cells, including those in touching and overlapping clumps.
 
@@ -170,11 +193,11 @@ def detect_red_cells(rgb: np.ndarray, masks: FieldMasks, white: list[Detection],
     distance peaks merge; the peaks only place the boxes. The unit is the median red-mask area
     per annotated red cell on the BCCD training fields (overlaps and rims included).
     """
-    balanced = rgb * (230.0 / masks.background)
+    balanced = masks.balanced
     red = (balanced[..., 0] - balanced[..., 2] > params.rbc_red_excess) & masks.valid
     red = ndi.binary_opening(red, structure=disk(2))
     # Fill the pale centres of biconcave cells so each cell is one blob.
-    red = ndi.binary_fill_holes(ndi.binary_closing(red, structure=disk(3)))
+    red = fill_holes(ndi.binary_closing(red, structure=disk(3)))
     for cell in white:
         x0, y0, x1, y1 = cell.box
         red[y0:y1, x0:x1] = False
@@ -215,5 +238,5 @@ def detect(image: Image.Image, params: DetectorParams | None = None,
     masks = field_masks(rgb, params)
     white = detect_white_cells(masks, params)
     platelets = detect_platelets(masks, white, params)
-    red = detect_red_cells(rgb, masks, white, params)
+    red = detect_red_cells(masks, white, params)
     return white + platelets + red, masks, scale

@@ -59,10 +59,10 @@ MESSAGES = {
 }
 
 
-def measure(rgb: np.ndarray, masks: FieldMasks,
+def measure(masks: FieldMasks,
             thresholds: QualityThresholds | None = None) -> Quality:
     t = thresholds or QualityThresholds()
-    grey = rgb.mean(axis=2)
+    grey = masks.grey
     valid = masks.valid
     field = float(valid.mean())
     inside = grey[valid] if valid.any() else grey.ravel()
@@ -70,8 +70,10 @@ def measure(rgb: np.ndarray, masks: FieldMasks,
     clipped = float(((inside >= 250) | (inside <= 5)).mean())
     laplace = ndi.laplace(grey)
     focus = float(laplace[valid].var()) if valid.any() else 0.0
-    balanced = rgb * (230.0 / masks.background)
-    saturation = balanced.max(axis=2) - balanced.min(axis=2)
+    balanced = masks.balanced
+    red, green, blue = balanced[..., 0], balanced[..., 1], balanced[..., 2]
+    # Elementwise over the three planes: numpy's reductions over a last axis of 3 are slow.
+    saturation = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
     pale = (balanced.mean(axis=2) > 190) & (saturation < 35) & valid
     stained = ((balanced[..., 0] - balanced[..., 2] > 8) | (masks.purple > 50)) & valid
     background = float(pale.sum() / max(valid.sum(), 1))
