@@ -16,6 +16,7 @@ from telegram.ext import (
     filters,
 )
 
+from core.db.notify import ResultListener, libpq_url
 from core.settings import Settings
 
 from .callbacks import Callbacks
@@ -45,10 +46,17 @@ def build_application(settings: Settings, services: BotServices | None = None) -
     services = services or BotServices.from_settings(settings)
     handlers = Handlers(services)
     delivery_task: dict[str, asyncio.Task[None]] = {}
+    listener: dict[str, ResultListener] = {}
 
     async def post_init(app: Application) -> None:
         await app.bot.set_my_commands(COMMANDS)
         delivery_task["task"] = asyncio.create_task(delivery_loop(app.bot, services))
+        if libpq_url(settings.resolved_database_url) is not None:
+            loop = asyncio.get_running_loop()
+            listener["thread"] = ResultListener(
+                settings.resolved_database_url,
+                lambda: loop.call_soon_threadsafe(services.wake_delivery.set),
+            ).start()
 
     async def post_stop(_app: Application) -> None:
         task = delivery_task.pop("task", None)
@@ -56,6 +64,8 @@ def build_application(settings: Settings, services: BotServices | None = None) -
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if (thread := listener.pop("thread", None)) is not None:
+            await asyncio.to_thread(thread.stop)
         services.queue.close()
 
     async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -21,6 +21,7 @@ from core.db.models import (
     SubmissionStatus,
     utcnow,
 )
+from core.db.notify import announce_result
 from core.db.session import transaction
 from core.field.analyse import Analysis
 
@@ -171,6 +172,7 @@ def store_results(
         submission.annotated_sha256 = annotated_sha256
         submission.model_version_id = model_version_id
         submission.finished_at = utcnow()
+        announce_result(session)
         return True
 
 
@@ -182,6 +184,7 @@ def record_failure(factory: Factory, submission_id: int, error: str) -> None:
         submission.status = SubmissionStatus.FAILED
         submission.error = error[:2000]
         submission.finished_at = utcnow()
+        announce_result(session)
 
 
 def set_reply_message(factory: Factory, submission_id: int, reply_message_id: int) -> None:
