@@ -1,0 +1,86 @@
+"""Would averaging over rotated and mirrored views, or a larger view, help a trained model?
+
+    python -m benchmarks.test_time_views MODEL.safetensors [--data ../shared/data/pbc]
+
+Cells have no up or down, so the eight rotations and mirrorings of a cell are the same cell.
+For each way of viewing the cached val images it prints accuracy, and test accuracy only for the
+view as served and the best on val (choose on val; report test once). Views cost their number in
+forward passes at serving time.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from core.model.artifact import load_artifact
+from core.training.augment import centre_batch, normalise
+from core.training.finetune import load_split
+
+View = Callable[[torch.Tensor], torch.Tensor]
+DIHEDRAL: list[View] = [
+    lambda x: x,
+    lambda x: x.flip(-1),
+    lambda x: x.flip(-2),
+    lambda x: x.rot90(1, (-2, -1)),
+    lambda x: x.rot90(1, (-2, -1)).flip(-1),
+    lambda x: x.rot90(2, (-2, -1)),
+    lambda x: x.rot90(3, (-2, -1)),
+    lambda x: x.rot90(3, (-2, -1)).flip(-1),
+]
+
+
+@torch.inference_mode()
+def probabilities(model: torch.nn.Module, images: torch.Tensor, size: int,
+                  views: list[View], temperature: float) -> torch.Tensor:
+    total = torch.zeros(len(images), model.classifier.out_features)
+    for start in range(0, len(images), 64):
+        x = normalise(centre_batch(images[start:start + 64], size))
+        for view in views:
+            logits = model(view(x).contiguous(memory_format=torch.channels_last))
+            total[start:start + 64] += (logits / temperature).softmax(1)
+    return total / len(views)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/pbc"))
+    parser.add_argument("--cache", type=Path, default=Path("var/cache"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    model, card, _ = load_artifact(args.model)
+    model = model.to(memory_format=torch.channels_last)
+    splits = {name: load_split(args.data, name, args.cache, None, 0, print)
+              for name in ("val", "test")}
+    variants = [
+        (224, DIHEDRAL[:1], "224 centre crop (as served)"),
+        (224, DIHEDRAL[:2], "224, + mirrored"),
+        (224, DIHEDRAL[:4], "224, + mirrored, flipped, rotated 90"),
+        (224, DIHEDRAL, "224, all 8 rotations and mirrorings"),
+        (256, DIHEDRAL[:1], "the same view at 256 px (upsampled)"),
+    ]
+
+    def accuracy(split: str, size: int, views: list[View]) -> float:
+        data = splits[split]
+        predicted = probabilities(model, data.images, size, views, card.temperature).argmax(1)
+        return float((predicted == data.labels).float().mean())
+
+    val = []
+    for size, views, name in variants:
+        val.append(accuracy("val", size, views))
+        print(f"val {val[-1]:.4f}  {name} ({len(views)} forward passes)", flush=True)
+    best = max(range(1, len(variants)), key=lambda i: val[i])
+    print("| view | forward passes per cell | val accuracy | test accuracy |")
+    print("|---|---|---|---|")
+    for index in (0, best):
+        size, views, name = variants[index]
+        print(f"| {name} | {len(views)} | {val[index]:.4f} | "
+              f"{accuracy('test', size, views):.4f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
