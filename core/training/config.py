@@ -18,13 +18,14 @@ class Phase(BaseModel):
 
 
 class TrainConfig(BaseModel):
-    version: str = "pbc-lite0-ft-v1"
-    # Most epochs at low resolution are cheap on a CPU; the last one at serving resolution
-    # adapts the network (and BatchNorm statistics) to the size it will see.
+    version: str = "pbc-lite0-ft-v3"
+    # Most epochs at low resolution are cheap on a CPU; the last ones at serving resolution
+    # adapt the network (and BatchNorm statistics) to the size it will see. Val accuracy kept
+    # rising through four epochs at 224 px (v1 had one: 98.59% against v3's 99.04%).
     phases: list[Phase] = Field(default_factory=lambda: [
         Phase(epochs=1, resolution=128, lr=2e-3, frozen_blocks=8, warmup_steps=50),
         Phase(epochs=4, resolution=160, lr=1e-3, warmup_steps=30),
-        Phase(epochs=1, resolution=224, lr=1e-4),
+        Phase(epochs=4, resolution=224, lr=3e-4, warmup_steps=30),
     ])
     batch_size: int = 32
     weight_decay: float = 0.02
