@@ -18,7 +18,7 @@ from PIL import Image, ImageFilter
 from benchmarks.phone_conditions import CONDITIONS
 from core.field.analyse import analyse
 from core.field.bccd import match, read_split
-from core.field.detect import DetectorParams, detect, field_masks
+from core.field.detect import DetectorParams, detect, field_masks, red_stained
 from core.field.quality import measure
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
@@ -75,8 +75,7 @@ def rbc_by_annotation_completeness(items: list, split_at: float = 0.5,  # type: 
         truth = len(item.boxes["rbc"])
         if not truth:
             continue
-        balanced = masks.balanced
-        red = (balanced[..., 0] - balanced[..., 2] > params.rbc_red_excess) & masks.valid
+        red = red_stained(masks, params)
         boxed = np.zeros_like(red)
         for x0, y0, x1, y1 in item.boxes["rbc"]:
             boxed[int(y0 * scale):int(y1 * scale), int(x0 * scale):int(x1 * scale)] = True

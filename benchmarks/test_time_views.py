@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from core.model.artifact import load_artifact
-from core.training.augment import centre_batch, normalise
-from core.training.finetune import load_split
+from core.model.lite0 import EfficientNetLite0
+from core.training.finetune import load_split, predict_logits
 
 View = Callable[[torch.Tensor], torch.Tensor]
 DIHEDRAL: list[View] = [
@@ -33,15 +33,11 @@ DIHEDRAL: list[View] = [
 ]
 
 
-@torch.inference_mode()
-def probabilities(model: torch.nn.Module, images: torch.Tensor, size: int,
+def probabilities(model: EfficientNetLite0, images: torch.Tensor, size: int,
                   views: list[View], temperature: float) -> torch.Tensor:
-    total = torch.zeros(len(images), model.classifier.out_features)
-    for start in range(0, len(images), 64):
-        x = normalise(centre_batch(images[start:start + 64], size))
-        for view in views:
-            logits = model(view(x).contiguous(memory_format=torch.channels_last))
-            total[start:start + 64] += (logits / temperature).softmax(1)
+    """Calibrated probabilities averaged over the views (applied to the cached squares)."""
+    total = sum((predict_logits(model, view(images), size) / temperature).softmax(1)
+                for view in views)
     return total / len(views)
 
 
@@ -53,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     model, card, _ = load_artifact(args.model)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)  # as predict_logits feeds it
     splits = {name: load_split(args.data, name, args.cache, None, 0, print)
               for name in ("val", "test")}
     variants = [

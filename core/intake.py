@@ -65,6 +65,10 @@ def open_image(data: bytes, *, max_pixels: int, max_bytes: int) -> IntakeImage:
         return _decode(probe, data, max_pixels=max_pixels)
 
 
+def _damaged() -> IntakeError:
+    return IntakeError("corrupt", "The image file is damaged or incomplete. Please send it again.")
+
+
 def _not_an_image(exc: Exception) -> IntakeError:
     if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
         return IntakeError("too_many_pixels", "The image has too many pixels to analyse safely.")
@@ -100,9 +104,7 @@ def _decode(probe: Image.Image, data: bytes, *, max_pixels: int) -> IntakeImage:
         oriented = ImageOps.exif_transpose(probe)
         rgb = _to_rgb(oriented)
     except Exception as exc:
-        raise IntakeError(
-            "corrupt", "The image file is damaged or incomplete. Please send it again."
-        ) from exc
+        raise _damaged() from exc
     return IntakeImage(image=rgb, source_format=fmt)
 
 
@@ -119,11 +121,9 @@ def _plain_jpeg(probe: Image.Image, data: bytes) -> IntakeImage | None:
     try:
         with Image.open(io.BytesIO(stripped)) as image:
             image.load()
-            rgb = Image.frombytes("RGB", image.size, image.tobytes())
+            rgb = _to_rgb(image)
     except Exception as exc:
-        raise IntakeError(
-            "corrupt", "The image file is damaged or incomplete. Please send it again."
-        ) from exc
+        raise _damaged() from exc
     return IntakeImage(image=rgb, source_format="JPEG", encoded_jpeg=stripped)
 
 

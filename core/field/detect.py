@@ -185,6 +185,12 @@ def detect_platelets(masks: FieldMasks, white: list[Detection],
     return found
 
 
+def red_stained(masks: FieldMasks, params: DetectorParams) -> np.ndarray:
+    """Pixels of the field of view that are pink enough to be red-cell cytoplasm."""
+    balanced = masks.balanced
+    return (balanced[..., 0] - balanced[..., 2] > params.rbc_red_excess) & masks.valid
+
+
 def detect_red_cells(masks: FieldMasks, white: list[Detection],
                      params: DetectorParams) -> list[Detection]:
     """Red cells, including those in touching and overlapping clumps.
@@ -193,9 +199,7 @@ def detect_red_cells(masks: FieldMasks, white: list[Detection],
     distance peaks merge; the peaks only place the boxes. The unit is the median red-mask area
     per annotated red cell on the BCCD training fields (overlaps and rims included).
     """
-    balanced = masks.balanced
-    red = (balanced[..., 0] - balanced[..., 2] > params.rbc_red_excess) & masks.valid
-    red = ndi.binary_opening(red, structure=disk(2))
+    red = ndi.binary_opening(red_stained(masks, params), structure=disk(2))
     # Fill the pale centres of biconcave cells so each cell is one blob.
     red = fill_holes(ndi.binary_closing(red, structure=disk(3)))
     for cell in white:
