@@ -1,10 +1,13 @@
 """Classifier speed on the best device here (CUDA when present): batch sizes 1 to 256.
 
     python -m benchmarks.device_speed [--device auto] [--seconds 3] [--max-batch 256]
+        [--checkpoint RUN/checkpoint.safetensors]
 
 Prints, per batch size and precision (fp32; on CUDA also fp16 and bf16 autocast), cells per
 second and the latency of one batch, and checks that reduced precision keeps the fp32 labels of
 the fixture cells. Made to be run as one short prepared check on a lent GPU machine.
+``--checkpoint`` measures a training run's weights instead of the shipped model (the same
+architecture, so the same speed), for a machine that cannot receive the model file too.
 """
 
 from __future__ import annotations
@@ -17,8 +20,13 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from safetensors.torch import load_file
+from torch import nn
 
+from core.labels import PBC_CLASSES
 from core.model.classifier import CellClassifier, resolve_device
+from core.model.lite0 import EfficientNetLite0
+from core.model.preprocess import Preprocessing
 from core.settings import DEFAULT_MODEL_PATH
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc"
@@ -29,22 +37,33 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def _model(checkpoint: Path | None, device: torch.device) -> tuple[nn.Module, Preprocessing]:
+    if checkpoint is None:
+        classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, str(device))
+        return classifier.model, classifier.preprocess
+    model = EfficientNetLite0(num_classes=len(PBC_CLASSES))
+    state = load_file(str(checkpoint))
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()
+                           if k.startswith("model.")})
+    return model.to(device, memory_format=torch.channels_last).eval(), Preprocessing()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--max-batch", type=int, default=256)
+    parser.add_argument("--checkpoint", type=Path)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, str(device))
+    model, preprocess = _model(args.checkpoint, device)
     cells = [Image.open(p).convert("RGB") for p in sorted(FIXTURES.glob("*.jpg"))]
-    base = classifier.preprocess.batch(cells)
+    base = preprocess.batch(cells)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device {name}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     precisions = {"fp32": None}
     if device.type == "cuda":
         precisions |= {"fp16": torch.float16, "bf16": torch.bfloat16}
-    model = classifier.model
     with torch.inference_mode():
         reference = model(base.to(device).contiguous(memory_format=torch.channels_last))
         for label, dtype in precisions.items():

@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, help="JSON training recipe (core.training.config)")
     train.add_argument("--out", type=Path, default=Path("var/runs/latest"),
                        help="run folder: checkpoints (resumable) and the model")
+    train.add_argument("--device", default="auto",
+                       help="where the epochs run: auto (CUDA when present), cpu, cuda")
 
     evaluate = sub.add_parser("evaluate", help="evaluate a model on an image-folder tree")
     evaluate.add_argument("folder", type=Path)
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         from hematovision.training_cli import run_evaluate, run_train
 
         if args.command == "train":
-            return run_train(settings, args.data, args.config, args.out)
+            return run_train(settings, args.data, args.config, args.out, args.device)
         return run_evaluate(settings, args.folder, args.model, args.json, args.png)
     if args.command == "bot":
         from bot.app import run_bot

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.data import UnknownClassError
 from core.model.artifact import ModelIntegrityError
-from core.model.classifier import CellClassifier
+from core.model.classifier import CellClassifier, resolve_device
 from core.settings import Settings
 from core.training.config import TrainConfig
 from core.training.evaluate import evaluate_folder, format_report, save_confusion_png
@@ -19,11 +19,12 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def run_train(settings: Settings, data: Path, config_path: Path | None, out: Path) -> int:
+def run_train(settings: Settings, data: Path, config_path: Path | None, out: Path,
+              device: str = "auto") -> int:
     config = TrainConfig.from_file(config_path)
     model_path = out / f"{config.version}.safetensors"
     card = run_training(data, model_path, out / "checkpoint", settings.data_dir / "cache",
-                        config, _progress)
+                        config, _progress, resolve_device(device))
     test = card.metrics["test"]
     print(f"model written to {model_path}: test accuracy {test['accuracy']:.4f}, "
           f"macro-F1 {test['macro_f1']:.4f}")

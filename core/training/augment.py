@@ -30,15 +30,17 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator | None)
 def hed_jitter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """Scale and shift each image's stain concentrations (alpha, beta: N x 3)."""
     od = -torch.log(x.clamp_min(_EPS))
-    hed = torch.einsum("nchw,cd->ndhw", od, HED_FROM_RGB)
-    hed = hed * alpha[:, :, None, None] + beta[:, :, None, None]
-    od = torch.einsum("ndhw,dc->nchw", hed, RGB_FROM_HED)
+    hed = torch.einsum("nchw,cd->ndhw", od, HED_FROM_RGB.to(x.device))
+    hed = hed * alpha[:, :, None, None].to(x.device) + beta[:, :, None, None].to(x.device)
+    od = torch.einsum("ndhw,dc->nchw", hed, RGB_FROM_HED.to(x.device))
     return torch.exp(-od).clamp(0, 1)
 
 
 def colour(x: torch.Tensor, gains: torch.Tensor, brightness: torch.Tensor,
            contrast: torch.Tensor, saturation: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     """White balance (per-channel gains), brightness, contrast, saturation and gamma per image."""
+    gains, brightness, contrast, saturation, gamma = (
+        t.to(x.device) for t in (gains, brightness, contrast, saturation, gamma))
     x = x * gains[:, :, None, None] * brightness[:, None, None, None]
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * contrast[:, None, None, None] + mean
@@ -51,8 +53,8 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Blur each image with its own sigma (0 means unchanged), in one grouped convolution."""
     n, c, h, w = x.shape
     radius = max(1, math.ceil(3 * float(sigma.max())))
-    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    safe = sigma.clamp_min(1e-3)[:, None]
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    safe = sigma.to(x.device).clamp_min(1e-3)[:, None]
     kernel = torch.exp(-(offsets[None, :] ** 2) / (2 * safe**2))
     kernel = kernel / kernel.sum(dim=1, keepdim=True)
     kernel = kernel.repeat_interleave(c, dim=0)  # (n*c, k)
@@ -65,6 +67,7 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 def affine(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
            flip: torch.Tensor) -> torch.Tensor:
     """Rotate (radians), zoom, shift and mirror each image; the border is reflected."""
+    angle, scale, shift, flip = (t.to(x.device) for t in (angle, scale, shift, flip))
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     mirror = torch.where(flip, -1.0, 1.0)
     theta = torch.stack([
@@ -82,16 +85,20 @@ def low_resolution(x: torch.Tensor, factor: float) -> torch.Tensor:
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
 
-def jpeg_artefacts(x: torch.Tensor, quality: int) -> torch.Tensor:
-    """Re-encode each image as JPEG at ``quality`` (Pillow's libjpeg, like most phones)."""
-    out = torch.empty_like(x)
-    as_bytes = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    for index, array in enumerate(as_bytes):
+def jpeg_artefacts(x: torch.Tensor, quality: int | list[int]) -> torch.Tensor:
+    """Re-encode each image as JPEG at ``quality`` (one for all, or one per image).
+
+    Pillow's libjpeg, like most phones; the images make one round trip to the CPU for it.
+    """
+    qualities = [quality] * len(x) if isinstance(quality, int) else quality
+    out = torch.empty(x.shape, dtype=x.dtype)
+    as_bytes = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    for index, (array, each) in enumerate(zip(as_bytes, qualities, strict=True)):
         buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
+        Image.fromarray(array).save(buffer, format="JPEG", quality=each)
         decoded = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
         out[index] = torch.from_numpy(decoded).permute(2, 0, 1)
-    return out
+    return out.to(x.device)
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,11 @@ def _centre(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def augment_batch(images: torch.Tensor, size: int, config: AugmentConfig,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 N x 3 x 256 x 256 -> augmented float N x 3 x size x size in [0, 1]."""
+    """uint8 N x 3 x 256 x 256 -> augmented float N x 3 x size x size in [0, 1].
+
+    Runs on the device ``images`` are on; the random draws come from ``generator`` on the CPU,
+    so a seed gives the same augmentations on every device.
+    """
     n = images.shape[0]
     x = _resized(images, size)
     # Cells have no up or down: any rotation and mirroring are label-preserving. Rotating the
@@ -159,17 +170,19 @@ def augment_batch(images: torch.Tensor, size: int, config: AugmentConfig,
     blur = torch.rand(n, generator=generator) < config.p_blur
     if blur.any():
         sigma = _uniform(int(blur.sum()), 0.3, config.max_blur_sigma, generator)
-        x[blur] = gaussian_blur(x[blur], sigma)
+        x[blur.to(x.device)] = gaussian_blur(x[blur.to(x.device)], sigma)
     for index in torch.nonzero(torch.rand(n, generator=generator) < config.p_low_res)[:, 0]:
         factor = float(_uniform(1, 0.35, 0.8, generator))
         x[index:index + 1] = low_resolution(x[index:index + 1], factor)
-    for index in torch.nonzero(torch.rand(n, generator=generator) < config.p_jpeg)[:, 0]:
-        quality = int(_uniform(1, 25, 90, generator))
-        x[index:index + 1] = jpeg_artefacts(x[index:index + 1], quality)
+    recoded = torch.nonzero(torch.rand(n, generator=generator) < config.p_jpeg)[:, 0]
+    if len(recoded):
+        qualities = [int(_uniform(1, 25, 90, generator)) for _ in recoded]
+        x[recoded.to(x.device)] = jpeg_artefacts(x[recoded.to(x.device)], qualities)
     noisy = torch.rand(n, generator=generator) < config.p_noise
     if noisy.any():
         sigma = _uniform(int(noisy.sum()), 0.005, 0.03, generator)[:, None, None, None]
-        x[noisy] = x[noisy] + torch.randn(x[noisy].shape, generator=generator) * sigma
+        noise = torch.randn((int(noisy.sum()), *x.shape[1:]), generator=generator) * sigma
+        x[noisy.to(x.device)] = x[noisy.to(x.device)] + noise.to(x.device)
     return x.clamp(0, 1)
 
 

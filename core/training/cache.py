@@ -7,8 +7,10 @@ cache makes every later epoch pay only for the network.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +52,19 @@ def cached_split(
         return stored["images"], stored["labels"]
     images = torch.empty((len(samples), 3, size, size), dtype=torch.uint8)
     started = time.monotonic()
-    for index, sample in enumerate(samples):
+
+    def decode(sample: Sample) -> np.ndarray:
         with Image.open(sample.path) as image:
-            array = np.asarray(square_crop(image, size))
-        images[index] = torch.from_numpy(array.copy()).permute(2, 0, 1)
-        if (index + 1) % 2000 == 0 or index + 1 == len(samples):
-            rate = (index + 1) / (time.monotonic() - started)
-            progress(f"  cache {name}@{size}: {index + 1}/{len(samples)} ({rate:.0f} img/s)")
+            return np.asarray(square_crop(image, size))
+
+    # Pillow releases the GIL while decoding and resizing, so threads use every core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        decoded = pool.map(decode, samples)
+        for index, array in enumerate(decoded):
+            images[index] = torch.from_numpy(array.copy()).permute(2, 0, 1)
+            if (index + 1) % 2000 == 0 or index + 1 == len(samples):
+                rate = (index + 1) / (time.monotonic() - started)
+                progress(f"  cache {name}@{size}: {index + 1}/{len(samples)} ({rate:.0f} img/s)")
     labels = torch.tensor([s.label for s in samples])
     cache_dir.mkdir(parents=True, exist_ok=True)
     save_file({"images": images, "labels": labels}, str(path))

@@ -15,10 +15,11 @@ from torch import nn
 def save_checkpoint(directory: Path, model: nn.Module, optimiser: torch.optim.Optimizer,
                     progress: dict[str, Any]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    # Saved from the CPU whatever the training device, so a run resumes anywhere.
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     for index, state in optimiser.state_dict()["state"].items():
         for key, value in state.items():
-            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).contiguous()
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).cpu().contiguous()
     # Write both files under temporary names first: an interrupted save never looks complete.
     save_file(tensors, str(directory / "checkpoint.safetensors.tmp"))
     (directory / "checkpoint.json.tmp").write_text(json.dumps(progress, indent=2))

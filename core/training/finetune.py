@@ -44,6 +44,7 @@ class TrainedModel:
     history: list[dict[str, Any]]
     splits: dict[str, Split]
     wall_seconds: float
+    device: str  # where the epochs ran, as the card reports it
 
 
 def load_split(root: Path, name: str, cache_dir: Path, limit: int | None, seed: int,
@@ -53,22 +54,28 @@ def load_split(root: Path, name: str, cache_dir: Path, limit: int | None, seed: 
     return Split(samples, images, labels, manifest_hash(samples, root / name))
 
 
+def _device_of(model: EfficientNetLite0) -> torch.device:
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def predict_features(model: EfficientNetLite0, images: torch.Tensor, resolution: int,
                      batch_size: int = 64) -> torch.Tensor:
-    """Pooled embeddings of the serving view of each cached image, in eval mode."""
+    """Pooled embeddings of the serving view of each cached image, in eval mode, on the CPU."""
     model.eval()
+    device = _device_of(model)
     chunks = []
     for start in range(0, len(images), batch_size):
-        x = normalise(centre_batch(images[start:start + batch_size], resolution))
-        chunks.append(model.features(x.contiguous(memory_format=torch.channels_last)))
+        x = normalise(centre_batch(images[start:start + batch_size].to(device), resolution))
+        chunks.append(model.features(x.contiguous(memory_format=torch.channels_last)).cpu())
     return torch.cat(chunks)
 
 
 @torch.no_grad()
 def predict_logits(model: EfficientNetLite0, images: torch.Tensor, resolution: int) -> torch.Tensor:
     # In eval mode dropout is the identity, so the head applies directly to the embeddings.
-    return model.classifier(predict_features(model, images, resolution))
+    features = predict_features(model, images, resolution)
+    return model.classifier(features.to(_device_of(model))).cpu()
 
 
 def _set_frozen(model: EfficientNetLite0, frozen_blocks: int) -> None:
@@ -109,26 +116,42 @@ def _optimiser(model: EfficientNetLite0, config: TrainConfig) -> torch.optim.Ada
     ], lr=config.phases[0].lr)
 
 
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}"
+
+
 def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConfig,
-              progress: Progress = print, augment: AugmentConfig | None = None) -> TrainedModel:
+              progress: Progress = print, augment: AugmentConfig | None = None,
+              device: torch.device | None = None,
+              splits_to_load: Sequence[str] = ("train", "val", "test"),
+              imagenet: Path | None = None) -> TrainedModel:
+    """Train on ``device`` (the CPU by default); the model comes back on the CPU in eval mode.
+
+    On CUDA the forward and backward passes run under bf16 autocast; the weights and the
+    optimiser stay in fp32.
+    """
     torch.set_num_threads(config.threads)
+    device = device or torch.device("cpu")
     torch.manual_seed(config.seed)
     augment = augment or AugmentConfig()
     splits = {
         name: load_split(data_root, name, cache_dir,
                          config.max_train if name == "train" else config.max_eval,
                          config.seed, progress)
-        for name in ("train", "val", "test")
+        for name in splits_to_load
     }
     train = splits["train"]
 
-    model = load_imagenet_lite0()
+    model = load_imagenet_lite0(imagenet)
     model.replace_classifier(len(PBC_CLASSES))
     model.dropout.p = config.dropout
     for block in model.blocks:
         block.drop_path.p *= config.drop_path / 0.2  # rescale the built-in 0.2 schedule
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)
     optimiser = _optimiser(model, config)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     resumed = load_checkpoint(run_dir, model, optimiser)
     history: list[dict[str, Any]] = resumed["history"] if resumed else []
@@ -150,11 +173,14 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
         running = 0.0
         for step in range(steps):
             index = order[step * config.batch_size:(step + 1) * config.batch_size]
-            x = normalise(augment_batch(train.images[index], phase.resolution, augment, generator))
+            x = normalise(augment_batch(train.images[index].to(device), phase.resolution,
+                                        augment, generator))
             for group in optimiser.param_groups:
                 group["lr"] = _lr(phase, in_phase, step, steps)
-            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)),
-                                   train.labels[index], label_smoothing=config.label_smoothing)
+            with autocast:
+                logits = model(x.contiguous(memory_format=torch.channels_last))
+            loss = F.cross_entropy(logits.float(), train.labels[index].to(device),
+                                   label_smoothing=config.label_smoothing)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -179,7 +205,12 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
                  f"about {remaining * seconds / 60:.0f} min left")
         save_checkpoint(run_dir, model, optimiser, {
             "next_epoch": epoch + 1, "history": history, "wall_seconds": spent,
-            "config": config.model_dump(),
+            "config": config.model_dump(), "device": device_name(device),
         })
     model.eval()
-    return TrainedModel(model, history, splits, spent)
+    # A run resumed after its last epoch reports where its epochs ran, not where it resumed.
+    finished_earlier = resumed is not None and first_epoch == total_epochs
+    ran_on = device_name(device)
+    if resumed is not None and finished_earlier:
+        ran_on = resumed.get("device", ran_on)
+    return TrainedModel(model.cpu(), history, splits, spent, ran_on)

@@ -59,9 +59,10 @@ def rejection_benchmark(model: EfficientNetLite0, detector: OodDetector,
 
 
 def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
-                 config: TrainConfig, progress: Progress = print) -> ModelCard:
+                 config: TrainConfig, progress: Progress = print,
+                 device: torch.device | None = None) -> ModelCard:
     started = time.monotonic()
-    trained = fine_tune(data_root, run_dir, cache_dir, config, progress)
+    trained = fine_tune(data_root, run_dir, cache_dir, config, progress, device=device)
     model, splits = trained.model, trained.splits
     progress("calibrating on val")
     # Embeddings of val and test serve calibration, the test report and the rejection step.
@@ -110,7 +111,7 @@ def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
             "training_minutes": round(trained.wall_seconds / 60, 1),
             "total_minutes_with_evaluation": round((time.monotonic() - started) / 60, 1),
             "threads": config.threads,
-            "machine": f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}",
+            "machine": trained.device,
         },
     )
     return save_artifact(model, card, out, detector)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,25 @@ def test_a_finished_run_resumes_without_training_again(
                  config, lines.append)
     assert any("resuming at epoch 5" in line for line in lines)
     assert not any(line.startswith("epoch ") for line in lines)
+
+
+def test_the_card_says_where_the_epochs_ran(trained: tuple[Path, Path, list[str]]) -> None:
+    _, card, _ = load_artifact(trained[0])
+    assert "CPU threads" in card.training["machine"]
+
+
+def test_a_run_finished_elsewhere_keeps_its_machine_in_the_card(
+    trained: tuple[Path, Path, list[str]], tmp_path: Path,
+) -> None:
+    # A run trained on a GPU machine and evaluated here reports the GPU, not this CPU.
+    _, root, _ = trained
+    shutil.copytree(root / "run", tmp_path / "run")
+    header = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    (tmp_path / "run" / "checkpoint.json").write_text(
+        json.dumps({**header, "device": "GPU NVIDIA H200, torch 2.11.0"}))
+    config = TrainConfig(version="tiny", batch_size=8,
+                         phases=[Phase(epochs=4, resolution=96, lr=3e-3)])
+    card = run_training(root / "data", tmp_path / "elsewhere.safetensors", tmp_path / "run",
+                        root / "cache", config, lambda _: None)
+    assert card.training["machine"] == "GPU NVIDIA H200, torch 2.11.0"
+    assert card.training["history"] == header["history"]

@@ -1,0 +1,201 @@
+"""Fine-tune several recipes at once on a lent GPU machine, inside its time and transfer limits.
+
+A lent machine receives at most 64 MiB and returns at most 16 MB per file, and its time is
+short. So the run is prepared here, made there, and finished here:
+
+    python -m benchmarks.device_training pack --data ../shared/data/pbc --out .gpu
+    # on the GPU machine (.gpu carried):
+    python -m benchmarks.device_training run --data .gpu/pbc --imagenet .gpu/imagenet-fp16.pth \
+        --out $OUT --budget-s 330 configs/pbc-lite0-ft-v4a.json configs/pbc-lite0-ft-v4b.json
+    # back here, for the candidate chosen on the real val split:
+    python -m benchmarks.device_training unpack --parts DIR --name pbc-lite0-ft-v4a \
+        --run-dir var/runs/v4a/checkpoint
+    hematovision train --data ../shared/data/pbc --config configs/pbc-lite0-ft-v4a.json \
+        --out var/runs/v4a        # resumes after the last epoch: calibration, benchmarks, card
+
+``pack`` re-encodes train (WebP quality 75) and val (quality 60, for progress lines only) so
+both fit the transfer limit, and rounds the ImageNet weights to fp16 (an initialisation only).
+``run`` trains the recipes in parallel processes on CUDA and stops any still running at the
+budget; each finished run's weights come back split into parts under 16 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load, save, save_file
+
+from core.data import index_image_folder, subsample
+from core.labels import PBC_CLASSES
+from core.model.imagenet import imagenet_checkpoint_path
+from core.training.config import Phase, TrainConfig
+
+PART_BYTES = 15_000_000
+
+
+def pack(data: Path, out_a: Path, out_b: Path, a_bytes: int, val_images: int) -> None:
+    """Split the train images, unchanged, over two carried folders; add a val sample."""
+    out_a.mkdir(parents=True, exist_ok=True)
+    state = torch.load(imagenet_checkpoint_path(), map_location="cpu", weights_only=True)
+    halved = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    torch.save(halved, out_a / "imagenet-fp16.pth")
+    used = (out_a / "imagenet-fp16.pth").stat().st_size
+    sizes = {"a": used, "b": 0}
+    for sample in index_image_folder(data / "train", PBC_CLASSES):
+        size = sample.path.stat().st_size
+        part = "a" if sizes["a"] + size <= a_bytes else "b"
+        target = (out_a if part == "a" else out_b) / "pbc" / "train" / sample.path.parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sample.path, target / sample.path.name)
+        sizes[part] += size
+    val = subsample(index_image_folder(data / "val", PBC_CLASSES), val_images, 0)
+    for sample in val:
+        target = out_b / "pbc" / "val" / sample.path.parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sample.path, target / sample.path.name)
+        sizes["b"] += sample.path.stat().st_size
+    print(f"{out_a}: {sizes['a'] / 2**20:.1f} MiB; {out_b}: {sizes['b'] / 2**20:.1f} MiB "
+          f"({len(val)} val images, for progress lines only)")
+
+
+def smoke(out: Path, device: str) -> None:
+    """Two tiny epochs on the fixture cells: proves the device path before the real run."""
+    fixtures = Path("tests/fixtures/pbc")
+    for split in ("train", "val"):
+        for path in fixtures.glob("*.jpg"):
+            folder = out / "data" / split / path.name.split("__")[0]
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, folder / path.name)
+    config = TrainConfig(version="smoke", batch_size=4, threads=2, phases=[
+        Phase(epochs=1, resolution=96, lr=1e-3, frozen_blocks=8),
+        Phase(epochs=1, resolution=128, lr=1e-3)])
+    (out / "smoke.json").write_text(config.model_dump_json())
+    from core.training.finetune import fine_tune
+
+    fine_tune(out / "data", out / "run", out / "cache", config, device=torch.device(device),
+              splits_to_load=("train", "val"), imagenet=Path(".gpuA/imagenet-fp16.pth"))
+
+
+def child(data: Path, imagenet: Path, config_path: Path, run_dir: Path, cache: Path,
+          device: str) -> None:
+    from core.training.finetune import fine_tune
+
+    config = TrainConfig.from_file(config_path)
+    # Three resolutions and one ragged last batch: few shapes, so tuning convolutions pays.
+    torch.backends.cudnn.benchmark = device == "cuda"
+    fine_tune(data, run_dir, cache, config, device=torch.device(device),
+              splits_to_load=("train", "val"), imagenet=imagenet,
+              progress=lambda line: print(f"[{config.version}] {line}", flush=True))
+
+
+def _export(run_dir: Path, name: str, out: Path) -> None:
+    """The model weights (no optimiser moments) with the run's header, in parts."""
+    header = json.loads((run_dir / "checkpoint.json").read_text())
+    with open(run_dir / "checkpoint.safetensors", "rb") as handle:
+        tensors = load(handle.read())
+    model = {k: v for k, v in tensors.items() if k.startswith("model.")}
+    blob = save(model, metadata={"checkpoint": json.dumps(header)})
+    for index in range(0, len(blob), PART_BYTES):
+        (out / f"{name}.part{index // PART_BYTES}").write_bytes(blob[index:index + PART_BYTES])
+    print(f"{name}: {header['next_epoch']} epochs, sha256 {hashlib.sha256(blob).hexdigest()}")
+    for entry in header["history"]:
+        print(f"  {json.dumps(entry)}")
+
+
+def run(data: Path, imagenet: Path, configs: list[Path], out: Path, budget_s: float,
+        device: str) -> None:
+    from core.training.finetune import load_split
+
+    started = time.monotonic()
+    cache = Path("var/cache")
+    for split in ("train", "val"):  # decoded once here, so the runs only read the cache
+        load_split(data, split, cache, None, 0, print)
+    print(f"caches ready in {time.monotonic() - started:.0f} s", flush=True)
+    runs = {}
+    for config_path in configs:
+        name = TrainConfig.from_file(config_path).version
+        runs[name] = subprocess.Popen([
+            sys.executable, "-m", "benchmarks.device_training", "child", "--data", str(data),
+            "--imagenet", str(imagenet), "--config", str(config_path),
+            "--run-dir", f"var/runs/{name}", "--cache", str(cache), "--device", device,
+        ])
+    deadline = started + budget_s
+    for name, process in runs.items():
+        try:
+            process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            print(f"{name}: stopped at the budget ({budget_s:.0f} s)")
+    for name in runs:
+        if (Path(f"var/runs/{name}") / "checkpoint.json").exists():
+            _export(Path(f"var/runs/{name}"), name, out)
+    print(f"all done in {time.monotonic() - started:.0f} s")
+
+
+def unpack(parts: Path, name: str, run_dir: Path) -> None:
+    blob = b"".join(p.read_bytes() for p in sorted(parts.glob(f"{name}.part*"),
+                                                   key=lambda p: int(p.suffix[5:])))
+    print(f"{name}: sha256 {hashlib.sha256(blob).hexdigest()}")
+    # safetensors: an 8-byte little-endian header length, then the JSON header.
+    header_length = int.from_bytes(blob[:8], "little")
+    metadata = json.loads(blob[8:8 + header_length])["__metadata__"]
+    header = json.loads(metadata["checkpoint"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # No optimiser moments: the run is complete, so resuming only finishes the evaluation.
+    save_file(load(blob), str(run_dir / "checkpoint.safetensors"))
+    (run_dir / "checkpoint.json").write_text(json.dumps(header, indent=2))
+    print(f"{name}: {header['next_epoch']} epochs written to {run_dir}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--a-bytes", type=int, default=59_000_000)
+    p.add_argument("--val-images", type=int, default=300)
+    s = sub.add_parser("smoke")
+    s.add_argument("--out", type=Path, default=Path("/tmp/smoke"))
+    s.add_argument("--device", default="cuda")
+    r = sub.add_parser("run")
+    r.add_argument("--device", default="cuda")
+    r.add_argument("--data", type=Path, required=True)
+    r.add_argument("--imagenet", type=Path, required=True)
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--budget-s", type=float, default=330)
+    r.add_argument("configs", type=Path, nargs="+")
+    c = sub.add_parser("child")
+    c.add_argument("--data", type=Path, required=True)
+    c.add_argument("--imagenet", type=Path, required=True)
+    c.add_argument("--config", type=Path, required=True)
+    c.add_argument("--run-dir", type=Path, required=True)
+    c.add_argument("--cache", type=Path, required=True)
+    c.add_argument("--device", required=True)
+    u = sub.add_parser("unpack")
+    u.add_argument("--parts", type=Path, required=True)
+    u.add_argument("--name", required=True)
+    u.add_argument("--run-dir", type=Path, required=True)
+    args = parser.parse_args()
+    if args.command == "pack":
+        pack(args.data, Path(".gpuA"), Path(".gpuB"), args.a_bytes, args.val_images)
+    elif args.command == "smoke":
+        smoke(args.out, args.device)
+    elif args.command == "run":
+        run(args.data, args.imagenet, args.configs, args.out, args.budget_s, args.device)
+    elif args.command == "child":
+        child(args.data, args.imagenet, args.config, args.run_dir, args.cache, args.device)
+    else:
+        unpack(args.parts, args.name, args.run_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Moving a GPU run's weights back through the lent machine's file limits, and finishing it here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from benchmarks import device_training
+from core.model.lite0 import EfficientNetLite0
+from core.training.checkpoint import save_checkpoint
+from core.training.config import Phase, TrainConfig
+from core.training.finetune import fine_tune
+from tests.conftest import fixture_image_folder
+
+
+@pytest.fixture
+def finished_run(tmp_path: Path) -> Path:
+    model = EfficientNetLite0(num_classes=8)
+    optimiser = torch.optim.AdamW(model.parameters())
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    optimiser.step()  # so the checkpoint carries optimiser moments, which must not travel
+    save_checkpoint(tmp_path / "run", model, optimiser,
+                    {"next_epoch": 3, "history": [{"epoch": 3}], "device": "GPU test"})
+    return tmp_path / "run"
+
+
+def test_exported_parts_join_back_into_the_same_weights_and_header(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Small parts make more than ten of them, so part10 must sort after part9.
+    monkeypatch.setattr(device_training, "PART_BYTES", 1_000_000)
+    (tmp_path / "out").mkdir()
+    device_training._export(finished_run, "candidate", tmp_path / "out")
+    parts = list((tmp_path / "out").glob("candidate.part*"))
+    assert len(parts) > 10
+    assert all(p.stat().st_size <= 1_000_000 for p in parts)
+
+    device_training.unpack(tmp_path / "out", "candidate", tmp_path / "here")
+    original = load_file(str(finished_run / "checkpoint.safetensors"))
+    joined = load_file(str(tmp_path / "here" / "checkpoint.safetensors"))
+    assert set(joined) == {k for k in original if k.startswith("model.")}
+    assert all(torch.equal(joined[k], original[k]) for k in joined)
+    header = json.loads((tmp_path / "here" / "checkpoint.json").read_text())
+    assert header == json.loads((finished_run / "checkpoint.json").read_text())
+
+
+def test_training_needs_only_train_and_val_when_asked(tmp_path: Path) -> None:
+    for split in ("train", "val"):
+        fixture_image_folder(tmp_path / "data" / split)
+    config = TrainConfig(version="tiny", batch_size=8,
+                         phases=[Phase(epochs=1, resolution=64, lr=1e-3)])
+    trained = fine_tune(tmp_path / "data", tmp_path / "run", tmp_path / "cache", config,
+                        progress=lambda _: None, splits_to_load=("train", "val"))
+    assert set(trained.splits) == {"train", "val"}
+    assert next(trained.model.parameters()).device.type == "cpu"
+    assert "CPU threads" in trained.device

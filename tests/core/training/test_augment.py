@@ -1,0 +1,38 @@
+"""Training augmentations: reproducible from a seed on any device, and shaped like the view."""
+
+from __future__ import annotations
+
+import torch
+
+from core.training.augment import AugmentConfig, augment_batch, jpeg_artefacts
+
+
+def cache_squares(n: int) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, 256, 256), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(7))
+
+
+def test_the_same_seed_gives_the_same_augmented_batch() -> None:
+    images = cache_squares(6)
+    first = augment_batch(images, 96, AugmentConfig(), torch.Generator().manual_seed(3))
+    again = augment_batch(images, 96, AugmentConfig(), torch.Generator().manual_seed(3))
+    other = augment_batch(images, 96, AugmentConfig(), torch.Generator().manual_seed(4))
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_an_augmented_batch_is_the_view_size_in_the_unit_range() -> None:
+    x = augment_batch(cache_squares(4), 128, AugmentConfig(p_jpeg=1.0, p_blur=1.0),
+                      torch.Generator().manual_seed(0))
+    assert x.shape == (4, 3, 128, 128)
+    assert x.dtype == torch.float32
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+
+
+def test_jpeg_artefacts_take_one_quality_per_image() -> None:
+    x = cache_squares(2).float() / 255
+    both = jpeg_artefacts(x, [20, 90])
+    assert torch.equal(both[0:1], jpeg_artefacts(x[0:1], 20))
+    assert torch.equal(both[1:2], jpeg_artefacts(x[1:2], 90))
+    # A harsher quality moves the pixels further from the original.
+    assert (both[0] - x[0]).abs().mean() > (both[1] - x[1]).abs().mean()
