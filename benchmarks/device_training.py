@@ -1,22 +1,28 @@
 """Fine-tune several recipes at once on a lent GPU machine, inside its time and transfer limits.
 
-A lent machine receives at most 64 MiB and returns at most 16 MB per file, and its time is
-short. So the run is prepared here, made there, and finished here:
+A lent machine receives at most 64 MiB per call (many small files count for more than their
+bytes), keeps nothing that a call carried for the next call, returns at most 16 MB per file,
+and its time is short. So the run is prepared here, made there in two calls, and finished here:
 
-    python -m benchmarks.device_training pack --data ../shared/data/pbc --out .gpu
-    # on the GPU machine (.gpu carried):
-    python -m benchmarks.device_training run --data .gpu/pbc --imagenet .gpu/imagenet-fp16.pth \
-        --out $OUT --budget-s 330 configs/pbc-lite0-ft-v4a.json configs/pbc-lite0-ft-v4b.json
+    python -m benchmarks.device_training pack --data ../shared/data/pbc
+    # call 1 carries .gpuA and the wheels, and keeps them where the next call finds them:
+    cp -r .gpuA /tmp/gpuA
+    # call 2 carries .gpuB, unpacks both parts and trains (several recipes in parallel):
+    mkdir /tmp/pbc && cd /tmp/pbc && python -m zipfile -e /tmp/gpuA/part.zip . \
+        && python -m zipfile -e $REPO/.gpuB/part.zip . && cd $REPO
+    python -m benchmarks.device_training run --data /tmp/pbc --imagenet \
+        /tmp/gpuA/imagenet-fp16.pth --out $OUT --budget-s 330 configs/pbc-lite0-ft-v4a.json ...
     # back here, for the candidate chosen on the real val split:
     python -m benchmarks.device_training unpack --parts DIR --name pbc-lite0-ft-v4a \
         --run-dir var/runs/v4a/checkpoint
     hematovision train --data ../shared/data/pbc --config configs/pbc-lite0-ft-v4a.json \
-        --out var/runs/v4a        # resumes after the last epoch: calibration, benchmarks, card
+        --out var/runs/v4a --device cpu   # resumes after the last epoch: evaluation and card
 
-``pack`` re-encodes train (WebP quality 75) and val (quality 60, for progress lines only) so
-both fit the transfer limit, and rounds the ImageNet weights to fp16 (an initialisation only).
-``run`` trains the recipes in parallel processes on CUDA and stops any still running at the
-budget; each finished run's weights come back split into parts under 16 MB.
+``pack`` splits the train images, byte for byte, over two stored zips, adds a sample of val for
+the progress lines (candidates are chosen here, on all of val), and rounds the ImageNet
+weights to fp16 (an initialisation only). ``run`` stops any recipe still running at the
+budget; each run's last weights come back in parts under 16 MB. A run stopped at the budget
+resumes from its checkpoint in a later call on the same machine.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import torch
@@ -42,28 +49,28 @@ PART_BYTES = 15_000_000
 
 
 def pack(data: Path, out_a: Path, out_b: Path, a_bytes: int, val_images: int) -> None:
-    """Split the train images, unchanged, over two carried folders; add a val sample."""
-    out_a.mkdir(parents=True, exist_ok=True)
+    """Split the train images, unchanged, over two zips; add a val sample to the second."""
+    for folder in (out_a, out_b):
+        folder.mkdir(parents=True, exist_ok=True)
     state = torch.load(imagenet_checkpoint_path(), map_location="cpu", weights_only=True)
     halved = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     torch.save(halved, out_a / "imagenet-fp16.pth")
     used = (out_a / "imagenet-fp16.pth").stat().st_size
-    sizes = {"a": used, "b": 0}
-    for sample in index_image_folder(data / "train", PBC_CLASSES):
-        size = sample.path.stat().st_size
-        part = "a" if sizes["a"] + size <= a_bytes else "b"
-        target = (out_a if part == "a" else out_b) / "pbc" / "train" / sample.path.parent.name
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(sample.path, target / sample.path.name)
-        sizes[part] += size
     val = subsample(index_image_folder(data / "val", PBC_CLASSES), val_images, 0)
-    for sample in val:
-        target = out_b / "pbc" / "val" / sample.path.parent.name
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(sample.path, target / sample.path.name)
-        sizes["b"] += sample.path.stat().st_size
-    print(f"{out_a}: {sizes['a'] / 2**20:.1f} MiB; {out_b}: {sizes['b'] / 2**20:.1f} MiB "
-          f"({len(val)} val images, for progress lines only)")
+    # Stored, not deflated: JPEGs do not compress, and one file travels lighter than thousands.
+    with (zipfile.ZipFile(out_a / "part.zip", "w", zipfile.ZIP_STORED) as part_a,
+          zipfile.ZipFile(out_b / "part.zip", "w", zipfile.ZIP_STORED) as part_b):
+        for split, samples in (("train", index_image_folder(data / "train", PBC_CLASSES)),
+                               ("val", val)):
+            for sample in samples:
+                size = sample.path.stat().st_size
+                into_a = split == "train" and used + size <= a_bytes
+                used += size if into_a else 0
+                (part_a if into_a else part_b).write(
+                    sample.path, f"{split}/{sample.path.parent.name}/{sample.path.name}")
+    for folder in (out_a, out_b):
+        size = sum(p.stat().st_size for p in folder.iterdir())
+        print(f"{folder}: {size / 2**20:.1f} MiB")
 
 
 def smoke(out: Path, device: str) -> None:
