@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "pbc-lite0-ft-v3.safetensors"
+DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "pbc-lite0-ft-v4a.safetensors"
 DEFAULT_TRAINING_DATA = PROJECT_ROOT.parent / "shared" / "data" / "pbc"
 
 
