@@ -170,19 +170,22 @@ def augment_batch(images: torch.Tensor, size: int, config: AugmentConfig,
     blur = torch.rand(n, generator=generator) < config.p_blur
     if blur.any():
         sigma = _uniform(int(blur.sum()), 0.3, config.max_blur_sigma, generator)
-        x[blur.to(x.device)] = gaussian_blur(x[blur.to(x.device)], sigma)
+        blur = blur.to(x.device)
+        x[blur] = gaussian_blur(x[blur], sigma)
     for index in torch.nonzero(torch.rand(n, generator=generator) < config.p_low_res)[:, 0]:
         factor = float(_uniform(1, 0.35, 0.8, generator))
         x[index:index + 1] = low_resolution(x[index:index + 1], factor)
     recoded = torch.nonzero(torch.rand(n, generator=generator) < config.p_jpeg)[:, 0]
     if len(recoded):
         qualities = [int(_uniform(1, 25, 90, generator)) for _ in recoded]
-        x[recoded.to(x.device)] = jpeg_artefacts(x[recoded.to(x.device)], qualities)
+        recoded = recoded.to(x.device)
+        x[recoded] = jpeg_artefacts(x[recoded], qualities)
     noisy = torch.rand(n, generator=generator) < config.p_noise
     if noisy.any():
         sigma = _uniform(int(noisy.sum()), 0.005, 0.03, generator)[:, None, None, None]
         noise = torch.randn((int(noisy.sum()), *x.shape[1:]), generator=generator) * sigma
-        x[noisy.to(x.device)] = x[noisy.to(x.device)] + noise.to(x.device)
+        noisy = noisy.to(x.device)
+        x[noisy] = x[noisy] + noise.to(x.device)
     return x.clamp(0, 1)
 
 
