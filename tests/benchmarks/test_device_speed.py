@@ -1,0 +1,26 @@
+"""The GPU speed check measures either the shipped model or a training run's weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from benchmarks.device_speed import _model
+from core.model.lite0 import EfficientNetLite0
+from core.training.checkpoint import save_checkpoint
+
+
+def test_a_training_checkpoint_is_measured_with_its_own_weights(tmp_path: Path) -> None:
+    trained = EfficientNetLite0(num_classes=8).eval()
+    save_checkpoint(tmp_path, trained, torch.optim.AdamW(trained.parameters()), {})
+    model, preprocess = _model(tmp_path / "checkpoint.safetensors", torch.device("cpu"))
+    x = torch.randn(2, 3, preprocess.crop, preprocess.crop)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), trained(x), atol=1e-5)
+
+
+def test_without_a_checkpoint_the_shipped_model_is_measured() -> None:
+    model, preprocess = _model(None, torch.device("cpu"))
+    assert preprocess.crop == 224
+    assert model.classifier.out_features == 8
