@@ -103,5 +103,5 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.resolved_storage_dir.mkdir(parents=True, exist_ok=True)
         if self.resolved_broker_url.startswith("filesystem"):
-            for sub in ("queue", "processed"):
+            for sub in ("queue", "processed", "control"):
                 (self.broker_folder / sub).mkdir(parents=True, exist_ok=True)

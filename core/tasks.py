@@ -26,6 +26,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            # kombu's default is "control" in the working directory: keep it with the rest.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     return {

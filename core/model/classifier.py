@@ -62,7 +62,7 @@ def resolve_device(name: str) -> torch.device:
 def chunk_size_for(device: torch.device) -> int:
     """Cells per forward pass: small on a CPU, where they keep the working set in cache and
     beat batches of 32+ on 2 cores; large on a GPU, whose throughput keeps rising with the
-    batch (H200: 5,200 cells/s at 16, 16,000 at 256, same 3-16 ms per pass; BENCHMARKS.md)."""
+    batch (H200, fp32: 5,200 cells/s at 16, 16,000 at 256; BENCHMARKS.md, "On a GPU")."""
     return 16 if device.type == "cpu" else 256
 
 

@@ -209,8 +209,7 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
         })
     model.eval()
     # A run resumed after its last epoch reports where its epochs ran, not where it resumed.
-    finished_earlier = resumed is not None and first_epoch == total_epochs
     ran_on = device_name(device)
-    if resumed is not None and finished_earlier:
+    if resumed is not None and first_epoch == total_epochs:
         ran_on = resumed.get("device", ran_on)
     return TrainedModel(model.cpu(), history, splits, spent, ran_on)
