@@ -4,6 +4,7 @@ On PostgreSQL the worker's transaction carries a ``NOTIFY`` that the server deli
 commits, and the bot, which keeps one connection listening, sends the reply at once instead of at
 its next poll (on average half a poll interval later). SQLite has no such channel; there, and
 whenever the listening connection is down, the bot's poll delivers the result as before.
+A retraining job's progress reports and its end wake the bot the same way.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.access import AccessDenied, Member
 from core.db.models import JobStatus, TrainingJob, utcnow
+from core.db.notify import announce_result
 from core.db.session import transaction
 
 Factory = sessionmaker[Session]
@@ -96,6 +97,7 @@ def report(factory: Factory, job_id: int, stage: str, progress: dict[str, Any]) 
             job.progress = progress
             job.progress_seq += 1
             job.heartbeat_at = utcnow()
+            announce_result(session)
 
 
 def finish(factory: Factory, job_id: int, *, outcome: dict[str, Any] | None = None,
@@ -104,6 +106,7 @@ def finish(factory: Factory, job_id: int, *, outcome: dict[str, Any] | None = No
         job = session.get(TrainingJob, job_id)
         if job is None:
             return
+        announce_result(session)
         job.status = JobStatus.FAILED if error else JobStatus.DONE
         job.stage = "failed" if error else "done"
         job.outcome = outcome

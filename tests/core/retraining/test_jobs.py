@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy import update
 
 from core.access import AccessDenied
 from core.db.models import JobStatus, TrainingJob, utcnow
+from core.db.notify import ResultListener
 from core.db.session import transaction
 from core.retraining import jobs
 from tests.core.conftest import Lab
@@ -60,3 +62,24 @@ def test_a_job_whose_worker_went_silent_is_superseded(lab: Lab) -> None:
         assert lost is not None and lost.status is JobStatus.FAILED
         assert "stopped reporting" in (lost.error or "")
     assert replacement != job
+
+
+def test_progress_and_the_end_of_a_job_wake_the_bot_at_once(lab: Lab) -> None:
+    engine = lab.sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("NOTIFY exists on PostgreSQL only; on SQLite the bot's poll relays progress")
+    woken = threading.Semaphore(0)
+    listener = ResultListener(engine.url.render_as_string(hide_password=False), woken.release,
+                              retry_seconds=0.2).start()
+    try:
+        assert listener.listening.wait(10)
+        assert woken.acquire(timeout=10)  # the catch-up call made on connecting
+        job = jobs.request_job(lab.sessions, lab.admin, chat_id=1)
+        jobs.start_job(lab.sessions, job)
+        jobs.report(lab.sessions, job, "training", {"epoch": 1})
+        assert woken.acquire(timeout=10)
+        jobs.finish(lab.sessions, job, outcome={"promoted": False})
+        assert woken.acquire(timeout=10)
+        assert not woken.acquire(timeout=0.5)  # one wake-up per change, nothing more
+    finally:
+        listener.stop()
