@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from core.data import UnknownClassError
 from core.model.artifact import ModelIntegrityError
 from core.model.classifier import CellClassifier, resolve_device
@@ -21,10 +23,15 @@ def _progress(line: str) -> None:
 
 def run_train(settings: Settings, data: Path, config_path: Path | None, out: Path,
               device: str = "auto") -> int:
+    where = resolve_device(device)
+    if where.type == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda, but torch sees no CUDA device here; use --device cpu "
+              "(or auto)", file=sys.stderr)
+        return 2
     config = TrainConfig.from_file(config_path)
     model_path = out / f"{config.version}.safetensors"
     card = run_training(data, model_path, out / "checkpoint", settings.data_dir / "cache",
-                        config, _progress, resolve_device(device))
+                        config, _progress, where)
     test = card.metrics["test"]
     print(f"model written to {model_path}: test accuracy {test['accuracy']:.4f}, "
           f"macro-F1 {test['macro_f1']:.4f}")
