@@ -28,6 +28,7 @@ from core.model.classifier import CellClassifier, resolve_device
 from core.model.lite0 import EfficientNetLite0
 from core.model.preprocess import Preprocessing
 from core.settings import DEFAULT_MODEL_PATH
+from core.training.checkpoint import model_weights
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc"
 
@@ -42,9 +43,7 @@ def _model(checkpoint: Path | None, device: torch.device) -> tuple[nn.Module, Pr
         classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, str(device))
         return classifier.model, classifier.preprocess
     model = EfficientNetLite0(num_classes=len(PBC_CLASSES))
-    state = load_file(str(checkpoint))
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()
-                           if k.startswith("model.")})
+    model.load_state_dict(model_weights(load_file(str(checkpoint))))
     return model.to(device, memory_format=torch.channels_last).eval(), Preprocessing()
 
 

@@ -84,7 +84,6 @@ def smoke(out: Path, device: str) -> None:
     config = TrainConfig(version="smoke", batch_size=4, threads=2, phases=[
         Phase(epochs=1, resolution=96, lr=1e-3, frozen_blocks=8),
         Phase(epochs=1, resolution=128, lr=1e-3)])
-    (out / "smoke.json").write_text(config.model_dump_json())
     from core.training.finetune import fine_tune
 
     fine_tune(out / "data", out / "run", out / "cache", config, device=torch.device(device),

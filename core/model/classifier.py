@@ -67,7 +67,6 @@ def chunk_size_for(device: torch.device) -> int:
 
 
 class CellClassifier:
-
     def __init__(self, model: EfficientNetLite0, card: ModelCard, device: torch.device,
                  detector: OodDetector | None = None) -> None:
         self.card = card

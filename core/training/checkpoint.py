@@ -27,6 +27,11 @@ def save_checkpoint(directory: Path, model: nn.Module, optimiser: torch.optim.Op
     os.replace(directory / "checkpoint.json.tmp", directory / "checkpoint.json")
 
 
+def model_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's state dict out of a checkpoint's tensors (the optimiser's left out)."""
+    return {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+
+
 def load_checkpoint(directory: Path, model: nn.Module,
                     optimiser: torch.optim.Optimizer) -> dict[str, Any] | None:
     header = directory / "checkpoint.json"
@@ -34,9 +39,7 @@ def load_checkpoint(directory: Path, model: nn.Module,
     if not (header.exists() and weights.exists()):
         return None
     tensors = load_file(str(weights))
-    model.load_state_dict(
-        {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    )
+    model.load_state_dict(model_weights(tensors))
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
