@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from benchmarks.phone_conditions import CONDITIONS
 from core.field.analyse import analyse
 from core.field.bccd import match, read_split
-from core.field.detect import DetectorParams, detect, field_masks, red_stained
+from core.field.detect import DetectorParams, detect, field_masks, red_cell_mask
 from core.field.quality import measure
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
@@ -62,7 +62,7 @@ def rbc_by_annotation_completeness(items: list, split_at: float = 0.5,  # type: 
                                    ) -> dict[str, tuple[int, float, float]]:
     """Red-cell count error on fields whose boxes cover the red cells, and on the others.
 
-    A field's coverage is the share of its red-stained pixels (the detector's own colour rule,
+    A field's coverage is the share of its red-cell pixels (the detector's own colour rule,
     before any counting) that lie inside some annotated RBC box. Where BCCD left red cells
     unboxed, coverage is low and the annotation under-counts the field.
     """
@@ -74,7 +74,7 @@ def rbc_by_annotation_completeness(items: list, split_at: float = 0.5,  # type: 
         truth = len(item.boxes["rbc"])
         if not truth:
             continue
-        red = red_stained(masks, params)
+        red = red_cell_mask(masks, params)
         boxed = np.zeros_like(red)
         for x0, y0, x1, y1 in item.boxes["rbc"]:
             boxed[int(y0 * scale):int(y1 * scale), int(x0 * scale):int(x1 * scale)] = True
@@ -84,6 +84,43 @@ def rbc_by_annotation_completeness(items: list, split_at: float = 0.5,  # type: 
             (counted - truth) / truth)
     return {name: (len(values), statistics.mean(values), statistics.mean(map(abs, values)))
             for name, values in errors.items() if values}
+
+
+def unmatched_white_cells(items: list, out: Path, columns: int = 3,  # type: ignore[type-arg]
+                          ) -> int:
+    """Draw every white-cell detection that matches no annotated box, for a reader to judge.
+
+    Each tile is the whole field at half size: the detection in red, BCCD's own WBC boxes in
+    green. Returns how many were drawn.
+    """
+    tiles = []
+    for item in items:
+        image = Image.open(item.image).convert("RGB")
+        detections, _, scale = detect(image)
+        found = [d for d in detections if d.kind == "wbc"]
+        predicted = [tuple(round(v / scale) for v in d.box) for d in found]
+        _, used = match(predicted, item.boxes["wbc"])
+        for i, detection in enumerate(found):
+            if i in used:
+                continue
+            tile = image.copy()
+            draw = ImageDraw.Draw(tile)
+            for box in item.boxes["wbc"]:
+                draw.rectangle(box, outline=(0, 170, 0), width=4)
+            draw.rectangle(predicted[i], outline=(220, 0, 0), width=4)
+            edge = "cut by the edge" if detection.at_border else "inside the field"
+            draw.rectangle((0, 0, tile.width, 22), fill=(255, 255, 255))
+            draw.text((6, 5), f"{item.image.stem}: {edge}", fill=(0, 0, 0))
+            tiles.append(tile.reduce(2))
+    if tiles:
+        width, height = tiles[0].size
+        rows = (len(tiles) + columns - 1) // columns
+        sheet = Image.new("RGB", (width * columns, height * rows), (255, 255, 255))
+        for i, tile in enumerate(tiles):
+            sheet.paste(tile, (width * (i % columns), height * (i // columns)))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sheet.save(out)
+    return len(tiles)
 
 
 def gate_on_degraded(items: list) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -123,6 +160,8 @@ def main() -> None:
                         default=Path(__file__).resolve().parents[2] / "shared" / "data" / "bccd")
     parser.add_argument("--split", default="test")
     parser.add_argument("--conditions", nargs="*", default=list(CONDITIONS))
+    parser.add_argument("--unmatched-png", type=Path,
+                        help="draw the white-cell detections that match no BCCD box here")
     args = parser.parse_args()
     items = read_split(args.bccd, args.split)
     print(f"BCCD {args.split}: {len(items)} fields\n")
@@ -137,10 +176,13 @@ def main() -> None:
               f"{r['platelet_precision']:.3f} | {r['rbc_mean_rel_error']:+.3f} | "
               f"{r['rbc_mean_abs_rel_error']:.3f} | {r['quality_gate_accepts']:.3f} |", flush=True)
     print("\nred-cell count by annotation completeness (clean fields; coverage = share of "
-          "red-stained pixels inside an annotated RBC box, split at 0.5):")
+          "red-cell pixels inside an annotated RBC box, split at 0.5):")
     for name, (fields, signed, absolute) in rbc_by_annotation_completeness(items).items():
         print(f"  {name}: {fields} fields, mean signed error {signed:+.3f}, "
               f"mean abs error {absolute:.3f}")
+    if args.unmatched_png:
+        drawn = unmatched_white_cells(items, args.unmatched_png)
+        print(f"\n{drawn} unmatched white-cell detections drawn in {args.unmatched_png}")
     print("\nquality gate rejects on degraded fields:")
     for name, share in gate_on_degraded(items).items():
         print(f"  {name}: {share:.3f}")
