@@ -120,6 +120,13 @@ def phone(image: Image.Image, boxes: Boxes) -> tuple[Image.Image, Boxes]:
     return image, boxes
 
 
+def phone_visible(image: Image.Image, boxes: Boxes) -> tuple[Image.Image, Boxes]:
+    """All at once, scored against the visible part of each cell, as ``vignette_visible``."""
+    for step in (colour_cast, tilt, vignette_visible, jpeg, upscale_12mp):
+        image, boxes = step(image, boxes)
+    return image, boxes
+
+
 CONDITIONS: dict[str, Condition] = {
     "clean": lambda image, boxes: (image, boxes),
     "eyepiece_vignette": vignette,
@@ -130,4 +137,5 @@ CONDITIONS: dict[str, Condition] = {
     "jpeg_q40": jpeg,
     "upscaled_12mp": upscale_12mp,
     "all_combined_12mp": phone,
+    "all_combined_12mp_visible_part": phone_visible,
 }
