@@ -3,8 +3,8 @@
 Colour rules, not a trained detector: after white-balancing on the field's own background, the
 haematoxylin-stained nuclei of white cells (and platelets) are the only strongly blue-over-green
 objects in a May-Grünwald-Giemsa smear, and red cells are the other objects that absorb green
-light (the pale background does not). All sizes
-are in pixels of a working image whose longer side is ``WORK_SIDE``.
+light (the pale background does not). All sizes are in pixels of a working image whose longer
+side is ``WORK_SIDE``.
 """
 
 from __future__ import annotations
