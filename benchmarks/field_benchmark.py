@@ -18,10 +18,27 @@ from PIL import Image, ImageDraw, ImageFilter
 from benchmarks.phone_conditions import CONDITIONS
 from core.field.analyse import analyse
 from core.field.bccd import match, read_split
-from core.field.detect import DetectorParams, detect, field_masks, red_cell_mask
+from core.field.detect import (
+    Detection,
+    DetectorParams,
+    detect,
+    field_masks,
+    red_cell_mask,
+)
 from core.field.quality import measure
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
+
+
+def _scored(detections: list[Detection], kind: str, scale: float,
+            truth: list[tuple[int, int, int, int]],
+            ) -> tuple[list[Detection], list[tuple[int, ...]], int, set[int]]:
+    """The detections of one kind, their boxes in the original's pixels, and how they match
+    the annotation: (detections, boxes, true positives, indices of the matched ones)."""
+    found = [d for d in detections if d.kind == kind]
+    predicted = [tuple(round(v / scale) for v in d.box) for d in found]
+    tp, used = match(predicted, truth)
+    return found, predicted, tp, used
 
 
 def run_condition(items: list, condition) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -33,9 +50,7 @@ def run_condition(items: list, condition) -> dict[str, float]:  # type: ignore[n
         image, boxes = condition(Image.open(item.image).convert("RGB"), item.boxes)
         detections, masks, scale = detect(image)
         for kind, counter in (("wbc", wbc), ("platelet", platelets)):
-            found = [d for d in detections if d.kind == kind]
-            predicted = [tuple(round(v / scale) for v in d.box) for d in found]
-            tp, used = match(predicted, boxes[kind])
+            found, predicted, tp, used = _scored(detections, kind, scale, boxes[kind])
             counter[0] += tp
             counter[1] += len(predicted)
             counter[2] += len(boxes[kind])
@@ -97,9 +112,7 @@ def unmatched_white_cells(items: list, out: Path, columns: int = 3,  # type: ign
     for item in items:
         image = Image.open(item.image).convert("RGB")
         detections, _, scale = detect(image)
-        found = [d for d in detections if d.kind == "wbc"]
-        predicted = [tuple(round(v / scale) for v in d.box) for d in found]
-        _, used = match(predicted, item.boxes["wbc"])
+        found, predicted, _, used = _scored(detections, "wbc", scale, item.boxes["wbc"])
         for i, detection in enumerate(found):
             if i in used:
                 continue
