@@ -21,13 +21,15 @@ from core.field.bccd import match, read_split
 from core.field.detect import (
     Detection,
     DetectorParams,
+    RedCellFinder,
     detect,
     field_masks,
     red_cell_mask,
 )
+from core.field.learned_red_cells import load_red_cell_finder
 from core.field.quality import measure
 from core.model.classifier import CellClassifier
-from core.settings import DEFAULT_MODEL_PATH
+from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 
 
 def _scored(detections: list[Detection], kind: str, scale: float,
@@ -41,14 +43,15 @@ def _scored(detections: list[Detection], kind: str, scale: float,
     return found, predicted, tp, used
 
 
-def run_condition(items: list, condition) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def run_condition(items: list, condition,  # type: ignore[no-untyped-def]
+                  red_cells: RedCellFinder | None = None) -> dict[str, float]:
     wbc = [0, 0, 0, 0]  # tp, predicted, truth, unmatched predictions flagged at the border
     platelets = [0, 0, 0]
     rbc_errors: list[float] = []
     accepted = 0
     for item in items:
         image, boxes = condition(Image.open(item.image).convert("RGB"), item.boxes)
-        detections, masks, scale = detect(image)
+        detections, masks, scale = detect(image, red_cells=red_cells)
         for kind, counter in (("wbc", wbc), ("platelet", platelets)):
             found, predicted, tp, used = _scored(detections, kind, scale, boxes[kind])
             counter[0] += tp
@@ -74,6 +77,7 @@ def run_condition(items: list, condition) -> dict[str, float]:  # type: ignore[n
 
 
 def rbc_by_annotation_completeness(items: list, split_at: float = 0.5,  # type: ignore[type-arg]
+                                   red_cells: RedCellFinder | None = None,
                                    ) -> dict[str, tuple[int, float, float]]:
     """Red-cell count error on fields whose boxes cover the red cells, and on the others.
 
@@ -85,7 +89,7 @@ def rbc_by_annotation_completeness(items: list, split_at: float = 0.5,  # type: 
     errors: dict[str, list[float]] = {"complete": [], "incomplete": []}
     for item in items:
         image = Image.open(item.image).convert("RGB")
-        detections, masks, scale = detect(image, params)
+        detections, masks, scale = detect(image, params, red_cells)
         truth = len(item.boxes["rbc"])
         if not truth:
             continue
@@ -154,15 +158,16 @@ def gate_on_degraded(items: list) -> dict[str, float]:  # type: ignore[no-untype
     return out
 
 
-def speed(items: list, repeats: int = 5) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def speed(items: list, red_cells: RedCellFinder | None = None,  # type: ignore[type-arg]
+          repeats: int = 5) -> dict[str, float]:
     classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
     image, _ = CONDITIONS["all_combined_12mp"](Image.open(items[0].image).convert("RGB"),
                                                items[0].boxes)
-    analyse(image, classifier)  # warm up
+    analyse(image, classifier, red_cells=red_cells)  # warm up
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        analyse(image, classifier)
+        analyse(image, classifier, red_cells=red_cells)
         times.append(time.perf_counter() - started)
     return {"12mp_median_s": statistics.median(times), "12mp_max_s": max(times)}
 
@@ -175,7 +180,12 @@ def main() -> None:
     parser.add_argument("--conditions", nargs="*", default=list(CONDITIONS))
     parser.add_argument("--unmatched-png", type=Path,
                         help="draw the white-cell detections that match no BCCD box here")
+    parser.add_argument("--red-cells", default=str(DEFAULT_RED_CELL_MODEL_PATH),
+                        help="red-cell centre model (a path without suffix), or 'colour' for "
+                             "the colour rule's distance peaks")
     args = parser.parse_args()
+    red_cells = load_red_cell_finder(None if args.red_cells == "colour" else Path(args.red_cells))
+    print(f"red cells: {args.red_cells}")
     items = read_split(args.bccd, args.split)
     print(f"BCCD {args.split}: {len(items)} fields\n")
     print("| condition | WBC recall | WBC precision | WBC precision (border excl.) | "
@@ -183,14 +193,15 @@ def main() -> None:
           "error | gate accepts |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.conditions:
-        r = run_condition(items, CONDITIONS[name])
+        r = run_condition(items, CONDITIONS[name], red_cells)
         print(f"| {name} | {r['wbc_recall']:.3f} | {r['wbc_precision']:.3f} | "
               f"{r['wbc_precision_excl_border']:.3f} | {r['platelet_recall']:.3f} | "
               f"{r['platelet_precision']:.3f} | {r['rbc_mean_rel_error']:+.3f} | "
               f"{r['rbc_mean_abs_rel_error']:.3f} | {r['quality_gate_accepts']:.3f} |", flush=True)
     print("\nred-cell count by annotation completeness (clean fields; coverage = share of "
           "red-cell pixels inside an annotated RBC box, split at 0.5):")
-    for name, (fields, signed, absolute) in rbc_by_annotation_completeness(items).items():
+    for name, (fields, signed, absolute) in rbc_by_annotation_completeness(
+            items, red_cells=red_cells).items():
         print(f"  {name}: {fields} fields, mean signed error {signed:+.3f}, "
               f"mean abs error {absolute:.3f}")
     if args.unmatched_png:
@@ -200,7 +211,7 @@ def main() -> None:
     for name, share in gate_on_degraded(items).items():
         print(f"  {name}: {share:.3f}")
     print("\nspeed, one 12 MP phone-like photo, whole analysis:")
-    for name, value in speed(items).items():
+    for name, value in speed(items, red_cells).items():
         print(f"  {name}: {value:.3f}")
 
 

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "pbc-lite0-ft-v4a.safetensors"
+# Red-cell centre network (weights .safetensors and card .json share this stem).
+DEFAULT_RED_CELL_MODEL_PATH = PROJECT_ROOT / "models" / "rbc-centres-v1"
 DEFAULT_TRAINING_DATA = PROJECT_ROOT.parent / "shared" / "data" / "pbc"
 
 
@@ -27,6 +29,8 @@ class Settings(BaseSettings):
 
     model_path: Path = DEFAULT_MODEL_PATH
     device: str = "auto"
+    # Red cells of a field: a trained centre network at this path, or the colour rule if empty.
+    red_cell_model_path: Path | None = None
     # Intra-op threads per worker process. Two workers with two threads each on two cores spin
     # against each other (OpenMP busy-waiting): one thread per worker, one worker per core, was
     # 6x the throughput of torch's default here (BENCHMARKS.md). 0 = torch's default.

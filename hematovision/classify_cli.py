@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.field.analyse import Analysis, analyse
 from core.field.annotate import annotate
+from core.field.learned_red_cells import load_red_cell_finder
 from core.intake import IntakeError, open_image
 from core.labels import display_name
 from core.model.artifact import ModelIntegrityError
@@ -50,6 +51,7 @@ def run_classify(settings: Settings, images: list[Path], as_json: bool,
     try:
         classifier = CellClassifier.from_artifact(model_path or settings.model_path,
                                                   settings.device)
+        red_cells = load_red_cell_finder(settings.red_cell_model_path)
     except (ModelIntegrityError, FileNotFoundError) as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2
@@ -65,7 +67,7 @@ def run_classify(settings: Settings, images: list[Path], as_json: bool,
             if as_json:
                 print(json.dumps({"image": str(path), "error": reason}))
             continue
-        analysis = analyse(clean.image, classifier)
+        analysis = analyse(clean.image, classifier, red_cells=red_cells)
         if annotate_dir is not None and not analysis.rejected:
             annotate_dir.mkdir(parents=True, exist_ok=True)
             annotate(clean.image, analysis).save(annotate_dir / f"{path.stem}.annotated.png")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db.session import make_engine, make_session_factory
 from core.field.analyse import analyse
 from core.field.annotate import annotate
+from core.field.learned_red_cells import load_red_cell_finder
 from core.model.classifier import CellClassifier
 from core.registry import ModelRef, active_model, register_model
 from core.settings import Settings
@@ -33,6 +34,7 @@ class WorkerRuntime:
             "pool_size": max(5, settings.worker_concurrency + 2)}
         self.sessions: sessionmaker[Session] = make_session_factory(make_engine(url, **extra))
         self.store = ImageStore(settings.resolved_storage_dir)
+        self.red_cells = load_red_cell_finder(settings.red_cell_model_path)
 
     def _load(self, path: Path) -> CellClassifier:
         if self.settings.torch_threads > 0:
@@ -79,7 +81,7 @@ class WorkerRuntime:
             record_failure(self.sessions, submission_id, f"stored image unreadable: {exc}")
             return
         ref, classifier = self.current_model()
-        analysis = analyse(image, classifier)
+        analysis = analyse(image, classifier, red_cells=self.red_cells)
         annotated = None
         if analysis.mode == "field" and not analysis.rejected:
             annotated = self.store.put(annotate(image, analysis), for_display=True).sha256

@@ -12,8 +12,9 @@ from PIL import Image
 from core.field.detect import (
     Detection,
     DetectorParams,
+    RedCellFinder,
+    colour_rule,
     detect_platelets,
-    detect_red_cells,
     detect_white_cells,
     field_masks,
     working_image,
@@ -138,7 +139,8 @@ def _labelled(kind: str, box: Box, at_border: bool, prediction_label: str, confi
 
 def analyse(image: Image.Image, classifier: CellClassifier,
             params: DetectorParams | None = None,
-            thresholds: QualityThresholds | None = None) -> Analysis:
+            thresholds: QualityThresholds | None = None,
+            red_cells: RedCellFinder | None = None) -> Analysis:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     image = image.convert("RGB")
@@ -163,7 +165,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     mark = time.perf_counter()
     white = detect_white_cells(masks, params)
     platelets = detect_platelets(masks, white, params)
-    red = detect_red_cells(masks, white, params)
+    red = (red_cells or colour_rule(params))(masks, white)
     timings["detect"] = time.perf_counter() - mark
 
     mark = time.perf_counter()

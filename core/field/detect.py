@@ -9,7 +9,9 @@ side is ``WORK_SIDE``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -117,7 +119,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return ~np.isin(outside, edge[edge > 0])
 
 
-def _touches_border(box: Box, valid: np.ndarray, shape: tuple[int, int]) -> bool:
+def touches_border(box: Box, valid: np.ndarray, shape: tuple[int, int]) -> bool:
     x0, y0, x1, y1 = box
     height, width = shape
     if x0 <= 1 or y0 <= 1 or x1 >= width - 1 or y1 >= height - 1:
@@ -147,7 +149,7 @@ def detect_white_cells(masks: FieldMasks, params: DetectorParams) -> list[Detect
         y0, y1 = ys.min() + region[0].start, ys.max() + region[0].start + 1
         x0, x1 = xs.min() + region[1].start, xs.max() + region[1].start + 1
         # A nucleus cut by the image edge or the vignette shows only part of its area.
-        cut = _touches_border((x0, y0, x1, y1), masks.valid, nucleus.shape)
+        cut = touches_border((x0, y0, x1, y1), masks.valid, nucleus.shape)
         if area < params.min_nucleus_area * (params.cut_nucleus_share if cut else 1.0):
             continue
         # The cytoplasm rim is about equally thick all round, in proportion to the nucleus.
@@ -157,7 +159,7 @@ def detect_white_cells(masks: FieldMasks, params: DetectorParams) -> list[Detect
         box = (max(0, round(x0 - pad_x)), max(0, round(y0 - pad_y)),
                min(width, round(x1 + pad_x)), min(height, round(y1 + pad_y)))
         score = float(masks.purple[region][own].mean())
-        found.append(Detection("wbc", box, _touches_border(box, masks.valid, nucleus.shape),
+        found.append(Detection("wbc", box, touches_border(box, masks.valid, nucleus.shape),
                                score))
     return found
 
@@ -184,7 +186,7 @@ def detect_platelets(masks: FieldMasks, white: list[Detection],
         box = (max(0, region[1].start - pad), max(0, region[0].start - pad),
                min(stained.shape[1], region[1].stop + pad),
                min(stained.shape[0], region[0].stop + pad))
-        found.append(Detection("platelet", box, _touches_border(box, masks.valid, stained.shape),
+        found.append(Detection("platelet", box, touches_border(box, masks.valid, stained.shape),
                                float(masks.purple[region][own].max())))
     return found
 
@@ -229,7 +231,7 @@ def detect_red_cells(masks: FieldMasks, white: list[Detection],
         radius = float(distance[y, x])
         box = (max(0, round(x - radius)), max(0, round(y - radius)),
                min(width, round(x + radius)), min(height, round(y + radius)))
-        found.append(Detection("rbc", box, _touches_border(box, masks.valid, red.shape), radius))
+        found.append(Detection("rbc", box, touches_border(box, masks.valid, red.shape), radius))
     with_peak = set(labels[peaks[:, 0], peaks[:, 1]].tolist()) if len(peaks) else set()
     for index, region in enumerate(ndi.find_objects(labels), start=1):
         if region is None or index in with_peak:
@@ -237,12 +239,22 @@ def detect_red_cells(masks: FieldMasks, white: list[Detection],
         if int((labels[region] == index).sum()) < params.rbc_min_area:
             continue
         box = (region[1].start, region[0].start, region[1].stop, region[0].stop)
-        found.append(Detection("rbc", box, _touches_border(box, masks.valid, red.shape),
+        found.append(Detection("rbc", box, touches_border(box, masks.valid, red.shape),
                                float(distance[region].max())))
     return found
 
 
+# Finds the red cells of a field, given its masks and its white cells: the colour rule below, or
+# a trained network (``core.field.learned_red_cells``).
+RedCellFinder = Callable[[FieldMasks, list[Detection]], list[Detection]]
+
+
+def colour_rule(params: DetectorParams) -> RedCellFinder:
+    return partial(detect_red_cells, params=params)
+
+
 def detect(image: Image.Image, params: DetectorParams | None = None,
+           red_cells: RedCellFinder | None = None,
            ) -> tuple[list[Detection], FieldMasks, float]:
     """All cells in ``image``; boxes in working-image pixels, with the scale to the original."""
     params = params or DetectorParams()
@@ -251,5 +263,5 @@ def detect(image: Image.Image, params: DetectorParams | None = None,
     masks = field_masks(rgb, params)
     white = detect_white_cells(masks, params)
     platelets = detect_platelets(masks, white, params)
-    red = detect_red_cells(masks, white, params)
+    red = (red_cells or colour_rule(params))(masks, white)
     return white + platelets + red, masks, scale

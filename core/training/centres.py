@@ -1,0 +1,215 @@
+"""Training the red-cell centre network on BCCD fields whose annotation misses some cells.
+
+BCCD leaves many red cells unboxed. Taught naively, a network would learn that those cells are
+background and under-count. Here every stride-8 position whose pixels are mostly red-cell stain
+outside every annotated box is *ignored* by the loss: neither a centre nor background. Boxed
+cells teach what a centre is; the background teaches what is not a cell.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageFilter
+from scipy import ndimage as ndi
+from skimage.morphology import disk
+
+from core.field.bccd import Annotated
+from core.field.centre_net import NET_SCALE, STRIDE, CentreNet, half_scale, to_input
+from core.field.detect import DetectorParams, field_masks, fill_holes, red_cell_mask
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class CentreTrainingConfig:
+    epochs: int = 24
+    batch_size: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    sigma: float = 0.8  # of the centre Gaussian, in stride-8 cells (a red cell spans about 5)
+    ignore_share: float = 0.5  # unboxed red-cell pixels in a position's 8x8 patch to ignore it
+    scale_jitter: float = 0.15
+    seed: int = 0
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class Example:
+    """One field, white-balanced, with its red-cell boxes and its ignore mask (full pixels)."""
+
+    balanced: np.ndarray  # HxWx3 float32, 0-255
+    boxes: np.ndarray  # Kx4 float32, x0 y0 x1 y1
+    unboxed_red: np.ndarray  # HxW bool: red-cell stain outside every annotated box
+
+
+def make_example(item: Annotated, params: DetectorParams) -> Example:
+    """A BCCD field (640x480, the detector's working size) at the network's half scale."""
+    rgb = np.asarray(Image.open(item.image).convert("RGB"), dtype=np.float32)
+    masks = field_masks(rgb, params)
+    red = fill_holes(ndi.binary_closing(red_cell_mask(masks, params), structure=disk(3)))
+    boxed = np.zeros_like(red)
+    for kind in ("rbc", "wbc", "platelet"):
+        for x0, y0, x1, y1 in item.boxes[kind]:
+            boxed[y0:y1, x0:x1] = True
+    boxes = np.array(item.boxes["rbc"], dtype=np.float32).reshape(-1, 4) * NET_SCALE
+    size = (round(rgb.shape[1] * NET_SCALE), round(rgb.shape[0] * NET_SCALE))
+    unboxed = Image.fromarray((red & ~boxed).astype(np.uint8) * 255).resize(
+        size, Image.Resampling.BILINEAR)
+    return Example(half_scale(masks.balanced), boxes, np.asarray(unboxed) >= 128)
+
+
+def augment(example: Example, rng: np.random.Generator, jitter: float) -> Example:
+    """Flips, a transpose, a scale change, exposure and a little blur: boxes follow the image."""
+    image, boxes, ignore = example.balanced, example.boxes.copy(), example.unboxed_red
+    height, width = ignore.shape
+    if rng.random() < 0.5:
+        image, ignore = image[:, ::-1], ignore[:, ::-1]
+        boxes[:, [0, 2]] = width - boxes[:, [2, 0]]
+    if rng.random() < 0.5:
+        image, ignore = image[::-1], ignore[::-1]
+        boxes[:, [1, 3]] = height - boxes[:, [3, 1]]
+    if rng.random() < 0.5:
+        image, ignore = image.transpose(1, 0, 2), ignore.T
+        boxes = boxes[:, [1, 0, 3, 2]]
+    scale = float(rng.uniform(1 - jitter, 1 + jitter))
+    pil = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
+    size = (round(pil.width * scale), round(pil.height * scale))
+    pil = pil.resize(size, Image.Resampling.BILINEAR)
+    if rng.random() < 0.3:
+        pil = pil.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.0))))
+    ignore_img = Image.fromarray(np.ascontiguousarray(ignore).astype(np.uint8) * 255)
+    ignore = np.asarray(ignore_img.resize(size, Image.Resampling.NEAREST)) > 0
+    pixels = np.asarray(pil, dtype=np.float32)
+    # Exposure and contrast around the balanced white (230), as a different lamp would give.
+    gain, contrast = rng.uniform(0.85, 1.15), rng.uniform(0.85, 1.15)
+    pixels = 230.0 + (pixels * gain - 230.0) * contrast
+    return Example(pixels, boxes * scale, ignore)
+
+
+def targets(example: Example, sigma: float, ignore_share: float,
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Heatmap, loss weights, log sizes and the centre mask, all at stride 8 (padded to 16)."""
+    height, width = example.unboxed_red.shape
+    rows, cols = math.ceil(height / 16) * 2, math.ceil(width / 16) * 2
+    heat = np.zeros((rows, cols), np.float32)
+    sizes = np.zeros((2, rows, cols), np.float32)
+    centre = np.zeros((rows, cols), np.float32)
+    ys, xs = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    for x0, y0, x1, y1 in example.boxes:
+        cx, cy = (x0 + x1) / 2 / STRIDE - 0.5, (y0 + y1) / 2 / STRIDE - 0.5
+        heat = np.maximum(heat, np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2)))
+        ix, iy = round(cx), round(cy)
+        if 0 <= ix < cols and 0 <= iy < rows:
+            heat[iy, ix] = 1.0
+            centre[iy, ix] = 1.0
+            sizes[:, iy, ix] = np.log(np.maximum([(x1 - x0) / STRIDE, (y1 - y0) / STRIDE], 0.5))
+    padded = np.zeros((rows * STRIDE, cols * STRIDE), np.float32)
+    padded[:height, :width] = example.unboxed_red
+    share = padded.reshape(rows, STRIDE, cols, STRIDE).mean(axis=(1, 3))
+    weight = np.where((share >= ignore_share) & (heat < 0.5), 0.0, 1.0).astype(np.float32)
+    return heat, weight, sizes, centre
+
+
+def focal_loss(logits: torch.Tensor, heat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, per centre; ignored positions add nothing."""
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    positive = heat.eq(1).float()
+    pos = -torch.log(p) * (1 - p) ** 2 * positive
+    neg = -torch.log(1 - p) * p**2 * (1 - heat) ** 4 * (1 - positive) * weight
+    return (pos.sum() + neg.sum()) / positive.sum().clamp(min=1)
+
+
+def batch_tensors(examples: Sequence[Example], config: CentreTrainingConfig,
+                  ) -> tuple[torch.Tensor, ...]:
+    inputs, heats, weights, sizes, centres = [], [], [], [], []
+    for example in examples:
+        inputs.append(to_input(example.balanced)[0])
+        heat, weight, size, centre = targets(example, config.sigma, config.ignore_share)
+        heats.append(heat)
+        weights.append(weight)
+        sizes.append(size)
+        centres.append(centre)
+    # Fields of one batch differ in size after scale jitter and transposes: pad to the largest.
+    height = max(t.shape[1] for t in inputs)
+    width = max(t.shape[2] for t in inputs)
+    white = 230.0 / 127.5 - 1.0
+    images = torch.stack([F.pad(t, (0, width - t.shape[2], 0, height - t.shape[1]), value=white)
+                          for t in inputs])
+
+    def stack(arrays: list[np.ndarray]) -> torch.Tensor:
+        return torch.stack([F.pad(torch.from_numpy(a), (0, width // STRIDE - a.shape[-1],
+                                                        0, height // STRIDE - a.shape[-2]))
+                            for a in arrays])
+
+    return (images, stack(heats).unsqueeze(1), stack(weights).unsqueeze(1), stack(sizes),
+            stack(centres).unsqueeze(1))
+
+
+def step_loss(model: CentreNet, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    images, heat, weight, sizes, centre = batch
+    logits, log_size = model(images)
+    size_loss = (F.l1_loss(log_size, sizes, reduction="none") * centre).sum() / centre.sum().clamp(
+        min=1)
+    return focal_loss(logits, heat, weight) + 0.5 * size_loss
+
+
+def train_centres(model: CentreNet, examples: Sequence[Example], config: CentreTrainingConfig,
+                  checkpoint: Path | None = None,
+                  report: Callable[[str], None] = print) -> list[float]:
+    """Train in place; returns each epoch's mean loss. Resumes from ``checkpoint`` if present."""
+    torch.set_num_threads(config.threads)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * step
+                                                                                / total)))
+    losses: list[float] = []
+    start_epoch = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        losses = [float(v) for v in state["losses"]]
+        start_epoch = len(losses)
+        report(f"resumed after epoch {start_epoch}")
+    began = time.monotonic()
+    for epoch in range(start_epoch, config.epochs):
+        rng = np.random.default_rng(config.seed + epoch)
+        order = rng.permutation(len(examples))
+        model.train()
+        running = []
+        for first in range(0, len(order), config.batch_size):
+            chosen = [augment(examples[i], rng, config.scale_jitter)
+                      for i in order[first:first + config.batch_size]]
+            loss = step_loss(model, batch_tensors(chosen, config))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            running.append(loss.item())
+        losses.append(float(np.mean(running)))
+        done = epoch + 1 - start_epoch
+        eta = (time.monotonic() - began) / done * (config.epochs - epoch - 1)
+        report(f"epoch {epoch + 1}/{config.epochs} loss {losses[-1]:.3f} "
+               f"({(time.monotonic() - began) / done / 60:.1f} min/epoch, ETA {eta / 60:.0f} min)")
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                        "schedule": schedule.state_dict(), "losses": losses}, checkpoint)
+    return losses
+
+
+def config_json(config: CentreTrainingConfig) -> str:
+    return json.dumps(asdict(config), sort_keys=True)

@@ -1,0 +1,85 @@
+"""Training the red-cell centre network: targets, the ignored unboxed cells, a falling loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.field.bccd import Annotated, read_boxes
+from core.field.centre_net import NET_SCALE, STRIDE, CentreNet
+from core.field.detect import DetectorParams
+from core.model.imagenet import load_imagenet_lite0
+from core.training.centres import (
+    CentreTrainingConfig,
+    Example,
+    augment,
+    make_example,
+    targets,
+    train_centres,
+)
+from tests.conftest import FIXTURES
+
+FIELDS = ["BloodImage_00007", "BloodImage_00015"]
+
+
+def _field(name: str) -> Annotated:
+    bccd = FIXTURES / "bccd"
+    return Annotated(bccd / f"{name}.jpg", read_boxes(bccd / f"{name}.xml"))
+
+
+def _example(boxes: list[tuple[int, int, int, int]], unboxed: np.ndarray) -> Example:
+    return Example(np.full((*unboxed.shape, 3), 230.0, np.float32),
+                   np.array(boxes, np.float32).reshape(-1, 4), unboxed)
+
+
+def test_each_boxed_cell_is_a_centre_with_its_size() -> None:
+    heat, weight, sizes, centre = targets(_example([(40, 16, 80, 56)], np.zeros((96, 128), bool)),
+                                          sigma=0.8, ignore_share=0.5)
+    assert heat.shape == (12, 16) and int(centre.sum()) == 1
+    row, col = np.argwhere(centre)[0]
+    assert ((col + 0.5) * STRIDE, (row + 0.5) * STRIDE) == (60.0, 36.0)
+    assert heat[row, col] == 1.0 and heat[row, col + 1] < 1.0
+    assert np.allclose(np.exp(sizes[:, row, col]) * STRIDE, [40, 40])
+    assert weight.min() == 1.0
+
+
+def test_unboxed_red_cells_are_ignored_not_taught_as_background() -> None:
+    unboxed = np.zeros((96, 128), bool)
+    unboxed[48:96, 0:32] = True  # a red cell BCCD did not box
+    _, weight, _, _ = targets(_example([(80, 0, 120, 40)], unboxed), 0.8, 0.5)
+    assert (weight[6:12, 0:4] == 0).all()
+    assert (weight[0:6, :] == 1).all()
+
+
+def test_a_real_field_is_read_at_half_scale_with_its_boxes() -> None:
+    field = _field(FIELDS[0])
+    example = make_example(field, DetectorParams())
+    assert example.balanced.shape == (240, 320, 3)
+    assert len(example.boxes) == len(field.boxes["rbc"])
+    x0, y0, x1, y1 = field.boxes["rbc"][0]
+    assert example.boxes[0].tolist() == [v * NET_SCALE for v in (x0, y0, x1, y1)]
+
+
+def test_augmentation_moves_the_boxes_with_the_image() -> None:
+    example = make_example(_field(FIELDS[0]), DetectorParams())
+    for seed in range(4):
+        moved = augment(example, np.random.default_rng(seed), jitter=0.15)
+        height, width = moved.unboxed_red.shape
+        assert moved.balanced.shape[:2] == (height, width)
+        assert (moved.boxes[:, [0, 2]] <= width + 1).all()
+        assert (moved.boxes[:, [1, 3]] <= height + 1).all()
+        assert (moved.boxes >= -1).all()
+
+
+def test_training_on_two_real_fields_lowers_the_loss(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    examples = [make_example(_field(name), DetectorParams()) for name in FIELDS]
+    net = CentreNet(load_imagenet_lite0())
+    config = CentreTrainingConfig(epochs=4, batch_size=2, lr=2e-3, scale_jitter=0.0)
+    lines: list[str] = []
+    losses = train_centres(net, examples, config, tmp_path / "checkpoint.pt", lines.append)
+    assert losses[-1] < losses[0]
+    assert lines[-1].startswith("epoch 4/4")
+    # A rerun resumes after the last finished epoch instead of starting again.
+    again = train_centres(net, examples, config, tmp_path / "checkpoint.pt", lines.append)
+    assert again == losses and "resumed after epoch 4" in lines
