@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     model_path: Path = DEFAULT_MODEL_PATH
     device: str = "auto"
     # Red cells of a field: a trained centre network at this path, or the colour rule if empty.
-    red_cell_model_path: Path | None = None
+    red_cell_model_path: Path | None = DEFAULT_RED_CELL_MODEL_PATH
     # Intra-op threads per worker process. Two workers with two threads each on two cores spin
     # against each other (OpenMP busy-waiting): one thread per worker, one worker per core, was
     # 6x the throughput of torch's default here (BENCHMARKS.md). 0 = torch's default.
@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     db_slow_notice_seconds: float = 4.0
     # A submission unfinished this long is enqueued again (lost message, dead worker).
     requeue_after_seconds: float = 600.0
+
+    @field_validator("red_cell_model_path", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # HV_RED_CELL_MODEL_PATH= (empty) chooses the colour rule.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -29,6 +29,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto",
                        help="where the epochs run: auto (CUDA when present), cpu, cuda")
 
+    centres = sub.add_parser("train-red-cells",
+                             help="train the red-cell centre network on BCCD (resumable)")
+    centres.add_argument("--bccd", type=Path, required=True,
+                         help="BCCD in VOC layout (JPEGImages, Annotations, ImageSets)")
+    centres.add_argument("--out", type=Path, default=Path("var/runs/rbc-centres"),
+                         help="run folder; its name is the model's version")
+    centres.add_argument("--epochs", type=int, default=24)
+
     evaluate = sub.add_parser("evaluate", help="evaluate a model on an image-folder tree")
     evaluate.add_argument("folder", type=Path)
     evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -69,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_classify(settings, args.images, args.json, args.model, args.annotate)
     # The demo prints its own story; its children keep their full logs in the data dir.
     configure_logging("WARNING" if args.command == "demo" else "INFO")
-    if args.command in ("train", "evaluate"):
-        from hematovision.training_cli import run_evaluate, run_train
+    if args.command in ("train", "evaluate", "train-red-cells"):
+        from hematovision.training_cli import run_evaluate, run_train, run_train_red_cells
 
+        if args.command == "train-red-cells":
+            return run_train_red_cells(args.bccd, args.out, args.epochs)
         if args.command == "train":
             return run_train(settings, args.data, args.config, args.out, args.device)
         return run_evaluate(settings, args.folder, args.model, args.json, args.png)

@@ -19,6 +19,15 @@ from core.field.detect import Detection, FieldMasks, RedCellFinder, touches_bord
 
 
 @dataclass(frozen=True)
+class Outputs:
+    """The network's heatmap logits and log sizes for one field, and its half-scale shape."""
+
+    heatmap: torch.Tensor
+    size: torch.Tensor
+    shape: tuple[int, int]
+
+
+@dataclass(frozen=True)
 class LearnedRedCells:
     """Finds red cells with a trained ``CentreNet``; called like the colour rule's finder."""
 
@@ -32,12 +41,21 @@ class LearnedRedCells:
         return cls(net, float(card["threshold"]), str(card["version"]))  # type: ignore[arg-type]
 
     def __call__(self, masks: FieldMasks, white: list[Detection]) -> list[Detection]:
+        return self.cells(masks, white, self.outputs(masks), self.threshold)
+
+    def outputs(self, masks: FieldMasks) -> Outputs:
         half = half_scale(masks.balanced)
         with torch.inference_mode():
             heatmap, size = self.net(to_input(half))
+        return Outputs(heatmap[0], size[0], half.shape[:2])
+
+    @staticmethod
+    def cells(masks: FieldMasks, white: list[Detection], outputs: Outputs,
+              threshold: float) -> list[Detection]:
+        """The red cells of the network's ``outputs`` at ``threshold``, in working pixels."""
         height, width = masks.valid.shape
         found = []
-        for centre in decode(heatmap[0], size[0], self.threshold, half.shape[:2]):
+        for centre in decode(outputs.heatmap, outputs.size, threshold, outputs.shape):
             x, y = centre.x / NET_SCALE, centre.y / NET_SCALE
             col, row = min(int(x), width - 1), min(int(y), height - 1)
             # The vignette and the white cells are not red cells, whatever the network thinks.

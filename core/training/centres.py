@@ -22,9 +22,18 @@ from PIL import Image, ImageFilter
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
-from core.field.bccd import Annotated
+from core.field.bccd import Annotated, red_coverage
 from core.field.centre_net import NET_SCALE, STRIDE, CentreNet, half_scale, to_input
-from core.field.detect import DetectorParams, field_masks, fill_holes, red_cell_mask
+from core.field.detect import (
+    DetectorParams,
+    FieldMasks,
+    detect_white_cells,
+    field_masks,
+    fill_holes,
+    red_cell_mask,
+    working_image,
+)
+from core.field.learned_red_cells import LearnedRedCells
 
 Box = tuple[int, int, int, int]
 
@@ -51,19 +60,25 @@ class Example:
     unboxed_red: np.ndarray  # HxW bool: red-cell stain outside every annotated box
 
 
-def make_example(item: Annotated, params: DetectorParams) -> Example:
-    """A BCCD field (640x480, the detector's working size) at the network's half scale."""
-    rgb = np.asarray(Image.open(item.image).convert("RGB"), dtype=np.float32)
-    masks = field_masks(rgb, params)
+def unboxed_red_cells(masks: FieldMasks, item: Annotated, params: DetectorParams,
+                      scale: float = 1.0) -> np.ndarray:
+    """Red-cell stain (pale centres filled) outside every annotated box: cells BCCD missed."""
     red = fill_holes(ndi.binary_closing(red_cell_mask(masks, params), structure=disk(3)))
     boxed = np.zeros_like(red)
     for kind in ("rbc", "wbc", "platelet"):
         for x0, y0, x1, y1 in item.boxes[kind]:
-            boxed[y0:y1, x0:x1] = True
+            boxed[int(y0 * scale):int(y1 * scale), int(x0 * scale):int(x1 * scale)] = True
+    return red & ~boxed
+
+
+def make_example(item: Annotated, params: DetectorParams) -> Example:
+    """A BCCD field (640x480, the detector's working size) at the network's half scale."""
+    rgb = np.asarray(Image.open(item.image).convert("RGB"), dtype=np.float32)
+    masks = field_masks(rgb, params)
     boxes = np.array(item.boxes["rbc"], dtype=np.float32).reshape(-1, 4) * NET_SCALE
     size = (round(rgb.shape[1] * NET_SCALE), round(rgb.shape[0] * NET_SCALE))
-    unboxed = Image.fromarray((red & ~boxed).astype(np.uint8) * 255).resize(
-        size, Image.Resampling.BILINEAR)
+    unboxed = Image.fromarray(unboxed_red_cells(masks, item, params).astype(np.uint8) * 255)
+    unboxed = unboxed.resize(size, Image.Resampling.BILINEAR)
     return Example(half_scale(masks.balanced), boxes, np.asarray(unboxed) >= 128)
 
 
@@ -162,10 +177,16 @@ def step_loss(model: CentreNet, batch: tuple[torch.Tensor, ...]) -> torch.Tensor
     return focal_loss(logits, heat, weight) + 0.5 * size_loss
 
 
+@dataclass(frozen=True)
+class EpochRecord:
+    loss: float
+    minutes: float | None  # None where an older checkpoint did not keep it
+
+
 def train_centres(model: CentreNet, examples: Sequence[Example], config: CentreTrainingConfig,
                   checkpoint: Path | None = None,
-                  report: Callable[[str], None] = print) -> list[float]:
-    """Train in place; returns each epoch's mean loss. Resumes from ``checkpoint`` if present."""
+                  report: Callable[[str], None] = print) -> list[EpochRecord]:
+    """Train in place; returns each epoch's mean loss and minutes. Resumes from ``checkpoint``."""
     torch.set_num_threads(config.threads)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
@@ -175,6 +196,7 @@ def train_centres(model: CentreNet, examples: Sequence[Example], config: CentreT
         optimiser, lambda step: min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * step
                                                                                 / total)))
     losses: list[float] = []
+    minutes: list[float | None] = []
     start_epoch = 0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -182,6 +204,8 @@ def train_centres(model: CentreNet, examples: Sequence[Example], config: CentreT
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         losses = [float(v) for v in state["losses"]]
+        minutes = [float(v) for v in state.get("minutes", [])]
+        minutes = [None] * (len(losses) - len(minutes)) + minutes
         start_epoch = len(losses)
         report(f"resumed after epoch {start_epoch}")
     began = time.monotonic()
@@ -190,6 +214,7 @@ def train_centres(model: CentreNet, examples: Sequence[Example], config: CentreT
         order = rng.permutation(len(examples))
         model.train()
         running = []
+        epoch_began = time.monotonic()
         for first in range(0, len(order), config.batch_size):
             chosen = [augment(examples[i], rng, config.scale_jitter)
                       for i in order[first:first + config.batch_size]]
@@ -200,6 +225,7 @@ def train_centres(model: CentreNet, examples: Sequence[Example], config: CentreT
             schedule.step()
             running.append(loss.item())
         losses.append(float(np.mean(running)))
+        minutes.append((time.monotonic() - epoch_began) / 60)
         done = epoch + 1 - start_epoch
         eta = (time.monotonic() - began) / done * (config.epochs - epoch - 1)
         report(f"epoch {epoch + 1}/{config.epochs} loss {losses[-1]:.3f} "
@@ -207,9 +233,81 @@ def train_centres(model: CentreNet, examples: Sequence[Example], config: CentreT
         if checkpoint is not None:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                        "schedule": schedule.state_dict(), "losses": losses}, checkpoint)
-    return losses
+                        "schedule": schedule.state_dict(), "losses": losses,
+                        "minutes": [m for m in minutes if m is not None]}, checkpoint)
+    return [EpochRecord(loss, minute) for loss, minute in zip(losses, minutes, strict=True)]
 
 
 def config_json(config: CentreTrainingConfig) -> str:
     return json.dumps(asdict(config), sort_keys=True)
+
+
+def score_centres(centres: Sequence[tuple[float, float]], boxes: Sequence[Box],
+                  unboxed: np.ndarray) -> tuple[int, int, int]:
+    """(true, false, unknown) detections against an annotation that misses some cells.
+
+    A detection is true if its centre lies in an annotated box that no nearer detection took
+    (so a second centre in one cell is false). An unmatched one on red-cell stain that BCCD left
+    unboxed is unknown: it may be a real cell. Elsewhere (background, white cells) it is false.
+    """
+    pairs = sorted((np.hypot(x - (b[0] + b[2]) / 2, y - (b[1] + b[3]) / 2), i, j)
+                   for i, (x, y) in enumerate(centres) for j, b in enumerate(boxes)
+                   if b[0] <= x < b[2] and b[1] <= y < b[3])
+    taken: set[int] = set()
+    matched: set[int] = set()
+    for _, i, j in pairs:
+        if i not in matched and j not in taken:
+            matched.add(i)
+            taken.add(j)
+    height, width = unboxed.shape
+    unknown = sum(1 for i, (x, y) in enumerate(centres) if i not in matched
+                  and unboxed[min(int(y), height - 1), min(int(x), width - 1)])
+    return len(matched), len(centres) - len(matched) - unknown, unknown
+
+
+@dataclass(frozen=True)
+class ThresholdRow:
+    threshold: float
+    recall: float  # of the annotated red cells
+    precision: float  # among detections that are known true or false (not unknown)
+    well_boxed_abs: float  # mean abs relative count error, fields with coverage >= 0.5
+    well_boxed_signed: float
+    all_abs: float
+
+    @property
+    def f1(self) -> float:
+        return 2 * self.recall * self.precision / max(self.recall + self.precision, 1e-9)
+
+
+def threshold_table(finder: LearnedRedCells, items: Sequence[Annotated],
+                    candidates: Sequence[float], params: DetectorParams,
+                    well_boxed_at: float = 0.5) -> list[ThresholdRow]:
+    """Detection and count errors at each heatmap threshold (the network runs once a field)."""
+    errors: dict[float, list[tuple[bool, float]]] = {t: [] for t in candidates}
+    tallies = {t: np.zeros(4, int) for t in candidates}  # true, false, unknown, annotated
+    for item in items:
+        truth = len(item.boxes["rbc"])
+        if not truth:
+            continue
+        work, scale = working_image(Image.open(item.image).convert("RGB"))
+        masks = field_masks(np.asarray(work, dtype=np.float32), params)
+        white = detect_white_cells(masks, params)
+        well_boxed = red_coverage(red_cell_mask(masks, params), item.boxes["rbc"],
+                                  scale) >= well_boxed_at
+        unboxed = unboxed_red_cells(masks, item, params, scale)
+        boxes = [tuple(round(v * scale) for v in box) for box in item.boxes["rbc"]]
+        outputs = finder.outputs(masks)
+        for threshold in candidates:
+            cells = finder.cells(masks, white, outputs, threshold)
+            centres = [((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2) for d in cells]
+            true, false, unknown = score_centres(centres, boxes, unboxed)
+            tallies[threshold] += np.array([true, false, unknown, truth])
+            errors[threshold].append((well_boxed, (len(cells) - truth) / truth))
+    rows = []
+    for threshold, pairs in errors.items():
+        true, false, _, annotated = tallies[threshold]
+        boxed = [e for good, e in pairs if good]
+        rows.append(ThresholdRow(threshold, true / annotated, true / max(true + false, 1),
+                                 float(np.mean(np.abs(boxed))), float(np.mean(boxed)),
+                                 float(np.mean([abs(e) for _, e in pairs]))))
+    return rows

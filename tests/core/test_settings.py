@@ -20,3 +20,11 @@ def test_embedded_defaults_need_no_server(tmp_path: Path) -> None:
 def test_the_token_is_kept_secret_in_reprs() -> None:
     settings = Settings(bot_token="123:SECRET-TOKEN")
     assert "SECRET-TOKEN" not in repr(settings)
+
+
+def test_red_cells_use_the_shipped_network_unless_the_path_is_emptied(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = Settings().red_cell_model_path
+    assert shipped is not None and shipped.with_suffix(".safetensors").is_file()
+    monkeypatch.setenv("HV_RED_CELL_MODEL_PATH", "")
+    assert Settings().red_cell_model_path is None

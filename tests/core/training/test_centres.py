@@ -14,6 +14,7 @@ from core.training.centres import (
     Example,
     augment,
     make_example,
+    score_centres,
     targets,
     train_centres,
 )
@@ -77,9 +78,21 @@ def test_training_on_two_real_fields_lowers_the_loss(tmp_path) -> None:  # type:
     net = CentreNet(load_imagenet_lite0())
     config = CentreTrainingConfig(epochs=4, batch_size=2, lr=2e-3, scale_jitter=0.0)
     lines: list[str] = []
-    losses = train_centres(net, examples, config, tmp_path / "checkpoint.pt", lines.append)
-    assert losses[-1] < losses[0]
+    records = train_centres(net, examples, config, tmp_path / "checkpoint.pt", lines.append)
+    assert records[-1].loss < records[0].loss
+    assert all(r.minutes is not None and r.minutes > 0 for r in records)
     assert lines[-1].startswith("epoch 4/4")
     # A rerun resumes after the last finished epoch instead of starting again.
     again = train_centres(net, examples, config, tmp_path / "checkpoint.pt", lines.append)
-    assert again == losses and "resumed after epoch 4" in lines
+    assert again == records and "resumed after epoch 4" in lines
+
+
+def test_a_centre_in_a_box_is_true_once_and_unboxed_stain_is_unknown() -> None:
+    unboxed = np.zeros((100, 200), bool)
+    unboxed[60:100, 150:200] = True  # a red cell the annotation missed
+    boxes = [(0, 0, 40, 40), (50, 0, 90, 40)]
+    centres = [(20.0, 20.0), (24.0, 18.0),  # one cell found twice: the second is false
+               (70.0, 20.0),  # the other boxed cell
+               (170.0, 80.0),  # on the unboxed cell: unknown
+               (120.0, 80.0)]  # on the background: false
+    assert score_centres(centres, boxes, unboxed) == (2, 2, 1)

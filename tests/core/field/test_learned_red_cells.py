@@ -1,0 +1,62 @@
+"""The shipped red-cell network finds the red cells of real BCCD fields it was not trained on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.field.analyse import analyse
+from core.field.bccd import Annotated, read_boxes
+from core.field.detect import DetectorParams, detect
+from core.field.learned_red_cells import LearnedRedCells, load_red_cell_finder
+from core.model.classifier import CellClassifier
+from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from core.training.centres import score_centres, unboxed_red_cells
+from tests.conftest import FIXTURES
+
+BCCD = FIXTURES / "bccd"
+
+
+@pytest.fixture(scope="module")
+def finder() -> LearnedRedCells:
+    return LearnedRedCells.load(DEFAULT_RED_CELL_MODEL_PATH)
+
+
+# BloodImage_00015 is boxed cell by cell. In BloodImage_00007 BCCD boxed a clump of three cells
+# with five nested boxes and gave two cells at the bottom edge a box each, so fewer of its 17 boxes
+# can be matched one to one.
+@pytest.mark.parametrize(("name", "at_least_true"), [("BloodImage_00015", 13),
+                                                     ("BloodImage_00007", 8)])
+def test_it_finds_the_annotated_red_cells_and_little_else(finder: LearnedRedCells, name: str,
+                                                          at_least_true: int) -> None:
+    # Both fields are from BCCD's test split: the network never saw them.
+    field = Annotated(BCCD / f"{name}.jpg", read_boxes(BCCD / f"{name}.xml"))
+    detections, masks, scale = detect(Image.open(field.image), red_cells=finder)
+    assert scale == 1.0
+    centres = [((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2)
+               for d in detections if d.kind == "rbc"]
+    unboxed = unboxed_red_cells(masks, field, DetectorParams())
+    true, false, _ = score_centres(centres, field.boxes["rbc"], unboxed)
+    assert true >= at_least_true
+    assert false <= 1
+
+
+def test_a_blank_field_has_no_red_cells(finder: LearnedRedCells) -> None:
+    blank = Image.new("RGB", (640, 480), (226, 229, 231))
+    detections, _, _ = detect(blank, red_cells=finder)
+    assert [d for d in detections if d.kind == "rbc"] == []
+
+
+def test_the_analysis_counts_the_red_cells_the_network_finds(finder: LearnedRedCells) -> None:
+    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+    image = Image.open(BCCD / "BloodImage_00015.jpg")
+    analysis = analyse(image, classifier, red_cells=finder)
+    detections, _, _ = detect(image, red_cells=finder)
+    assert analysis.rbc_count == sum(d.kind == "rbc" for d in detections) > 0
+    boxes = np.array([c.box for c in analysis.cells if c.kind == "rbc"])
+    assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+
+
+def test_no_path_means_the_colour_rule() -> None:
+    assert load_red_cell_finder(None) is None
