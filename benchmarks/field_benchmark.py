@@ -17,7 +17,14 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from benchmarks.phone_conditions import CONDITIONS
 from core.field.analyse import analyse
-from core.field.bccd import Annotated, match, read_split, red_coverage
+from core.field.bccd import (
+    Annotated,
+    count_in_boxes,
+    match,
+    read_split,
+    red_coverage,
+    score_centres,
+)
 from core.field.detect import (
     Detection,
     DetectorParams,
@@ -30,7 +37,7 @@ from core.field.learned_red_cells import load_red_cell_finder
 from core.field.quality import measure
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
-from core.training.centres import score_centres, unboxed_red_cells
+from core.training.centres import unboxed_red_cells
 
 
 def _scored(detections: list[Detection], kind: str, scale: float,
@@ -110,12 +117,15 @@ def red_cells_against_gaps(items: list, red_cells: RedCellFinder | None,  # type
     """Red-cell detections scored the way the annotation allows (``score_centres``).
 
     Recall is of BCCD's boxed cells. Precision leaves out the detections that fall on red-cell
-    stain BCCD did not box ("unknown": real cells, or not). ``picture`` draws the first
+    stain BCCD did not box ("unknown": real cells, or not). The count where BCCD looked
+    (``count_in_boxes``) is compared with the number of boxes, field by field, as a mean
+    relative error, signed and absolute. ``picture`` draws the first
     ``shown`` fields: BCCD's boxes in green, detections true (blue), unknown (orange), false
     (red), for a reader to judge the unknown ones.
     """
     params = DetectorParams()
     tally = np.zeros(4, int)  # true, false, unknown, annotated
+    in_boxes: list[float] = []
     tiles = []
     for item in items:
         image = Image.open(item.image).convert("RGB")
@@ -126,13 +136,17 @@ def red_cells_against_gaps(items: list, red_cells: RedCellFinder | None,  # type
         unboxed = unboxed_red_cells(masks, item, params, scale)
         true, false, unknown = score_centres(centres, boxes, unboxed)  # type: ignore[arg-type]
         tally += np.array([true, false, unknown, len(boxes)])
+        if boxes:
+            in_boxes.append((count_in_boxes(centres, boxes) - len(boxes)) / len(boxes))
         if picture is not None and len(tiles) < shown:
             tiles.append(_red_cell_tile(image, item, centres, boxes, unboxed, scale))
     if tiles:
         _save_sheet(tiles, picture, columns=2)  # type: ignore[arg-type]
     true, false, unknown, annotated = (int(v) for v in tally)
     return {"recall": true / annotated, "precision_known": true / max(true + false, 1),
-            "unknown_share": unknown / max(true + false + unknown, 1)}
+            "unknown_share": unknown / max(true + false + unknown, 1),
+            "in_boxes_signed": statistics.mean(in_boxes),
+            "in_boxes_abs": statistics.mean(map(abs, in_boxes))}
 
 
 def _red_cell_tile(image: Image.Image, item: Annotated, centres: list[tuple[float, float]],
@@ -155,6 +169,7 @@ def _red_cell_tile(image: Image.Image, item: Annotated, centres: list[tuple[floa
 
 def _save_sheet(tiles: list[Image.Image], out: Path, columns: int) -> None:
     width, height = tiles[0].size
+    columns = min(columns, len(tiles))
     rows = (len(tiles) + columns - 1) // columns
     sheet = Image.new("RGB", (width * columns, height * rows), (255, 255, 255))
     for i, tile in enumerate(tiles):
@@ -263,6 +278,9 @@ def main() -> None:
     print(f"\nred-cell detection (clean fields): recall of the boxed cells {gaps['recall']:.3f}, "
           f"precision where the annotation can tell {gaps['precision_known']:.3f}, "
           f"{gaps['unknown_share']:.1%} of detections on unboxed red-cell stain")
+    print(f"red-cell count inside BCCD's boxes against the number of boxes, per field: "
+          f"mean signed error {gaps['in_boxes_signed']:+.3f}, "
+          f"mean abs error {gaps['in_boxes_abs']:.3f}")
     if args.unmatched_png:
         drawn = unmatched_white_cells(items, args.unmatched_png)
         print(f"\n{drawn} unmatched white-cell detections drawn in {args.unmatched_png}")

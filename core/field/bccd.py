@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,3 +73,37 @@ def red_coverage(red: np.ndarray, boxes: list[tuple[int, int, int, int]], scale:
     for x0, y0, x1, y1 in boxes:
         boxed[int(y0 * scale):int(y1 * scale), int(x0 * scale):int(x1 * scale)] = True
     return float((red & boxed).sum() / max(int(red.sum()), 1))
+
+
+def score_centres(centres: Sequence[tuple[float, float]], boxes: Sequence[tuple[int, ...]],
+                  unboxed: np.ndarray) -> tuple[int, int, int]:
+    """(true, false, unknown) detections against an annotation that misses some cells.
+
+    A detection is true if its centre lies in an annotated box that no nearer detection took
+    (so a second centre in one cell is false). An unmatched one on red-cell stain that BCCD left
+    unboxed is unknown: it may be a real cell. Elsewhere (background, white cells) it is false.
+    """
+    pairs = sorted((np.hypot(x - (b[0] + b[2]) / 2, y - (b[1] + b[3]) / 2), i, j)
+                   for i, (x, y) in enumerate(centres) for j, b in enumerate(boxes)
+                   if b[0] <= x < b[2] and b[1] <= y < b[3])
+    taken: set[int] = set()
+    matched: set[int] = set()
+    for _, i, j in pairs:
+        if i not in matched and j not in taken:
+            matched.add(i)
+            taken.add(j)
+    height, width = unboxed.shape
+    unknown = sum(1 for i, (x, y) in enumerate(centres) if i not in matched
+                  and unboxed[min(int(y), height - 1), min(int(x), width - 1)])
+    return len(matched), len(centres) - len(matched) - unknown, unknown
+
+
+def count_in_boxes(centres: Sequence[tuple[float, float]],
+                   boxes: Sequence[tuple[int, ...]]) -> int:
+    """Detections whose centre lies inside some annotated box: the count where BCCD looked.
+
+    Compared with the number of boxes, this leaves out the cells BCCD did not box at all, and
+    still counts a cell found twice, or a clump found as one, against the annotation.
+    """
+    return sum(1 for x, y in centres
+               if any(b[0] <= x < b[2] and b[1] <= y < b[3] for b in boxes))

@@ -22,7 +22,7 @@ from PIL import Image, ImageFilter
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
-from core.field.bccd import Annotated, red_coverage
+from core.field.bccd import Annotated, red_coverage, score_centres
 from core.field.centre_net import NET_SCALE, STRIDE, CentreNet, half_scale, to_input
 from core.field.detect import (
     DetectorParams,
@@ -240,29 +240,6 @@ def train_centres(model: CentreNet, examples: Sequence[Example], config: CentreT
 
 def config_json(config: CentreTrainingConfig) -> str:
     return json.dumps(asdict(config), sort_keys=True)
-
-
-def score_centres(centres: Sequence[tuple[float, float]], boxes: Sequence[Box],
-                  unboxed: np.ndarray) -> tuple[int, int, int]:
-    """(true, false, unknown) detections against an annotation that misses some cells.
-
-    A detection is true if its centre lies in an annotated box that no nearer detection took
-    (so a second centre in one cell is false). An unmatched one on red-cell stain that BCCD left
-    unboxed is unknown: it may be a real cell. Elsewhere (background, white cells) it is false.
-    """
-    pairs = sorted((np.hypot(x - (b[0] + b[2]) / 2, y - (b[1] + b[3]) / 2), i, j)
-                   for i, (x, y) in enumerate(centres) for j, b in enumerate(boxes)
-                   if b[0] <= x < b[2] and b[1] <= y < b[3])
-    taken: set[int] = set()
-    matched: set[int] = set()
-    for _, i, j in pairs:
-        if i not in matched and j not in taken:
-            matched.add(i)
-            taken.add(j)
-    height, width = unboxed.shape
-    unknown = sum(1 for i, (x, y) in enumerate(centres) if i not in matched
-                  and unboxed[min(int(y), height - 1), min(int(x), width - 1)])
-    return len(matched), len(centres) - len(matched) - unknown, unknown
 
 
 @dataclass(frozen=True)

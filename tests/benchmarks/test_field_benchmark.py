@@ -6,9 +6,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks.field_benchmark import unmatched_white_cells
+from benchmarks.field_benchmark import red_cells_against_gaps, unmatched_white_cells
 from benchmarks.phone_conditions import phone_visible
 from core.field.bccd import Annotated, read_boxes
+from core.field.learned_red_cells import LearnedRedCells
+from core.settings import DEFAULT_RED_CELL_MODEL_PATH
 from tests.conftest import FIXTURES
 
 FIELD = FIXTURES / "bccd" / "BloodImage_00007"
@@ -43,3 +45,14 @@ def test_all_conditions_scored_on_the_visible_part_keep_boxes_inside_the_eyepiec
         # Every corner of a visible-part box lies within the circle's bounding square.
         assert width / 2 - radius - 1 <= x0 <= x1 <= width / 2 + radius + 1
         assert height / 2 - radius - 1 <= y0 <= y1 <= height / 2 + radius + 1
+
+
+def test_red_cells_are_scored_against_the_boxes_and_drawn_for_a_reader(tmp_path: Path) -> None:
+    finder = LearnedRedCells.load(DEFAULT_RED_CELL_MODEL_PATH)
+    out = tmp_path / "red.png"
+    scores = red_cells_against_gaps([_field(without_white_cells=False)], finder, out)
+    assert 0.5 <= scores["recall"] <= 1 and 0.5 <= scores["precision_known"] <= 1
+    assert 0 <= scores["unknown_share"] < 1
+    assert scores["in_boxes_abs"] == abs(scores["in_boxes_signed"])  # one field
+    with Image.open(out) as sheet:
+        assert sheet.size == (640, 480)

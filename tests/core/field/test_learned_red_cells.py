@@ -7,12 +7,12 @@ import pytest
 from PIL import Image
 
 from core.field.analyse import analyse
-from core.field.bccd import Annotated, read_boxes
+from core.field.bccd import Annotated, read_boxes, score_centres
 from core.field.detect import DetectorParams, detect
 from core.field.learned_red_cells import LearnedRedCells, load_red_cell_finder
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
-from core.training.centres import score_centres, unboxed_red_cells
+from core.training.centres import unboxed_red_cells
 from tests.conftest import FIXTURES
 
 BCCD = FIXTURES / "bccd"

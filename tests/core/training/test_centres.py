@@ -14,7 +14,6 @@ from core.training.centres import (
     Example,
     augment,
     make_example,
-    score_centres,
     targets,
     train_centres,
 )
@@ -85,14 +84,3 @@ def test_training_on_two_real_fields_lowers_the_loss(tmp_path) -> None:  # type:
     # A rerun resumes after the last finished epoch instead of starting again.
     again = train_centres(net, examples, config, tmp_path / "checkpoint.pt", lines.append)
     assert again == records and "resumed after epoch 4" in lines
-
-
-def test_a_centre_in_a_box_is_true_once_and_unboxed_stain_is_unknown() -> None:
-    unboxed = np.zeros((100, 200), bool)
-    unboxed[60:100, 150:200] = True  # a red cell the annotation missed
-    boxes = [(0, 0, 40, 40), (50, 0, 90, 40)]
-    centres = [(20.0, 20.0), (24.0, 18.0),  # one cell found twice: the second is false
-               (70.0, 20.0),  # the other boxed cell
-               (170.0, 80.0),  # on the unboxed cell: unknown
-               (120.0, 80.0)]  # on the background: false
-    assert score_centres(centres, boxes, unboxed) == (2, 2, 1)
