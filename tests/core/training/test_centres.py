@@ -13,6 +13,7 @@ from core.training.centres import (
     CentreTrainingConfig,
     Example,
     augment,
+    eyepiece,
     make_example,
     targets,
     train_centres,
@@ -84,3 +85,15 @@ def test_training_on_two_real_fields_lowers_the_loss(tmp_path) -> None:  # type:
     # A rerun resumes after the last finished epoch instead of starting again.
     again = train_centres(net, examples, config, tmp_path / "checkpoint.pt", lines.append)
     assert again == records and "resumed after epoch 4" in lines
+
+
+def test_through_the_eyepiece_hidden_cells_lose_their_box_and_their_sliver_is_ignored() -> None:
+    unboxed = np.zeros((100, 100), bool)
+    field = Example(np.full((100, 100, 3), 230.0, np.float32),
+                    np.array([[40, 40, 60, 60], [80, 0, 100, 20]], np.float32), unboxed)
+    seen = eyepiece(field, centre=(50.0, 50.0), radius=45.0)
+    assert seen.boxes.tolist() == [[40, 40, 60, 60]]  # the corner cell's centre is hidden
+    assert seen.balanced[0, 0].tolist() == [8.0, 8.0, 8.0]  # black outside, as balanced
+    assert seen.balanced[50, 50].tolist() == [230.0, 230.0, 230.0]
+    assert seen.unboxed_red[19, 81]  # the hidden cell's visible part: neither cell nor background
+    assert not seen.unboxed_red[0, 99]  # its part outside the circle is plain black
