@@ -9,11 +9,10 @@ cells teach what a centre is; the background teaches what is not a cell.
 from __future__ import annotations
 
 import io
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +34,6 @@ from core.field.detect import (
     working_image,
 )
 from core.field.learned_red_cells import LearnedRedCells
-
-Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -278,10 +275,6 @@ def train_centres(model: CentreNet, examples: Sequence[Example], config: CentreT
                         "schedule": schedule.state_dict(), "losses": losses,
                         "minutes": [m for m in minutes if m is not None]}, checkpoint)
     return [EpochRecord(loss, minute) for loss, minute in zip(losses, minutes, strict=True)]
-
-
-def config_json(config: CentreTrainingConfig) -> str:
-    return json.dumps(asdict(config), sort_keys=True)
 
 
 @dataclass(frozen=True)
