@@ -1,6 +1,7 @@
 """Field analysis on BCCD test: detection under phone-like conditions, quality gate, speed.
 
     python -m benchmarks.field_benchmark [--bccd ../shared/data/bccd] [--split test]
+        [--red-cells MODEL_STEM | colour] [--red-cells-png PNG] [--unmatched-png PNG]
 
 Prints a Markdown table; BENCHMARKS.md keeps the numbers of the last run.
 """
@@ -20,6 +21,7 @@ from core.field.analyse import analyse
 from core.field.bccd import (
     Annotated,
     count_in_boxes,
+    judge_centres,
     match,
     read_split,
     red_coverage,
@@ -156,9 +158,9 @@ def _red_cell_tile(image: Image.Image, item: Annotated, centres: list[tuple[floa
     draw = ImageDraw.Draw(tile)
     for box in item.boxes["rbc"]:
         draw.rectangle(box, outline=(0, 170, 0), width=2)
-    for x, y in centres:
-        true, _, unknown = score_centres([(x, y)], boxes, unboxed)
-        colour = (0, 60, 255) if true else (255, 140, 0) if unknown else (220, 0, 0)
+    colours = {"true": (0, 60, 255), "unknown": (255, 140, 0), "false": (220, 0, 0)}
+    for (x, y), verdict in zip(centres, judge_centres(centres, boxes, unboxed), strict=True):
+        colour = colours[verdict]
         cx, cy = x / scale, y / scale
         draw.ellipse((cx - 6, cy - 6, cx + 6, cy + 6), fill=colour, outline=(255, 255, 255))
     draw.rectangle((0, 0, tile.width, 22), fill=(255, 255, 255))

@@ -75,9 +75,9 @@ def red_coverage(red: np.ndarray, boxes: list[tuple[int, int, int, int]], scale:
     return float((red & boxed).sum() / max(int(red.sum()), 1))
 
 
-def score_centres(centres: Sequence[tuple[float, float]], boxes: Sequence[tuple[int, ...]],
-                  unboxed: np.ndarray) -> tuple[int, int, int]:
-    """(true, false, unknown) detections against an annotation that misses some cells.
+def judge_centres(centres: Sequence[tuple[float, float]], boxes: Sequence[tuple[int, ...]],
+                  unboxed: np.ndarray) -> list[str]:
+    """Each detection "true", "false" or "unknown", against an annotation that misses cells.
 
     A detection is true if its centre lies in an annotated box that no nearer detection took
     (so a second centre in one cell is false). An unmatched one on red-cell stain that BCCD left
@@ -93,9 +93,16 @@ def score_centres(centres: Sequence[tuple[float, float]], boxes: Sequence[tuple[
             matched.add(i)
             taken.add(j)
     height, width = unboxed.shape
-    unknown = sum(1 for i, (x, y) in enumerate(centres) if i not in matched
-                  and unboxed[min(int(y), height - 1), min(int(x), width - 1)])
-    return len(matched), len(centres) - len(matched) - unknown, unknown
+    return ["true" if i in matched
+            else "unknown" if unboxed[min(int(y), height - 1), min(int(x), width - 1)]
+            else "false" for i, (x, y) in enumerate(centres)]
+
+
+def score_centres(centres: Sequence[tuple[float, float]], boxes: Sequence[tuple[int, ...]],
+                  unboxed: np.ndarray) -> tuple[int, int, int]:
+    """How many detections are (true, false, unknown): see ``judge_centres``."""
+    verdicts = judge_centres(centres, boxes, unboxed)
+    return verdicts.count("true"), verdicts.count("false"), verdicts.count("unknown")
 
 
 def count_in_boxes(centres: Sequence[tuple[float, float]],
