@@ -132,8 +132,7 @@ def red_cells_against_gaps(items: list, red_cells: RedCellFinder | None,  # type
     for item in items:
         image = Image.open(item.image).convert("RGB")
         detections, masks, scale = detect(image, params, red_cells)
-        centres = [((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2)
-                   for d in detections if d.kind == "rbc"]
+        centres = [d.centre for d in detections if d.kind == "rbc"]
         boxes = [tuple(round(v * scale) for v in box) for box in item.boxes["rbc"]]
         unboxed = unboxed_red_cells(masks, item, params, scale)
         true, false, unknown = score_centres(centres, boxes, unboxed)  # type: ignore[arg-type]

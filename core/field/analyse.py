@@ -13,10 +13,8 @@ from core.field.detect import (
     Detection,
     DetectorParams,
     RedCellFinder,
-    colour_rule,
-    detect_platelets,
-    detect_white_cells,
     field_masks,
+    find_cells,
     working_image,
 )
 from core.field.quality import Quality, QualityThresholds, measure
@@ -163,9 +161,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
                         classifier.version, timings)
 
     mark = time.perf_counter()
-    white = detect_white_cells(masks, params)
-    platelets = detect_platelets(masks, white, params)
-    red = (red_cells or colour_rule(params))(masks, white)
+    white, platelets, red = find_cells(masks, params, red_cells)
     timings["detect"] = time.perf_counter() - mark
 
     mark = time.perf_counter()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.field.detect import contains
+
 KINDS = {"WBC": "wbc", "RBC": "rbc", "Platelets": "platelet"}
 
 
@@ -63,15 +65,23 @@ def match(predicted: list[tuple[int, ...]], truth: list[tuple[int, ...]],
     return len(used_t), used_p
 
 
+def box_mask(shape: tuple[int, ...], boxes: Sequence[tuple[int, int, int, int]],
+             scale: float) -> np.ndarray:
+    """The pixels of a working image (``shape``) inside any of ``boxes``, given in the original's
+    pixels; ``scale`` is the working image's size over the original's."""
+    inside = np.zeros(shape[:2], bool)
+    for x0, y0, x1, y1 in boxes:
+        inside[int(y0 * scale):int(y1 * scale), int(x0 * scale):int(x1 * scale)] = True
+    return inside
+
+
 def red_coverage(red: np.ndarray, boxes: list[tuple[int, int, int, int]], scale: float) -> float:
     """The share of a field's red-cell pixels that lie inside some annotated RBC box.
 
     ``red`` is the red-cell mask of the working image, ``scale`` the working image's size over
     the original's. Where BCCD left red cells unboxed coverage is low, and its count is short.
     """
-    boxed = np.zeros_like(red)
-    for x0, y0, x1, y1 in boxes:
-        boxed[int(y0 * scale):int(y1 * scale), int(x0 * scale):int(x1 * scale)] = True
+    boxed = box_mask(red.shape, boxes, scale)
     return float((red & boxed).sum() / max(int(red.sum()), 1))
 
 
@@ -85,7 +95,7 @@ def judge_centres(centres: Sequence[tuple[float, float]], boxes: Sequence[tuple[
     """
     pairs = sorted((np.hypot(x - (b[0] + b[2]) / 2, y - (b[1] + b[3]) / 2), i, j)
                    for i, (x, y) in enumerate(centres) for j, b in enumerate(boxes)
-                   if b[0] <= x < b[2] and b[1] <= y < b[3])
+                   if contains(b, x, y))
     taken: set[int] = set()
     matched: set[int] = set()
     for _, i, j in pairs:
@@ -113,4 +123,4 @@ def count_in_boxes(centres: Sequence[tuple[float, float]],
     still counts a cell found twice, or a clump found as one, against the annotation.
     """
     return sum(1 for x, y in centres
-               if any(b[0] <= x < b[2] and b[1] <= y < b[3] for b in boxes))
+               if any(contains(b, x, y) for b in boxes))

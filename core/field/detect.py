@@ -53,6 +53,10 @@ class Detection:
     at_border: bool
     score: float  # strength of the evidence (stain or distance), for ordering only
 
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+
 
 @dataclass(frozen=True)
 class FieldMasks:
@@ -117,6 +121,11 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     outside, _ = ndi.label(~mask)  # the same 4-connectivity as binary_fill_holes
     edge = np.unique(np.concatenate([outside[0], outside[-1], outside[:, 0], outside[:, -1]]))
     return ~np.isin(outside, edge[edge > 0])
+
+
+def contains(box: tuple[int, ...], x: float, y: float) -> bool:
+    """Whether the point lies in the box (``x0 <= x < x1``, ``y0 <= y < y1``)."""
+    return box[0] <= x < box[2] and box[1] <= y < box[3]
 
 
 def touches_border(box: Box, valid: np.ndarray, shape: tuple[int, int]) -> bool:
@@ -253,6 +262,14 @@ def colour_rule(params: DetectorParams) -> RedCellFinder:
     return partial(detect_red_cells, params=params)
 
 
+def find_cells(masks: FieldMasks, params: DetectorParams, red_cells: RedCellFinder | None = None,
+               ) -> tuple[list[Detection], list[Detection], list[Detection]]:
+    """White cells, platelets and red cells (by ``red_cells``, the colour rule if unset)."""
+    white = detect_white_cells(masks, params)
+    platelets = detect_platelets(masks, white, params)
+    return white, platelets, (red_cells or colour_rule(params))(masks, white)
+
+
 def detect(image: Image.Image, params: DetectorParams | None = None,
            red_cells: RedCellFinder | None = None,
            ) -> tuple[list[Detection], FieldMasks, float]:
@@ -261,7 +278,5 @@ def detect(image: Image.Image, params: DetectorParams | None = None,
     work, scale = working_image(image.convert("RGB"))
     rgb = np.asarray(work, dtype=np.float32)
     masks = field_masks(rgb, params)
-    white = detect_white_cells(masks, params)
-    platelets = detect_platelets(masks, white, params)
-    red = (red_cells or colour_rule(params))(masks, white)
+    white, platelets, red = find_cells(masks, params, red_cells)
     return white + platelets + red, masks, scale

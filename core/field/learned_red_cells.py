@@ -15,7 +15,7 @@ from core.field.centre_net import (
     load_centre_net,
     to_input,
 )
-from core.field.detect import Detection, FieldMasks, RedCellFinder, touches_border
+from core.field.detect import Detection, FieldMasks, RedCellFinder, contains, touches_border
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,7 @@ class LearnedRedCells:
             x, y = centre.x / NET_SCALE, centre.y / NET_SCALE
             col, row = min(int(x), width - 1), min(int(y), height - 1)
             # The vignette and the white cells are not red cells, whatever the network thinks.
-            if not masks.valid[row, col] or any(
-                    w.box[0] <= x < w.box[2] and w.box[1] <= y < w.box[3] for w in white):
+            if not masks.valid[row, col] or any(contains(w.box, x, y) for w in white):
                 continue
             half_w, half_h = centre.width / NET_SCALE / 2, centre.height / NET_SCALE / 2
             box = (max(0, round(x - half_w)), max(0, round(y - half_h)),

@@ -22,7 +22,7 @@ from PIL import Image, ImageFilter
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
-from core.field.bccd import Annotated, red_coverage, score_centres
+from core.field.bccd import Annotated, box_mask, red_coverage, score_centres
 from core.field.centre_net import NET_SCALE, STRIDE, CentreNet, half_scale, to_input
 from core.field.detect import (
     DetectorParams,
@@ -65,11 +65,8 @@ def unboxed_red_cells(masks: FieldMasks, item: Annotated, params: DetectorParams
                       scale: float = 1.0) -> np.ndarray:
     """Red-cell stain (pale centres filled) outside every annotated box: cells BCCD missed."""
     red = fill_holes(ndi.binary_closing(red_cell_mask(masks, params), structure=disk(3)))
-    boxed = np.zeros_like(red)
-    for kind in ("rbc", "wbc", "platelet"):
-        for x0, y0, x1, y1 in item.boxes[kind]:
-            boxed[int(y0 * scale):int(y1 * scale), int(x0 * scale):int(x1 * scale)] = True
-    return red & ~boxed
+    every_box = [box for kind in ("rbc", "wbc", "platelet") for box in item.boxes[kind]]
+    return red & ~box_mask(red.shape, every_box, scale)
 
 
 def make_example(item: Annotated, params: DetectorParams) -> Example:
@@ -311,7 +308,7 @@ def threshold_table(finder: LearnedRedCells, items: Sequence[Annotated],
         outputs = finder.outputs(masks)
         for threshold in candidates:
             cells = finder.cells(masks, white, outputs, threshold)
-            centres = [((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2) for d in cells]
+            centres = [d.centre for d in cells]
             true, false, unknown = score_centres(centres, boxes, unboxed)
             tallies[threshold] += np.array([true, false, unknown, truth])
             errors[threshold].append((well_boxed, (len(cells) - truth) / truth))

@@ -34,8 +34,7 @@ def test_it_finds_the_annotated_red_cells_and_little_else(finder: LearnedRedCell
     field = Annotated(BCCD / f"{name}.jpg", read_boxes(BCCD / f"{name}.xml"))
     detections, masks, scale = detect(Image.open(field.image), red_cells=finder)
     assert scale == 1.0
-    centres = [((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2)
-               for d in detections if d.kind == "rbc"]
+    centres = [d.centre for d in detections if d.kind == "rbc"]
     unboxed = unboxed_red_cells(masks, field, DetectorParams())
     true, false, _ = score_centres(centres, field.boxes["rbc"], unboxed)
     assert true >= at_least_true

@@ -26,8 +26,7 @@ def _smear(centres: list[tuple[int, int]], radius: int = 52) -> Image.Image:
 def _red_centres(image: Image.Image) -> list[tuple[float, float]]:
     detections, _, scale = detect(image)
     assert scale == 1.0
-    return [((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2)
-            for d in detections if d.kind == "rbc"]
+    return [d.centre for d in detections if d.kind == "rbc"]
 
 
 def test_an_isolated_red_cell_is_one_cell_at_its_place() -> None:
