@@ -125,6 +125,11 @@ CACHE_SIZE = 256
 VIEW_FRACTION = 224 / 256
 
 
+def cache_size_for(crop: int) -> int:
+    """The square a cache holds for a model served at ``crop`` px: 256 for 224, 329 for 288."""
+    return round(crop / VIEW_FRACTION)
+
+
 def _resized(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 cache squares -> float [0, 1] at the resolution whose centre crop is ``size``."""
     x = images.float() / 255

@@ -33,6 +33,10 @@ class TrainConfig(BaseModel):
     dropout: float = 0.2
     drop_path: float = 0.1
     threads: int = 2
+    # The centre crop the model is served at (the cache and the card's preprocessing follow it).
+    serving_resolution: int = 224
+    # Start from this model's weights (its card's SHA-256 checked) instead of ImageNet.
+    init_from: Path | None = None
     seed: int = 0
     max_train: int | None = None  # cap per split, for smoke runs
     max_eval: int | None = None

@@ -19,9 +19,16 @@ import torch.nn.functional as F
 
 from core.data import Sample, index_image_folder, manifest_hash, subsample
 from core.labels import PBC_CLASSES
+from core.model.artifact import load_artifact
 from core.model.imagenet import load_imagenet_lite0
 from core.model.lite0 import EfficientNetLite0
-from core.training.augment import AugmentConfig, augment_batch, centre_batch, normalise
+from core.training.augment import (
+    AugmentConfig,
+    augment_batch,
+    cache_size_for,
+    centre_batch,
+    normalise,
+)
 from core.training.cache import cached_split
 from core.training.checkpoint import load_checkpoint, save_checkpoint
 from core.training.config import Phase, TrainConfig
@@ -33,7 +40,7 @@ SERVING_RESOLUTION = 224
 @dataclass(frozen=True)
 class Split:
     samples: list[Sample]
-    images: torch.Tensor  # uint8 N x 3 x 256 x 256
+    images: torch.Tensor  # uint8 N x 3 x S x S, S = cache_size_for(serving crop)
     labels: torch.Tensor
     manifest: str
 
@@ -48,9 +55,11 @@ class TrainedModel:
 
 
 def load_split(root: Path, name: str, cache_dir: Path, limit: int | None, seed: int,
-               progress: Progress, classes: Sequence[str] = PBC_CLASSES) -> Split:
+               progress: Progress, classes: Sequence[str] = PBC_CLASSES,
+               crop: int = SERVING_RESOLUTION) -> Split:
     samples = subsample(index_image_folder(root / name, classes), limit, seed)
-    images, labels = cached_split(samples, 256, cache_dir, f"{root.name}-{name}", progress)
+    images, labels = cached_split(samples, cache_size_for(crop), cache_dir,
+                                  f"{root.name}-{name}", progress)
     return Split(samples, images, labels, manifest_hash(samples, root / name))
 
 
@@ -116,6 +125,18 @@ def _optimiser(model: EfficientNetLite0, config: TrainConfig) -> torch.optim.Ada
     ], lr=config.phases[0].lr)
 
 
+def initial_model(config: TrainConfig, imagenet: Path | None) -> EfficientNetLite0:
+    """ImageNet Lite0 with a fresh head, or a trained model to go on from (``init_from``)."""
+    if config.init_from is None:
+        model = load_imagenet_lite0(imagenet)
+        model.replace_classifier(len(PBC_CLASSES))
+        return model
+    model, card, _ = load_artifact(config.init_from)
+    if card.classes != list(PBC_CLASSES):
+        raise ValueError(f"{config.init_from} predicts {card.classes}, not {list(PBC_CLASSES)}")
+    return model
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"GPU {torch.cuda.get_device_name(device)}, torch {torch.__version__}"
@@ -139,13 +160,12 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
     splits = {
         name: load_split(data_root, name, cache_dir,
                          config.max_train if name == "train" else config.max_eval,
-                         config.seed, progress)
+                         config.seed, progress, crop=config.serving_resolution)
         for name in splits_to_load
     }
     train = splits["train"]
 
-    model = load_imagenet_lite0(imagenet)
-    model.replace_classifier(len(PBC_CLASSES))
+    model = initial_model(config, imagenet)
     model.dropout.p = config.dropout
     for block in model.blocks:
         block.drop_path.p *= config.drop_path / 0.2  # rescale the built-in 0.2 schedule
@@ -192,7 +212,7 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
                 progress(f"epoch {epoch + 1}/{total_epochs} @{phase.resolution}px "
                          f"step {step + 1}/{steps} loss {running:.4f} "
                          f"{rate:.1f} img/s, epoch ETA {eta / 60:.1f} min")
-        val_logits = predict_logits(model, splits["val"].images, SERVING_RESOLUTION)
+        val_logits = predict_logits(model, splits["val"].images, config.serving_resolution)
         val_accuracy = float((val_logits.argmax(1) == splits["val"].labels).float().mean())
         seconds = time.monotonic() - epoch_started
         spent += seconds
@@ -205,7 +225,7 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
                  f"about {remaining * seconds / 60:.0f} min left")
         save_checkpoint(run_dir, model, optimiser, {
             "next_epoch": epoch + 1, "history": history, "wall_seconds": spent,
-            "config": config.model_dump(), "device": device_name(device),
+            "config": config.model_dump(mode="json"), "device": device_name(device),
         })
     model.eval()
     # A run resumed after its last epoch reports where its epochs ran, not where it resumed.

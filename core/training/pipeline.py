@@ -13,11 +13,11 @@ from core.model.artifact import ModelCard, save_artifact
 from core.model.lite0 import EfficientNetLite0
 from core.model.preprocess import Preprocessing
 from core.model.rejection import OodDetector, fit_detector
-from core.training.augment import centre_batch, normalise
+from core.training.augment import cache_size_for, centre_batch, normalise
 from core.training.calibration import fit_temperature
 from core.training.config import TrainConfig
 from core.training.features import Progress
-from core.training.finetune import SERVING_RESOLUTION, fine_tune, predict_features
+from core.training.finetune import fine_tune, predict_features
 from core.training.metrics import classification_report
 from core.training.noncell import non_cell_images
 from core.training.robustness import CORRUPTIONS
@@ -25,13 +25,13 @@ from core.training.robustness import CORRUPTIONS
 
 @torch.no_grad()
 def robustness(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
-               progress: Progress) -> dict[str, Any]:
+               crop: int, progress: Progress) -> dict[str, Any]:
     model.eval()
     results: dict[str, Any] = {}
     for spec in CORRUPTIONS:
         correct = 0
         for start in range(0, len(images), 64):
-            x = spec.apply(centre_batch(images[start:start + 64], SERVING_RESOLUTION))
+            x = spec.apply(centre_batch(images[start:start + 64], crop))
             logits = model(normalise(x).contiguous(memory_format=torch.channels_last))
             correct += int((logits.argmax(1) == labels[start:start + 64]).sum())
         accuracy = correct / len(images)
@@ -42,8 +42,7 @@ def robustness(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Ten
 
 @torch.no_grad()
 def rejection_benchmark(model: EfficientNetLite0, detector: OodDetector,
-                        test_features: torch.Tensor) -> dict[str, Any]:
-    preprocess = Preprocessing()
+                        test_features: torch.Tensor, preprocess: Preprocessing) -> dict[str, Any]:
     names, images = zip(*non_cell_images(), strict=True)
     x = preprocess.batch(list(images)).contiguous(memory_format=torch.channels_last)
     outside = detector.accepts(model.eval().features(x))
@@ -64,10 +63,12 @@ def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
     started = time.monotonic()
     trained = fine_tune(data_root, run_dir, cache_dir, config, progress, device=device)
     model, splits = trained.model, trained.splits
+    crop = config.serving_resolution
+    preprocess = Preprocessing(resize=cache_size_for(crop), crop=crop)
     progress("calibrating on val")
     # Embeddings of val and test serve calibration, the test report and the rejection step.
-    val_features = predict_features(model, splits["val"].images, SERVING_RESOLUTION)
-    test_features = predict_features(model, splits["test"].images, SERVING_RESOLUTION)
+    val_features = predict_features(model, splits["val"].images, crop)
+    test_features = predict_features(model, splits["test"].images, crop)
     with torch.no_grad():
         val_logits = model.classifier(val_features)
         test_logits = model.classifier(test_features)
@@ -79,20 +80,21 @@ def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
              f"ECE {raw.ece:.4f} -> {report.ece:.4f} (T = {temperature:.3f})")
 
     progress("fitting the rejection step")
-    train_features = predict_features(model, splits["train"].images, SERVING_RESOLUTION)
+    train_features = predict_features(model, splits["train"].images, crop)
     detector = fit_detector(train_features, splits["train"].labels, val_features)
-    rejection = rejection_benchmark(model, detector, test_features)
+    rejection = rejection_benchmark(model, detector, test_features, preprocess)
     progress(f"rejection: false accepts {rejection['false_accept_rate']:.3f} of "
              f"{rejection['non_cell_images']} non-cell images, false rejects on test "
              f"{rejection['false_reject_rate_test']:.4f}")
     progress("robustness benchmark on test")
-    corrupted = robustness(model, splits["test"].images, splits["test"].labels, progress)
+    corrupted = robustness(model, splits["test"].images, splits["test"].labels, crop,
+                           progress)
 
     minutes = [entry["minutes"] for entry in trained.history]
     card = ModelCard(
         version=config.version,
         classes=list(PBC_CLASSES),
-        preprocessing=Preprocessing().to_dict(),
+        preprocessing=preprocess.to_dict(),
         temperature=temperature,
         metrics={
             "test": {**report.to_dict(), "ece_before_temperature": raw.ece},
@@ -105,7 +107,7 @@ def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
             **{f"{name}_images": len(split.samples) for name, split in splits.items()},
         },
         training={
-            "config": config.model_dump(),
+            "config": config.model_dump(mode="json"),
             "history": trained.history,
             "minutes_per_epoch": minutes,
             "training_minutes": round(trained.wall_seconds / 60, 1),

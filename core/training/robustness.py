@@ -66,8 +66,9 @@ CORRUPTIONS: tuple[CorruptionSpec, ...] = (
                    lambda x: colour(x, _each(len(x), 1, 1, 1), _per_image(len(x), 0.75),
                                     _per_image(len(x), 1.0), _per_image(len(x), 1.0),
                                     _per_image(len(x), 1.2))),
+    # Scaled with the view, so a model served at a larger crop sees the same optical blur.
     CorruptionSpec("defocus", "Gaussian blur, sigma 1.5 px at 224 px",
-                   lambda x: gaussian_blur(x, _per_image(len(x), 1.5))),
+                   lambda x: gaussian_blur(x, _per_image(len(x), 1.5 * x.shape[-1] / 224))),
     CorruptionSpec("jpeg_q30", "JPEG re-encoding at quality 30", lambda x: jpeg_artefacts(x, 30)),
     CorruptionSpec("low_resolution", "downscaled to 40% and back up (a distant phone)",
                    lambda x: low_resolution(x, 0.4)),
