@@ -125,7 +125,10 @@ def result_text(delivery: Delivery) -> str:
             "please send the image again."
         )
     lines = _field_lines(delivery) if delivery.mode == "field" else _cell_lines(delivery)
-    lines += ["", f"Model: {delivery.model_version}", DISCLAIMER]
+    models = f"Model: {delivery.model_version}"
+    if delivery.red_cell_model:
+        models += f" · red cells: {delivery.red_cell_model}"
+    lines += ["", models, DISCLAIMER]
     return "\n".join(lines)
 
 

@@ -99,6 +99,7 @@ class Photo:
     flagged: int  # cells marked for review
     reviewed: int  # cells with an expert decision
     model_version: str | None
+    red_cell_model: str | None
     image_sha256: str | None
     annotated_sha256: str | None
     error: str | None
@@ -138,6 +139,10 @@ class CaseDetail:
     @property
     def model_versions(self) -> list[str]:
         return sorted({p.model_version for p in self.photos if p.model_version})
+
+    @property
+    def red_cell_models(self) -> list[str]:
+        return sorted({p.red_cell_model for p in self.photos if p.red_cell_model})
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,7 @@ def case_detail(factory: Factory, member: Member, case_id: int) -> CaseDetail | 
                 reviewed=sum(c.expert_label is not None for c in cells),
                 model_version=submission.model_version.version
                 if submission.model_version else None,
+                red_cell_model=submission.red_cell_model,
                 image_sha256=submission.sha256, annotated_sha256=submission.annotated_sha256,
                 error=submission.error,
             ))

@@ -122,7 +122,9 @@ def _summary_page(plt: object, detail: CaseDetail) -> object:
         f"· platelets: {detail.platelet_total}",
         f"Cells flagged for review: {detail.flagged} · expert corrections: "
         f"{len(detail.corrections)}",
-        f"Model version(s): {', '.join(detail.model_versions) or 'none'}",
+        f"Model version(s): {', '.join(detail.model_versions) or 'none'}"
+        + (f" · red cells: {', '.join(detail.red_cell_models)}" if detail.red_cell_models
+           else ""),
         f"Report generated: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
     ]
     figure.text(0.07, 0.925, "\n".join(facts), fontsize=9.5, va="top", linespacing=1.6)

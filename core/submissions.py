@@ -69,6 +69,7 @@ class Delivery:
     model_version: str | None
     cells: list[CellView]
     mode: str | None = None
+    red_cell_model: str | None = None
     rbc_count: int | None = None
     platelet_count: int | None = None
     annotated_sha256: str | None = None
@@ -171,6 +172,7 @@ def store_results(
         submission.timings = analysis.to_dict()["timings_ms"]  # type: ignore[assignment]
         submission.annotated_sha256 = annotated_sha256
         submission.model_version_id = model_version_id
+        submission.red_cell_model = analysis.red_cell_model
         submission.finished_at = utcnow()
         announce_result(session)
         return True
@@ -260,6 +262,7 @@ def _delivery(row: Submission) -> Delivery:
             for c in row.cells
         ],
         mode=row.mode,
+        red_cell_model=row.red_cell_model,
         rbc_count=row.rbc_count,
         platelet_count=row.platelet_count,
         annotated_sha256=row.annotated_sha256,

@@ -161,6 +161,8 @@ class Submission(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    # The red-cell finder's version (or "colour-rule") for a counted field; None otherwise.
+    red_cell_model: Mapped[str | None] = mapped_column(String(64))
     mode: Mapped[str | None] = mapped_column(String(8))  # "cell" (close-up) or "field"
     rbc_count: Mapped[int | None] = mapped_column(Integer)
     platelet_count: Mapped[int | None] = mapped_column(Integer)

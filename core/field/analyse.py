@@ -17,6 +17,7 @@ from core.field.detect import (
     find_cells,
     working_image,
 )
+from core.field.learned_red_cells import LearnedRedCells
 from core.field.quality import Quality, QualityThresholds, measure
 from core.model.classifier import NOT_RECOGNISED, Box, CellClassifier, LabelScore
 
@@ -31,6 +32,8 @@ CLINICAL_ORDER = ("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophi
                   "erythroblast", "platelet")
 # Cells that carry a label: white cells in a field, the cell of a close-up.
 CLASSIFIED_KINDS = ("wbc", "cell")
+# What counted the red cells when no trained network was configured.
+COLOUR_RULE = "colour-rule"
 
 
 def in_clinical_order(counts: Mapping[str, int]) -> list[tuple[str, int]]:
@@ -79,6 +82,9 @@ class Analysis:
     quality: Quality | None
     model: str
     timings: dict[str, float] = field(default_factory=dict)
+    # What found the red cells of a field (a network's version, or the colour rule); a result
+    # must say which models made it, and the count depends on this one.
+    red_cell_model: str | None = None
 
     @property
     def rejected(self) -> bool:
@@ -91,7 +97,7 @@ class Analysis:
     def to_dict(self) -> dict[str, object]:
         return {
             "mode": self.mode, "width": self.width, "height": self.height,
-            "model": self.model,
+            "model": self.model, "red_cell_model": self.red_cell_model,
             "quality": self.quality.to_dict() if self.quality else None,
             "cells": [c.to_dict() for c in self.cells],
             "differential": [asdict(row) for row in self.differential],
@@ -181,7 +187,12 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     timings["total"] = time.perf_counter() - started
     return Analysis("field", image.width, image.height, cells, differential(cells),
                     rbc_count=len(red), platelet_count=len(platelets), quality=quality,
-                    model=classifier.version, timings=timings)
+                    model=classifier.version, timings=timings,
+                    red_cell_model=red_cell_model_of(red_cells))
+
+
+def red_cell_model_of(red_cells: RedCellFinder | None) -> str:
+    return red_cells.version if isinstance(red_cells, LearnedRedCells) else COLOUR_RULE
 
 
 def _plain(detection: Detection, scale: float, size: tuple[int, int]) -> Cell:

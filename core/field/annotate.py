@@ -81,6 +81,8 @@ def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
         y += 17
     y += 8
     draw.text((x, y), f"model {analysis.model}", fill="grey", font=small)
+    if analysis.red_cell_model:
+        draw.text((x, y + 17), f"red cells {analysis.red_cell_model}", fill="grey", font=small)
     draw.text((x, canvas.height - 34), "Decision support only,\nnot a diagnosis.",
               fill=(160, 0, 0), font=small)
     return canvas

@@ -17,7 +17,7 @@ class RetrainConfig(BaseModel):
     test_limit: int | None = None  # the whole test split by default: the gate must be fair
     expert_repeats: int = 3  # each expert-labelled cell is seen this many times per epoch
     epochs: int = 2
-    resolution: int = 224
+    resolution: int | None = None  # training crop; None: the active model's serving crop
     lr: float = 5e-5
     batch_size: int = 32
     weight_decay: float = 0.02

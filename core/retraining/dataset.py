@@ -16,7 +16,6 @@ from core.field.detect import DetectorParams, field_masks, working_image
 from core.labels import PBC_CLASSES
 from core.reviews import ExpertExample
 from core.storage import ImageStore
-from core.training.augment import CACHE_SIZE
 from core.training.cache import cached_split, square_crop
 from core.training.features import Progress
 
@@ -34,9 +33,9 @@ def per_class_sample(root: Path, per_class: int | None, seed: int) -> list[Sampl
     return sorted(chosen, key=lambda s: s.path)
 
 
-def load(samples: Sequence[Sample], cache_dir: Path, name: str,
+def load(samples: Sequence[Sample], cache_dir: Path, name: str, size: int,
          progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
-    return cached_split(samples, CACHE_SIZE, cache_dir, name, progress)
+    return cached_split(samples, size, cache_dir, name, progress)
 
 
 def expert_crop(image: Image.Image, example: ExpertExample) -> Image.Image:
@@ -48,11 +47,12 @@ def expert_crop(image: Image.Image, example: ExpertExample) -> Image.Image:
     return centred_crop(image, example.box, tuple(int(v) for v in background.clip(0, 255)))
 
 
-def expert_tensors(examples: Sequence[ExpertExample],
-                   store: ImageStore) -> tuple[torch.Tensor, torch.Tensor]:
-    images = torch.empty((len(examples), 3, CACHE_SIZE, CACHE_SIZE), dtype=torch.uint8)
+def expert_tensors(examples: Sequence[ExpertExample], store: ImageStore,
+                   size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The expert cells as ``size`` squares, like the cache of the base data."""
+    images = torch.empty((len(examples), 3, size, size), dtype=torch.uint8)
     for index, example in enumerate(examples):
-        crop = square_crop(expert_crop(store.open(example.image_sha256), example), CACHE_SIZE)
+        crop = square_crop(expert_crop(store.open(example.image_sha256), example), size)
         images[index] = torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1)
     labels = torch.tensor([PBC_CLASSES.index(e.label) for e in examples], dtype=torch.long)
     return images, labels

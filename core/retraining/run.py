@@ -25,9 +25,9 @@ from core.retraining.dataset import expert_tensors, load, per_class_sample
 from core.retraining.gate import GateDecision, decide
 from core.reviews import expert_examples
 from core.storage import ImageStore
-from core.training.augment import AugmentConfig, augment_batch, normalise
+from core.training.augment import AugmentConfig, augment_batch, cache_size_for, normalise
 from core.training.calibration import fit_temperature
-from core.training.finetune import SERVING_RESOLUTION, predict_features, predict_logits
+from core.training.finetune import predict_features, predict_logits
 from core.training.metrics import Report, classification_report
 
 # stage, details (epoch, step, loss, accuracy, eta_seconds...)
@@ -73,14 +73,14 @@ def _freeze_batchnorm(model: EfficientNetLite0) -> None:
 
 
 def _report(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
-            temperature: float) -> Report:
-    logits = predict_logits(model, images, SERVING_RESOLUTION)
+            temperature: float, crop: int) -> Report:
+    logits = predict_logits(model, images, crop)
     return classification_report((logits / temperature).softmax(1), labels,
                                  PBC_CLASSES)
 
 
 def _train(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
-           val: tuple[torch.Tensor, torch.Tensor], config: RetrainConfig,
+           val: tuple[torch.Tensor, torch.Tensor], config: RetrainConfig, crop: int,
            sink: ProgressSink) -> list[dict[str, Any]]:
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
@@ -96,7 +96,7 @@ def _train(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
         loss_value = 0.0
         for step in range(steps):
             index = order[step * config.batch_size:(step + 1) * config.batch_size]
-            x = normalise(augment_batch(images[index], config.resolution, AugmentConfig(),
+            x = normalise(augment_batch(images[index], config.resolution or crop, AugmentConfig(),
                                         generator))
             # Cosine decay over the whole job.
             done = epoch * steps + step
@@ -113,7 +113,7 @@ def _train(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
                               "steps": steps, "loss": round(loss_value, 4),
                               "eta_seconds": round(elapsed / (done + 1) * (total - done - 1))})
         model.eval()
-        val_logits = predict_logits(model, val[0], SERVING_RESOLUTION)
+        val_logits = predict_logits(model, val[0], crop)
         val_accuracy = float((val_logits.argmax(1) == val[1]).float().mean())
         history.append({"epoch": epoch + 1, "loss": round(loss_value, 4),
                         "val_accuracy": round(val_accuracy, 5)})
@@ -125,11 +125,12 @@ def _train(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
 
 
 def _detector(model: EfficientNetLite0, parent: OodDetector | None, images: torch.Tensor,
-              labels: torch.Tensor, val_features: torch.Tensor) -> OodDetector | None:
+              labels: torch.Tensor, val_features: torch.Tensor,
+              crop: int) -> OodDetector | None:
     counts = torch.bincount(labels, minlength=len(PBC_CLASSES))
     if int(counts.min()) < MIN_PER_CLASS_FOR_DETECTOR:
         return parent  # too few cells per class to estimate class means and a covariance
-    return fit_detector(predict_features(model, images, SERVING_RESOLUTION), labels,
+    return fit_detector(predict_features(model, images, crop), labels,
                         val_features)
 
 
@@ -147,35 +148,39 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     parent = parent.to(memory_format=torch.channels_last)
     # The candidate trains on a copy; the untouched parent is the gate's baseline.
     model = copy.deepcopy(parent)
+    # The candidate is served like its parent, so it trains and is judged at the parent's crop.
+    crop = parent_card.preprocess.crop
+    size = cache_size_for(crop)
 
     examples = expert_examples(setup.sessions)
-    expert_images, expert_labels = expert_tensors(examples, setup.store)
+    expert_images, expert_labels = expert_tensors(examples, setup.store, size)
     quiet: Callable[[str], None] = lambda _message: None  # noqa: E731
     replay = per_class_sample(setup.base_data / "train", config.replay_per_class, config.seed)
-    replay_images, replay_labels = load(replay, setup.cache_dir, "replay", quiet)
+    replay_images, replay_labels = load(replay, setup.cache_dir, "replay", size, quiet)
     val_images, val_labels = load(
         per_class_sample(setup.base_data / "val", config.val_per_class, config.seed),
-        setup.cache_dir, "val", quiet)
+        setup.cache_dir, "val", size, quiet)
     test = subsample(index_image_folder(setup.base_data / "test", PBC_CLASSES),
                      config.test_limit, config.seed)
-    test_images, test_labels = load(test, setup.cache_dir, "test", quiet)
+    test_images, test_labels = load(test, setup.cache_dir, "test", size, quiet)
     images = torch.cat([replay_images, *[expert_images] * config.expert_repeats])
     labels = torch.cat([replay_labels, *[expert_labels] * config.expert_repeats])
     sink("data ready", {"expert_examples": len(examples), "replay_examples": len(replay),
                         "test_images": len(test)})
 
-    history = _train(model, images, labels, (val_images, val_labels), config, sink)
+    history = _train(model, images, labels, (val_images, val_labels), config, crop, sink)
 
     sink("calibrating", {})
     # One pass over val serves both the temperature and the rejection threshold.
-    val_features = predict_features(model, val_images, SERVING_RESOLUTION)
+    val_features = predict_features(model, val_images, crop)
     with torch.no_grad():
         temperature = fit_temperature(model.classifier(val_features), val_labels)
-    detector = _detector(model, parent_detector, replay_images, replay_labels, val_features)
+    detector = _detector(model, parent_detector, replay_images, replay_labels, val_features,
+                         crop)
 
     sink("evaluating", {"test_images": len(test)})
-    candidate = _report(model, test_images, test_labels, temperature)
-    baseline = _report(parent, test_images, test_labels, parent_card.temperature)
+    candidate = _report(model, test_images, test_labels, temperature, crop)
+    baseline = _report(parent, test_images, test_labels, parent_card.temperature, crop)
     gate = decide(candidate, baseline, config.overall_margin, config.class_margin)
 
     version = f"{parent_card.version.split('-rt')[0]}-rt{job_id}"

@@ -119,9 +119,8 @@ class AugmentConfig:
     p_noise: float = 0.2
 
 
-# Serving resizes the shorter side to 256 and keeps the centred 224: the cache holds the 256
-# square, and every view keeps that same field of view whatever its resolution.
-CACHE_SIZE = 256
+# Serving resizes the shorter side to 256 and keeps the centred 224 (or 329 and 288): the cache
+# holds the larger square, and every view keeps that same field of view whatever its resolution.
 VIEW_FRACTION = 224 / 256
 
 
@@ -147,7 +146,7 @@ def _centre(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def augment_batch(images: torch.Tensor, size: int, config: AugmentConfig,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 N x 3 x 256 x 256 -> augmented float N x 3 x size x size in [0, 1].
+    """uint8 N x 3 x S x S cache squares -> augmented float N x 3 x size x size in [0, 1].
 
     Runs on the device ``images`` are on; the random draws come from ``generator`` on the CPU,
     so a seed gives the same augmentations on every device.
@@ -195,7 +194,7 @@ def augment_batch(images: torch.Tensor, size: int, config: AugmentConfig,
 
 
 def centre_batch(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Evaluation view: uint8 N x 3 x 256 x 256 -> the serving crop as float in [0, 1]."""
+    """Evaluation view: uint8 N x 3 x S x S cache squares -> the crop as float in [0, 1]."""
     return _centre(_resized(images, size), size).contiguous()
 
 

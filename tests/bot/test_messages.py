@@ -8,6 +8,7 @@ def _delivery(
     mode: str = "cell",
 ) -> Delivery:
     return Delivery(1, 10, 5, 6, "photo", status, error, "v1", cells, mode=mode,
+                    red_cell_model="rbc-centres-v2" if mode == "field" else None,
                     rbc_count=40, platelet_count=3)
 
 
@@ -49,6 +50,7 @@ def test_a_field_result_gives_counts_differential_and_numbered_cells() -> None:
     assert "White cells: 3 · Red cells: 40 · Platelets: 3" in text
     assert text.index("Neutrophil: 2 (67%)") < text.index("Lymphocyte: 1 (33%)")
     assert "2. Lymphocyte: 60.0%  ⚠️ please review" in text
+    assert "Model: v1 · red cells: rbc-centres-v2" in text
 
 
 def test_a_field_without_white_cells_says_so() -> None:

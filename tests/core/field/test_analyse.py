@@ -36,11 +36,13 @@ def test_the_white_cell_of_a_real_field_is_found_where_annotated(
     assert iou(white[0].box, truth["wbc"][0]) >= 0.5
     assert white[0].label is not None and 0 < (white[0].confidence or 0) <= 1
     assert analysis.rbc_count > 5
+    assert analysis.red_cell_model == "colour-rule"  # no network passed in
 
 
 def test_a_single_cell_close_up_is_classified_directly(classifier: CellClassifier) -> None:
     analysis = analyse(Image.open(pbc_fixtures()["eosinophil"]), classifier)
     assert analysis.mode == "cell"
+    assert analysis.red_cell_model is None  # a close-up counts no red cells
     [cell] = analysis.cells
     assert cell.label == "eosinophil"
     assert analysis.differential[0].label == "eosinophil"
@@ -80,7 +82,8 @@ def test_a_natural_photo_is_refused(classifier: CellClassifier) -> None:
 
 def test_the_json_has_the_documented_fields(classifier: CellClassifier) -> None:
     data = analyse(Image.open(BCCD / "BloodImage_00015.jpg"), classifier).to_dict()
-    assert {"mode", "width", "height", "model", "quality", "cells", "differential",
+    assert {"mode", "width", "height", "model", "red_cell_model", "quality", "cells",
+            "differential",
             "wbc_count", "rbc_count", "platelet_count", "timings_ms"} <= set(data)
     assert {"kind", "box", "label", "confidence", "top3", "review", "at_border"} <= set(
         data["cells"][0])  # type: ignore[index]

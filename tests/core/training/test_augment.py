@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from PIL import Image
 
-from core.training.augment import AugmentConfig, augment_batch, jpeg_artefacts
+from core.model.preprocess import Preprocessing
+from core.training.augment import (
+    AugmentConfig,
+    augment_batch,
+    cache_size_for,
+    centre_batch,
+    jpeg_artefacts,
+)
+from core.training.cache import square_crop
+from tests.conftest import pbc_fixtures
 
 
 def cache_squares(n: int) -> torch.Tensor:
@@ -36,3 +47,20 @@ def test_jpeg_artefacts_take_one_quality_per_image() -> None:
     assert torch.equal(both[1:2], jpeg_artefacts(x[1:2], 90))
     # A harsher quality moves the pixels further from the original.
     assert (both[0] - x[0]).abs().mean() > (both[1] - x[1]).abs().mean()
+
+
+def test_the_evaluation_view_of_a_larger_cache_is_what_serving_sees() -> None:
+    # A model served at 288 px trains and is judged on the view its card's preprocessing makes.
+    crop = 288
+    size = cache_size_for(crop)
+    with Image.open(pbc_fixtures()["neutrophil"]) as image:
+        cached = torch.from_numpy(np.asarray(square_crop(image, size)).copy()).permute(2, 0, 1)
+        served = Preprocessing(resize=size, crop=crop).resize_and_crop(image)
+    view = centre_batch(cached[None], crop)[0]
+    expected = torch.from_numpy(np.asarray(served, dtype=np.float32) / 255).permute(2, 0, 1)
+    assert (size, view.shape) == (329, (3, crop, crop))
+    assert float((view - expected).abs().mean()) < 0.01
+
+
+def test_the_cache_for_the_lite0_serving_crop_is_the_256_square() -> None:
+    assert cache_size_for(224) == 256

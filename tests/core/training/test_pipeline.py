@@ -7,11 +7,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from PIL import Image
 
-from core.model.artifact import load_artifact
+from core.model.artifact import load_artifact, save_artifact
+from core.model.classifier import CellClassifier
 from core.training.config import Phase, TrainConfig
+from core.training.finetune import initial_model
 from core.training.pipeline import run_training
-from tests.conftest import fixture_image_folder
+from tests.conftest import fixture_image_folder, pbc_fixtures
 
 
 def image_folder_tree(root: Path) -> Path:
@@ -93,3 +97,35 @@ def test_a_run_finished_elsewhere_keeps_its_machine_in_the_card(
                         root / "cache", config, lambda _: None)
     assert card.training["machine"] == "GPU NVIDIA H200, torch 2.11.0"
     assert card.training["history"] == header["history"]
+
+
+def test_a_run_goes_on_from_a_trained_model_at_a_larger_crop(
+    trained: tuple[Path, Path, list[str]], tmp_path: Path,
+) -> None:
+    model_path, root, _ = trained
+    parent, _, _ = load_artifact(model_path)
+    config = TrainConfig(version="tiny-larger", batch_size=8, init_from=model_path,
+                         serving_resolution=128, phases=[Phase(epochs=1, resolution=128, lr=1e-3)])
+    started = initial_model(config, None)
+    assert all(torch.equal(value, parent.state_dict()[key])
+               for key, value in started.state_dict().items())
+
+    card = run_training(root / "data", tmp_path / "larger.safetensors", tmp_path / "run",
+                        root / "cache", config, lambda _: None)
+    # Served as trained: the card's preprocessing makes the 128 px view of the larger cache.
+    assert (card.preprocessing["resize"], card.preprocessing["crop"]) == (146, 128)
+    assert card.training["config"]["init_from"] == str(model_path)
+    classifier = CellClassifier.from_artifact(tmp_path / "larger.safetensors", device="cpu")
+    with Image.open(pbc_fixtures()["eosinophil"]) as image:
+        assert classifier.preprocess.batch([image]).shape == (1, 3, 128, 128)
+
+
+def test_going_on_from_a_model_with_other_classes_is_refused(
+    trained: tuple[Path, Path, list[str]], tmp_path: Path,
+) -> None:
+    model, card, _ = load_artifact(trained[0])
+    other = tmp_path / "other.safetensors"
+    save_artifact(model, card.model_copy(update={"classes": [c.upper() for c in card.classes]}),
+                  other)
+    with pytest.raises(ValueError, match="predicts"):
+        initial_model(TrainConfig(init_from=other), None)
