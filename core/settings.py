@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "pbc-lite0-ft-v4a.safetensors"
+DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "pbc-lite0-ft-v5.safetensors"
 # Red-cell centre network (weights .safetensors and card .json share this stem).
 DEFAULT_RED_CELL_MODEL_PATH = PROJECT_ROOT / "models" / "rbc-centres-v2"
 DEFAULT_TRAINING_DATA = PROJECT_ROOT.parent / "shared" / "data" / "pbc"

@@ -11,6 +11,19 @@ import torch
 from PIL import Image
 
 
+def square_crop(image: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` (bicubic) and take the centred square."""
+    width, height = image.size
+    scale = size / min(width, height)
+    resized = image.convert("RGB").resize(
+        (max(size, round(width * scale)), max(size, round(height * scale))),
+        Image.Resampling.BICUBIC,
+    )
+    left = (resized.width - size) // 2
+    top = (resized.height - size) // 2
+    return resized.crop((left, top, left + size, top + size))
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     resize: int = 256
@@ -27,13 +40,11 @@ class Preprocessing:
         return cls(**data)
 
     def resize_and_crop(self, image: Image.Image) -> Image.Image:
-        width, height = image.size
-        scale = self.resize / min(width, height)
-        size = (max(self.crop, round(width * scale)), max(self.crop, round(height * scale)))
-        resized = image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
-        left = (size[0] - self.crop) // 2
-        top = (size[1] - self.crop) // 2
-        return resized.crop((left, top, left + self.crop, top + self.crop))
+        # Through the same centred square as the training cache: cropping straight from the
+        # resized image can sit a pixel off that view when resize - crop is odd (329 - 288).
+        offset = (self.resize - self.crop) // 2
+        return square_crop(image, self.resize).crop(
+            (offset, offset, offset + self.crop, offset + self.crop))
 
     def to_tensor(self, image: Image.Image) -> torch.Tensor:
         """A cropped RGB image as a normalised CHW float tensor."""

@@ -14,9 +14,10 @@ from core.data import Sample, index_image_folder
 from core.field.analyse import centred_crop
 from core.field.detect import DetectorParams, field_masks, working_image
 from core.labels import PBC_CLASSES
+from core.model.preprocess import square_crop
 from core.reviews import ExpertExample
 from core.storage import ImageStore
-from core.training.cache import cached_split, square_crop
+from core.training.cache import cached_split
 from core.training.features import Progress
 
 

@@ -19,20 +19,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from core.data import Sample
+from core.model.preprocess import square_crop
 from core.training.features import Progress
-
-
-def square_crop(image: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size`` (bicubic) and take the centred square."""
-    width, height = image.size
-    scale = size / min(width, height)
-    resized = image.convert("RGB").resize(
-        (max(size, round(width * scale)), max(size, round(height * scale))),
-        Image.Resampling.BICUBIC,
-    )
-    left = (resized.width - size) // 2
-    top = (resized.height - size) // 2
-    return resized.crop((left, top, left + size, top + size))
 
 
 def _key(samples: Sequence[Sample], size: int) -> str:
