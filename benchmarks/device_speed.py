@@ -13,6 +13,7 @@ architecture, so the same speed), for a machine that cannot receive the model fi
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from contextlib import nullcontext
@@ -28,6 +29,7 @@ from core.model.classifier import CellClassifier, resolve_device
 from core.model.lite0 import EfficientNetLite0
 from core.model.preprocess import Preprocessing
 from core.settings import DEFAULT_MODEL_PATH
+from core.training.augment import cache_size_for
 from core.training.checkpoint import model_weights
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc"
@@ -44,7 +46,12 @@ def _model(checkpoint: Path | None, device: torch.device) -> tuple[nn.Module, Pr
         return classifier.model, classifier.preprocess
     model = EfficientNetLite0(num_classes=len(PBC_CLASSES))
     model.load_state_dict(model_weights(load_file(str(checkpoint))))
-    return model.to(device, memory_format=torch.channels_last).eval(), Preprocessing()
+    # A run's view is in its recipe, beside the weights (224 px for runs that predate it).
+    header = checkpoint.with_suffix(".json")
+    progress = json.loads(header.read_text()) if header.exists() else {}
+    crop = int(progress.get("config", {}).get("serving_resolution", 224))
+    preprocess = Preprocessing(resize=cache_size_for(crop), crop=crop)
+    return model.to(device, memory_format=torch.channels_last).eval(), preprocess
 
 
 def main() -> None:

@@ -7,14 +7,18 @@ from pathlib import Path
 import torch
 
 from benchmarks.device_speed import _model
+from core.model.artifact import read_card
 from core.model.lite0 import EfficientNetLite0
+from core.settings import DEFAULT_MODEL_PATH
 from core.training.checkpoint import save_checkpoint
 
 
 def test_a_training_checkpoint_is_measured_with_its_own_weights(tmp_path: Path) -> None:
     trained = EfficientNetLite0(num_classes=8).eval()
-    save_checkpoint(tmp_path, trained, torch.optim.AdamW(trained.parameters()), {})
+    save_checkpoint(tmp_path, trained, torch.optim.AdamW(trained.parameters()),
+                    {"config": {"serving_resolution": 288}})
     model, preprocess = _model(tmp_path / "checkpoint.safetensors", torch.device("cpu"))
+    assert (preprocess.resize, preprocess.crop) == (329, 288)  # the run's own view
     x = torch.randn(2, 3, preprocess.crop, preprocess.crop)
     with torch.inference_mode():
         assert torch.allclose(model(x), trained(x), atol=1e-5)
@@ -22,5 +26,5 @@ def test_a_training_checkpoint_is_measured_with_its_own_weights(tmp_path: Path) 
 
 def test_without_a_checkpoint_the_shipped_model_is_measured() -> None:
     model, preprocess = _model(None, torch.device("cpu"))
-    assert preprocess.crop == 224
+    assert preprocess == read_card(DEFAULT_MODEL_PATH).preprocess
     assert model.classifier.out_features == 8
