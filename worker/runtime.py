@@ -13,6 +13,7 @@ from core.db.session import make_engine, make_session_factory
 from core.field.analyse import analyse
 from core.field.annotate import annotate
 from core.field.learned_red_cells import load_red_cell_finder
+from core.model.artifact import verified_card
 from core.model.classifier import CellClassifier
 from core.registry import ModelRef, active_model, register_model
 from core.settings import Settings
@@ -26,6 +27,7 @@ class WorkerRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._loaded: tuple[ModelRef, CellClassifier] | None = None
+        self._offered = False  # the configured model is in the registry
         self._lock = threading.Lock()
         # Engines connect lazily, so creating one here opens nothing. Tasks may run in threads:
         # the pool gives each its own connection.
@@ -52,16 +54,16 @@ class WorkerRuntime:
         """The registry's active version, loaded once and swapped when an admin switches.
 
         One small query per task is the price of picking up /promote and /rollback without a
-        restart. The shipped model seeds an empty registry.
+        restart. The shipped model seeds an empty registry; a newer one shipped to a running
+        deployment joins as a candidate for an admin to /promote, not behind their back.
         """
         with self._lock:
+            if not self._offered:
+                path = self.settings.model_path
+                register_model(self.sessions, verified_card(path), str(path))
+                self._offered = True
             ref = active_model(self.sessions)
-            if ref is None:
-                seed = self._load(self.settings.model_path)
-                register_model(self.sessions, seed.card, str(self.settings.model_path))
-                ref = active_model(self.sessions)
-                assert ref is not None
-                self._loaded = (ref, seed) if ref.version == seed.version else None
+            assert ref is not None  # registering into an empty registry activates
             if self._loaded is None or self._loaded[0].id != ref.id:
                 classifier = self._load(Path(ref.path))
                 if classifier.card.sha256 != ref.sha256:

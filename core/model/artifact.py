@@ -72,9 +72,8 @@ def read_card(weights_path: Path) -> ModelCard:
     return ModelCard.model_validate_json(card_path(weights_path).read_text())
 
 
-def load_artifact(
-    weights_path: Path,
-) -> tuple[EfficientNetLite0, ModelCard, OodDetector | None]:
+def verified_card(weights_path: Path) -> ModelCard:
+    """The card of ``weights_path``, once the file is checked to be the one it describes."""
     card = read_card(weights_path)
     actual = file_sha256(weights_path)
     if actual != card.sha256:
@@ -82,6 +81,13 @@ def load_artifact(
             f"{weights_path} has SHA-256 {actual}, but its card says {card.sha256}: "
             "refusing to load"
         )
+    return card
+
+
+def load_artifact(
+    weights_path: Path,
+) -> tuple[EfficientNetLite0, ModelCard, OodDetector | None]:
+    card = verified_card(weights_path)
     tensors = load_file(str(weights_path))
     model = EfficientNetLite0(num_classes=len(card.classes))
     model.load_state_dict(
