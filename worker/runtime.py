@@ -13,7 +13,7 @@ from core.db.session import make_engine, make_session_factory
 from core.field.analyse import analyse
 from core.field.annotate import annotate
 from core.field.learned_red_cells import load_red_cell_finder
-from core.model.artifact import verified_card
+from core.model.artifact import ModelIntegrityError, verified_card
 from core.model.classifier import CellClassifier
 from core.registry import ModelRef, active_model, register_model
 from core.settings import Settings
@@ -59,9 +59,7 @@ class WorkerRuntime:
         """
         with self._lock:
             if not self._offered:
-                path = self.settings.model_path
-                register_model(self.sessions, verified_card(path), str(path))
-                self._offered = True
+                self._offer_configured_model()
             ref = active_model(self.sessions)
             assert ref is not None  # registering into an empty registry activates
             if self._loaded is None or self._loaded[0].id != ref.id:
@@ -71,6 +69,17 @@ class WorkerRuntime:
                                        f"{ref.version} (SHA-256 differs)")
                 self._loaded = (ref, classifier)
             return self._loaded
+
+    def _offer_configured_model(self) -> None:
+        path = self.settings.model_path
+        try:
+            register_model(self.sessions, verified_card(path), str(path))
+        except ModelIntegrityError:
+            if active_model(self.sessions) is None:
+                raise  # nothing else to serve: the first task fails loudly
+            # A broken new file must not stop the version that is serving.
+            log.exception("configured model %s not offered to the registry", path)
+        self._offered = True
 
     def classify(self, submission_id: int) -> None:
         sha256 = start_processing(self.sessions, submission_id)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from core.db import migrate
 from core.db.models import ModelStatus
-from core.model.artifact import read_card
+from core.model.artifact import ModelIntegrityError, read_card
 from core.registry import list_models, register_model
 from core.settings import DEFAULT_MODEL_PATH, PROJECT_ROOT, Settings
 from worker.runtime import WorkerRuntime
@@ -14,10 +16,20 @@ from worker.runtime import WorkerRuntime
 PREVIOUS = PROJECT_ROOT / "models" / "pbc-lite0-ft-v4a.safetensors"
 
 
-def runtime_on(sqlite_url: str, tmp_path: Path) -> WorkerRuntime:
+def runtime_on(sqlite_url: str, tmp_path: Path,
+               model_path: Path = DEFAULT_MODEL_PATH) -> WorkerRuntime:
     migrate.upgrade(sqlite_url)
     return WorkerRuntime(Settings(data_dir=tmp_path, database_url=sqlite_url,
-                                  torchscript=False, red_cell_model_path=None))
+                                  model_path=model_path, torchscript=False,
+                                  red_cell_model_path=None))
+
+
+def broken_copy(tmp_path: Path, content: bytes) -> Path:
+    """A model file that does not match the shipped card beside it."""
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(content)
+    broken.with_suffix(".json").write_text(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
+    return broken
 
 
 def test_an_empty_registry_is_seeded_with_the_shipped_model(sqlite_url: str,
@@ -37,3 +49,21 @@ def test_a_newly_shipped_model_waits_as_a_candidate_beside_the_active_one(
     assert ref.version == "pbc-lite0-ft-v4a"  # no switch behind the admins' backs
     statuses = {e.ref.version: e.status for e in list_models(runtime.sessions)}
     assert statuses[read_card(DEFAULT_MODEL_PATH).version] is ModelStatus.CANDIDATE
+
+
+def test_a_corrupt_new_model_file_does_not_stop_the_serving_version(
+    sqlite_url: str, tmp_path: Path,
+) -> None:
+    truncated = broken_copy(tmp_path, DEFAULT_MODEL_PATH.read_bytes()[:-1000])
+    runtime = runtime_on(sqlite_url, tmp_path, truncated)
+    register_model(runtime.sessions, read_card(PREVIOUS), str(PREVIOUS))
+    ref, _ = runtime.current_model()
+    assert ref.version == "pbc-lite0-ft-v4a"
+    assert [e.ref.version for e in list_models(runtime.sessions)] == ["pbc-lite0-ft-v4a"]
+
+
+def test_a_corrupt_model_file_in_an_empty_registry_is_refused(sqlite_url: str,
+                                                              tmp_path: Path) -> None:
+    runtime = runtime_on(sqlite_url, tmp_path, broken_copy(tmp_path, b"not a model"))
+    with pytest.raises(ModelIntegrityError):
+        runtime.current_model()
