@@ -84,7 +84,8 @@ def main() -> None:
     gate = outcome.gate
     print(f"\nretraining {outcome.version}: {outcome.minutes:.1f} min in total on this machine")
     print(f"expert-labelled cells {outcome.expert_examples} (x{config.expert_repeats}), "
-          f"replayed {outcome.replay_examples}, epochs {config.epochs} at {config.resolution} px")
+          f"replayed {outcome.replay_examples}, epochs {config.epochs} at "
+          f"{config.resolution or 'the active model'} px")
     print(f"test accuracy: candidate {gate.candidate_accuracy:.4f}, active "
           f"{gate.baseline_accuracy:.4f}; gate {'passed' if gate.passed else 'failed'} "
           f"{gate.reasons}")
