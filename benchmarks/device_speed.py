@@ -29,7 +29,6 @@ from core.model.classifier import CellClassifier, resolve_device
 from core.model.lite0 import EfficientNetLite0
 from core.model.preprocess import Preprocessing
 from core.settings import DEFAULT_MODEL_PATH
-from core.training.augment import cache_size_for
 from core.training.checkpoint import model_weights
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc"
@@ -50,7 +49,7 @@ def _model(checkpoint: Path | None, device: torch.device) -> tuple[nn.Module, Pr
     header = checkpoint.with_suffix(".json")
     progress = json.loads(header.read_text()) if header.exists() else {}
     crop = int(progress.get("config", {}).get("serving_resolution", 224))
-    preprocess = Preprocessing(resize=cache_size_for(crop), crop=crop)
+    preprocess = Preprocessing.for_crop(crop)
     return model.to(device, memory_format=torch.channels_last).eval(), preprocess
 
 

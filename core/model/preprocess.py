@@ -24,6 +24,11 @@ def square_crop(image: Image.Image, size: int) -> Image.Image:
     return resized.crop((left, top, left + size, top + size))
 
 
+# Every view keeps the field of view of the Lite0 weights' preprocessing, 224 of 256, whatever
+# its resolution: 288 of 329 for a model served at 288 px.
+VIEW_FRACTION = 224 / 256
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     resize: int = 256
@@ -38,6 +43,11 @@ class Preprocessing:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
         return cls(**data)
+
+    @classmethod
+    def for_crop(cls, crop: int) -> Preprocessing:
+        """The preprocessing of a model served at ``crop`` px (resize 256 for 224, 329 for 288)."""
+        return cls(resize=round(crop / VIEW_FRACTION), crop=crop)
 
     def resize_and_crop(self, image: Image.Image) -> Image.Image:
         # Through the same centred square as the training cache: cropping straight from the

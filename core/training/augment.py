@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from core.model.preprocess import VIEW_FRACTION, Preprocessing
+
 # Ruifrok & Johnston stain vectors (haematoxylin, eosin, DAB), as in scikit-image's rgb2hed.
 RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 RGB_FROM_HED = RGB_FROM_HED / RGB_FROM_HED.norm(dim=1, keepdim=True)
@@ -119,14 +121,9 @@ class AugmentConfig:
     p_noise: float = 0.2
 
 
-# Serving resizes the shorter side to 256 and keeps the centred 224 (or 329 and 288): the cache
-# holds the larger square, and every view keeps that same field of view whatever its resolution.
-VIEW_FRACTION = 224 / 256
-
-
 def cache_size_for(crop: int) -> int:
-    """The square a cache holds for a model served at ``crop`` px: 256 for 224, 329 for 288."""
-    return round(crop / VIEW_FRACTION)
+    """The square a cache holds for a model served at ``crop`` px: what serving resizes to."""
+    return Preprocessing.for_crop(crop).resize
 
 
 def _resized(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -13,7 +13,7 @@ from core.model.artifact import ModelCard, save_artifact
 from core.model.lite0 import EfficientNetLite0
 from core.model.preprocess import Preprocessing
 from core.model.rejection import OodDetector, fit_detector
-from core.training.augment import cache_size_for, centre_batch, normalise
+from core.training.augment import centre_batch, normalise
 from core.training.calibration import fit_temperature
 from core.training.config import TrainConfig
 from core.training.features import Progress
@@ -64,7 +64,7 @@ def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
     trained = fine_tune(data_root, run_dir, cache_dir, config, progress, device=device)
     model, splits = trained.model, trained.splits
     crop = config.serving_resolution
-    preprocess = Preprocessing(resize=cache_size_for(crop), crop=crop)
+    preprocess = Preprocessing.for_crop(crop)
     progress("calibrating on val")
     # Embeddings of val and test serve calibration, the test report and the rejection step.
     val_features = predict_features(model, splits["val"].images, crop)
