@@ -1,28 +1,34 @@
 """Fine-tune several recipes at once on a lent GPU machine, inside its time and transfer limits.
 
-A lent machine receives at most 64 MiB per call (many small files count for more than their
-bytes), keeps nothing that a call carried for the next call, returns at most 16 MB per file,
-and its time is short. So the run is prepared here, made there in two calls, and finished here:
+A lent machine receives at most 64 MiB per call (the working tree included, and many small
+files count for more than their bytes), keeps what a call left in /tmp only while it stays
+warm (30 s after each call), returns at most 16 MB per file, and its time is short. So the run
+is prepared here, made there in a few calls, and finished here:
 
-    python -m benchmarks.device_training pack --data ../shared/data/pbc
-    # call 1 carries .gpuA and the wheels, and keeps them where the next call finds them:
-    cp -r .gpuA /tmp/gpuA
-    # call 2 carries .gpuB, unpacks both parts and trains (several recipes in parallel):
-    mkdir /tmp/pbc && cd /tmp/pbc && python -m zipfile -e /tmp/gpuA/part.zip . \
-        && python -m zipfile -e $REPO/.gpuB/part.zip . && cd $REPO
+    python -m benchmarks.device_training pack --data ../shared/data/pbc --part-mib 57 59
+    # Move the shipped weights out of the working tree for the first calls (they fill the
+    # 64 MiB); a recipe with ``init_from`` needs its model back in models/ for the last call.
+    # call 1 carries .gpuA and the wheels (.whl: pydantic and its needs), call 2 .gpuB:
+    cp -r .gpuA /tmp/gpuA   # likewise .gpuB; pip install --target /tmp/site .whl/*.whl
+    # the last call carries .gpuC (the rest of train and a val sample), unpacks and trains:
+    mkdir /tmp/pbc && cd /tmp/pbc && for z in /tmp/gpuA/part.zip /tmp/gpuB/part.zip \
+        $REPO/.gpuC/part.zip; do python -m zipfile -e $z .; done && cd $REPO
     python -m benchmarks.device_training run --data /tmp/pbc --imagenet \
-        /tmp/gpuA/imagenet-fp16.pth --out $OUT --budget-s 330 configs/pbc-lite0-ft-v4a.json ...
-    # back here, for the candidate chosen on the real val split:
-    python -m benchmarks.device_training unpack --parts DIR --name pbc-lite0-ft-v4a \
-        --run-dir var/runs/v4a/checkpoint
-    hematovision train --data ../shared/data/pbc --config configs/pbc-lite0-ft-v4a.json \
-        --out var/runs/v4a --device cpu   # resumes after the last epoch: evaluation and card
+        /tmp/gpuA/imagenet-fp16.pth --out $OUT --budget-s 520 configs/pbc-lite0-ft-v6a.json ...
+    # back here: each run's weights, then all of val for each, to choose a candidate:
+    python -m benchmarks.device_training unpack --parts DIR --name pbc-lite0-ft-v6a \
+        --run-dir var/runs/v6a/checkpoint
+    python -m benchmarks.device_training choose --data ../shared/data/pbc var/runs/v6a/checkpoint
+    # for the candidate chosen, evaluation and card (resumes after the last epoch):
+    hematovision train --data ../shared/data/pbc --config configs/pbc-lite0-ft-v6a.json \
+        --out var/runs/v6a --device cpu
 
-``pack`` splits the train images, byte for byte, over two stored zips, adds a sample of val for
-the progress lines (candidates are chosen here, on all of val), and rounds the ImageNet
-weights to fp16 (an initialisation only). ``run`` stops any recipe still running at the
-budget; each run's last weights come back in parts under 16 MB. A run stopped at the budget
-resumes from its checkpoint in a later call on the same machine.
+``pack`` splits the train images, byte for byte, over stored zips, adds a sample of val for the
+progress lines (candidates are chosen here, on all of val), and rounds the ImageNet weights to
+fp16 (an initialisation only). ``run`` builds the caches each recipe's serving view needs,
+stops any recipe still running at the budget, and sends each run's last weights back in parts
+under 16 MB. A run stopped at the budget resumes from its checkpoint in a later call on the same
+machine.
 """
 
 from __future__ import annotations
@@ -48,27 +54,37 @@ from core.training.config import Phase, TrainConfig
 PART_BYTES = 15_000_000
 
 
-def pack(data: Path, out_a: Path, out_b: Path, a_bytes: int, val_images: int) -> None:
-    """Split the train images, unchanged, over two zips; add a val sample to the second."""
-    for folder in (out_a, out_b):
+def pack(data: Path, parts: list[Path], part_bytes: list[int], val_images: int) -> None:
+    """Split the train images, unchanged, over stored zips; a val sample goes in the last.
+
+    Each part but the last holds at most its ``part_bytes``; the first also holds the ImageNet
+    weights, rounded to fp16 (an initialisation only, half the bytes to carry).
+    """
+    for folder in parts:
         folder.mkdir(parents=True, exist_ok=True)
     state = torch.load(imagenet_checkpoint_path(), map_location="cpu", weights_only=True)
     halved = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    torch.save(halved, out_a / "imagenet-fp16.pth")
-    used = (out_a / "imagenet-fp16.pth").stat().st_size
+    torch.save(halved, parts[0] / "imagenet-fp16.pth")
+    used = (parts[0] / "imagenet-fp16.pth").stat().st_size
+    current = 0
     val = subsample(index_image_folder(data / "val", PBC_CLASSES), val_images, 0)
     # Stored, not deflated: JPEGs do not compress, and one file travels lighter than thousands.
-    with (zipfile.ZipFile(out_a / "part.zip", "w", zipfile.ZIP_STORED) as part_a,
-          zipfile.ZipFile(out_b / "part.zip", "w", zipfile.ZIP_STORED) as part_b):
+    zips = [zipfile.ZipFile(folder / "part.zip", "w", zipfile.ZIP_STORED) for folder in parts]
+    try:
         for split, samples in (("train", index_image_folder(data / "train", PBC_CLASSES)),
                                ("val", val)):
             for sample in samples:
                 size = sample.path.stat().st_size
-                into_a = split == "train" and used + size <= a_bytes
-                used += size if into_a else 0
-                (part_a if into_a else part_b).write(
+                while (current < len(parts) - 1
+                       and (split == "val" or used + size > part_bytes[current])):
+                    current, used = current + 1, 0
+                used += size
+                zips[current].write(
                     sample.path, f"{split}/{sample.path.parent.name}/{sample.path.name}")
-    for folder in (out_a, out_b):
+    finally:
+        for part in zips:
+            part.close()
+    for folder in parts:
         size = sum(p.stat().st_size for p in folder.iterdir())
         print(f"{folder}: {size / 2**20:.1f} MiB")
 
@@ -121,9 +137,12 @@ def run(data: Path, imagenet: Path, configs: list[Path], out: Path, budget_s: fl
     from core.training.finetune import load_split
 
     started = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
     cache = Path("var/cache")
+    crops = sorted({TrainConfig.from_file(path).serving_resolution for path in configs})
     for split in ("train", "val"):  # decoded once here, so the runs only read the cache
-        load_split(data, split, cache, None, 0, print)
+        for crop in crops:
+            load_split(data, split, cache, None, 0, print, crop=crop)
     print(f"caches ready in {time.monotonic() - started:.0f} s", flush=True)
     runs = {}
     for config_path in configs:
@@ -162,12 +181,36 @@ def unpack(parts: Path, name: str, run_dir: Path) -> None:
     print(f"{name}: {header['next_epoch']} epochs written to {run_dir}")
 
 
+def choose(data: Path, run_dirs: list[Path], cache: Path = Path("var/cache")) -> None:
+    """Each run's accuracy on all of val, at its serving view: candidates are chosen on this."""
+    from core.model.lite0 import EfficientNetLite0
+    from core.training.checkpoint import model_weights
+    from core.training.finetune import load_split, predict_logits
+
+    torch.set_num_threads(2)
+    for run_dir in run_dirs:
+        header = json.loads((run_dir / "checkpoint.json").read_text())
+        config = TrainConfig.model_validate(header["config"])
+        model = EfficientNetLite0(num_classes=len(PBC_CLASSES))
+        with open(run_dir / "checkpoint.safetensors", "rb") as handle:
+            model.load_state_dict(model_weights(load(handle.read())))
+        val = load_split(data, "val", cache, None, 0, print,
+                         crop=config.serving_resolution)
+        started = time.monotonic()
+        wrong = int((predict_logits(model.eval(), val.images, config.serving_resolution)
+                     .argmax(1) != val.labels).sum())
+        print(f"{config.version} @{config.serving_resolution}: val accuracy "
+              f"{1 - wrong / len(val.labels):.4f} ({wrong} of {len(val.labels)} wrong, "
+              f"{time.monotonic() - started:.0f} s)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pack")
     p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--a-bytes", type=int, default=59_000_000)
+    p.add_argument("--part-mib", type=float, nargs="+", default=[57, 59],
+                   help="the most each part but the last may hold; one more part takes the rest")
     p.add_argument("--val-images", type=int, default=300)
     s = sub.add_parser("smoke")
     s.add_argument("--out", type=Path, default=Path("/tmp/smoke"))
@@ -190,15 +233,21 @@ def main() -> None:
     u.add_argument("--parts", type=Path, required=True)
     u.add_argument("--name", required=True)
     u.add_argument("--run-dir", type=Path, required=True)
+    h = sub.add_parser("choose")
+    h.add_argument("--data", type=Path, required=True)
+    h.add_argument("run_dirs", type=Path, nargs="+")
     args = parser.parse_args()
     if args.command == "pack":
-        pack(args.data, Path(".gpuA"), Path(".gpuB"), args.a_bytes, args.val_images)
+        parts = [Path(f".gpu{chr(ord('A') + i)}") for i in range(len(args.part_mib) + 1)]
+        pack(args.data, parts, [int(mib * 2**20) for mib in args.part_mib], args.val_images)
     elif args.command == "smoke":
         smoke(args.out, args.device)
     elif args.command == "run":
         run(args.data, args.imagenet, args.configs, args.out, args.budget_s, args.device)
     elif args.command == "child":
         child(args.data, args.imagenet, args.config, args.run_dir, args.cache, args.device)
+    elif args.command == "choose":
+        choose(args.data, args.run_dirs)
     else:
         unpack(args.parts, args.name, args.run_dir)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,44 @@ def test_training_needs_only_train_and_val_when_asked(tmp_path: Path) -> None:
     assert set(trained.splits) == {"train", "val"}
     assert next(trained.model.parameters()).device.type == "cpu"
     assert "CPU threads" in trained.device
+
+
+def test_packing_splits_train_byte_for_byte_over_parts_and_puts_val_in_the_last(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    for split in ("train", "val"):
+        fixture_image_folder(data / split)
+    parts = [tmp_path / name for name in (".gpuA", ".gpuB", ".gpuC")]
+    # Nothing fits beside the ImageNet weights in the first part; the second holds 25 kB.
+    device_training.pack(data, parts, [0, 25_000], val_images=3)
+
+    imagenet = torch.load(parts[0] / "imagenet-fp16.pth", weights_only=True)
+    assert {v.dtype for v in imagenet.values() if v.is_floating_point()} == {torch.float16}
+    zips = [zipfile.ZipFile(part / "part.zip") for part in parts]
+    names = [set(z.namelist()) for z in zips]
+    assert names[0] == set()
+    assert 0 < sum(zips[1].getinfo(n).file_size for n in names[1]) <= 25_000
+    train = {f"train/{p.parent.name}/{p.name}": p for p in (data / "train").glob("*/*.jpg")}
+    assert {n for n in names[1] | names[2] if n.startswith("train/")} == set(train)
+    assert not names[1] & names[2]
+    assert all(zip_.read(n) == train[n].read_bytes()
+               for zip_, part_names in zip(zips[1:], names[1:], strict=True)
+               for n in part_names if n.startswith("train/"))
+    assert len([n for n in names[2] if n.startswith("val/")]) == 3
+
+
+def test_choosing_reads_each_run_on_all_of_val_at_its_serving_view(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    for split in ("train", "val"):
+        fixture_image_folder(tmp_path / "data" / split)
+    config = TrainConfig(version="tiny", batch_size=8, serving_resolution=96,
+                         phases=[Phase(epochs=1, resolution=64, lr=1e-3)])
+    trained = fine_tune(tmp_path / "data", tmp_path / "run", tmp_path / "cache", config,
+                        progress=lambda _: None, splits_to_load=("train", "val"))
+
+    device_training.choose(tmp_path / "data", [tmp_path / "run"], tmp_path / "cache")
+    # The weights on disk, read back, score what the run itself recorded for its last epoch.
+    recorded = trained.history[-1]["val_accuracy"]
+    assert f"tiny @96: val accuracy {recorded:.4f} (" in capsys.readouterr().out
