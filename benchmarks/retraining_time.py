@@ -1,6 +1,7 @@
 """Wall time of one default retraining on this machine, with simulated expert corrections.
 
     python -m benchmarks.retraining_time [--data ../shared/data/pbc] [--experts-per-class 6]
+        [--config FILE]
 
 Expert-labelled cells are simulated with PBC training images stored as close-up submissions
 (the job cannot tell them from real ones). The default recipe then replays a sample of the base
@@ -38,6 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=DEFAULT_TRAINING_DATA)
     parser.add_argument("--experts-per-class", type=int, default=6)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="a retraining recipe (JSON), as HV_RETRAIN_CONFIG; the default one")
     parser.add_argument("--work", type=Path, default=PROJECT_ROOT / "var" / "bench-retrain")
     args = parser.parse_args()
     shutil.rmtree(args.work / "db", ignore_errors=True)
@@ -77,7 +80,7 @@ def main() -> None:
         if stage != "training" or details.get("step", 0) % 10 == 0:
             print(f"[{(time.monotonic() - started) / 60:5.1f} min] {stage} {details}", flush=True)
 
-    config = RetrainConfig()
+    config = RetrainConfig.from_file(args.config)
     setup = RetrainSetup(sessions, store, args.work / "models", args.work / "cache", args.data,
                          config)
     outcome = run_retraining(setup, job_id=1, sink=sink)

@@ -18,6 +18,7 @@ import torch
 
 from core.model.artifact import load_artifact
 from core.model.lite0 import EfficientNetLite0
+from core.model.preprocess import Preprocessing
 from core.training.finetune import load_split, predict_logits
 
 View = Callable[[torch.Tensor], torch.Tensor]
@@ -50,14 +51,16 @@ def main() -> None:
     torch.set_num_threads(2)
     model, card, _ = load_artifact(args.model)
     model = model.to(memory_format=torch.channels_last)  # as predict_logits feeds it
-    splits = {name: load_split(args.data, name, args.cache, None, 0, print)
+    crop = card.preprocess.crop  # the views are taken around the model's own
+    splits = {name: load_split(args.data, name, args.cache, None, 0, print, crop=crop)
               for name in ("val", "test")}
+    larger = Preprocessing.for_crop(crop).resize
     variants = [
-        (224, DIHEDRAL[:1], "224 centre crop (as served)"),
-        (224, DIHEDRAL[:2], "224, + mirrored"),
-        (224, DIHEDRAL[:4], "224, + mirrored, flipped, rotated 90"),
-        (224, DIHEDRAL, "224, all 8 rotations and mirrorings"),
-        (256, DIHEDRAL[:1], "the same view at 256 px (upsampled)"),
+        (crop, DIHEDRAL[:1], f"{crop} centre crop (as served)"),
+        (crop, DIHEDRAL[:2], f"{crop}, + mirrored"),
+        (crop, DIHEDRAL[:4], f"{crop}, + mirrored, flipped, rotated 90"),
+        (crop, DIHEDRAL, f"{crop}, all 8 rotations and mirrorings"),
+        (larger, DIHEDRAL[:1], f"the same view at {larger} px (upsampled)"),
     ]
 
     def accuracy(split: str, size: int, views: list[View]) -> float:

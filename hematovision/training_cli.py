@@ -48,7 +48,9 @@ def run_evaluate(settings: Settings, folder: Path, model: Path | None, as_json: 
     except (UnknownClassError, FileNotFoundError, ModelIntegrityError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    save_confusion_png(report, png, f"{classifier.version} on {folder}")
+    # The data set and split ("pbc/test"), not where this checkout happens to find them.
+    shown = Path(*folder.resolve().parts[-2:])
+    save_confusion_png(report, png, f"{classifier.version} on {shown}")
     if as_json:
         print(json.dumps({**report.to_dict(), "model": classifier.version,
                           "confusion_png": str(png)}))

@@ -34,6 +34,17 @@ def per_class_sample(root: Path, per_class: int | None, seed: int) -> list[Sampl
     return sorted(chosen, key=lambda s: s.path)
 
 
+def proportional_sample(root: Path, fraction: float, seed: int) -> list[Sample]:
+    """About ``fraction`` of each class's images, so the classes keep the data set's proportions."""
+    samples = index_image_folder(root, PBC_CLASSES)
+    rng = random.Random(seed)
+    chosen: list[Sample] = []
+    for label in range(len(PBC_CLASSES)):
+        of_class = [s for s in samples if s.label == label]
+        chosen += rng.sample(of_class, min(len(of_class), max(1, round(fraction * len(of_class)))))
+    return sorted(chosen, key=lambda s: s.path)
+
+
 def load(samples: Sequence[Sample], cache_dir: Path, name: str, size: int,
          progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
     return cached_split(samples, size, cache_dir, name, progress)

@@ -21,7 +21,12 @@ from core.model.artifact import ModelCard, load_artifact, save_artifact
 from core.model.lite0 import EfficientNetLite0
 from core.model.rejection import OodDetector, fit_detector
 from core.retraining.config import RetrainConfig
-from core.retraining.dataset import expert_tensors, load, per_class_sample
+from core.retraining.dataset import (
+    expert_tensors,
+    load,
+    per_class_sample,
+    proportional_sample,
+)
 from core.retraining.gate import GateDecision, decide
 from core.reviews import expert_examples
 from core.storage import ImageStore
@@ -155,7 +160,9 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     examples = expert_examples(setup.sessions)
     expert_images, expert_labels = expert_tensors(examples, setup.store, size)
     quiet: Callable[[str], None] = lambda _message: None  # noqa: E731
-    replay = per_class_sample(setup.base_data / "train", config.replay_per_class, config.seed)
+    replay = (per_class_sample(setup.base_data / "train", config.replay_per_class, config.seed)
+              if config.replay_fraction is None else
+              proportional_sample(setup.base_data / "train", config.replay_fraction, config.seed))
     replay_images, replay_labels = load(replay, setup.cache_dir, "replay", size, quiet)
     val_images, val_labels = load(
         per_class_sample(setup.base_data / "val", config.val_per_class, config.seed),

@@ -31,7 +31,7 @@ MEMBER_COMMANDS = ["/help", "/case R-1", "/history", "/export R-1", "hello"]
 
 
 def _tiny_retraining(lr: float) -> dict[str, object]:
-    return {"replay_per_class": 1, "val_per_class": 1, "epochs": 1, "resolution": 64,
+    return {"replay_fraction": 1.0, "val_per_class": 1, "epochs": 1, "resolution": 64,
             "batch_size": 16, "lr": lr, "expert_repeats": 1, "threads": 2}
 
 
