@@ -1,13 +1,15 @@
 """Classifier speed on the best device here (CUDA when present): batch sizes 1 to 256.
 
     python -m benchmarks.device_speed [--device auto] [--seconds 3] [--max-batch 256]
-        [--checkpoint RUN/checkpoint.safetensors]
+        [--checkpoint RUN/checkpoint.safetensors] [--compare ../shared/data/pbc/test]
 
 Prints, per batch size and precision (fp32; on CUDA also fp16 and bf16 autocast), cells per
 second and the latency of one batch, and checks that reduced precision keeps the fp32 labels of
 the fixture cells. Made to be run as one short prepared check on a lent GPU machine.
 ``--checkpoint`` measures a training run's weights instead of the shipped model (the same
 architecture, so the same speed), for a machine that cannot receive the model file too.
+``--compare`` classifies a whole ImageFolder split in each precision, as served (the card's
+preprocessing, batches of 256), and counts the cells whose label differs from fp32's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
+from core.data import index_image_folder
 from core.labels import PBC_CLASSES
 from core.model.classifier import CellClassifier, resolve_device
 from core.model.lite0 import EfficientNetLite0
@@ -53,12 +56,39 @@ def _model(checkpoint: Path | None, device: torch.device) -> tuple[nn.Module, Pr
     return model.to(device, memory_format=torch.channels_last).eval(), preprocess
 
 
+def compare(model: nn.Module, preprocess: Preprocessing, folder: Path, device: torch.device,
+            precisions: dict[str, torch.dtype | None], batch: int = 256) -> None:
+    samples = index_image_folder(folder, PBC_CLASSES)
+    labels = torch.tensor([s.label for s in samples])
+    probabilities: dict[str, list[torch.Tensor]] = {name: [] for name in precisions}
+    for start in range(0, len(samples), batch):
+        images = []
+        for sample in samples[start:start + batch]:
+            with Image.open(sample.path) as image:
+                images.append(image.convert("RGB"))
+        x = preprocess.batch(images).to(device).contiguous(memory_format=torch.channels_last)
+        for name, dtype in precisions.items():
+            autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+            with torch.inference_mode(), autocast:
+                probabilities[name].append(model(x).float().softmax(1).cpu())
+    joined = {name: torch.cat(chunks) for name, chunks in probabilities.items()}
+    reference = joined["fp32"]
+    print(f"{folder}: {len(samples)} cells")
+    for name, p in joined.items():
+        differ = int((p.argmax(1) != reference.argmax(1)).sum())
+        accuracy = float((p.argmax(1) == labels).float().mean())
+        drift = float((p - reference).abs().max())
+        print(f"  {name}: accuracy {accuracy:.4f}, labels differing from fp32 {differ}, "
+              f"max probability drift {drift:.2e}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--compare", type=Path, help="an ImageFolder split to classify whole")
     args = parser.parse_args()
     device = resolve_device(args.device)
     model, preprocess = _model(args.checkpoint, device)
@@ -69,6 +99,8 @@ def main() -> None:
     precisions = {"fp32": None}
     if device.type == "cuda":
         precisions |= {"fp16": torch.float16, "bf16": torch.bfloat16}
+    if args.compare is not None:
+        compare(model, preprocess, args.compare, device, precisions)
     with torch.inference_mode():
         reference = model(base.to(device).contiguous(memory_format=torch.channels_last))
         for label, dtype in precisions.items():

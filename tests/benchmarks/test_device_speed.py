@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
-from benchmarks.device_speed import _model
+from benchmarks.device_speed import _model, compare
 from core.model.artifact import read_card
 from core.model.lite0 import EfficientNetLite0
 from core.settings import DEFAULT_MODEL_PATH
 from core.training.checkpoint import save_checkpoint
+from tests.conftest import fixture_image_folder
 
 
 def test_a_training_checkpoint_is_measured_with_its_own_weights(tmp_path: Path) -> None:
@@ -28,3 +30,15 @@ def test_without_a_checkpoint_the_shipped_model_is_measured() -> None:
     model, preprocess = _model(None, torch.device("cpu"))
     assert preprocess == read_card(DEFAULT_MODEL_PATH).preprocess
     assert model.classifier.out_features == 8
+
+
+def test_comparing_precisions_classifies_a_whole_split_as_served(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = fixture_image_folder(tmp_path / "test")
+    model, preprocess = _model(None, torch.device("cpu"))
+    # On a CPU only fp32 runs; the batch of 3 splits the 8 cells over several passes.
+    compare(model, preprocess, folder, torch.device("cpu"), {"fp32": None}, batch=3)
+    out = capsys.readouterr().out
+    assert f"{folder}: 8 cells" in out
+    assert "fp32: accuracy 1.0000, labels differing from fp32 0" in out
