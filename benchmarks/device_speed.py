@@ -29,7 +29,7 @@ from torch import nn
 from core.data import index_image_folder
 from core.labels import PBC_CLASSES
 from core.model.classifier import CellClassifier, resolve_device
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
 from core.settings import DEFAULT_MODEL_PATH
 from core.training.checkpoint import model_weights
@@ -46,12 +46,14 @@ def _model(checkpoint: Path | None, device: torch.device) -> tuple[nn.Module, Pr
     if checkpoint is None:
         classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, str(device))
         return classifier.model, classifier.preprocess
-    model = EfficientNetLite0(num_classes=len(PBC_CLASSES))
-    model.load_state_dict(model_weights(load_file(str(checkpoint))))
-    # A run's view is in its recipe, beside the weights (224 px for runs that predate it).
+    # A run's network and view are in its recipe, beside the weights (Lite0 at 224 px for runs
+    # that predate them).
     header = checkpoint.with_suffix(".json")
-    progress = json.loads(header.read_text()) if header.exists() else {}
-    crop = int(progress.get("config", {}).get("serving_resolution", 224))
+    recipe = (json.loads(header.read_text()) if header.exists() else {}).get("config", {})
+    model = EfficientNetLite(num_classes=len(PBC_CLASSES),
+                             architecture=recipe.get("architecture", "efficientnet_lite0"))
+    model.load_state_dict(model_weights(load_file(str(checkpoint))))
+    crop = int(recipe.get("serving_resolution", 224))
     preprocess = Preprocessing.for_crop(crop)
     return model.to(device, memory_format=torch.channels_last).eval(), preprocess
 

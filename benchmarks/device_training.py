@@ -13,8 +13,8 @@ is prepared here, made there in a few calls, and finished here:
     # the last call carries .gpuC (the rest of train and a val sample), unpacks and trains:
     mkdir /tmp/pbc && cd /tmp/pbc && for z in /tmp/gpuA/part.zip /tmp/gpuB/part.zip \
         $REPO/.gpuC/part.zip; do python -m zipfile -e $z .; done && cd $REPO
-    python -m benchmarks.device_training run --data /tmp/pbc --imagenet \
-        /tmp/gpuA/imagenet-fp16.pth --out $OUT --budget-s 520 configs/pbc-lite0-ft-v6a.json ...
+    python -m benchmarks.device_training run --data /tmp/pbc --imagenet /tmp/gpuA \
+        --out $OUT --budget-s 520 configs/pbc-lite0-ft-v6a.json ...
     # back here: each run's weights, then all of val for each, to choose a candidate:
     python -m benchmarks.device_training unpack --parts DIR --name pbc-lite0-ft-v6a \
         --run-dir var/runs/v6a/checkpoint
@@ -24,11 +24,11 @@ is prepared here, made there in a few calls, and finished here:
         --out var/runs/v6a --device cpu
 
 ``pack`` splits the train images, byte for byte, over stored zips, adds a sample of val for the
-progress lines (candidates are chosen here, on all of val), and rounds the ImageNet weights to
-fp16 (an initialisation only). ``run`` builds the caches each recipe's serving view needs,
-stops any recipe still running at the budget, and sends each run's last weights back in parts
-under 16 MB. A run stopped at the budget resumes from its checkpoint in a later call on the same
-machine.
+progress lines (candidates are chosen here, on all of val), and rounds the ImageNet weights of
+each ``--architectures`` to fp16 (an initialisation only). ``run`` builds the caches each
+recipe's serving view needs, stops any recipe still running at the budget, and sends each run's
+last weights back in parts under 16 MB. A run stopped at the budget resumes from its checkpoint
+in a later call on the same machine.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -54,18 +55,26 @@ from core.training.config import Phase, TrainConfig
 PART_BYTES = 15_000_000
 
 
-def pack(data: Path, parts: list[Path], part_bytes: list[int], val_images: int) -> None:
+def imagenet_file(folder: Path, architecture: str) -> Path:
+    return folder / f"imagenet-fp16-{architecture}.pth"
+
+
+def pack(data: Path, parts: list[Path], part_bytes: list[int], val_images: int,
+         architectures: Sequence[str] = ("efficientnet_lite0",)) -> None:
     """Split the train images, unchanged, over stored zips; a val sample goes in the last.
 
     Each part but the last holds at most its ``part_bytes``; the first also holds the ImageNet
-    weights, rounded to fp16 (an initialisation only, half the bytes to carry).
+    weights of each architecture, rounded to fp16 (an initialisation only, half the bytes).
     """
     for folder in parts:
         folder.mkdir(parents=True, exist_ok=True)
-    state = torch.load(imagenet_checkpoint_path(), map_location="cpu", weights_only=True)
-    halved = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    torch.save(halved, parts[0] / "imagenet-fp16.pth")
-    used = (parts[0] / "imagenet-fp16.pth").stat().st_size
+    used = 0
+    for architecture in architectures:
+        state = torch.load(imagenet_checkpoint_path(architecture), map_location="cpu",
+                           weights_only=True)
+        halved = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        torch.save(halved, imagenet_file(parts[0], architecture))
+        used += imagenet_file(parts[0], architecture).stat().st_size
     current = 0
     val = subsample(index_image_folder(data / "val", PBC_CLASSES), val_images, 0)
     # Stored, not deflated: JPEGs do not compress, and one file travels lighter than thousands.
@@ -103,7 +112,8 @@ def smoke(out: Path, device: str) -> None:
     from core.training.finetune import fine_tune
 
     fine_tune(out / "data", out / "run", out / "cache", config, device=torch.device(device),
-              splits_to_load=("train", "val"), imagenet=Path(".gpuA/imagenet-fp16.pth"))
+              splits_to_load=("train", "val"),
+              imagenet=imagenet_file(Path(".gpuA"), config.architecture))
 
 
 def child(data: Path, imagenet: Path, config_path: Path, run_dir: Path, cache: Path,
@@ -114,7 +124,8 @@ def child(data: Path, imagenet: Path, config_path: Path, run_dir: Path, cache: P
     # Three resolutions and one ragged last batch: few shapes, so tuning convolutions pays.
     torch.backends.cudnn.benchmark = device == "cuda"
     fine_tune(data, run_dir, cache, config, device=torch.device(device),
-              splits_to_load=("train", "val"), imagenet=imagenet,
+              splits_to_load=("train", "val"),
+              imagenet=imagenet_file(imagenet, config.architecture),
               progress=lambda line: print(f"[{config.version}] {line}", flush=True))
 
 
@@ -183,7 +194,7 @@ def unpack(parts: Path, name: str, run_dir: Path) -> None:
 
 def choose(data: Path, run_dirs: list[Path], cache: Path = Path("var/cache")) -> None:
     """Each run's accuracy on all of val, at its serving view: candidates are chosen on this."""
-    from core.model.lite0 import EfficientNetLite0
+    from core.model.efficientnet_lite import EfficientNetLite
     from core.training.checkpoint import model_weights
     from core.training.finetune import load_split, predict_logits
 
@@ -191,7 +202,7 @@ def choose(data: Path, run_dirs: list[Path], cache: Path = Path("var/cache")) ->
     for run_dir in run_dirs:
         header = json.loads((run_dir / "checkpoint.json").read_text())
         config = TrainConfig.model_validate(header["config"])
-        model = EfficientNetLite0(num_classes=len(PBC_CLASSES))
+        model = EfficientNetLite(num_classes=len(PBC_CLASSES), architecture=config.architecture)
         with open(run_dir / "checkpoint.safetensors", "rb") as handle:
             model.load_state_dict(model_weights(load(handle.read())))
         val = load_split(data, "val", cache, None, 0, print,
@@ -212,13 +223,16 @@ def main() -> None:
     p.add_argument("--part-mib", type=float, nargs="+", default=[57, 59],
                    help="the most each part but the last may hold; one more part takes the rest")
     p.add_argument("--val-images", type=int, default=300)
+    p.add_argument("--architectures", nargs="+", default=["efficientnet_lite0"],
+                   help="whose ImageNet weights to pack (those the recipes start from)")
     s = sub.add_parser("smoke")
     s.add_argument("--out", type=Path, default=Path("/tmp/smoke"))
     s.add_argument("--device", default="cuda")
     r = sub.add_parser("run")
     r.add_argument("--device", default="cuda")
     r.add_argument("--data", type=Path, required=True)
-    r.add_argument("--imagenet", type=Path, required=True)
+    r.add_argument("--imagenet", type=Path, required=True,
+                   help="the folder of the packed imagenet-fp16-<architecture>.pth files")
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--budget-s", type=float, default=330)
     r.add_argument("configs", type=Path, nargs="+")
@@ -239,7 +253,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "pack":
         parts = [Path(f".gpu{chr(ord('A') + i)}") for i in range(len(args.part_mib) + 1)]
-        pack(args.data, parts, [int(mib * 2**20) for mib in args.part_mib], args.val_images)
+        pack(args.data, parts, [int(mib * 2**20) for mib in args.part_mib], args.val_images,
+             args.architectures)
     elif args.command == "smoke":
         smoke(args.out, args.device)
     elif args.command == "run":

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from core.model.artifact import load_artifact
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
 from core.training.finetune import load_split, predict_logits
 
@@ -34,7 +34,7 @@ DIHEDRAL: list[View] = [
 ]
 
 
-def probabilities(model: EfficientNetLite0, images: torch.Tensor, size: int,
+def probabilities(model: EfficientNetLite, images: torch.Tensor, size: int,
                   views: list[View], temperature: float) -> torch.Tensor:
     """Calibrated probabilities averaged over the views (applied to the cached squares)."""
     total = sum((predict_logits(model, view(images), size) / temperature).softmax(1)

@@ -66,7 +66,7 @@ def run_train_red_cells(bccd: Path, out: Path, epochs: int) -> int:
     from core.field.centre_net import CentreNet, save_centre_net
     from core.field.detect import DetectorParams
     from core.field.learned_red_cells import LearnedRedCells
-    from core.model.imagenet import load_imagenet_lite0
+    from core.model.imagenet import load_imagenet
     from core.training.centres import (
         CentreTrainingConfig,
         make_example,
@@ -78,7 +78,7 @@ def run_train_red_cells(bccd: Path, out: Path, epochs: int) -> int:
     params = DetectorParams()
     _progress("reading BCCD train")
     examples = [make_example(item, params) for item in read_split(bccd, "train")]
-    net = CentreNet(load_imagenet_lite0())
+    net = CentreNet(load_imagenet())
     records = train_centres(net, examples, config, out / "checkpoint.pt", _progress)
     net.eval()
     _progress("choosing the heatmap threshold on BCCD val")

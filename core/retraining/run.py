@@ -18,7 +18,7 @@ from core import registry
 from core.data import index_image_folder, subsample
 from core.labels import PBC_CLASSES
 from core.model.artifact import ModelCard, load_artifact, save_artifact
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
 from core.model.rejection import OodDetector, fit_detector
 from core.retraining.config import RetrainConfig
 from core.retraining.dataset import (
@@ -69,7 +69,7 @@ class RetrainOutcome:
                 "history": self.history}
 
 
-def _freeze_batchnorm(model: EfficientNetLite0) -> None:
+def _freeze_batchnorm(model: EfficientNetLite) -> None:
     # A few hundred images cannot re-estimate BatchNorm statistics better than the full run
     # did; keeping them fixed also makes a zero learning rate reproduce the parent exactly.
     for module in model.modules():
@@ -77,14 +77,14 @@ def _freeze_batchnorm(model: EfficientNetLite0) -> None:
             module.eval()
 
 
-def _report(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
+def _report(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
             temperature: float, crop: int) -> Report:
     logits = predict_logits(model, images, crop)
     return classification_report((logits / temperature).softmax(1), labels,
                                  PBC_CLASSES)
 
 
-def _train(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
+def _train(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
            val: tuple[torch.Tensor, torch.Tensor], config: RetrainConfig, crop: int,
            sink: ProgressSink) -> list[dict[str, Any]]:
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
@@ -129,7 +129,7 @@ def _train(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
     return history
 
 
-def _detector(model: EfficientNetLite0, parent: OodDetector | None, images: torch.Tensor,
+def _detector(model: EfficientNetLite, parent: OodDetector | None, images: torch.Tensor,
               labels: torch.Tensor, val_features: torch.Tensor,
               crop: int) -> OodDetector | None:
     counts = torch.bincount(labels, minlength=len(PBC_CLASSES))

@@ -19,6 +19,9 @@ class Phase(BaseModel):
 
 class TrainConfig(BaseModel):
     version: str = "pbc-lite0-ft-v3"
+    # The network: efficientnet_lite0, or lite1 / lite2 (their ImageNet weights: the ``larger``
+    # extra). Ignored in favour of the model's own when ``init_from`` is set, which must agree.
+    architecture: str = "efficientnet_lite0"
     # Most epochs at low resolution are cheap on a CPU; the last ones at serving resolution
     # adapt the network (and BatchNorm statistics) to the size it will see. Val accuracy kept
     # rising through four epochs at 224 px (v1 had one: 98.59% against v3's 99.04%).

@@ -11,7 +11,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from core.data import Sample
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
 
 Progress = Callable[[str], None]
@@ -20,7 +20,7 @@ Progress = Callable[[str], None]
 # no_grad, not inference_mode: the features later feed an autograd-tracked head fit.
 @torch.no_grad()
 def extract_features(
-    model: EfficientNetLite0, samples: Sequence[Sample], preprocess: Preprocessing,
+    model: EfficientNetLite, samples: Sequence[Sample], preprocess: Preprocessing,
     progress: Progress, batch_size: int = 16,
 ) -> torch.Tensor:
     model = model.eval().to(memory_format=torch.channels_last)
@@ -42,7 +42,7 @@ def extract_features(
 
 
 def cached_features(
-    cache: Path, model: EfficientNetLite0, samples: Sequence[Sample], preprocess: Preprocessing,
+    cache: Path, model: EfficientNetLite, samples: Sequence[Sample], preprocess: Preprocessing,
     progress: Progress,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     labels = torch.tensor([s.label for s in samples])

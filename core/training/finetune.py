@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from core.data import Sample, index_image_folder, manifest_hash, subsample
 from core.labels import PBC_CLASSES
 from core.model.artifact import load_artifact
-from core.model.imagenet import load_imagenet_lite0
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
+from core.model.imagenet import load_imagenet
 from core.training.augment import (
     AugmentConfig,
     augment_batch,
@@ -47,7 +47,7 @@ class Split:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    model: EfficientNetLite0
+    model: EfficientNetLite
     history: list[dict[str, Any]]
     splits: dict[str, Split]
     wall_seconds: float
@@ -63,12 +63,12 @@ def load_split(root: Path, name: str, cache_dir: Path, limit: int | None, seed: 
     return Split(samples, images, labels, manifest_hash(samples, root / name))
 
 
-def _device_of(model: EfficientNetLite0) -> torch.device:
+def _device_of(model: EfficientNetLite) -> torch.device:
     return next(model.parameters()).device
 
 
 @torch.no_grad()
-def predict_features(model: EfficientNetLite0, images: torch.Tensor, resolution: int,
+def predict_features(model: EfficientNetLite, images: torch.Tensor, resolution: int,
                      batch_size: int = 64) -> torch.Tensor:
     """Pooled embeddings of the serving view of each cached image, in eval mode, on the CPU."""
     model.eval()
@@ -81,13 +81,13 @@ def predict_features(model: EfficientNetLite0, images: torch.Tensor, resolution:
 
 
 @torch.no_grad()
-def predict_logits(model: EfficientNetLite0, images: torch.Tensor, resolution: int) -> torch.Tensor:
+def predict_logits(model: EfficientNetLite, images: torch.Tensor, resolution: int) -> torch.Tensor:
     # In eval mode dropout is the identity, so the head applies directly to the embeddings.
     features = predict_features(model, images, resolution)
     return model.classifier(features.to(_device_of(model))).cpu()
 
 
-def _set_frozen(model: EfficientNetLite0, frozen_blocks: int) -> None:
+def _set_frozen(model: EfficientNetLite, frozen_blocks: int) -> None:
     frozen = [model.stem, *list(model.blocks)[:frozen_blocks]] if frozen_blocks else []
     for module in [model.stem, *model.blocks]:
         is_frozen = any(module is f for f in frozen)
@@ -114,7 +114,7 @@ def _lr(phase: Phase, epoch_in_phase: int, step: int, steps_per_epoch: int) -> f
     return phase.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _optimiser(model: EfficientNetLite0, config: TrainConfig) -> torch.optim.AdamW:
+def _optimiser(model: EfficientNetLite, config: TrainConfig) -> torch.optim.AdamW:
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
         # BatchNorm scales and all biases are not weights to shrink.
@@ -125,15 +125,19 @@ def _optimiser(model: EfficientNetLite0, config: TrainConfig) -> torch.optim.Ada
     ], lr=config.phases[0].lr)
 
 
-def initial_model(config: TrainConfig, imagenet: Path | None) -> EfficientNetLite0:
-    """ImageNet Lite0 with a fresh head, or a trained model to go on from (``init_from``)."""
+def initial_model(config: TrainConfig, imagenet: Path | None) -> EfficientNetLite:
+    """The recipe's ImageNet network with a fresh head, or a trained model to go on from
+    (``init_from``)."""
     if config.init_from is None:
-        model = load_imagenet_lite0(imagenet)
+        model = load_imagenet(imagenet, config.architecture)
         model.replace_classifier(len(PBC_CLASSES))
         return model
     model, card, _ = load_artifact(config.init_from)
     if card.classes != list(PBC_CLASSES):
         raise ValueError(f"{config.init_from} predicts {card.classes}, not {list(PBC_CLASSES)}")
+    if card.architecture != config.architecture:
+        raise ValueError(f"{config.init_from} is {card.architecture}, but the recipe asks for "
+                         f"{config.architecture}")
     return model
 
 

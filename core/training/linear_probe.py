@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from core.data import index_image_folder, manifest_hash
 from core.labels import PBC_CLASSES
 from core.model.artifact import ModelCard, save_artifact
-from core.model.imagenet import load_imagenet_lite0
+from core.model.imagenet import load_imagenet
 from core.model.preprocess import Preprocessing
 from core.training.calibration import fit_temperature
 from core.training.features import Progress, cached_features
@@ -57,7 +57,7 @@ def train_linear_probe(
     started = time.monotonic()
     torch.manual_seed(0)
     preprocess = Preprocessing()
-    backbone = load_imagenet_lite0()
+    backbone = load_imagenet()
     splits = {}
     for split in ("train", "val", "test"):
         samples = index_image_folder(data_root / split, PBC_CLASSES)

@@ -10,7 +10,7 @@ import torch
 
 from core.labels import PBC_CLASSES
 from core.model.artifact import ModelCard, save_artifact
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
 from core.model.rejection import OodDetector, fit_detector
 from core.training.augment import centre_batch, normalise
@@ -24,7 +24,7 @@ from core.training.robustness import CORRUPTIONS
 
 
 @torch.no_grad()
-def robustness(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Tensor,
+def robustness(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
                crop: int, progress: Progress) -> dict[str, Any]:
     model.eval()
     results: dict[str, Any] = {}
@@ -41,7 +41,7 @@ def robustness(model: EfficientNetLite0, images: torch.Tensor, labels: torch.Ten
 
 
 @torch.no_grad()
-def rejection_benchmark(model: EfficientNetLite0, detector: OodDetector,
+def rejection_benchmark(model: EfficientNetLite, detector: OodDetector,
                         test_features: torch.Tensor, preprocess: Preprocessing) -> dict[str, Any]:
     names, images = zip(*non_cell_images(), strict=True)
     x = preprocess.batch(list(images)).contiguous(memory_format=torch.channels_last)

@@ -9,14 +9,14 @@ import torch
 
 from benchmarks.device_speed import _model, compare
 from core.model.artifact import read_card
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
 from core.settings import DEFAULT_MODEL_PATH
 from core.training.checkpoint import save_checkpoint
 from tests.conftest import fixture_image_folder
 
 
 def test_a_training_checkpoint_is_measured_with_its_own_weights(tmp_path: Path) -> None:
-    trained = EfficientNetLite0(num_classes=8).eval()
+    trained = EfficientNetLite(num_classes=8).eval()
     save_checkpoint(tmp_path, trained, torch.optim.AdamW(trained.parameters()),
                     {"config": {"serving_resolution": 288}})
     model, preprocess = _model(tmp_path / "checkpoint.safetensors", torch.device("cpu"))

@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from benchmarks import device_training
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
+from core.model.imagenet import load_imagenet
 from core.training.checkpoint import save_checkpoint
 from core.training.config import Phase, TrainConfig
 from core.training.finetune import fine_tune
@@ -20,7 +21,7 @@ from tests.conftest import fixture_image_folder
 
 @pytest.fixture
 def finished_run(tmp_path: Path) -> Path:
-    model = EfficientNetLite0(num_classes=8)
+    model = EfficientNetLite(num_classes=8)
     optimiser = torch.optim.AdamW(model.parameters())
     model(torch.randn(2, 3, 64, 64)).sum().backward()
     optimiser.step()  # so the checkpoint carries optimiser moments, which must not travel
@@ -69,10 +70,16 @@ def test_packing_splits_train_byte_for_byte_over_parts_and_puts_val_in_the_last(
         fixture_image_folder(data / split)
     parts = [tmp_path / name for name in (".gpuA", ".gpuB", ".gpuC")]
     # Nothing fits beside the ImageNet weights in the first part; the second holds 25 kB.
-    device_training.pack(data, parts, [0, 25_000], val_images=3)
+    device_training.pack(data, parts, [0, 25_000], val_images=3,
+                         architectures=["efficientnet_lite0", "efficientnet_lite2"])
 
-    imagenet = torch.load(parts[0] / "imagenet-fp16.pth", weights_only=True)
-    assert {v.dtype for v in imagenet.values() if v.is_floating_point()} == {torch.float16}
+    for architecture in ("efficientnet_lite0", "efficientnet_lite2"):
+        imagenet = torch.load(device_training.imagenet_file(parts[0], architecture),
+                              weights_only=True)
+        assert {v.dtype for v in imagenet.values() if v.is_floating_point()} == {torch.float16}
+        # An initialisation the training loads strictly into its network.
+        assert load_imagenet(device_training.imagenet_file(parts[0], architecture),
+                             architecture).architecture == architecture
     zips = [zipfile.ZipFile(part / "part.zip") for part in parts]
     names = [set(z.namelist()) for z in zips]
     assert names[0] == set()

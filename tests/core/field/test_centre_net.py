@@ -18,7 +18,7 @@ from core.field.centre_net import (
     to_input,
 )
 from core.model.artifact import ModelIntegrityError
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
 
 
 def test_input_is_normalised_and_padded_to_a_multiple_of_16_with_white() -> None:
@@ -31,7 +31,7 @@ def test_input_is_normalised_and_padded_to_a_multiple_of_16_with_white() -> None
 
 
 def test_the_network_gives_a_heatmap_and_sizes_at_stride_8() -> None:
-    net = CentreNet(EfficientNetLite0()).eval()
+    net = CentreNet(EfficientNetLite()).eval()
     with torch.inference_mode():
         heatmap, size = net(torch.zeros(1, 3, 240, 320))
     assert heatmap.shape == (1, 1, 30, 40) and size.shape == (1, 2, 30, 40)
@@ -63,7 +63,7 @@ def test_peaks_in_the_padding_are_dropped() -> None:
 
 
 def test_a_saved_network_loads_back_and_a_changed_file_is_refused(tmp_path: Path) -> None:
-    net = CentreNet(EfficientNetLite0()).eval()
+    net = CentreNet(EfficientNetLite()).eval()
     save_centre_net(net, tmp_path / "rbc", {"version": "t", "threshold": 0.5})
     loaded, card = load_centre_net(tmp_path / "rbc")
     assert card["threshold"] == 0.5

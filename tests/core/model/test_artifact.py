@@ -7,12 +7,12 @@ import torch
 
 from core.labels import PBC_CLASSES
 from core.model.artifact import ModelCard, ModelIntegrityError, load_artifact, save_artifact
-from core.model.lite0 import EfficientNetLite0
+from core.model.efficientnet_lite import EfficientNetLite
 
 
-def _saved(tmp_path: Path) -> tuple[Path, EfficientNetLite0]:
+def _saved(tmp_path: Path) -> tuple[Path, EfficientNetLite]:
     torch.manual_seed(1)
-    model = EfficientNetLite0(num_classes=len(PBC_CLASSES)).eval()
+    model = EfficientNetLite(num_classes=len(PBC_CLASSES)).eval()
     path = tmp_path / "m.safetensors"
     save_artifact(model, ModelCard(version="t1", classes=list(PBC_CLASSES)), path)
     return path, model
@@ -69,3 +69,18 @@ def test_a_pickle_posing_as_a_model_is_never_unpickled(tmp_path: Path) -> None:
         load_artifact(path)
     assert not isinstance(refused.value, ModelIntegrityError)  # it passed the hash check...
     assert not marker.exists()  # ...and safetensors still refused to run anything
+
+
+def test_the_card_names_the_network_saved_and_loading_builds_that_network(
+    tmp_path: Path,
+) -> None:
+    model = EfficientNetLite(num_classes=len(PBC_CLASSES), architecture="efficientnet_lite2")
+    path = tmp_path / "lite2.safetensors"
+    # The caller's card keeps the default architecture: the saved card must not.
+    card = save_artifact(model.eval(), ModelCard(version="t2", classes=list(PBC_CLASSES)), path)
+    assert card.architecture == "efficientnet_lite2"
+    loaded, loaded_card, _ = load_artifact(path)
+    assert loaded_card.architecture == "efficientnet_lite2"
+    x = torch.randn(1, 3, 260, 260)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), loaded(x))

@@ -8,7 +8,7 @@ import torch
 from core.field.bccd import Annotated, read_boxes
 from core.field.centre_net import NET_SCALE, STRIDE, CentreNet
 from core.field.detect import DetectorParams
-from core.model.imagenet import load_imagenet_lite0
+from core.model.imagenet import load_imagenet
 from core.training.centres import (
     CentreTrainingConfig,
     Example,
@@ -75,7 +75,7 @@ def test_augmentation_moves_the_boxes_with_the_image() -> None:
 def test_training_on_two_real_fields_lowers_the_loss(tmp_path) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     examples = [make_example(_field(name), DetectorParams()) for name in FIELDS]
-    net = CentreNet(load_imagenet_lite0())
+    net = CentreNet(load_imagenet())
     config = CentreTrainingConfig(epochs=4, batch_size=2, lr=2e-3, scale_jitter=0.0)
     lines: list[str] = []
     records = train_centres(net, examples, config, tmp_path / "checkpoint.pt", lines.append)

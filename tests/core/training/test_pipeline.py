@@ -129,3 +129,26 @@ def test_going_on_from_a_model_with_other_classes_is_refused(
                   other)
     with pytest.raises(ValueError, match="predicts"):
         initial_model(TrainConfig(init_from=other), None)
+
+
+def test_going_on_from_a_model_of_another_architecture_is_refused(
+    trained: tuple[Path, Path, list[str]],
+) -> None:
+    config = TrainConfig(init_from=trained[0], architecture="efficientnet_lite2")
+    with pytest.raises(ValueError, match="is efficientnet_lite0, but the recipe asks for"):
+        initial_model(config, None)
+
+
+def test_a_larger_lite_network_trains_from_imagenet_and_ships_as_itself(tmp_path: Path) -> None:
+    data = image_folder_tree(tmp_path / "data")
+    config = TrainConfig(version="tiny-lite1", architecture="efficientnet_lite1", batch_size=8,
+                         phases=[Phase(epochs=1, resolution=64, lr=1e-3)])
+    card = run_training(data, tmp_path / "lite1.safetensors", tmp_path / "run",
+                        tmp_path / "cache", config, lambda _: None)
+    assert card.architecture == "efficientnet_lite1"
+    classifier = CellClassifier.from_artifact(tmp_path / "lite1.safetensors", device="cpu")
+    assert len(classifier.model.blocks) == 21  # Lite0 has 16
+    with Image.open(pbc_fixtures()["eosinophil"]) as image:
+        probabilities = classifier.probabilities([image])
+    assert probabilities.shape == (1, 8)
+    assert torch.allclose(probabilities.sum(1), torch.ones(1))

@@ -1,7 +1,8 @@
-"""EfficientNet-Lite0 assembled from torchvision building blocks.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 assembled from torchvision building blocks.
 
 Lite0 is EfficientNet-B0 without squeeze-excitation, with ReLU6 and a fixed 32-channel stem and
-1280-channel head (Google's TF-Lite variant). The published checkpoint was trained in TensorFlow
+1280-channel head (Google's TF-Lite variant); Lite1 and Lite2 repeat more blocks (and Lite2 widens
+them) with the same stem and head. The published checkpoint was trained in TensorFlow
 with "SAME" padding, which pads strided convolutions asymmetrically; ``SamePad`` reproduces it so
 the ImageNet weights behave exactly as trained.
 """
@@ -39,6 +40,31 @@ LITE0_STAGES: tuple[StageConfig, ...] = (
     StageConfig(6, 5, 2, 192, 4),
     StageConfig(6, 3, 1, 320, 1),
 )
+# Written out rather than derived from width and depth multipliers: the Lite variants keep the
+# first and last stages unscaled, and strict loading of the published weights checks each table.
+LITE1_STAGES: tuple[StageConfig, ...] = (
+    StageConfig(1, 3, 1, 16, 1),
+    StageConfig(6, 3, 2, 24, 3),
+    StageConfig(6, 5, 2, 40, 3),
+    StageConfig(6, 3, 2, 80, 4),
+    StageConfig(6, 5, 1, 112, 4),
+    StageConfig(6, 5, 2, 192, 5),
+    StageConfig(6, 3, 1, 320, 1),
+)
+LITE2_STAGES: tuple[StageConfig, ...] = (
+    StageConfig(1, 3, 1, 16, 1),
+    StageConfig(6, 3, 2, 24, 3),
+    StageConfig(6, 5, 2, 48, 3),
+    StageConfig(6, 3, 2, 88, 4),
+    StageConfig(6, 5, 1, 120, 4),
+    StageConfig(6, 5, 2, 208, 5),
+    StageConfig(6, 3, 1, 352, 1),
+)
+ARCHITECTURES: dict[str, tuple[StageConfig, ...]] = {
+    "efficientnet_lite0": LITE0_STAGES,
+    "efficientnet_lite1": LITE1_STAGES,
+    "efficientnet_lite2": LITE2_STAGES,
+}
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 
@@ -96,16 +122,21 @@ class MBConvLite(nn.Module):
         return out
 
 
-class EfficientNetLite0(nn.Module):
+class EfficientNetLite(nn.Module):
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2,
-                 drop_path: float = 0.2) -> None:
+                 drop_path: float = 0.2, architecture: str = "efficientnet_lite0") -> None:
         super().__init__()
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {architecture!r}; known: "
+                             f"{', '.join(ARCHITECTURES)}")
+        self.architecture = architecture
+        stages = ARCHITECTURES[architecture]
         self.stem_pad = SamePad(3, 2)
         self.stem = _conv(3, STEM_CHANNELS, 3, 2)
-        total = sum(stage.repeats for stage in LITE0_STAGES)
+        total = sum(stage.repeats for stage in stages)
         blocks: list[nn.Module] = []
         cin = STEM_CHANNELS
-        for stage in LITE0_STAGES:
+        for stage in stages:
             for repeat in range(stage.repeats):
                 blocks.append(MBConvLite(
                     cin, stage.out_channels, stage.kernel,
