@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from core.model.efficientnet_lite import ARCHITECTURES
 
 
 class Phase(BaseModel):
@@ -43,6 +45,14 @@ class TrainConfig(BaseModel):
     seed: int = 0
     max_train: int | None = None  # cap per split, for smoke runs
     max_eval: int | None = None
+
+    @field_validator("architecture")
+    @classmethod
+    def _known(cls, architecture: str) -> str:
+        # Refused when the recipe is read, not after the caches are built.
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture; known: {', '.join(ARCHITECTURES)}")
+        return architecture
 
     @classmethod
     def from_file(cls, path: Path | None) -> TrainConfig:

@@ -131,6 +131,13 @@ def test_going_on_from_a_model_with_other_classes_is_refused(
         initial_model(TrainConfig(init_from=other), None)
 
 
+def test_a_recipe_naming_an_unknown_network_is_refused_when_read(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"version": "x", "architecture": "efficientnet_lite3"}))
+    with pytest.raises(ValueError, match="unknown architecture; known: efficientnet_lite0"):
+        TrainConfig.from_file(recipe)
+
+
 def test_going_on_from_a_model_of_another_architecture_is_refused(
     trained: tuple[Path, Path, list[str]],
 ) -> None:
