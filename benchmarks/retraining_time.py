@@ -89,6 +89,9 @@ def main() -> None:
     print(f"expert-labelled cells {outcome.expert_examples} (x{config.expert_repeats}), "
           f"replayed {outcome.replay_examples}, epochs {config.epochs} at "
           f"{config.resolution or 'the active model'} px")
+    cells = outcome.expert_cells
+    print(f"expert-labelled cells given their label: candidate {cells['candidate']} of "
+          f"{cells['of']}, active {cells['active']}")
     print(f"test accuracy: candidate {gate.candidate_accuracy:.4f}, active "
           f"{gate.baseline_accuracy:.4f}; gate {'passed' if gate.passed else 'failed'} "
           f"{gate.reasons}")

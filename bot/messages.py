@@ -288,6 +288,14 @@ def _eta(seconds: float | None) -> str:
     return "" if seconds is None else f", ETA {timedelta(seconds=round(seconds))}"
 
 
+def _expert_cells_line(counts: dict[str, int] | None) -> list[str]:
+    # Absent from jobs that ended before it was recorded, and empty without corrections.
+    if not counts or not counts["of"]:
+        return []
+    return [f"Expert-labelled cells given the expert's label: {counts['candidate']} of "
+            f"{counts['of']} (active model: {counts['active']})."]
+
+
 def job_text(report: JobReport) -> str:
     head = f"🏋️ Retraining job {report.job_id}"
     if report.status is JobStatus.FAILED:
@@ -299,6 +307,7 @@ def job_text(report: JobReport) -> str:
                  f"{gate['baseline_accuracy']:.2%} (same images); "
                  f"{report.outcome['expert_examples']} expert-labelled cell(s), "
                  f"{report.outcome['replay_examples']} replayed.",
+                 *_expert_cells_line(report.outcome.get("expert_cells")),
                  *[f"epoch {h['epoch']}: validation accuracy {h['val_accuracy']:.2%}"
                    for h in report.outcome.get("history", [])],
                  f"Took {report.outcome['minutes']:.1f} min."]

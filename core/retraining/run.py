@@ -60,13 +60,16 @@ class RetrainOutcome:
     replay_examples: int
     minutes: float
     history: list[dict[str, Any]]
+    # Of the expert-labelled cells, how many each model gives its expert's label: whether the
+    # corrections were learnt ("of", "candidate", "active").
+    expert_cells: dict[str, int]
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "parent_version": self.parent_version,
                 "promoted": self.promoted, "gate": self.gate.to_dict(),
                 "expert_examples": self.expert_examples,
                 "replay_examples": self.replay_examples, "minutes": self.minutes,
-                "history": self.history}
+                "history": self.history, "expert_cells": self.expert_cells}
 
 
 def _freeze_batchnorm(model: EfficientNetLite) -> None:
@@ -129,6 +132,13 @@ def _train(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
     return history
 
 
+def _agreeing(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
+              crop: int) -> int:
+    if len(labels) == 0:
+        return 0
+    return int((predict_logits(model, images, crop).argmax(1) == labels).sum())
+
+
 def _detector(model: EfficientNetLite, parent: OodDetector | None, images: torch.Tensor,
               labels: torch.Tensor, val_features: torch.Tensor,
               crop: int) -> OodDetector | None:
@@ -189,6 +199,9 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     candidate = _report(model, test_images, test_labels, temperature, crop)
     baseline = _report(parent, test_images, test_labels, parent_card.temperature, crop)
     gate = decide(candidate, baseline, config.overall_margin, config.class_margin)
+    expert_cells = {"of": len(examples),
+                    "candidate": _agreeing(model, expert_images, expert_labels, crop),
+                    "active": _agreeing(parent, expert_images, expert_labels, crop)}
 
     version = f"{parent_card.version.split('-rt')[0]}-rt{job_id}"
     minutes = round((time.monotonic() - started) / 60, 2)
@@ -196,7 +209,7 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
         version=version, classes=list(PBC_CLASSES), preprocessing=parent_card.preprocessing,
         temperature=temperature,
         metrics={"test": candidate.to_dict(), "active_on_same_test": baseline.to_dict(),
-                 "gate": gate.to_dict()},
+                 "gate": gate.to_dict(), "expert_cells": expert_cells},
         data={"parent_version": parent_card.version, "expert_examples": len(examples),
               "replay_examples": len(replay), "base_data": str(setup.base_data),
               "test_images": len(test)},
@@ -209,4 +222,4 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     if gate.passed:
         registry.promote(setup.sessions, version)
     return RetrainOutcome(version, parent_card.version, gate.passed, gate, len(examples),
-                          len(replay), minutes, history)
+                          len(replay), minutes, history, expert_cells)

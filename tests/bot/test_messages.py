@@ -1,5 +1,8 @@
-from bot.messages import DISCLAIMER, result_text
-from core.db.models import SubmissionStatus
+from typing import Any
+
+from bot.messages import DISCLAIMER, job_text, result_text
+from core.db.models import JobStatus, SubmissionStatus
+from core.retraining.jobs import JobReport
 from core.submissions import CellView, Delivery
 
 
@@ -56,3 +59,25 @@ def test_a_field_result_gives_counts_differential_and_numbered_cells() -> None:
 def test_a_field_without_white_cells_says_so() -> None:
     text = result_text(_delivery(SubmissionStatus.DONE, [], mode="field"))
     assert "No white cell found" in text
+
+
+def _finished_job(outcome_extra: dict[str, Any]) -> JobReport:
+    outcome = {"version": "m-rt3", "parent_version": "m", "promoted": True,
+               "gate": {"candidate_accuracy": 0.99, "baseline_accuracy": 0.991, "reasons": []},
+               "expert_examples": 12, "replay_examples": 1091, "minutes": 6.8,
+               "history": [{"epoch": 1, "val_accuracy": 0.99}]} | outcome_extra
+    return JobReport(job_id=3, chat_id=1, message_id=2, status=JobStatus.DONE, stage="done",
+                     progress={}, seq=9, candidate_version="m-rt3", outcome=outcome, error=None)
+
+
+def test_a_finished_retraining_says_how_many_corrections_were_learnt() -> None:
+    text = job_text(_finished_job({"expert_cells": {"of": 12, "candidate": 11, "active": 4}}))
+    assert "Expert-labelled cells given the expert's label: 11 of 12 (active model: 4)." in text
+    assert "Passed the gate" in text
+
+
+def test_a_retraining_without_corrections_or_from_before_the_count_says_nothing_of_them() -> None:
+    for extra in ({"expert_cells": {"of": 0, "candidate": 0, "active": 0}}, {}):
+        text = job_text(_finished_job(extra))
+        assert "Expert-labelled cells given" not in text
+        assert "finished: candidate m-rt3" in text
