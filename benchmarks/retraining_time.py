@@ -1,17 +1,23 @@
 """Wall time of one default retraining on this machine, with simulated expert corrections.
 
     python -m benchmarks.retraining_time [--data ../shared/data/pbc] [--experts-per-class 6]
-        [--config FILE]
+        [--config FILE] [--misclassified N]
 
 Expert-labelled cells are simulated with PBC training images stored as close-up submissions
 (the job cannot tell them from real ones). The default recipe then replays a sample of the base
 training set, fine-tunes the active (shipped) model, calibrates, evaluates candidate and active
 model on the whole test split, and applies the gate, exactly as ``/retrain`` does.
+
+By default the simulated experts confirm labels the model already gives (cost, and no harm).
+With ``--misclassified N`` they correct up to N training cells the active model gets wrong
+(found by classifying the train split as served, remembered in the work folder), so the run
+shows whether corrections are learnt.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import time
@@ -22,17 +28,42 @@ from PIL import Image
 
 from core.access import Sender, ensure_user
 from core.cases import case_for_upload
-from core.data import index_image_folder
+from core.data import Sample, index_image_folder
 from core.db import migrate
 from core.db.models import CellResult, Role, Submission, SubmissionStatus, utcnow
 from core.db.session import make_engine, make_session_factory, transaction
 from core.labels import PBC_CLASSES
 from core.model.artifact import read_card
+from core.model.classifier import CellClassifier
 from core.registry import register_model
 from core.retraining.config import RetrainConfig
 from core.retraining.run import RetrainSetup, run_retraining
 from core.settings import DEFAULT_MODEL_PATH, DEFAULT_TRAINING_DATA, PROJECT_ROOT
 from core.storage import ImageStore
+
+
+def misclassified(train: list[Sample], limit: int, remembered: Path) -> list[Sample]:
+    """The first ``limit`` (in path order) of the training cells the active model labels
+    otherwise than PBC does."""
+    if not remembered.exists():
+        classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+        wrong: list[str] = []
+        started = time.monotonic()
+        for start in range(0, len(train), 32):
+            chunk = train[start:start + 32]
+            images = []
+            for sample in chunk:
+                with Image.open(sample.path) as image:
+                    images.append(image.convert("RGB"))
+            predicted = classifier.probabilities(images).argmax(1).tolist()
+            wrong += [str(s.path) for s, p in zip(chunk, predicted, strict=True) if p != s.label]
+            if (start // 32) % 50 == 0:
+                print(f"  scanned {start + len(chunk)}/{len(train)}, {len(wrong)} wrong, "
+                      f"{time.monotonic() - started:.0f} s", flush=True)
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        remembered.write_text(json.dumps(wrong))
+    wrong_paths = set(json.loads(remembered.read_text()))
+    return [s for s in train if str(s.path) in wrong_paths][:limit]
 
 
 def main() -> None:
@@ -41,6 +72,8 @@ def main() -> None:
     parser.add_argument("--experts-per-class", type=int, default=6)
     parser.add_argument("--config", type=Path, default=None,
                         help="a retraining recipe (JSON), as HV_RETRAIN_CONFIG; the default one")
+    parser.add_argument("--misclassified", type=int, default=None,
+                        help="experts correct up to N train cells the active model gets wrong")
     parser.add_argument("--work", type=Path, default=PROJECT_ROOT / "var" / "bench-retrain")
     args = parser.parse_args()
     shutil.rmtree(args.work / "db", ignore_errors=True)
@@ -52,9 +85,14 @@ def main() -> None:
     model_id = register_model(sessions, read_card(DEFAULT_MODEL_PATH), str(DEFAULT_MODEL_PATH))
 
     train = index_image_folder(args.data / "train", PBC_CLASSES)
-    rng = random.Random(1)
-    experts = [s for label in range(len(PBC_CLASSES))
-               for s in rng.sample([t for t in train if t.label == label], args.experts_per_class)]
+    if args.misclassified is None:
+        rng = random.Random(1)
+        experts = [s for label in range(len(PBC_CLASSES)) for s in
+                   rng.sample([t for t in train if t.label == label], args.experts_per_class)]
+    else:
+        remembered = f"misclassified-{read_card(DEFAULT_MODEL_PATH).sha256[:12]}.json"
+        experts = misclassified(train, args.misclassified, args.work / remembered)
+        print(f"experts correct {len(experts)} train cells the active model gets wrong")
     with transaction(sessions) as session:
         user = ensure_user(session, Sender(1, "bench", "Benchmark"), admin_ids=[1])
         assert user.role is Role.ADMIN
