@@ -15,7 +15,6 @@ preprocessing, batches of 256), and counts the cells whose label differs from fp
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from contextlib import nullcontext
@@ -23,16 +22,14 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 from torch import nn
 
 from core.data import index_image_folder
 from core.labels import PBC_CLASSES
 from core.model.classifier import CellClassifier, resolve_device
-from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
 from core.settings import DEFAULT_MODEL_PATH
-from core.training.checkpoint import model_weights
+from core.training.checkpoint import checkpoint_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc"
 
@@ -46,16 +43,10 @@ def _model(checkpoint: Path | None, device: torch.device) -> tuple[nn.Module, Pr
     if checkpoint is None:
         classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, str(device))
         return classifier.model, classifier.preprocess
-    # A run's network and view are in its recipe, beside the weights (Lite0 at 224 px for runs
-    # that predate them).
-    header = checkpoint.with_suffix(".json")
-    recipe = (json.loads(header.read_text()) if header.exists() else {}).get("config", {})
-    model = EfficientNetLite(num_classes=len(PBC_CLASSES),
-                             architecture=recipe.get("architecture", "efficientnet_lite0"))
-    model.load_state_dict(model_weights(load_file(str(checkpoint))))
-    crop = int(recipe.get("serving_resolution", 224))
-    preprocess = Preprocessing.for_crop(crop)
-    return model.to(device, memory_format=torch.channels_last).eval(), preprocess
+    # A run's network and view are in its recipe, beside the weights.
+    model, config = checkpoint_model(checkpoint)
+    preprocess = Preprocessing.for_crop(config.serving_resolution)
+    return model.to(device, memory_format=torch.channels_last), preprocess
 
 
 def compare(model: nn.Module, preprocess: Preprocessing, folder: Path, device: torch.device,

@@ -194,21 +194,16 @@ def unpack(parts: Path, name: str, run_dir: Path) -> None:
 
 def choose(data: Path, run_dirs: list[Path], cache: Path = Path("var/cache")) -> None:
     """Each run's accuracy on all of val, at its serving view: candidates are chosen on this."""
-    from core.model.efficientnet_lite import EfficientNetLite
-    from core.training.checkpoint import model_weights
+    from core.training.checkpoint import checkpoint_model
     from core.training.finetune import load_split, predict_logits
 
     torch.set_num_threads(2)
     for run_dir in run_dirs:
-        header = json.loads((run_dir / "checkpoint.json").read_text())
-        config = TrainConfig.model_validate(header["config"])
-        model = EfficientNetLite(num_classes=len(PBC_CLASSES), architecture=config.architecture)
-        with open(run_dir / "checkpoint.safetensors", "rb") as handle:
-            model.load_state_dict(model_weights(load(handle.read())))
+        model, config = checkpoint_model(run_dir / "checkpoint.safetensors")
         val = load_split(data, "val", cache, None, 0, print,
                          crop=config.serving_resolution)
         started = time.monotonic()
-        wrong = int((predict_logits(model.eval(), val.images, config.serving_resolution)
+        wrong = int((predict_logits(model, val.images, config.serving_resolution)
                      .argmax(1) != val.labels).sum())
         print(f"{config.version} @{config.serving_resolution}: val accuracy "
               f"{1 - wrong / len(val.labels):.4f} ({wrong} of {len(val.labels)} wrong, "

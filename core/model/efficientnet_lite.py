@@ -65,6 +65,16 @@ ARCHITECTURES: dict[str, tuple[StageConfig, ...]] = {
     "efficientnet_lite1": LITE1_STAGES,
     "efficientnet_lite2": LITE2_STAGES,
 }
+
+
+def stages_of(architecture: str) -> tuple[StageConfig, ...]:
+    """The stage table of ``architecture``; an unknown name is refused with the known ones."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture; known: {', '.join(ARCHITECTURES)} "
+                         f"(not {architecture!r})")
+    return ARCHITECTURES[architecture]
+
+
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 
@@ -126,11 +136,8 @@ class EfficientNetLite(nn.Module):
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2,
                  drop_path: float = 0.2, architecture: str = "efficientnet_lite0") -> None:
         super().__init__()
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {architecture!r}; known: "
-                             f"{', '.join(ARCHITECTURES)}")
+        stages = stages_of(architecture)
         self.architecture = architecture
-        stages = ARCHITECTURES[architecture]
         self.stem_pad = SamePad(3, 2)
         self.stem = _conv(3, STEM_CHANNELS, 3, 2)
         total = sum(stage.repeats for stage in stages)

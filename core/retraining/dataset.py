@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,28 +21,27 @@ from core.training.cache import cached_split
 from core.training.features import Progress
 
 
-def per_class_sample(root: Path, per_class: int | None, seed: int) -> list[Sample]:
-    """Up to ``per_class`` images of each class, the same ones for the same seed."""
+def _sample_each_class(root: Path, how_many: Callable[[int], int], seed: int) -> list[Sample]:
+    """``how_many(n)`` of each class's n images, the same ones for the same seed."""
     samples = index_image_folder(root, PBC_CLASSES)
-    if per_class is None:
-        return samples
     rng = random.Random(seed)
     chosen: list[Sample] = []
     for label in range(len(PBC_CLASSES)):
         of_class = [s for s in samples if s.label == label]
-        chosen += rng.sample(of_class, min(per_class, len(of_class)))
+        chosen += rng.sample(of_class, min(len(of_class), how_many(len(of_class))))
     return sorted(chosen, key=lambda s: s.path)
+
+
+def per_class_sample(root: Path, per_class: int | None, seed: int) -> list[Sample]:
+    """Up to ``per_class`` images of each class, the same ones for the same seed."""
+    if per_class is None:
+        return index_image_folder(root, PBC_CLASSES)
+    return _sample_each_class(root, lambda _n: per_class, seed)
 
 
 def proportional_sample(root: Path, fraction: float, seed: int) -> list[Sample]:
     """About ``fraction`` of each class's images, so the classes keep the data set's proportions."""
-    samples = index_image_folder(root, PBC_CLASSES)
-    rng = random.Random(seed)
-    chosen: list[Sample] = []
-    for label in range(len(PBC_CLASSES)):
-        of_class = [s for s in samples if s.label == label]
-        chosen += rng.sample(of_class, min(len(of_class), max(1, round(fraction * len(of_class)))))
-    return sorted(chosen, key=lambda s: s.path)
+    return _sample_each_class(root, lambda n: max(1, round(fraction * n)), seed)
 
 
 def load(samples: Sequence[Sample], cache_dir: Path, name: str, size: int,

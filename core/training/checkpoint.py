@@ -11,6 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from core.labels import PBC_CLASSES
+from core.model.efficientnet_lite import EfficientNetLite
+from core.training.config import TrainConfig
+
 
 def save_checkpoint(directory: Path, model: nn.Module, optimiser: torch.optim.Optimizer,
                     progress: dict[str, Any]) -> None:
@@ -49,3 +53,16 @@ def load_checkpoint(directory: Path, model: nn.Module,
     saved["state"] = state
     optimiser.load_state_dict(saved)
     return json.loads(header.read_text())
+
+
+def checkpoint_model(weights: Path) -> tuple[EfficientNetLite, TrainConfig]:
+    """The network a run's checkpoint holds, built as the recipe beside it says, in eval mode.
+
+    A header without a recipe (runs that predate it) reads as the defaults: Lite0 at 224 px.
+    """
+    header = weights.with_suffix(".json")
+    recipe = json.loads(header.read_text()).get("config", {}) if header.exists() else {}
+    config = TrainConfig.model_validate(recipe)
+    model = EfficientNetLite(num_classes=len(PBC_CLASSES), architecture=config.architecture)
+    model.load_state_dict(model_weights(load_file(str(weights))))
+    return model.eval(), config
