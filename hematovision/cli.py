@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", type=Path, help="model weights (.safetensors)")
     evaluate.add_argument("--png", type=Path, default=Path("confusion_matrix.png"),
                           help="where to write the confusion matrix picture")
+    evaluate.add_argument("--mistakes-png", type=Path,
+                          help="also write a contact sheet of the misclassified cells here")
 
     sub.add_parser("bot", help="run the Telegram bot (long polling)")
 
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_train_red_cells(args.bccd, args.out, args.epochs)
         if args.command == "train":
             return run_train(settings, args.data, args.config, args.out, args.device)
-        return run_evaluate(settings, args.folder, args.model, args.json, args.png)
+        return run_evaluate(settings, args.folder, args.model, args.json, args.png,
+                            args.mistakes_png)
     if args.command == "bot":
         from bot.app import run_bot
 

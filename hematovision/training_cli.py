@@ -16,6 +16,7 @@ from core.model.classifier import CellClassifier, resolve_device
 from core.settings import Settings
 from core.training.config import TrainConfig
 from core.training.evaluate import evaluate_folder, format_report, save_confusion_png
+from core.training.mistakes import format_mistakes, save_mistake_gallery
 from core.training.pipeline import run_training
 
 
@@ -41,22 +42,30 @@ def run_train(settings: Settings, data: Path, config_path: Path | None, out: Pat
 
 
 def run_evaluate(settings: Settings, folder: Path, model: Path | None, as_json: bool,
-                 png: Path) -> int:
+                 png: Path, mistakes_png: Path | None = None) -> int:
     try:
         classifier = CellClassifier.from_artifact(model or settings.model_path, "cpu")
-        report = evaluate_folder(classifier, folder, _progress)
+        evaluation = evaluate_folder(classifier, folder, _progress)
     except (UnknownClassError, FileNotFoundError, ModelIntegrityError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # The data set and split ("pbc/test"), not where this checkout happens to find them.
     shown = Path(*folder.resolve().parts[-2:])
+    report = evaluation.report
     save_confusion_png(report, png, f"{classifier.version} on {shown}")
+    pictures = {"confusion_png": str(png)}
+    if mistakes_png is not None:
+        save_mistake_gallery(evaluation.mistakes, mistakes_png, f"{classifier.version} on {shown}")
+        pictures["mistakes_png"] = str(mistakes_png)
     if as_json:
         print(json.dumps({**report.to_dict(), "model": classifier.version,
-                          "confusion_png": str(png)}))
+                          "mistakes": [m.to_dict() for m in evaluation.mistakes], **pictures}))
     else:
         print(format_report(report))
+        print(format_mistakes(evaluation.mistakes))
         print(f"\nconfusion matrix picture: {png}")
+        if mistakes_png is not None:
+            print(f"misclassified cells picture: {mistakes_png}")
     return 0
 
 

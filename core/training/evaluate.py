@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,10 +14,17 @@ from core.model.classifier import CellClassifier
 from core.plotting import headless_pyplot
 from core.training.features import Progress
 from core.training.metrics import Report, classification_report
+from core.training.mistakes import Mistake, mistakes_of
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    report: Report
+    mistakes: list[Mistake]  # the most confident first
 
 
 def evaluate_folder(classifier: CellClassifier, root: Path, progress: Progress,
-                    batch_size: int = 64) -> Report:
+                    batch_size: int = 64) -> Evaluation:
     samples = index_image_folder(root, classifier.card.classes)
     if not samples:
         raise ValueError(f"no images under {root}")
@@ -28,8 +36,11 @@ def evaluate_folder(classifier: CellClassifier, root: Path, progress: Progress,
                 images.append(image.convert("RGB"))
         rows.append(classifier.probabilities(images))
         progress(f"  evaluated {min(start + batch_size, len(samples))}/{len(samples)}")
+    probabilities = torch.cat(rows)
     labels = torch.tensor([s.label for s in samples])
-    return classification_report(torch.cat(rows), labels, classifier.card.classes)
+    classes = classifier.card.classes
+    return Evaluation(classification_report(probabilities, labels, classes),
+                      mistakes_of(samples, probabilities, classes))
 
 
 def save_confusion_png(report: Report, path: Path, title: str) -> None:

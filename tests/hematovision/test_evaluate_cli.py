@@ -28,6 +28,7 @@ def test_json_reports_accuracy_f1_count_and_per_class(tmp_path: Path) -> None:
     assert set(report["per_class"]) == set(pbc_fixtures())
     assert {"precision", "recall", "f1", "support"} <= set(report["per_class"]["ig"])
     assert sum(map(sum, report["confusion_matrix"])) == 8
+    assert len(report["mistakes"]) == round(8 * (1 - report["accuracy"]))
     with Image.open(png) as picture:
         assert picture.format == "PNG" and picture.width > 400
 
@@ -46,3 +47,20 @@ def test_an_unknown_class_folder_is_a_clear_error(tmp_path: Path) -> None:
     result = _evaluate(str(data))
     assert result.returncode == 2
     assert "'smudge_cell'" in result.stderr and "not a known label" in result.stderr
+
+
+def test_a_mislabelled_cell_is_listed_and_drawn_among_the_mistakes(tmp_path: Path) -> None:
+    data = fixture_image_folder(tmp_path / "data")
+    # An eosinophil filed as a lymphocyte: the model is right, the folder is wrong.
+    eosinophil = next((data / "eosinophil").iterdir())
+    eosinophil.rename(data / "lymphocyte" / eosinophil.name)
+    sheet = tmp_path / "wrong.png"
+    result = _evaluate(str(data), "--json", "--png", str(tmp_path / "cm.png"),
+                       "--mistakes-png", str(sheet))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"path": str(data / "lymphocyte" / eosinophil.name), "true": "lymphocyte",
+            "predicted": "eosinophil"}.items() <= report["mistakes"][0].items()
+    assert report["mistakes_png"] == str(sheet)
+    with Image.open(sheet) as picture:
+        assert picture.format == "PNG"
