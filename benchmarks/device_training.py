@@ -116,8 +116,10 @@ def smoke(out: Path, device: str) -> None:
               imagenet=imagenet_file(Path(".gpuA"), config.architecture))
 
 
-def child(data: Path, imagenet: Path, config_path: Path, run_dir: Path, cache: Path,
+def child(data: Path, imagenet: Path | None, config_path: Path, run_dir: Path, cache: Path,
           device: str) -> None:
+    """One recipe's epochs, on train and val only: test is read after it is chosen. Without
+    ``imagenet`` the weights come from the installed package (a run on this machine)."""
     from core.training.finetune import fine_tune
 
     config = TrainConfig.from_file(config_path)
@@ -125,7 +127,7 @@ def child(data: Path, imagenet: Path, config_path: Path, run_dir: Path, cache: P
     torch.backends.cudnn.benchmark = device == "cuda"
     fine_tune(data, run_dir, cache, config, device=torch.device(device),
               splits_to_load=("train", "val"),
-              imagenet=imagenet_file(imagenet, config.architecture),
+              imagenet=imagenet_file(imagenet, config.architecture) if imagenet else None,
               progress=lambda line: print(f"[{config.version}] {line}", flush=True))
 
 
@@ -233,7 +235,8 @@ def main() -> None:
     r.add_argument("configs", type=Path, nargs="+")
     c = sub.add_parser("child")
     c.add_argument("--data", type=Path, required=True)
-    c.add_argument("--imagenet", type=Path, required=True)
+    c.add_argument("--imagenet", type=Path,
+                   help="packed ImageNet weights' folder (default: the installed packages)")
     c.add_argument("--config", type=Path, required=True)
     c.add_argument("--run-dir", type=Path, required=True)
     c.add_argument("--cache", type=Path, required=True)

@@ -154,8 +154,8 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
               imagenet: Path | None = None) -> TrainedModel:
     """Train on ``device`` (the CPU by default); the model comes back on the CPU in eval mode.
 
-    On CUDA the forward and backward passes run under bf16 autocast; the weights and the
-    optimiser stay in fp32.
+    On CUDA, and on the CPU with ``config.cpu_bf16``, the forward and backward passes run under
+    bf16 autocast; the weights and the optimiser stay in fp32.
     """
     torch.set_num_threads(config.threads)
     device = device or torch.device("cpu")
@@ -175,7 +175,8 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
         block.drop_path.p *= config.drop_path / 0.2  # rescale the built-in 0.2 schedule
     model = model.to(device, memory_format=torch.channels_last)
     optimiser = _optimiser(model, config)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=device.type == "cuda" or config.cpu_bf16)
 
     resumed = load_checkpoint(run_dir, model, optimiser)
     history: list[dict[str, Any]] = resumed["history"] if resumed else []

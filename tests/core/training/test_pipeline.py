@@ -13,7 +13,7 @@ from PIL import Image
 from core.model.artifact import load_artifact, save_artifact
 from core.model.classifier import CellClassifier
 from core.training.config import Phase, TrainConfig
-from core.training.finetune import initial_model
+from core.training.finetune import fine_tune, initial_model
 from core.training.pipeline import run_training
 from tests.conftest import fixture_image_folder, pbc_fixtures
 
@@ -118,6 +118,20 @@ def test_a_run_goes_on_from_a_trained_model_at_a_larger_crop(
     classifier = CellClassifier.from_artifact(tmp_path / "larger.safetensors", device="cpu")
     with Image.open(pbc_fixtures()["eosinophil"]) as image:
         assert classifier.preprocess.batch([image]).shape == (1, 3, 128, 128)
+
+
+def test_on_the_cpu_a_recipe_may_train_under_bf16_and_still_learns_in_fp32(
+    trained: tuple[Path, Path, list[str]], tmp_path: Path,
+) -> None:
+    root = trained[1]
+    config = TrainConfig(version="tiny-bf16", batch_size=8, drop_path=0.0, dropout=0.0,
+                         label_smoothing=0.0, cpu_bf16=True,
+                         phases=[Phase(epochs=4, resolution=96, lr=3e-3)])
+    result = fine_tune(root / "data", tmp_path / "run", root / "cache", config,
+                       progress=lambda _: None, splits_to_load=("train", "val"))
+    losses = [epoch["train_loss"] for epoch in result.history]
+    assert losses[-1] < losses[0]
+    assert {p.dtype for p in result.model.parameters()} == {torch.float32}
 
 
 def test_going_on_from_a_model_with_other_classes_is_refused(
