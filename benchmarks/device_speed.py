@@ -3,8 +3,9 @@
     python -m benchmarks.device_speed [--device auto] [--seconds 3] [--max-batch 256]
         [--checkpoint RUN/checkpoint.safetensors] [--compare ../shared/data/pbc/test]
 
-Prints, per batch size and precision (fp32; on CUDA also fp16 and bf16 autocast), cells per
-second and the latency of one batch, and checks that reduced precision keeps the fp32 labels of
+Prints, per batch size and precision (fp32; on CUDA also fp16 and bf16 autocast; on a CPU with
+bf16 kernels, such as AVX-512 BF16, also bf16 autocast), cells per second and the latency of one
+batch, and checks that reduced precision keeps the fp32 labels of
 the fixture cells. Made to be run as one short prepared check on a lent GPU machine.
 ``--checkpoint`` measures a training run's weights instead of the shipped model (the same
 architecture, so the same speed), for a machine that cannot receive the model file too.
@@ -92,6 +93,8 @@ def main() -> None:
     precisions = {"fp32": None}
     if device.type == "cuda":
         precisions |= {"fp16": torch.float16, "bf16": torch.bfloat16}
+    elif torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        precisions |= {"bf16": torch.bfloat16}
     if args.compare is not None:
         compare(model, preprocess, args.compare, device, precisions)
     with torch.inference_mode():
