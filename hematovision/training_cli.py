@@ -50,12 +50,12 @@ def run_evaluate(settings: Settings, folder: Path, model: Path | None, as_json: 
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # The data set and split ("pbc/test"), not where this checkout happens to find them.
-    shown = Path(*folder.resolve().parts[-2:])
+    title = f"{classifier.version} on {Path(*folder.resolve().parts[-2:])}"
     report = evaluation.report
-    save_confusion_png(report, png, f"{classifier.version} on {shown}")
+    save_confusion_png(report, png, title)
     pictures = {"confusion_png": str(png)}
     if mistakes_png is not None:
-        save_mistake_gallery(evaluation.mistakes, mistakes_png, f"{classifier.version} on {shown}")
+        save_mistake_gallery(evaluation.mistakes, mistakes_png, title)
         pictures["mistakes_png"] = str(mistakes_png)
     if as_json:
         print(json.dumps({**report.to_dict(), "model": classifier.version,

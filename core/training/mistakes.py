@@ -16,7 +16,8 @@ from PIL import Image, ImageDraw, ImageFont
 from core.data import Sample
 from core.labels import display_name
 
-CAPTION_HEIGHT = 40
+HEADER_HEIGHT = 36  # the title line above the tiles
+CAPTION_HEIGHT = 40  # two caption lines under each tile
 
 
 @dataclass(frozen=True)
@@ -57,17 +58,17 @@ def save_mistake_gallery(mistakes: Sequence[Mistake], path: Path, title: str,
     """Write the first ``limit`` mistakes as captioned tiles; returns how many were drawn."""
     shown = list(mistakes[:limit])
     rows = max(1, -(-len(shown) // columns))
-    header = 36
-    sheet = Image.new("RGB", (columns * tile, header + rows * (tile + CAPTION_HEIGHT)), "white")
+    height = HEADER_HEIGHT + rows * (tile + CAPTION_HEIGHT)
+    sheet = Image.new("RGB", (columns * tile, height), "white")
     draw = ImageDraw.Draw(sheet)
     big, small = ImageFont.load_default(size=16), ImageFont.load_default(size=12)
     more = f" (the {len(shown)} most confident shown)" if len(mistakes) > len(shown) else ""
     draw.text((8, 9), f"{title}: {len(mistakes)} misclassified{more}", fill="black", font=big)
     if not shown:
-        draw.text((8, header + 8), "no mistakes", fill="black", font=small)
+        draw.text((8, HEADER_HEIGHT + 8), "no mistakes", fill="black", font=small)
     for index, mistake in enumerate(shown):
         x = (index % columns) * tile
-        y = header + (index // columns) * (tile + CAPTION_HEIGHT)
+        y = HEADER_HEIGHT + (index // columns) * (tile + CAPTION_HEIGHT)
         with Image.open(mistake.path) as image:
             sheet.paste(image.convert("RGB").resize((tile, tile)), (x, y))
         draw.text((x + 4, y + tile + 3), f"{display_name(mistake.true)} ->", fill="black",
