@@ -14,14 +14,17 @@ $(BIN)/hematovision: pyproject.toml
 
 install: $(BIN)/hematovision
 
+# The demo lives in devkit/ (test support, not shipped), so it runs from the checkout.
 demo: install
-	$(BIN)/hematovision demo
+	$(BIN)/python -m devkit demo
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from benchmarks.paths import BCCD
 from benchmarks.phone_conditions import CONDITIONS
 from core.field.analyse import analyse
 from core.field.bccd import (
@@ -243,7 +244,7 @@ def speed(items: list, red_cells: RedCellFinder | None = None,  # type: ignore[t
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bccd", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "bccd")
+                        default=BCCD)
     parser.add_argument("--split", default="test")
     parser.add_argument("--conditions", nargs="*", default=list(CONDITIONS))
     parser.add_argument("--unmatched-png", type=Path,

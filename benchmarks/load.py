@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from hematovision.harness import Stack, fresh_postgres_database, running_stack
+from devkit.harness import Stack, fresh_postgres_database, running_stack
 
 CELLS = sorted((Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc").glob("*.jpg"))
 

@@ -26,19 +26,21 @@ from typing import Any
 
 from PIL import Image
 
+from benchmarks.paths import PBC, WORK
 from core.access import Sender, ensure_user
 from core.cases import case_for_upload
 from core.data import Sample, index_image_folder
 from core.db import migrate
-from core.db.models import CellResult, Role, Submission, SubmissionStatus, utcnow
+from core.db.models import CellResult, Submission, utcnow
 from core.db.session import make_engine, make_session_factory, transaction
+from core.enums import Role, SubmissionStatus
 from core.labels import PBC_CLASSES
 from core.model.artifact import read_card
 from core.model.classifier import CellClassifier
 from core.registry import register_model
 from core.retraining.config import RetrainConfig
 from core.retraining.run import RetrainSetup, run_retraining
-from core.settings import DEFAULT_MODEL_PATH, DEFAULT_TRAINING_DATA, PROJECT_ROOT
+from core.settings import DEFAULT_MODEL_PATH
 from core.storage import ImageStore
 
 
@@ -68,13 +70,13 @@ def misclassified(train: list[Sample], limit: int, remembered: Path) -> list[Sam
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=DEFAULT_TRAINING_DATA)
+    parser.add_argument("--data", type=Path, default=PBC)
     parser.add_argument("--experts-per-class", type=int, default=6)
     parser.add_argument("--config", type=Path, default=None,
                         help="a retraining recipe (JSON), as HV_RETRAIN_CONFIG; the default one")
     parser.add_argument("--misclassified", type=int, default=None,
                         help="experts correct up to N train cells the active model gets wrong")
-    parser.add_argument("--work", type=Path, default=PROJECT_ROOT / "var" / "bench-retrain")
+    parser.add_argument("--work", type=Path, default=WORK / "bench-retrain")
     args = parser.parse_args()
     shutil.rmtree(args.work / "db", ignore_errors=True)
     (args.work / "db").mkdir(parents=True)

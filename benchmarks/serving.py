@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from hematovision.harness import Stack, fresh_postgres_database, running_stack
+from devkit.harness import Stack, fresh_postgres_database, running_stack
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.paths import PBC
 from core.model.artifact import load_artifact
 from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
@@ -45,7 +46,7 @@ def probabilities(model: EfficientNetLite, images: torch.Tensor, size: int,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model", type=Path)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/pbc"))
+    parser.add_argument("--data", type=Path, default=PBC)
     parser.add_argument("--cache", type=Path, default=Path("var/cache"))
     args = parser.parse_args()
     torch.set_num_threads(2)

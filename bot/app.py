@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.ext import (
@@ -25,6 +26,7 @@ from .handlers import Handlers
 from .services import BotServices
 
 log = logging.getLogger(__name__)
+BotApplication = Application[Any, Any, Any, Any, Any, Any]
 
 COMMANDS = [
     BotCommand("start", "introduction and access request"),
@@ -40,7 +42,7 @@ COMMANDS = [
 ]
 
 
-def build_application(settings: Settings, services: BotServices | None = None) -> Application:
+def build_application(settings: Settings, services: BotServices | None = None) -> BotApplication:
     if settings.bot_token is None:
         raise ValueError("HV_BOT_TOKEN is not set")
     services = services or BotServices.from_settings(settings)
@@ -48,17 +50,18 @@ def build_application(settings: Settings, services: BotServices | None = None) -
     delivery_task: dict[str, asyncio.Task[None]] = {}
     listener: dict[str, ResultListener] = {}
 
-    async def post_init(app: Application) -> None:
+    async def post_init(app: BotApplication) -> None:
         await app.bot.set_my_commands(COMMANDS)
         delivery_task["task"] = asyncio.create_task(delivery_loop(app.bot, services))
         if libpq_url(settings.resolved_database_url) is not None:
             loop = asyncio.get_running_loop()
-            listener["thread"] = ResultListener(
-                settings.resolved_database_url,
-                lambda: loop.call_soon_threadsafe(services.wake_delivery.set),
-            ).start()
 
-    async def post_stop(_app: Application) -> None:
+            def wake() -> None:
+                loop.call_soon_threadsafe(services.wake_delivery.set)
+
+            listener["thread"] = ResultListener(settings.resolved_database_url, wake).start()
+
+    async def post_stop(_app: BotApplication) -> None:
         task = delivery_task.pop("task", None)
         if task is not None:
             task.cancel()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
-from telegram.ext import ContextTypes
 
 from core.access import AccessDenied, audit, decide
 from core.cases import case_detail, history
@@ -15,10 +14,11 @@ from core.labels import PBC_CLASSES
 from core.reviews import confirm, correct, reviewable_cell, reviewable_cells
 
 from . import keyboards, messages
-from .guard import Need, authorise, refuse
+from .guard import Context, Need, Request, admit, refuse
 from .handlers import Handlers
 
 log = logging.getLogger(__name__)
+Press = Callable[[Request, CallbackQuery, list[int]], Awaitable[None]]
 
 
 def _message(query: CallbackQuery) -> Message | None:
@@ -30,51 +30,53 @@ class Callbacks:
     def __init__(self, handlers: Handlers) -> None:
         self.handlers = handlers
         self.services = handlers.services
+        # Button kind -> what it does, the action it is logged as, and who may press it.
+        self.buttons: dict[str, tuple[Press, str, Need]] = {
+            "acc": (self.access, "access decision", Need.ADMIN),
+            "hist": (self.history_page, "history", Need.MEMBER),
+            "case": (self.case, "case", Need.MEMBER),
+            "exp": (self.export, "export", Need.MEMBER),
+            "ok": (self.confirm, "confirm", Need.REVIEWER),
+            "fix": (self.review_menu, "correct", Need.REVIEWER),
+            "cell": (self.class_menu, "correct", Need.REVIEWER),
+            "set": (self.set_label, "correct", Need.REVIEWER),
+        }
 
-    async def dispatch(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def dispatch(self, update: Update, _context: Context) -> None:
         query = update.callback_query
         if query is None or not query.data:
             return
         kind, _, rest = query.data.partition(":")
-        handler = {"acc": self.access, "hist": self.history_page, "case": self.case,
-                   "exp": self.export, "ok": self.confirm, "fix": self.review_menu,
-                   "cell": self.class_menu, "set": self.set_label}.get(kind)
         try:
             parts = [int(part) for part in rest.split(":")] if rest else []
-            if handler is None or not parts:
+            if kind not in self.buttons or not parts:
                 raise ValueError(query.data)
-            await handler(update, parts)
-        except (ValueError, IndexError, AccessDenied) as exc:
+            press, action, need = self.buttons[kind]
+            if (request := await admit(update, self.services, action, need)) is not None:
+                await press(request, query, parts)
+        except (ValueError, IndexError, KeyError, AccessDenied) as exc:
             # Forged or stale button data: the same answer as for anything not theirs.
             log.info("callback %r refused: %s", query.data, exc)
             await refuse(update, messages.NOT_FOUND)
 
-    async def access(self, update: Update, parts: list[int]) -> None:
-        admin = await authorise(update, self.services, "access decision", Need.ADMIN)
-        query = update.callback_query
-        if admin is None or query is None:
-            return
+    async def access(self, request: Request, query: CallbackQuery, parts: list[int]) -> None:
         user_id, code = parts
         role = keyboards.DECISIONS[code]
-        decided = await asyncio.to_thread(decide, self.services.sessions, admin, user_id, role)
-        await asyncio.to_thread(audit, self.services.sessions, admin.telegram_id,
-                                "access decision", True, f"{decided.telegram_id} -> {role.value}")
+        admin = request.member
+        decided = await request.run(decide, admin, user_id, role)
+        await request.run(audit, admin.telegram_id, "access decision", True,
+                          f"{decided.telegram_id} -> {role.value}")
         await _respond(query, messages.access_decided(decided, admin), edit=True)
         text = messages.access_granted(decided) if decided.approved else messages.DENIED
         await query.get_bot().send_message(decided.telegram_id, text)
 
-    async def history_page(self, update: Update, parts: list[int]) -> None:
-        member = await authorise(update, self.services, "history")
-        if member is None or (query := update.callback_query) is None:
-            return
-        page = await asyncio.to_thread(history, self.services.sessions, member, parts[0])
+    async def history_page(self, request: Request, query: CallbackQuery,
+                           parts: list[int]) -> None:
+        page = await request.run(history, request.member, parts[0])
         await _respond(query, messages.history_text(page), keyboards.history(page), edit=True)
 
-    async def case(self, update: Update, parts: list[int]) -> None:
-        member = await authorise(update, self.services, "case")
-        if member is None or (query := update.callback_query) is None:
-            return
-        detail = await asyncio.to_thread(case_detail, self.services.sessions, member, parts[0])
+    async def case(self, request: Request, query: CallbackQuery, parts: list[int]) -> None:
+        detail = await request.run(case_detail, request.member, parts[0])
         if detail is None:
             raise AccessDenied("no such case in the member's group")
         if (message := _message(query)) is None:
@@ -83,51 +85,36 @@ class Callbacks:
         await query.answer()
         await self.handlers.show_case(message, detail)
 
-    async def export(self, update: Update, parts: list[int]) -> None:
-        member = await authorise(update, self.services, "export")
-        if member is None or (query := update.callback_query) is None:
-            return
-        exported = await asyncio.to_thread(export_case, self.services.sessions, member,
-                                           self.services.store, parts[0])
+    async def export(self, request: Request, query: CallbackQuery, parts: list[int]) -> None:
+        exported = await request.run(export_case, request.member, self.services.store,
+                                     parts[0])
         if (message := _message(query)) is None:
             await query.answer(messages.STALE_BUTTON, show_alert=True)
             return
         await query.answer()
         await self.handlers.send_export(message, exported)
 
-    async def confirm(self, update: Update, parts: list[int]) -> None:
-        reviewer = await authorise(update, self.services, "confirm", Need.REVIEWER)
-        if reviewer is None or (query := update.callback_query) is None:
-            return
-        count = await asyncio.to_thread(confirm, self.services.sessions, reviewer, parts[0])
-        await _respond(query, messages.confirmed(count, reviewer),
-                       answer=messages.confirmed(count, reviewer))
+    async def confirm(self, request: Request, query: CallbackQuery, parts: list[int]) -> None:
+        count = await request.run(confirm, request.member, parts[0])
+        text = messages.confirmed(count, request.member)
+        await _respond(query, text, answer=text)
 
-    async def review_menu(self, update: Update, parts: list[int]) -> None:
-        reviewer = await authorise(update, self.services, "correct", Need.REVIEWER)
-        if reviewer is None or (query := update.callback_query) is None:
-            return
-        cells = await asyncio.to_thread(reviewable_cells, self.services.sessions, reviewer,
-                                        parts[0])
+    async def review_menu(self, request: Request, query: CallbackQuery,
+                          parts: list[int]) -> None:
+        cells = await request.run(reviewable_cells, request.member, parts[0])
         await _respond(query, messages.review_menu(cells), keyboards.cell_choice(cells))
 
-    async def class_menu(self, update: Update, parts: list[int]) -> None:
-        reviewer = await authorise(update, self.services, "correct", Need.REVIEWER)
-        if reviewer is None or (query := update.callback_query) is None:
-            return
-        cell = await asyncio.to_thread(reviewable_cell, self.services.sessions, reviewer,
-                                       parts[0])
+    async def class_menu(self, request: Request, query: CallbackQuery,
+                         parts: list[int]) -> None:
+        cell = await request.run(reviewable_cell, request.member, parts[0])
         await _respond(query, messages.class_menu(cell), keyboards.class_choice(cell.cell_id),
                        edit=True)
 
-    async def set_label(self, update: Update, parts: list[int]) -> None:
-        reviewer = await authorise(update, self.services, "correct", Need.REVIEWER)
-        if reviewer is None or (query := update.callback_query) is None:
-            return
+    async def set_label(self, request: Request, query: CallbackQuery, parts: list[int]) -> None:
         cell_id, class_index = parts
-        result = await asyncio.to_thread(correct, self.services.sessions, reviewer, cell_id,
-                                         PBC_CLASSES[class_index])
-        await _respond(query, messages.corrected(result, reviewer), edit=True, answer="Stored")
+        result = await request.run(correct, request.member, cell_id, PBC_CLASSES[class_index])
+        await _respond(query, messages.corrected(result, request.member), edit=True,
+                       answer="Stored")
 
 
 async def _respond(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None,

@@ -15,7 +15,7 @@ from datetime import timedelta
 from telegram import Bot, ReplyParameters
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from core.db.models import SubmissionStatus
+from core.enums import SubmissionStatus
 from core.retraining.jobs import mark_reported, pending_reports
 from core.submissions import (
     Delivery,

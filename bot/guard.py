@@ -1,23 +1,32 @@
-"""Every update passes here first: who is asking, and may they do this?"""
+"""Every update passes here first: who is asking, may they do this, and the database behind a
+retry. Handlers and buttons alike receive a :class:`Request` only once access is settled."""
 
 from __future__ import annotations
 
-import asyncio
 import enum
+import functools
 import logging
 import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from functools import partial
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from telegram import Update
+from telegram import Message, Update
+from telegram.ext import ContextTypes
 
 from core.access import Member, Sender, audit, lookup
-from core.db.models import Role
+from core.db.session import SessionFactory
+from core.enums import Role
 
 from . import messages
 from .retry import with_db_retry
 from .services import BotServices
 
 log = logging.getLogger(__name__)
+Context = ContextTypes.DEFAULT_TYPE
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Need(enum.Enum):
@@ -40,6 +49,38 @@ async def refuse(update: Update, text: str) -> None:
         await update.effective_message.reply_text(text)
 
 
+async def tell_busy(update: Update) -> None:
+    # A button press may be answered only once, so the wait is told in the chat and the answer
+    # itself still comes when the database is back.
+    if update.effective_message is not None:
+        await update.effective_message.reply_text(messages.DATABASE_BUSY)
+
+
+async def database_call(update: Update, services: BotServices, call: Callable[[], T]) -> T:
+    """``call`` off the event loop, retried through a database outage; the user is told once if
+    it takes long."""
+    return await with_db_retry(call, services.settings, partial(tell_busy, update))
+
+
+@dataclass(frozen=True)
+class Request:
+    """An update whose sender may do what they asked, and what the handler needs to answer."""
+
+    update: Update
+    member: Member
+    services: BotServices
+
+    @property
+    def message(self) -> Message | None:
+        return self.update.effective_message
+
+    async def run(self, function: Callable[Concatenate[SessionFactory, P], T], *args: P.args,
+                  **kwargs: P.kwargs) -> T:
+        """A ``core`` function on the database, through the retry."""
+        return await database_call(self.update, self.services,
+                                   partial(function, self.services.sessions, *args, **kwargs))
+
+
 async def within_rate(update: Update, services: BotServices, sender: Sender,
                       action: str) -> bool:
     """The per-user message limit; the first refusal in a window is explained, later ones not."""
@@ -51,36 +92,57 @@ async def within_rate(update: Update, services: BotServices, sender: Sender,
     return verdict.allowed
 
 
-async def authorise(update: Update, services: BotServices, action: str,
-                    need: Need = Need.MEMBER) -> Member | None:
-    """The member if allowed; otherwise one polite refusal, and privileged attempts are logged."""
+async def admit(update: Update, services: BotServices, action: str,
+                need: Need = Need.MEMBER) -> Request | None:
+    """The request if allowed; otherwise one polite refusal, and privileged attempts are
+    logged."""
     sender = sender_of(update)
     if sender is None or not await within_rate(update, services, sender, action):
         return None
-
-    async def tell_busy() -> None:
-        await refuse(update, messages.DATABASE_BUSY)
-
-    member = await with_db_retry(
-        partial(lookup, services.sessions, sender, services.settings.admin_ids),
-        services.settings, tell_busy)
+    member = await database_call(
+        update, services, partial(lookup, services.sessions, sender, services.settings.admin_ids))
     if member is None or not member.approved:
         text = messages.DENIED if member and member.role is Role.DENIED else messages.NOT_APPROVED
         if need is Need.ADMIN:
-            await _log_refusal(services, sender.telegram_id, action, "not approved")
+            await _log_refusal(update, services, sender.telegram_id, action, "not approved")
         await refuse(update, text)
         return None
     if need is Need.ADMIN and not member.is_admin:
-        await _log_refusal(services, sender.telegram_id, action, f"role {member.role.value}")
+        await _log_refusal(update, services, sender.telegram_id, action,
+                           f"role {member.role.value}")
         await refuse(update, messages.ADMIN_ONLY)
         return None
     if need is Need.REVIEWER and not member.can_review:
         await refuse(update, messages.REVIEWER_ONLY)
         return None
-    return member
+    return Request(update, member, services)
 
 
-async def _log_refusal(services: BotServices, telegram_id: int, action: str,
+async def _log_refusal(update: Update, services: BotServices, telegram_id: int, action: str,
                        reason: str) -> None:
     log.warning("refused %s for Telegram user %s (%s)", action, telegram_id, reason)
-    await asyncio.to_thread(audit, services.sessions, telegram_id, action, False, reason)
+    await database_call(update, services, partial(audit, services.sessions, telegram_id, action,
+                                                  False, reason))
+
+
+class HasServices(Protocol):
+    services: BotServices
+
+
+S = TypeVar("S", bound=HasServices)
+Guarded = Callable[[S, Request, Context], Coroutine[Any, Any, None]]
+Handler = Callable[[S, Update, Context], Coroutine[Any, Any, None]]
+
+
+def guarded(action: str, need: Need = Need.MEMBER) -> Callable[[Guarded[S]], Handler[S]]:
+    """A command handler that runs only for a sender who may do ``action``."""
+
+    def decorate(method: Guarded[S]) -> Handler[S]:
+        @functools.wraps(method)
+        async def handler(self: S, update: Update, context: Context) -> None:
+            if (request := await admit(update, self.services, action, need)) is not None:
+                await method(self, request, context)
+
+        return handler
+
+    return decorate

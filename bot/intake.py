@@ -11,9 +11,10 @@ from functools import partial
 from telegram import Document, Message, PhotoSize
 from telegram.error import TelegramError
 
+from core.access import Sender
 from core.intake import IntakeError, open_image
 from core.storage import ImageStore, StoredImage
-from core.submissions import Received, Sender, record_submission, set_reply_message
+from core.submissions import Received, record_submission, set_reply_message
 
 from . import messages
 from .retry import TRANSIENT, with_db_retry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from core.cases import HistoryPage
-from core.db.models import Role
+from core.enums import Role
 from core.labels import PBC_CLASSES, display_name
 from core.reviews import ReviewableCell
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from core.db.session import make_engine, make_session_factory
+from core.db.session import SessionFactory, make_engine, make_session_factory
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.storage import ImageStore
@@ -17,7 +15,7 @@ from core.tasks import TaskQueue
 @dataclass
 class BotServices:
     settings: Settings
-    sessions: sessionmaker[Session]
+    sessions: SessionFactory
     store: ImageStore
     queue: TaskQueue
     messages_limit: RateLimiter

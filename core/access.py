@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from core.db.models import APPROVED_ROLES, AuditEvent, Group, Role, User
-from core.db.session import transaction
+from core.db.models import AuditEvent, Group, User
+from core.db.session import SessionFactory, transaction
+from core.enums import APPROVED_ROLES, Role
 
-Factory = sessionmaker[Session]
 DEFAULT_GROUP = "default"
 
 
@@ -91,14 +91,14 @@ class Registration:
     newly_pending: bool  # the admins have not been asked about this user yet
 
 
-def register(factory: Factory, sender: Sender, admin_ids: Iterable[int]) -> Registration:
+def register(factory: SessionFactory, sender: Sender, admin_ids: Iterable[int]) -> Registration:
     with transaction(factory) as session:
         existed = session.scalar(select(User.id).where(User.telegram_id == sender.telegram_id))
         user = ensure_user(session, sender, admin_ids)
         return Registration(member_of(user), existed is None and user.role is Role.PENDING)
 
 
-def lookup(factory: Factory, sender: Sender, admin_ids: Iterable[int]) -> Member | None:
+def lookup(factory: SessionFactory, sender: Sender, admin_ids: Iterable[int]) -> Member | None:
     """The member behind an update, or None for someone who never sent /start."""
     admin_ids = set(admin_ids)
     with factory() as session:
@@ -110,7 +110,7 @@ def lookup(factory: Factory, sender: Sender, admin_ids: Iterable[int]) -> Member
     return None
 
 
-def decide(factory: Factory, admin: Member, target_user_id: int, role: Role) -> Member:
+def decide(factory: SessionFactory, admin: Member, target_user_id: int, role: Role) -> Member:
     """An admin approves a pending user with a role, or denies them."""
     if not admin.is_admin:
         raise AccessDenied("only admins decide on access")
@@ -126,7 +126,7 @@ def decide(factory: Factory, admin: Member, target_user_id: int, role: Role) -> 
         return member_of(user)
 
 
-def assign_group(factory: Factory, admin: Member, target_telegram_id: int,
+def assign_group(factory: SessionFactory, admin: Member, target_telegram_id: int,
                  group_name: str) -> Member:
     """Move a user to a laboratory group (created on first use)."""
     if not admin.is_admin:
@@ -144,13 +144,13 @@ def assign_group(factory: Factory, admin: Member, target_telegram_id: int,
         return member_of(user)
 
 
-def admin_chat_ids(factory: Factory, admin_ids: Iterable[int]) -> list[int]:
+def admin_chat_ids(factory: SessionFactory, admin_ids: Iterable[int]) -> list[int]:
     with factory() as session:
         stored = session.scalars(select(User.telegram_id).where(User.role == Role.ADMIN)).all()
     return sorted(set(admin_ids) | set(stored))
 
 
-def audit(factory: Factory, telegram_id: int, action: str, allowed: bool,
+def audit(factory: SessionFactory, telegram_id: int, action: str, allowed: bool,
           detail: str | None = None) -> None:
     with transaction(factory) as session:
         session.add(AuditEvent(telegram_id=telegram_id, action=action[:64], allowed=allowed,

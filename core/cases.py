@@ -8,15 +8,15 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, selectinload
 
 from core.access import AccessDenied, Member
-from core.db.models import Case, CellResult, LabelReview, Submission, SubmissionStatus, User
-from core.db.session import transaction
+from core.db.models import Case, CellResult, LabelReview, Submission, User
+from core.db.session import SessionFactory, transaction
+from core.enums import SubmissionStatus
 from core.field.analyse import CLASSIFIED_KINDS
 from core.model.classifier import NOT_RECOGNISED
 
-Factory = sessionmaker[Session]
 # A laboratory's own sample reference: letters, digits and . _ - / (never a patient's name).
 REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 
@@ -168,7 +168,7 @@ def _approved(member: Member) -> int:
     return member.group_id
 
 
-def open_case(factory: Factory, member: Member, reference: str) -> tuple[CaseDetail, bool]:
+def open_case(factory: SessionFactory, member: Member, reference: str) -> tuple[CaseDetail, bool]:
     """Open (or switch to) the case; returns its detail and whether it was created."""
     group_id = _approved(member)
     reference = check_reference(reference)
@@ -185,14 +185,14 @@ def open_case(factory: Factory, member: Member, reference: str) -> tuple[CaseDet
     return detail, created
 
 
-def find_case(factory: Factory, member: Member, reference: str) -> int | None:
+def find_case(factory: SessionFactory, member: Member, reference: str) -> int | None:
     group_id = _approved(member)
     with factory() as session:
         return session.scalar(select(Case.id).where(Case.group_id == group_id,
                                                     Case.reference == reference.strip()))
 
 
-def case_detail(factory: Factory, member: Member, case_id: int) -> CaseDetail | None:
+def case_detail(factory: SessionFactory, member: Member, case_id: int) -> CaseDetail | None:
     """The case with everything in it, or None when it is not in the member's group."""
     group_id = _approved(member)
     with factory() as session:
@@ -239,7 +239,8 @@ def _handle(user: User) -> str:
     return f"@{user.username}" if user.username else str(user.telegram_id)
 
 
-def history(factory: Factory, member: Member, page: int = 0, per_page: int = 5) -> HistoryPage:
+def history(factory: SessionFactory, member: Member, page: int = 0,
+            per_page: int = 5) -> HistoryPage:
     """The group's cases, most recently active first."""
     group_id = _approved(member)
     with factory() as session:

@@ -9,17 +9,17 @@ from datetime import UTC, datetime
 
 from PIL import Image
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import selectinload
 
 from core.access import AccessDenied, Member
 from core.cases import CaseDetail, case_detail
 from core.db.models import CellResult
+from core.db.session import SessionFactory
 from core.field.analyse import in_clinical_order
 from core.labels import display_name
 from core.plotting import headless_pyplot
 from core.storage import ImageStore
 
-Factory = sessionmaker[Session]
 NOTICE = ("Decision support only, not a diagnosis: a qualified person must confirm every result "
           "before it is used for patient care.")
 CSV_COLUMNS = ["case", "photo", "submission_id", "received_at", "cell", "kind", "label",
@@ -39,7 +39,7 @@ class CaseExport:
         return f"case-{safe}"
 
 
-def _cell_rows(factory: Factory, detail: CaseDetail) -> list[dict[str, object]]:
+def _cell_rows(factory: SessionFactory, detail: CaseDetail) -> list[dict[str, object]]:
     photos = {p.submission_id: p for p in detail.photos}
     with factory() as session:
         cells = session.scalars(
@@ -173,7 +173,8 @@ def differential_chart_png(detail: CaseDetail) -> bytes:
     return buffer.getvalue()
 
 
-def export_case(factory: Factory, member: Member, store: ImageStore, case_id: int) -> CaseExport:
+def export_case(factory: SessionFactory, member: Member, store: ImageStore,
+                case_id: int) -> CaseExport:
     detail = case_detail(factory, member, case_id)
     if detail is None:
         raise AccessDenied("no such case in your laboratory")

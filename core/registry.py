@@ -8,13 +8,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from core.db.models import ModelStatus, ModelVersion, utcnow
-from core.db.session import transaction
+from core.db.models import ModelVersion, utcnow
+from core.db.session import SessionFactory, transaction
+from core.enums import ModelStatus
 from core.model.artifact import ModelCard
-
-Factory = sessionmaker[Session]
 
 
 class RegistryError(Exception):
@@ -44,7 +43,7 @@ def _ref(row: ModelVersion) -> ModelRef:
     return ModelRef(row.id, row.version, row.path, row.sha256)
 
 
-def register_model(factory: Factory, card: ModelCard, path: str) -> int:
+def register_model(factory: SessionFactory, card: ModelCard, path: str) -> int:
     """The id of this version, registering it on first sight (active when nothing is).
 
     Workers starting together all try this at once: the first insert wins, the others read it.
@@ -60,7 +59,7 @@ def register_model(factory: Factory, card: ModelCard, path: str) -> int:
         return existing
 
 
-def _register(factory: Factory, card: ModelCard, path: str) -> int:
+def _register(factory: SessionFactory, card: ModelCard, path: str) -> int:
     with transaction(factory) as session:
         existing = session.scalar(select(ModelVersion).where(ModelVersion.version == card.version))
         if existing is not None:
@@ -75,7 +74,7 @@ def _register(factory: Factory, card: ModelCard, path: str) -> int:
         return row.id
 
 
-def add_candidate(factory: Factory, card: ModelCard, path: str, parent_version: str | None,
+def add_candidate(factory: SessionFactory, card: ModelCard, path: str, parent_version: str | None,
                   gate: dict[str, Any]) -> int:
     with transaction(factory) as session:
         row = ModelVersion(version=card.version, sha256=card.sha256, path=path,
@@ -95,13 +94,13 @@ def _activate(session: Session, row: ModelVersion) -> None:
     session.flush()
 
 
-def active_model(factory: Factory) -> ModelRef | None:
+def active_model(factory: SessionFactory) -> ModelRef | None:
     with factory() as session:
         row = session.scalar(select(ModelVersion).where(ModelVersion.is_active))
         return _ref(row) if row else None
 
 
-def promote(factory: Factory, version: str) -> ModelRef:
+def promote(factory: SessionFactory, version: str) -> ModelRef:
     with transaction(factory) as session:
         row = session.scalar(select(ModelVersion).where(ModelVersion.version == version)
                              .with_for_update())
@@ -113,7 +112,7 @@ def promote(factory: Factory, version: str) -> ModelRef:
         return _ref(row)
 
 
-def rollback(factory: Factory) -> tuple[ModelRef, ModelRef]:
+def rollback(factory: SessionFactory) -> tuple[ModelRef, ModelRef]:
     """Take the active version out of service and bring back the one active before it."""
     with transaction(factory) as session:
         current = session.scalar(select(ModelVersion).where(ModelVersion.is_active)
@@ -131,7 +130,7 @@ def rollback(factory: Factory) -> tuple[ModelRef, ModelRef]:
         return _ref(previous), _ref(current)
 
 
-def list_models(factory: Factory, limit: int = 10) -> list[ModelEntry]:
+def list_models(factory: SessionFactory, limit: int = 10) -> list[ModelEntry]:
     with factory() as session:
         rows = session.scalars(select(ModelVersion)
                                .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())

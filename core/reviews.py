@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from core.access import AccessDenied, Member
-from core.db.models import Case, CellResult, LabelReview, Submission, SubmissionStatus
-from core.db.session import transaction
+from core.db.models import Case, CellResult, LabelReview, Submission
+from core.db.session import SessionFactory, transaction
+from core.enums import SubmissionStatus
 from core.field.analyse import CLASSIFIED_KINDS
 from core.labels import PBC_CLASSES
-
-Factory = sessionmaker[Session]
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,8 @@ def _reviewer(member: Member) -> None:
         raise AccessDenied("only reviewers may confirm or correct labels")
 
 
-def reviewable_cells(factory: Factory, member: Member, submission_id: int) -> list[ReviewableCell]:
+def reviewable_cells(factory: SessionFactory, member: Member,
+                     submission_id: int) -> list[ReviewableCell]:
     _reviewer(member)
     with factory() as session:
         submission = _submission_in_group(session, member, submission_id)
@@ -57,7 +57,7 @@ def reviewable_cells(factory: Factory, member: Member, submission_id: int) -> li
                 for number, c in enumerate(_classified(submission), start=1)]
 
 
-def reviewable_cell(factory: Factory, member: Member, cell_id: int) -> ReviewableCell:
+def reviewable_cell(factory: SessionFactory, member: Member, cell_id: int) -> ReviewableCell:
     _reviewer(member)
     with factory() as session:
         cell = session.get(CellResult, cell_id)
@@ -75,7 +75,7 @@ def _classified(submission: Submission) -> list[CellResult]:
     return [c for c in submission.cells if c.kind in CLASSIFIED_KINDS and c.label is not None]
 
 
-def confirm(factory: Factory, member: Member, submission_id: int) -> int:
+def confirm(factory: SessionFactory, member: Member, submission_id: int) -> int:
     """The reviewer agrees with every label of the result; returns how many were confirmed."""
     _reviewer(member)
     with transaction(factory) as session:
@@ -94,7 +94,7 @@ def confirm(factory: Factory, member: Member, submission_id: int) -> int:
         return confirmed
 
 
-def correct(factory: Factory, member: Member, cell_id: int, label: str) -> Reviewed:
+def correct(factory: SessionFactory, member: Member, cell_id: int, label: str) -> Reviewed:
     """Give a cell the expert's label, keeping who changed it from what, and when."""
     _reviewer(member)
     if label not in PBC_CLASSES:
@@ -122,7 +122,7 @@ class ExpertExample:
     label: str
 
 
-def expert_examples(factory: Factory) -> list[ExpertExample]:
+def expert_examples(factory: SessionFactory) -> list[ExpertExample]:
     """Every expert-labelled cell (confirmed or corrected), oldest first."""
     with factory() as session:
         rows = session.execute(
@@ -132,5 +132,7 @@ def expert_examples(factory: Factory) -> list[ExpertExample]:
             .order_by(CellResult.id)
         ).all()
         return [ExpertExample(sha, (c.box_x0, c.box_y0, c.box_x1, c.box_y1), mode != "field",
-                              c.expert_label)
-                for c, sha, mode in rows if c.expert_label in PBC_CLASSES]
+                              label)
+                for c, sha, mode in rows
+                if sha is not None and (label := c.expert_label) is not None
+                and label in PBC_CLASSES]

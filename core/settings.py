@@ -8,18 +8,20 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "pbc-lite0-ft-v5.safetensors"
+# The shipped weights are package data, so an installed copy finds them wherever it runs.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL_PATH = WEIGHTS_DIR / "pbc-lite0-ft-v5.safetensors"
+# The version v5 replaced, shipped so that a deployment can roll back to it.
+PREVIOUS_MODEL_PATH = WEIGHTS_DIR / "pbc-lite0-ft-v4a.safetensors"
 # Red-cell centre network (weights .safetensors and card .json share this stem).
-DEFAULT_RED_CELL_MODEL_PATH = PROJECT_ROOT / "models" / "rbc-centres-v2"
-DEFAULT_TRAINING_DATA = PROJECT_ROOT.parent / "shared" / "data" / "pbc"
+DEFAULT_RED_CELL_MODEL_PATH = WEIGHTS_DIR / "rbc-centres-v2"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HV_", env_file=".env", extra="ignore")
 
     bot_token: SecretStr | None = None
-    data_dir: Path = PROJECT_ROOT / "var"
+    data_dir: Path = Path("var")
     database_url: str | None = None
     broker_url: str | None = None
     storage_dir: Path | None = None
@@ -48,8 +50,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = 60_000_000
     classify_queue: str = "classify"
     training_queue: str = "training"
-    # Base data (train/val/test folders) that retraining replays and the gate evaluates on.
-    training_data_dir: Path = DEFAULT_TRAINING_DATA
+    # Base data (train/val/test folders) that retraining replays and the gate evaluates on;
+    # a deployment names its own copy (no default: retraining says so when it is missing).
+    training_data_dir: Path | None = None
     # Retraining recipe (JSON, core.retraining.config); read anew by every job.
     retrain_config: Path | None = None
     delivery_poll_seconds: float = 0.5

@@ -10,22 +10,15 @@ from datetime import timedelta
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import selectinload
 
 from core.access import Sender, ensure_user
 from core.cases import case_for_upload
-from core.db.models import (
-    FINISHED_STATUSES,
-    CellResult,
-    Submission,
-    SubmissionStatus,
-    utcnow,
-)
+from core.db.models import CellResult, Submission, utcnow
 from core.db.notify import announce_result
-from core.db.session import transaction
+from core.db.session import SessionFactory, transaction
+from core.enums import FINISHED_STATUSES, SubmissionStatus
 from core.field.analyse import Analysis
-
-Factory = sessionmaker[Session]
 
 
 @dataclass(frozen=True)
@@ -81,7 +74,7 @@ class Delivery:
 
 
 def record_submission(
-    factory: Factory, sender: Sender, received: Received, *,
+    factory: SessionFactory, sender: Sender, received: Received, *,
     reply_message_id: int | None,
     sha256: str | None = None, width: int | None = None, height: int | None = None,
     rejection: str | None = None,
@@ -124,7 +117,7 @@ def record_submission(
         return RecordOutcome(existing, created=False)
 
 
-def start_processing(factory: Factory, submission_id: int) -> str | None:
+def start_processing(factory: SessionFactory, submission_id: int) -> str | None:
     """Mark a submission as being processed; returns its image hash, or None if already finished."""
     with transaction(factory) as session:
         submission = session.get(Submission, submission_id, with_for_update=True)
@@ -136,7 +129,7 @@ def start_processing(factory: Factory, submission_id: int) -> str | None:
 
 
 def store_results(
-    factory: Factory, submission_id: int, analysis: Analysis, model_version_id: int,
+    factory: SessionFactory, submission_id: int, analysis: Analysis, model_version_id: int,
     annotated_sha256: str | None = None,
 ) -> bool:
     """Write all cells and finish the submission in one transaction.
@@ -178,7 +171,7 @@ def store_results(
         return True
 
 
-def record_failure(factory: Factory, submission_id: int, error: str) -> None:
+def record_failure(factory: SessionFactory, submission_id: int, error: str) -> None:
     with transaction(factory) as session:
         submission = session.get(Submission, submission_id, with_for_update=True)
         if submission is None or submission.status in FINISHED_STATUSES:
@@ -189,7 +182,7 @@ def record_failure(factory: Factory, submission_id: int, error: str) -> None:
         announce_result(session)
 
 
-def set_reply_message(factory: Factory, submission_id: int, reply_message_id: int) -> None:
+def set_reply_message(factory: SessionFactory, submission_id: int, reply_message_id: int) -> None:
     with transaction(factory) as session:
         submission = session.get(Submission, submission_id)
         if submission is not None:
@@ -201,7 +194,7 @@ def set_reply_message(factory: Factory, submission_id: int, reply_message_id: in
 ACK_GRACE = timedelta(seconds=30)
 
 
-def pending_deliveries(factory: Factory, limit: int = 50) -> list[Delivery]:
+def pending_deliveries(factory: SessionFactory, limit: int = 50) -> list[Delivery]:
     with factory() as session:
         rows = session.scalars(
             select(Submission)
@@ -215,7 +208,7 @@ def pending_deliveries(factory: Factory, limit: int = 50) -> list[Delivery]:
         return [_delivery(row) for row in rows]
 
 
-def claim_stale(factory: Factory, older_than: timedelta) -> list[int]:
+def claim_stale(factory: SessionFactory, older_than: timedelta) -> list[int]:
     """Submissions queued or processing for longer than ``older_than``, to enqueue again.
 
     A lost broker message or a task stuck on a dead worker would otherwise leave the user without
@@ -232,14 +225,14 @@ def claim_stale(factory: Factory, older_than: timedelta) -> list[int]:
         return [row.id for row in rows]
 
 
-def mark_picture_delivered(factory: Factory, submission_id: int) -> None:
+def mark_picture_delivered(factory: SessionFactory, submission_id: int) -> None:
     with transaction(factory) as session:
         submission = session.get(Submission, submission_id)
         if submission is not None and submission.picture_delivered_at is None:
             submission.picture_delivered_at = utcnow()
 
 
-def mark_delivered(factory: Factory, submission_id: int) -> None:
+def mark_delivered(factory: SessionFactory, submission_id: int) -> None:
     with transaction(factory) as session:
         submission = session.get(Submission, submission_id)
         if submission is not None and submission.delivered_at is None:

@@ -60,12 +60,6 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade", "downgrade"])
     db.add_argument("revision", nargs="?")
 
-    demo = sub.add_parser("demo", help="the whole stack locally, with a sample conversation")
-    demo.add_argument("--image", type=Path, help="image to send instead of the bundled sample")
-
-    standin = sub.add_parser("standin", help="serve the Bot API stand-in")
-    standin.add_argument("--port", type=int, default=8081)
-    standin.add_argument("--token", default="123456:STANDIN")
     return parser
 
 
@@ -77,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         from hematovision.classify_cli import run_classify
 
         return run_classify(settings, args.images, args.json, args.model, args.annotate)
-    # The demo prints its own story; its children keep their full logs in the data dir.
-    configure_logging("WARNING" if args.command == "demo" else "INFO")
+    configure_logging("INFO")
     if args.command in ("train", "evaluate", "train-red-cells"):
         from hematovision.training_cli import run_evaluate, run_train, run_train_red_cells
 
@@ -106,14 +99,6 @@ def main(argv: list[str] | None = None) -> int:
             migrate.upgrade(settings.resolved_database_url, args.revision or "head")
         else:
             migrate.downgrade(settings.resolved_database_url, args.revision or "-1")
-    elif args.command == "demo":
-        from hematovision.demo import run_demo
-
-        return run_demo(settings, args.image)
-    elif args.command == "standin":
-        from hematovision.standin import serve_forever
-
-        serve_forever(args.token, args.port)
     return 0
 
 

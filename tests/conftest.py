@@ -13,11 +13,11 @@ import pytest
 import redis
 from PIL import Image
 
-from core.settings import PROJECT_ROOT
-from hematovision import harness
+from devkit import harness
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
 PG_ADMIN_URL = os.environ.get("HV_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("HV_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -24,7 +24,7 @@ def create_worker_app(settings: Settings) -> Celery:
     app.conf.update(celery_config(settings))
     runtime = WorkerRuntime(settings)
 
-    @app.task(name=CLASSIFY_TASK, bind=True, max_retries=MAX_RETRIES)
+    @app.task(name=CLASSIFY_TASK, bind=True, max_retries=MAX_RETRIES)  # type: ignore[untyped-decorator]
     def classify(task: Task, submission_id: int) -> None:
         try:
             runtime.classify(submission_id)
@@ -36,7 +36,7 @@ def create_worker_app(settings: Settings) -> Celery:
             log.exception("classification of submission %s failed", submission_id)
             record_failure(runtime.sessions, submission_id, f"{type(exc).__name__}: {exc}")
 
-    @app.task(name=RETRAIN_TASK)
+    @app.task(name=RETRAIN_TASK)  # type: ignore[untyped-decorator]
     def retrain_task(job_id: int) -> None:
         retrain(runtime, job_id)
 

@@ -7,9 +7,8 @@ import threading
 from pathlib import Path
 
 import torch
-from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.session import make_engine, make_session_factory
+from core.db.session import SessionFactory, make_engine, make_session_factory
 from core.field.analyse import analyse
 from core.field.annotate import annotate
 from core.field.learned_red_cells import load_red_cell_finder
@@ -34,7 +33,7 @@ class WorkerRuntime:
         url = settings.resolved_database_url
         extra = {} if url.startswith("sqlite") else {
             "pool_size": max(5, settings.worker_concurrency + 2)}
-        self.sessions: sessionmaker[Session] = make_session_factory(make_engine(url, **extra))
+        self.sessions: SessionFactory = make_session_factory(make_engine(url, **extra))
         self.store = ImageStore(settings.resolved_storage_dir)
         self.red_cells = load_red_cell_finder(settings.red_cell_model_path)
 

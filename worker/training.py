@@ -33,8 +33,12 @@ def retrain(runtime: WorkerRuntime, job_id: int) -> None:
 
     try:
         config = RetrainConfig.from_file(settings.retrain_config)
+        base_data = config.base_data or settings.training_data_dir
+        if base_data is None:
+            raise ValueError("no base training data: set HV_TRAINING_DATA_DIR (or base_data in "
+                             "HV_RETRAIN_CONFIG) to a folder with train/, val/ and test/")
         setup = RetrainSetup(sessions, runtime.store, settings.models_dir, settings.cache_dir,
-                             config.base_data or settings.training_data_dir, config)
+                             base_data, config)
         outcome = run_retraining(setup, job_id, sink)
     except Exception as exc:
         log.exception("training job %s failed", job_id)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
+
 from alembic import command
 from alembic.config import Config
 
-from core.settings import PROJECT_ROOT
-
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+# ``migrations`` ships as a package beside ``core``, so an installed copy finds its scripts.
+MIGRATIONS_DIR = files("migrations")
 
 
 def alembic_config(database_url: str) -> Config:

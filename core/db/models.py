@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.enums import JobStatus, ModelStatus, Role, SubmissionStatus
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -40,30 +42,8 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-class SubmissionStatus(enum.StrEnum):
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    DONE = "done"
-    FAILED = "failed"
-    REJECTED = "rejected"
-
-
-FINISHED_STATUSES = (SubmissionStatus.DONE, SubmissionStatus.FAILED, SubmissionStatus.REJECTED)
-
-
 def _enum(kind: type[enum.StrEnum]) -> Enum:
     return Enum(kind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
-
-
-class Role(enum.StrEnum):
-    PENDING = "pending"
-    DENIED = "denied"
-    USER = "user"
-    REVIEWER = "reviewer"  # may confirm and correct labels
-    ADMIN = "admin"
-
-
-APPROVED_ROLES = (Role.USER, Role.REVIEWER, Role.ADMIN)
 
 
 class Group(Base):
@@ -113,13 +93,6 @@ class Case(Base):
     group: Mapped[Group] = relationship()
     submissions: Mapped[list[Submission]] = relationship(back_populates="case",
                                                          order_by="Submission.id")
-
-
-class ModelStatus(enum.StrEnum):
-    ACTIVE = "active"
-    CANDIDATE = "candidate"  # trained, not serving (failed the gate, or not yet promoted)
-    RETIRED = "retired"  # served before, replaced by a promotion
-    ROLLED_BACK = "rolled_back"  # taken out of service by /rollback; skipped by later rollbacks
 
 
 class ModelVersion(Base):
@@ -239,13 +212,6 @@ class LabelReview(Base):
     @property
     def is_correction(self) -> bool:
         return self.label != self.previous_label
-
-
-class JobStatus(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
 
 
 class TrainingJob(Base):

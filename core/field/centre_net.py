@@ -47,7 +47,7 @@ class CentreNet(nn.Module):
         self.heatmap = nn.Conv2d(width, 1, 1)
         self.size = nn.Conv2d(width, 2, 1)
         # CenterNet's prior: few pixels are centres, so start the heatmap near 0.1.
-        nn.init.constant_(self.heatmap.bias, -2.19)
+        nn.init.constant_(self.heatmap.bias, -2.19)  # type: ignore[arg-type]  # Conv2d has one
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Heatmap logits (N, 1, H/8, W/8) and log box sizes in stride units (N, 2, H/8, W/8)."""

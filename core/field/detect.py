@@ -110,7 +110,8 @@ def dilate_by_disk(mask: np.ndarray, radius: int) -> np.ndarray:
     """
     if not mask.any():
         return mask.copy()
-    return ndi.distance_transform_edt(~mask) <= radius
+    distance: np.ndarray = ndi.distance_transform_edt(~mask)
+    return distance <= radius
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -211,7 +212,8 @@ def red_cell_mask(masks: FieldMasks, params: DetectorParams) -> np.ndarray:
     if not inside.size:
         return np.zeros_like(masks.valid)
     level = max(float(threshold_otsu(inside)), params.rbc_min_darkness)
-    return (darkness > level) & masks.valid & (masks.purple < params.platelet_threshold)
+    mask: np.ndarray = (darkness > level) & masks.valid & (masks.purple < params.platelet_threshold)
+    return mask
 
 
 def detect_red_cells(masks: FieldMasks, white: list[Detection],

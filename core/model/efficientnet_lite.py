@@ -126,7 +126,7 @@ class MBConvLite(nn.Module):
         self.drop_path = StochasticDepth(drop_path, "row")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.project(self.depthwise(self.pad(self.expand(x))))
+        out: torch.Tensor = self.project(self.depthwise(self.pad(self.expand(x))))
         if self.use_residual:
             out = x + self.drop_path(out)
         return out
@@ -163,7 +163,8 @@ class EfficientNetLite(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.features(x)))
+        logits: torch.Tensor = self.classifier(self.dropout(self.features(x)))
+        return logits
 
     def replace_classifier(self, num_classes: int) -> None:
         self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)

@@ -55,7 +55,8 @@ def expert_crop(image: Image.Image, example: ExpertExample) -> Image.Image:
         return image
     working, _scale = working_image(image)
     background = field_masks(np.asarray(working), DetectorParams()).background
-    return centred_crop(image, example.box, tuple(int(v) for v in background.clip(0, 255)))
+    red, green, blue = (int(v) for v in background.clip(0, 255))
+    return centred_crop(image, example.box, (red, green, blue))
 
 
 def expert_tensors(examples: Sequence[ExpertExample], store: ImageStore,

@@ -7,14 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from core.access import AccessDenied, Member
-from core.db.models import JobStatus, TrainingJob, utcnow
+from core.db.models import TrainingJob, utcnow
 from core.db.notify import announce_result
-from core.db.session import transaction
+from core.db.session import SessionFactory, transaction
+from core.enums import JobStatus
 
-Factory = sessionmaker[Session]
 UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
 # A running job reports at least every few seconds; silence this long means its worker died.
 LOST_AFTER = timedelta(minutes=15)
@@ -40,7 +39,7 @@ class JobReport:
     error: str | None
 
 
-def request_job(factory: Factory, admin: Member, chat_id: int) -> int:
+def request_job(factory: SessionFactory, admin: Member, chat_id: int) -> int:
     if not admin.is_admin:
         raise AccessDenied("only admins start retraining")
     with transaction(factory) as session:
@@ -67,14 +66,14 @@ def _lost(job: TrainingJob) -> bool:
     return utcnow() - last > LOST_AFTER
 
 
-def attach_message(factory: Factory, job_id: int, message_id: int) -> None:
+def attach_message(factory: SessionFactory, job_id: int, message_id: int) -> None:
     with transaction(factory) as session:
         job = session.get(TrainingJob, job_id)
         if job is not None:
             job.message_id = message_id
 
 
-def start_job(factory: Factory, job_id: int) -> bool:
+def start_job(factory: SessionFactory, job_id: int) -> bool:
     """Mark the job running; False when it is running elsewhere or has ended.
 
     The broker may deliver a long task twice (visibility timeout, a restarted worker): only the
@@ -89,7 +88,7 @@ def start_job(factory: Factory, job_id: int) -> bool:
         return True
 
 
-def report(factory: Factory, job_id: int, stage: str, progress: dict[str, Any]) -> None:
+def report(factory: SessionFactory, job_id: int, stage: str, progress: dict[str, Any]) -> None:
     with transaction(factory) as session:
         job = session.get(TrainingJob, job_id)
         if job is not None:
@@ -100,7 +99,7 @@ def report(factory: Factory, job_id: int, stage: str, progress: dict[str, Any]) 
             announce_result(session)
 
 
-def finish(factory: Factory, job_id: int, *, outcome: dict[str, Any] | None = None,
+def finish(factory: SessionFactory, job_id: int, *, outcome: dict[str, Any] | None = None,
            candidate_version: str | None = None, error: str | None = None) -> None:
     with transaction(factory) as session:
         job = session.get(TrainingJob, job_id)
@@ -116,7 +115,7 @@ def finish(factory: Factory, job_id: int, *, outcome: dict[str, Any] | None = No
         job.progress_seq += 1
 
 
-def pending_reports(factory: Factory) -> list[JobReport]:
+def pending_reports(factory: SessionFactory) -> list[JobReport]:
     with factory() as session:
         jobs = session.scalars(select(TrainingJob).where(
             TrainingJob.message_id.is_not(None),
@@ -126,7 +125,7 @@ def pending_reports(factory: Factory) -> list[JobReport]:
                           j.error) for j in jobs]
 
 
-def mark_reported(factory: Factory, job_id: int, seq: int) -> None:
+def mark_reported(factory: SessionFactory, job_id: int, seq: int) -> None:
     with transaction(factory) as session:
         job = session.get(TrainingJob, job_id)
         if job is not None and job.reported_seq < seq:

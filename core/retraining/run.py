@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from sqlalchemy.orm import Session, sessionmaker
 
 from core import registry
 from core.data import index_image_folder, subsample
+from core.db.session import SessionFactory
 from core.labels import PBC_CLASSES
 from core.model.artifact import ModelCard, load_artifact, save_artifact
 from core.model.efficientnet_lite import EfficientNetLite
@@ -30,10 +29,11 @@ from core.retraining.dataset import (
 from core.retraining.gate import GateDecision, decide
 from core.reviews import expert_examples
 from core.storage import ImageStore
-from core.training.augment import AugmentConfig, augment_batch, cache_size_for, normalise
+from core.training.augment import AugmentConfig, cache_size_for
 from core.training.calibration import fit_temperature
 from core.training.finetune import predict_features, predict_logits
 from core.training.metrics import Report, classification_report
+from core.training.step import train_step
 
 # stage, details (epoch, step, loss, accuracy, eta_seconds...)
 ProgressSink = Callable[[str, dict[str, Any]], None]
@@ -42,7 +42,7 @@ MIN_PER_CLASS_FOR_DETECTOR = 10
 
 @dataclass(frozen=True)
 class RetrainSetup:
-    sessions: sessionmaker[Session]
+    sessions: SessionFactory
     store: ImageStore
     models_dir: Path
     cache_dir: Path
@@ -104,18 +104,13 @@ def _train(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
         loss_value = 0.0
         for step in range(steps):
             index = order[step * config.batch_size:(step + 1) * config.batch_size]
-            x = normalise(augment_batch(images[index], config.resolution or crop, AugmentConfig(),
-                                        generator))
-            # Cosine decay over the whole job.
             done = epoch * steps + step
-            for group in optimiser.param_groups:
-                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * done / total))
-            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)),
-                                   labels[index], label_smoothing=config.label_smoothing)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            loss_value = loss.item()
+            loss_value = train_step(
+                model, optimiser, images[index], labels[index],
+                resolution=config.resolution or crop, augment=AugmentConfig(),
+                generator=generator,
+                lr=config.lr * 0.5 * (1 + math.cos(math.pi * done / total)),  # cosine, whole job
+                label_smoothing=config.label_smoothing)
             elapsed = time.monotonic() - started
             sink("training", {"epoch": epoch + 1, "epochs": config.epochs, "step": step + 1,
                               "steps": steps, "loss": round(loss_value, 4),

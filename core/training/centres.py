@@ -66,7 +66,8 @@ def unboxed_red_cells(masks: FieldMasks, item: Annotated, params: DetectorParams
     """Red-cell stain (pale centres filled) outside every annotated box: cells BCCD missed."""
     red = fill_holes(ndi.binary_closing(red_cell_mask(masks, params), structure=disk(3)))
     every_box = [box for kind in ("rbc", "wbc", "platelet") for box in item.boxes[kind]]
-    return red & ~box_mask(red.shape, every_box, scale)
+    outside: np.ndarray = red & ~box_mask(red.shape, every_box, scale)
+    return outside
 
 
 def make_example(item: Annotated, params: DetectorParams) -> Example:
@@ -239,8 +240,9 @@ def train_centres(model: CentreNet, examples: Sequence[Example], config: CentreT
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         losses = [float(v) for v in state["losses"]]
-        minutes = [float(v) for v in state.get("minutes", [])]
-        minutes = [None] * (len(losses) - len(minutes)) + minutes
+        timed: list[float | None] = [float(v) for v in state.get("minutes", [])]
+        untimed: list[float | None] = [None] * (len(losses) - len(timed))
+        minutes = untimed + timed
         start_epoch = len(losses)
         report(f"resumed after epoch {start_epoch}")
     began = time.monotonic()

@@ -52,7 +52,8 @@ def load_checkpoint(directory: Path, model: nn.Module,
     saved = optimiser.state_dict()
     saved["state"] = state
     optimiser.load_state_dict(saved)
-    return json.loads(header.read_text())
+    meta: dict[str, Any] = json.loads(header.read_text())
+    return meta
 
 
 def checkpoint_model(weights: Path) -> tuple[EfficientNetLite, TrainConfig]:

@@ -15,24 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from core.data import Sample, index_image_folder, manifest_hash, subsample
 from core.labels import PBC_CLASSES
 from core.model.artifact import load_artifact
-from core.model.efficientnet_lite import EfficientNetLite
+from core.model.efficientnet_lite import EfficientNetLite, MBConvLite
 from core.model.imagenet import load_imagenet
-from core.training.augment import (
-    AugmentConfig,
-    augment_batch,
-    cache_size_for,
-    centre_batch,
-    normalise,
-)
+from core.training.augment import AugmentConfig, cache_size_for, centre_batch, normalise
 from core.training.cache import cached_split
 from core.training.checkpoint import load_checkpoint, save_checkpoint
 from core.training.config import Phase, TrainConfig
 from core.training.features import Progress
+from core.training.step import train_step
 
 SERVING_RESOLUTION = 224
 
@@ -84,7 +78,8 @@ def predict_features(model: EfficientNetLite, images: torch.Tensor, resolution: 
 def predict_logits(model: EfficientNetLite, images: torch.Tensor, resolution: int) -> torch.Tensor:
     # In eval mode dropout is the identity, so the head applies directly to the embeddings.
     features = predict_features(model, images, resolution)
-    return model.classifier(features.to(_device_of(model))).cpu()
+    logits: torch.Tensor = model.classifier(features.to(_device_of(model)))
+    return logits.cpu()
 
 
 def _set_frozen(model: EfficientNetLite, frozen_blocks: int) -> None:
@@ -115,7 +110,8 @@ def _lr(phase: Phase, epoch_in_phase: int, step: int, steps_per_epoch: int) -> f
 
 
 def _optimiser(model: EfficientNetLite, config: TrainConfig) -> torch.optim.AdamW:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, parameter in model.named_parameters():
         # BatchNorm scales and all biases are not weights to shrink.
         (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
@@ -172,8 +168,9 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
     model = initial_model(config, imagenet)
     model.dropout.p = config.dropout
     for block in model.blocks:
-        block.drop_path.p *= config.drop_path / 0.2  # rescale the built-in 0.2 schedule
-    model = model.to(device, memory_format=torch.channels_last)
+        if isinstance(block, MBConvLite):
+            block.drop_path.p *= config.drop_path / 0.2  # rescale the built-in 0.2 schedule
+    model = model.to(device).to(memory_format=torch.channels_last)
     optimiser = _optimiser(model, config)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16,
                               enabled=device.type == "cuda" or config.cpu_bf16)
@@ -198,18 +195,12 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
         running = 0.0
         for step in range(steps):
             index = order[step * config.batch_size:(step + 1) * config.batch_size]
-            x = normalise(augment_batch(train.images[index].to(device), phase.resolution,
-                                        augment, generator))
-            for group in optimiser.param_groups:
-                group["lr"] = _lr(phase, in_phase, step, steps)
-            with autocast:
-                logits = model(x.contiguous(memory_format=torch.channels_last))
-            loss = F.cross_entropy(logits.float(), train.labels[index].to(device),
-                                   label_smoothing=config.label_smoothing)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
+            loss = train_step(model, optimiser, train.images[index].to(device),
+                              train.labels[index].to(device), resolution=phase.resolution,
+                              augment=augment, generator=generator,
+                              lr=_lr(phase, in_phase, step, steps),
+                              label_smoothing=config.label_smoothing, autocast=autocast)
+            running = 0.9 * running + 0.1 * loss if step else loss
             if (step + 1) % 25 == 0 or step + 1 == steps:
                 elapsed = time.monotonic() - epoch_started
                 rate = (step + 1) * config.batch_size / elapsed

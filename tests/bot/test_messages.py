@@ -1,7 +1,7 @@
 from typing import Any
 
 from bot.messages import DISCLAIMER, job_text, result_text
-from core.db.models import JobStatus, SubmissionStatus
+from core.enums import JobStatus, SubmissionStatus
 from core.retraining.jobs import JobReport
 from core.submissions import CellView, Delivery
 

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.access import Member, Sender, assign_group, decide, register
 from core.db import migrate
-from core.db.models import Role
 from core.db.session import make_engine, make_session_factory
+from core.enums import Role
 from core.field.analyse import Analysis, Cell
 from core.model.artifact import ModelCard
 from core.model.classifier import LabelScore

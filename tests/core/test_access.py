@@ -7,7 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.access import AccessDenied, Sender, admin_chat_ids, audit, decide, lookup, register
-from core.db.models import AuditEvent, Role
+from core.db.models import AuditEvent
+from core.enums import Role
 from tests.core.conftest import ADMIN_ID, Lab
 
 

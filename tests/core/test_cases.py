@@ -6,7 +6,7 @@ import pytest
 
 from core.access import AccessDenied
 from core.cases import InvalidReference, case_detail, find_case, history, open_case
-from core.db.models import Role
+from core.enums import Role
 from core.reviews import correct, reviewable_cells
 from tests.core.conftest import Lab
 

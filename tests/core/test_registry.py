@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.models import ModelStatus
+from core.enums import ModelStatus
 from core.model.artifact import ModelCard
 from core.registry import (
     RegistryError,

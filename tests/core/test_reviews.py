@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.access import AccessDenied
-from core.db.models import Role
+from core.enums import Role
 from core.reviews import confirm, correct, expert_examples, reviewable_cell, reviewable_cells
 from tests.core.conftest import Lab
 

@@ -8,8 +8,9 @@ from sqlalchemy import update
 
 from core.access import Sender
 from core.db import migrate
-from core.db.models import Submission, SubmissionStatus, utcnow
+from core.db.models import Submission, utcnow
 from core.db.session import make_engine, make_session_factory, transaction
+from core.enums import SubmissionStatus
 from core.field.analyse import Analysis, Cell
 from core.model.artifact import ModelCard
 from core.model.classifier import LabelScore

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from core.db.models import FINISHED_STATUSES, CellResult, Role
+from core.db.models import CellResult
+from core.enums import FINISHED_STATUSES, Role
 from core.storage import ImageStore
-from hematovision.harness import Stack, running_stack
-from hematovision.standin import BotAction
+from devkit.harness import Stack, running_stack
+from devkit.standin import BotAction
 from tests.conftest import fresh_postgres_database, pbc_fixtures
 from tests.hostile import Upload, bombs, corpus, not_images
 

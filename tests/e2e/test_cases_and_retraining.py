@@ -19,10 +19,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from core.db.models import AuditEvent, CellResult, LabelReview, ModelVersion, Role, Submission
+from core.db.models import AuditEvent, CellResult, LabelReview, ModelVersion, Submission
+from core.enums import Role
 from core.labels import PBC_CLASSES
-from hematovision.harness import Stack, running_stack
-from hematovision.standin import BotAction
+from devkit.harness import Stack, running_stack
+from devkit.standin import BotAction
 from tests.conftest import fixture_image_folder, fresh_postgres_database, pbc_fixtures
 
 ADMIN = 900

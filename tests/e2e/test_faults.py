@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from core.db.models import Submission, SubmissionStatus
+from core.db.models import CellResult, Submission
 from core.db.session import make_engine, make_session_factory
-from hematovision.harness import Stack, running_stack
-from hematovision.standin import Fault
+from core.enums import Role, SubmissionStatus
+from devkit.harness import Stack, running_stack
+from devkit.standin import Fault
 from tests.conftest import PG_ADMIN_URL, fresh_postgres_database, pbc_fixtures
 from tests.faults import RedisServer, TcpLink
 
@@ -131,33 +133,68 @@ def test_messages_lost_by_a_redis_without_persistence_are_sent_again(tmp_path: P
         volatile.stop()
 
 
-def test_a_database_outage_delays_answers_but_loses_nothing(
-    aof_redis: RedisServer, tmp_path: Path,
-) -> None:
+@contextlib.contextmanager
+def stack_behind_a_link(root: Path, broker: str) -> Iterator[tuple[Stack, TcpLink]]:
+    """A stack whose processes reach PostgreSQL through a link the test can cut; the test
+    itself reads the database directly, past the faulty link."""
     host, port = PG_ADMIN_URL.rsplit("@", 1)[1].split("/")[0].split(":")
     link = TcpLink(host, int(port))
     try:
         with fresh_postgres_database() as direct:
             through_link = direct.replace(f"{host}:{port}", f"127.0.0.1:{link.port}")
-            with stack_on(tmp_path, aof_redis.url, through_link) as stack:
-                # The test itself reads the database directly, past the faulty link.
+            with stack_on(root, broker, through_link) as stack:
                 stack.sessions.kw["bind"].dispose()
                 stack.sessions = make_session_factory(make_engine(direct))
-                before, during = stack.new_user(), stack.new_user()
-                stack.standin.send_photo(before, CELLS["platelet"].read_bytes())
-                all_answered_once(stack, [before])
-
-                link.cut()
-                stack.standin.send_photo(during, CELLS["erythroblast"].read_bytes())
-                busy = stack.standin.wait_for(during, 1, 30)
-                assert "database is not answering" in (busy[0].text or ""), stack.logs()
-                time.sleep(3)
-                link.restore()
-                all_answered_once(stack, [during])
-                for name, child in stack.children.items():
-                    assert child.process.poll() is None, f"{name} died"
+                yield stack, link
     finally:
         link.close()
+
+
+def test_a_database_outage_delays_answers_but_loses_nothing(
+    aof_redis: RedisServer, tmp_path: Path,
+) -> None:
+    with stack_behind_a_link(tmp_path, aof_redis.url) as (stack, link):
+        before, during = stack.new_user(), stack.new_user()
+        stack.standin.send_photo(before, CELLS["platelet"].read_bytes())
+        all_answered_once(stack, [before])
+
+        link.cut()
+        stack.standin.send_photo(during, CELLS["erythroblast"].read_bytes())
+        busy = stack.standin.wait_for(during, 1, 30)
+        assert "database is not answering" in (busy[0].text or ""), stack.logs()
+        time.sleep(3)
+        link.restore()
+        all_answered_once(stack, [during])
+        for name, child in stack.children.items():
+            assert child.process.poll() is None, f"{name} died"
+
+
+def test_a_button_pressed_while_the_database_is_down_is_answered_after_the_retry(
+    aof_redis: RedisServer, tmp_path: Path,
+) -> None:
+    with stack_behind_a_link(tmp_path, aof_redis.url) as (stack, link):
+        reviewer = stack.new_user(role=Role.REVIEWER)
+        stack.standin.send_photo(reviewer, CELLS["eosinophil"].read_bytes())
+        [submission] = all_answered_once(stack, [reviewer])
+        result = stack.result_for(reviewer)
+        seen = len(stack.standin.wait_for(reviewer, 0, 0))
+
+        link.cut()
+        stack.standin.press_button(reviewer, result.message_id, f"ok:{submission.id}")
+        [busy] = stack.standin.wait_for(reviewer, seen + 1, 30)[seen:]
+        assert "database is not answering" in (busy.text or ""), stack.logs()
+        assert busy.method == "sendMessage"  # the press itself is still unanswered
+        time.sleep(1)
+        link.restore()
+
+        answered = stack.standin.wait_for(
+            reviewer, 1, 60, predicate=lambda a: a.method == "answerCallbackQuery")
+        assert answered, f"the press was never answered:\n{stack.logs()}"
+        assert "Confirmed by" in (answered[0].text or "")
+        with stack.sessions() as session:
+            cell = session.scalars(select(CellResult).where(
+                CellResult.submission_id == submission.id)).one()
+            assert cell.expert_label == cell.label
 
 
 @pytest.fixture(scope="module")

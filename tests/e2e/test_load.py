@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hematovision.harness import is_result, running_stack
+from devkit.harness import is_result, running_stack
 from tests.conftest import fresh_postgres_database, pbc_fixtures
 
 USERS, PHOTOS = 10, 3

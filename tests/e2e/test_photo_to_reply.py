@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.db.models import SubmissionStatus
+from core.enums import SubmissionStatus
 from core.labels import display_name
 from core.storage import ImageStore
-from hematovision.harness import Stack, running_stack
-from hematovision.standin import Fault
+from devkit.harness import Stack, running_stack
+from devkit.standin import Fault
 from tests.conftest import FIXTURES as FIXTURES_DIR
 from tests.conftest import fresh_postgres_database, jpeg_bytes, pbc_fixtures
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from core.db import migrate
-from core.db.models import ModelStatus
+from core.enums import ModelStatus
 from core.model.artifact import ModelIntegrityError, read_card
 from core.registry import list_models, register_model
-from core.settings import DEFAULT_MODEL_PATH, PROJECT_ROOT, Settings
+from core.settings import DEFAULT_MODEL_PATH, PREVIOUS_MODEL_PATH, Settings
 from worker.runtime import WorkerRuntime
 
-PREVIOUS = PROJECT_ROOT / "models" / "pbc-lite0-ft-v4a.safetensors"
+PREVIOUS = PREVIOUS_MODEL_PATH
 
 
 def runtime_on(sqlite_url: str, tmp_path: Path,

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import update
 
 from core.access import AccessDenied
-from core.db.models import JobStatus, TrainingJob, utcnow
+from core.db.models import TrainingJob, utcnow
 from core.db.notify import ResultListener
 from core.db.session import transaction
+from core.enums import JobStatus
 from core.retraining import jobs
 from tests.core.conftest import Lab
 

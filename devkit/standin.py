@@ -15,13 +15,14 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from PIL import Image
 
+T = TypeVar("T")
 BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "HematoVision",
             "username": "hematovision_bot", "can_join_groups": False,
             "can_read_all_group_messages": False, "supports_inline_queries": False}
@@ -389,9 +390,10 @@ class StandIn:
 
     async def press_button(self, user_id: int, message_id: int, data: str) -> dict[str, Any]:
         message = self.state.messages.get((user_id, message_id))
-        callback = {"id": f"CB{time.monotonic_ns()}", "from": self.state.user(user_id),
-                    "chat_instance": str(user_id), "data": data}
-        self.state.callback_users[callback["id"]] = user_id
+        callback_id = f"CB{time.monotonic_ns()}"
+        callback: dict[str, Any] = {"id": callback_id, "from": self.state.user(user_id),
+                                    "chat_instance": str(user_id), "data": data}
+        self.state.callback_users[callback_id] = user_id
         if message is not None:
             callback["message"] = message
         await self.state.push_update({"callback_query": callback})
@@ -489,7 +491,7 @@ class StandInThread:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
-    def call(self, coroutine: Any, timeout: float | None = None) -> Any:
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     @property

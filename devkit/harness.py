@@ -15,14 +15,15 @@ from pathlib import Path
 
 import psycopg
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import selectinload
 
 from core.access import DEFAULT_GROUP, Sender, ensure_user, group_named
 from core.db import migrate
-from core.db.models import Role, Submission
-from core.db.session import make_engine, make_session_factory, transaction
-from hematovision.processes import Child, start_child
-from hematovision.standin import BotAction, StandInThread
+from core.db.models import Submission
+from core.db.session import SessionFactory, make_engine, make_session_factory, transaction
+from core.enums import Role
+from devkit.processes import Child, start_child
+from devkit.standin import BotAction, StandInThread
 
 
 def is_result(action: BotAction) -> bool:
@@ -36,7 +37,7 @@ class Stack:
     database_url: str
     broker_url: str
     standin: StandInThread
-    sessions: sessionmaker[Session]
+    sessions: SessionFactory
     env: dict[str, str]
     children: dict[str, Child] = field(default_factory=dict)
     _next_user: int = 1000

@@ -1,15 +1,18 @@
-"""``hematovision demo`` (the README's first command) runs the whole stack on embedded defaults."""
+"""``make demo`` (the README's first command: ``python -m devkit demo``) runs the whole stack
+on embedded defaults."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_the_demo_sends_the_sample_and_prints_the_result(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HV_")}
     env["HV_DATA_DIR"] = str(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "hematovision", "demo"], env=env,
+    result = subprocess.run([sys.executable, "-m", "devkit", "demo"], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "broker:   filesystem://" in result.stdout

@@ -1,4 +1,5 @@
-"""``hematovision demo``: the whole stack on embedded defaults, with a sample conversation.
+"""``python -m devkit demo`` (``make demo``): the whole stack on embedded defaults, with a
+sample conversation.
 
 SQLite, a broker that needs no server (kombu's filesystem transport) unless ``HV_BROKER_URL``
 names one, a real worker process, a real bot process, and, with no bot token configured, the Bot
@@ -12,8 +13,8 @@ from pathlib import Path
 
 from core.db import migrate
 from core.settings import Settings
-from hematovision.processes import start_child
-from hematovision.standin import BotAction, StandInThread
+from devkit.processes import start_child
+from devkit.standin import BotAction, StandInThread
 
 SAMPLE = Path(__file__).parent / "samples" / "neutrophil_SNE_113678.jpg"
 DEMO_USER = 4242

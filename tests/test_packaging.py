@@ -1,0 +1,28 @@
+"""What a plain ``pip install .`` ships: the product with its weights and migrations, and none of
+the test support, benchmarks or research."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_wheel_ships_the_product_its_weights_and_migrations_but_no_test_support(
+    tmp_path: Path,
+) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "--quiet", "--wheel-dir", str(tmp_path), str(ROOT)], check=True,
+                   capture_output=True, cwd=tmp_path)
+    [wheel] = tmp_path.glob("hematovision-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    tops = {name.split("/")[0] for name in names if not name.startswith("hematovision-")}
+    assert tops == {"core", "bot", "worker", "hematovision", "migrations"}
+    assert "core/weights/pbc-lite0-ft-v5.safetensors" in names
+    assert "core/weights/pbc-lite0-ft-v4a.safetensors" in names  # the rollback model
+    assert "core/weights/rbc-centres-v2.safetensors" in names
+    assert "migrations/env.py" in names and "migrations/script.py.mako" in names
+    assert any(name.startswith("migrations/versions/0001_") for name in names)
