@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from benchmarks.paths import BCCD
 from benchmarks.phone_conditions import CONDITIONS
-from core.field.analyse import analyse
+from core.field.analyse import analyse, image_scale
 from core.field.bccd import (
     Annotated,
     count_in_boxes,
@@ -35,12 +35,18 @@ from core.field.detect import (
     detect,
     field_masks,
     red_cell_mask,
+    working_image,
 )
 from core.field.learned_red_cells import load_red_cell_finder
 from core.field.quality import measure
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 from core.training.centres import unboxed_red_cells
+
+
+def _red_cell_px(image: Image.Image) -> float:
+    """The image's red-cell size as the analysis measures it."""
+    return image_scale(image).red_cell_px
 
 
 def _scored(detections: list[Detection], kind: str, scale: float,
@@ -64,7 +70,7 @@ def run_condition(items: list, condition,  # type: ignore[no-untyped-def]
     accepted = 0
     for item in items:
         image, boxes = condition(Image.open(item.image).convert("RGB"), item.boxes)
-        detections, masks, scale = detect(image, red_cells=red_cells)
+        detections, masks, scale = detect(image, _red_cell_px(image), red_cells=red_cells)
         for kind, counter in (("wbc", wbc), ("platelet", platelets), ("rbc", red)):
             found, predicted, tp, used = _scored(detections, kind, scale, boxes[kind])
             counter[0] += tp
@@ -103,7 +109,7 @@ def rbc_by_annotation_completeness(items: list, split_at: float = 0.5,  # type: 
     errors: dict[str, list[float]] = {"complete": [], "incomplete": []}
     for item in items:
         image = Image.open(item.image).convert("RGB")
-        detections, masks, scale = detect(image, params, red_cells)
+        detections, masks, scale = detect(image, _red_cell_px(image), params, red_cells)
         truth = len(item.boxes["rbc"])
         if not truth:
             continue
@@ -132,7 +138,7 @@ def red_cells_against_gaps(items: list, red_cells: RedCellFinder | None,  # type
     tiles = []
     for item in items:
         image = Image.open(item.image).convert("RGB")
-        detections, masks, scale = detect(image, params, red_cells)
+        detections, masks, scale = detect(image, _red_cell_px(image), params, red_cells)
         centres = [d.centre for d in detections if d.kind == "rbc"]
         boxes = [tuple(round(v * scale) for v in box) for box in item.boxes["rbc"]]
         unboxed = unboxed_red_cells(masks, item, params, scale)
@@ -190,7 +196,7 @@ def unmatched_white_cells(items: list, out: Path, columns: int = 3,  # type: ign
     tiles = []
     for item in items:
         image = Image.open(item.image).convert("RGB")
-        detections, _, scale = detect(image)
+        detections, _, scale = detect(image, _red_cell_px(image))
         found, predicted, _, used = _scored(detections, "wbc", scale, item.boxes["wbc"])
         for i, detection in enumerate(found):
             if i in used:
@@ -221,7 +227,9 @@ def gate_on_degraded(items: list) -> dict[str, float]:  # type: ignore[no-untype
     for name, fn in bad.items():
         rejected = 0
         for item in items:
-            rgb = np.asarray(fn(Image.open(item.image).convert("RGB")), dtype=np.float32)
+            image = fn(Image.open(item.image).convert("RGB"))
+            work, _ = working_image(image, _red_cell_px(image))
+            rgb = np.asarray(work, dtype=np.float32)
             rejected += not measure(field_masks(rgb, DetectorParams())).passed
         out[name] = rejected / len(items)
     return out

@@ -28,7 +28,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
-from core.field.analyse import analyse
+from core.field.analyse import analyse, image_scale
 from core.field.annotate import annotate
 from core.field.detect import (
     DetectorParams,
@@ -81,8 +81,9 @@ def main() -> None:
             jpg = store.put_encoded(clean.encoded_jpeg, "jpg").sha256
             assert store.open(png).tobytes() == store.open(jpg).tobytes()  # same pixels
             picture = annotate(clean.image, analyse(clean.image, classifier))
-            work, _ = working_image(clean.image)
-            nucleus = field_masks(np.asarray(work, dtype=np.float32), params).purple > 50
+            work, _ = working_image(clean.image, image_scale(clean.image).red_cell_px)
+            nucleus = field_masks(np.asarray(work, dtype=np.float32),
+                                  params).purple > params.nucleus_violet
 
             def morphology_before(nucleus: np.ndarray = nucleus) -> object:
                 filled = ndi.binary_fill_holes(nucleus)

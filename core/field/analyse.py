@@ -1,4 +1,10 @@
-"""One photo in, one analysis out: close-up or field, quality, cells, differential, timings."""
+"""One photo in, one analysis out: scale, quality, cells, differential, timings.
+
+Every image takes the same path, whatever its size: its scale is measured from its red cells,
+it is resampled to the working scale, judged by the quality gate, its cells are found, and each
+white cell is cropped centred on itself at PBC's physical framing and classified. Whether it is
+reported as a close-up of one cell or as a field depends on what it shows, not on its pixels.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +25,19 @@ from core.field.detect import (
 )
 from core.field.learned_red_cells import LearnedRedCells
 from core.field.quality import Quality, QualityThresholds, measure
+from core.field.scale import Scale, measure_scale
 from core.model.classifier import NOT_RECOGNISED, Box, CellClassifier, LabelScore
 
-# Single-cell crops (CellaVision-like, as in PBC) are a few hundred pixels; phone photos of a
-# field are megapixels. Anything this small is classified as one cell.
-CLOSE_UP_MAX_SIDE = 600
-# In PBC crops the image side is about 2.1 times the white cell's box: crop fields alike.
-CROP_FACTOR = 2.1
+# The side of a PBC image in micrometres (its red cells measure 56 px in our 256 px copies, by
+# ``core.field.scale``): every white cell is cropped to this framing, the one the classifier
+# was trained on.
+PBC_FRAME_UM = 34.3
+# An image no more than this many frames across, holding at most one white cell, is a close-up;
+# up to the second size, one where no white cell is found is too (a platelet, an erythroblast).
+CLOSE_UP_FRAMES = 1.3
+CENTRED_CELL_FRAMES = 2.0
+# With no red cell to measure, an image is taken to be framed like PBC's.
+DEFAULT_RED_CELL_SHARE = 56 / 256
 REVIEW_BELOW = 0.70
 # The usual order of a white-cell differential; erythroblasts (NRBC) are reported beside it.
 CLINICAL_ORDER = ("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "ig",
@@ -82,6 +94,7 @@ class Analysis:
     quality: Quality | None
     model: str
     timings: dict[str, float] = field(default_factory=dict)
+    scale: Scale | None = None
     # What found the red cells of a field (a network's version, or the colour rule); a result
     # must say which models made it, and the count depends on this one.
     red_cell_model: str | None = None
@@ -98,6 +111,7 @@ class Analysis:
         return {
             "mode": self.mode, "width": self.width, "height": self.height,
             "model": self.model, "red_cell_model": self.red_cell_model,
+            "scale": self.scale.to_dict() if self.scale else None,
             "quality": self.quality.to_dict() if self.quality else None,
             "cells": [c.to_dict() for c in self.cells],
             "differential": [asdict(row) for row in self.differential],
@@ -116,16 +130,28 @@ def differential(cells: list[Cell]) -> list[DifferentialRow]:
             for label, count in in_clinical_order(counts)]
 
 
-def centred_crop(image: Image.Image, box: Box, background: tuple[int, int, int]) -> Image.Image:
-    """A square around the cell, as wide as PBC's framing, padded with the field's background."""
-    x0, y0, x1, y1 = box
-    side = round(max(x1 - x0, y1 - y0) * CROP_FACTOR)
-    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
-    left, top = cx - side // 2, cy - side // 2
+def frame_side(scale: Scale) -> int:
+    """PBC's framing in pixels of an image at ``scale``."""
+    return max(8, round(PBC_FRAME_UM * scale.px_per_um))
+
+
+def centred_crop(image: Image.Image, centre: tuple[float, float], side: int,
+                 background: tuple[int, int, int]) -> Image.Image:
+    """A square of ``side`` centred on the cell, padded with the field's background."""
+    left, top = round(centre[0] - side / 2), round(centre[1] - side / 2)
     canvas = Image.new("RGB", (side, side), background)
     canvas.paste(image.crop((max(0, left), max(0, top), min(image.width, left + side),
                              min(image.height, top + side))), (max(0, -left), max(0, -top)))
     return canvas
+
+
+def box_centre(box: Box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def image_scale(image: Image.Image) -> Scale:
+    """The scale of ``image``: from its red cells, or PBC's framing if there are none."""
+    return measure_scale(image, DEFAULT_RED_CELL_SHARE * max(image.size))
 
 
 def _to_original(box: Box, scale: float, size: tuple[int, int]) -> Box:
@@ -148,47 +174,65 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     started = time.perf_counter()
     timings: dict[str, float] = {}
     image = image.convert("RGB")
-    if max(image.size) <= CLOSE_UP_MAX_SIDE:
-        [prediction] = classifier.classify_image(image)
-        timings["classify"] = time.perf_counter() - started
-        cell = _labelled("cell", prediction.box, False, prediction.label, prediction.confidence,
-                         prediction.top3)
-        return Analysis("cell", image.width, image.height, [cell], differential([cell]), 0, 0,
-                        None, classifier.version, timings)
-
     params = params or DetectorParams()
-    work, scale = working_image(image)
-    rgb = np.asarray(work, dtype=np.float32)
-    masks = field_masks(rgb, params)
-    quality = measure(masks, thresholds)
+    scale = image_scale(image)
+    side = frame_side(scale)
+    close_up_sized = max(image.size) <= CLOSE_UP_FRAMES * side
+    work, factor = working_image(image, scale.red_cell_px)
+    masks = field_masks(np.asarray(work, dtype=np.float32), params)
+    timings["scale"] = time.perf_counter() - started
+    quality = measure(masks, thresholds, upsampled=factor)
     timings["quality"] = time.perf_counter() - started
-    if not quality.passed:
-        return Analysis("field", image.width, image.height, [], [], 0, 0, quality,
-                        classifier.version, timings)
+    mode = "cell" if close_up_sized else "field"
+    if quality is not None and not quality.passed:
+        return Analysis(mode, image.width, image.height, [], [], 0, 0, quality,
+                        classifier.version, timings, scale=scale)
 
     mark = time.perf_counter()
     white, platelets, red = find_cells(masks, params, red_cells)
     timings["detect"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    background = tuple(int(v) for v in masks.background.clip(0, 255))
-    boxes = [_to_original(d.box, scale, image.size) for d in white]
-    crops = [centred_crop(image, box, background) for box in boxes]  # type: ignore[arg-type]
-    # One batch for the whole photo. Detection has already established that these are white
-    # cells, so a cell unlike the training images keeps its label and is flagged for review
-    # (out of domain: another microscope, camera or stain) instead of "not recognised".
-    predictions = classifier.classify_crops(crops, boxes, reject_outliers=False)
+    red_bg, green_bg, blue_bg = (int(v) for v in masks.background.clip(0, 255))
+    background = (red_bg, green_bg, blue_bg)
+    if (close_up_sized and len(white) <= 1) or (
+            not white and max(image.size) <= CENTRED_CELL_FRAMES * side):
+        mode = "cell"
+        cells = [_close_up(image, classifier, side, background, white, factor)]
+    else:
+        mode = "field"
+        boxes = [_to_original(d.box, factor, image.size) for d in white]
+        crops = [centred_crop(image, box_centre(box), side, background) for box in boxes]
+        # One batch for the whole photo. Detection has already established that these are
+        # white cells, so a cell unlike the training images keeps its label and is flagged for
+        # review (out of domain: another microscope, camera or stain), not "not recognised".
+        predictions = classifier.classify_crops(crops, boxes, reject_outliers=False)
+        cells = [_labelled("wbc", box, d.at_border, p.label, p.confidence, p.top3,
+                           out_of_domain=classifier.is_outlier(p.ood_score))
+                 for d, box, p in zip(white, boxes, predictions, strict=True)]
     timings["classify"] = time.perf_counter() - mark
-
-    cells = [_labelled("wbc", box, d.at_border, p.label, p.confidence, p.top3,
-                       out_of_domain=classifier.is_outlier(p.ood_score))
-             for d, box, p in zip(white, boxes, predictions, strict=True)]
-    cells += [_plain(d, scale, image.size) for d in platelets + red]
+    cells += [_plain(d, factor, image.size) for d in platelets + red]
     timings["total"] = time.perf_counter() - started
-    return Analysis("field", image.width, image.height, cells, differential(cells),
+    return Analysis(mode, image.width, image.height, cells, differential(cells),
                     rbc_count=len(red), platelet_count=len(platelets), quality=quality,
                     model=classifier.version, timings=timings,
-                    red_cell_model=red_cell_model_of(red_cells))
+                    red_cell_model=red_cell_model_of(red_cells), scale=scale)
+
+
+def _close_up(image: Image.Image, classifier: CellClassifier, side: int,
+              background: tuple[int, int, int], white: list[Detection],
+              factor: float) -> Cell:
+    """The one cell of a close-up: its white cell, framed as PBC frames it, or else whatever the
+    photographer centred (a platelet, a red cell), and "not recognised" if it is no cell."""
+    if white:
+        box = _to_original(white[0].box, factor, image.size)
+        centre = box_centre(box)
+    else:
+        box, centre = (0, 0, image.width, image.height), (image.width / 2, image.height / 2)
+    [prediction] = classifier.classify_crops([centred_crop(image, centre, side, background)],
+                                             [box])
+    return _labelled("cell", box, False, prediction.label, prediction.confidence,
+                     prediction.top3)
 
 
 def red_cell_model_of(red_cells: RedCellFinder | None) -> str:

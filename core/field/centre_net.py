@@ -24,9 +24,10 @@ from core.model.artifact import ModelIntegrityError, file_sha256
 from core.model.efficientnet_lite import EfficientNetLite
 
 STRIDE = 8
-# The network reads the working image at half scale: a red cell is then about 40 px across,
-# five heatmap positions, which still separates overlapping cells, at a quarter of the cost.
-NET_SCALE = 0.5
+# The network reads the working image as it is: a red cell about 51 px across (BCCD's 640 px
+# fields at half size, where it was trained), six heatmap positions, which still separates
+# overlapping cells.
+NET_SCALE = 1.0
 # Lite0's blocks: stride 8 after the fifth, stride 16 after the eleventh (112 channels).
 STRIDE8_BLOCKS = 5
 STRIDE16_BLOCKS = 11

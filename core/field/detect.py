@@ -1,10 +1,11 @@
 """Finding white cells, red cells and platelets in a stained smear field.
 
-Colour rules, not a trained detector: after white-balancing on the field's own background, the
-haematoxylin-stained nuclei of white cells (and platelets) are the only strongly blue-over-green
-objects in a May-Grünwald-Giemsa smear, and red cells are the other objects that absorb green
-light (the pale background does not). All sizes are in pixels of a working image whose longer
-side is ``WORK_SIDE``.
+Colour rules, not a trained detector: relative to the field's own background, the nuclei of white
+cells (and platelets) are the objects that absorb green light far more than blue (violet, in
+Romanowsky stains of any make: May-Grünwald-Giemsa, Wright, Leishman, Field's), whatever tint
+the red cells and the background take; red cells are the other objects that absorb light. All
+sizes are in pixels of a working image resampled so that a red cell measures
+``WORK_RED_CELL_PX`` across (``core.field.scale`` measures it in each image).
 """
 
 from __future__ import annotations
@@ -20,29 +21,42 @@ from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk, remove_small_objects
 
+from core.field.scale import NUCLEUS_OVER_STAINED, NUCLEUS_VIOLET, typical_violet
+
 Box = tuple[int, int, int, int]
-WORK_SIDE = 640
+# A red cell's diameter in the working image: BCCD's 640 px fields at half size, the scale at
+# which the red-cell network was trained. Every photo is resampled to it.
+WORK_RED_CELL_PX = 51.0
+# The working image never grows past this side (a low-magnification 48 MP photo), nor shrinks
+# below the other: beyond them the cells are measured at another scale than nominal.
+MAX_WORK_SIDE = 4096
+MIN_WORK_SIDE = 64
 
 
 @dataclass(frozen=True)
 class DetectorParams:
-    nucleus_threshold: float = 50.0  # blue minus green after white balance
-    platelet_threshold: float = 25.0
-    min_nucleus_area: int = 2400  # smaller purple blobs are platelets or clumps
+    """Sizes in working-image pixels (a red cell about 51 px across)."""
+
+    # Violet: optical density in green minus that in blue, relative to the background.
+    nucleus_violet: float = NUCLEUS_VIOLET
+    nucleus_over_stained: float = NUCLEUS_OVER_STAINED  # times as violet as the field's stain
+    platelet_violet: float = 0.15
+    min_nucleus_area: int = 900  # smaller violet blobs are platelets or their clumps
     cut_nucleus_share: float = 0.5  # of that area, for a nucleus cut by the edge or vignette
-    lobe_join_radius: int = 9
+    lobe_join_radius: int = 7
     wbc_margin: float = 0.12  # cytoplasm rim, as a share of the nucleus box's longer side
-    min_wbc_side: int = 90
-    platelet_area: tuple[int, int] = (50, 1500)
-    # Platelet granules are blue-violet, while the faint purple rims of red cells stay reddish.
-    platelet_blue_excess: float = 25.0
-    platelet_pad: int = 8  # the stained granulomere sits inside a paler hyalomere
+    min_wbc_side: int = 45
+    platelet_area: tuple[int, int] = (12, 375)
+    # Platelet granules are blue-violet, while the faint purple rims of red cells stay reddish:
+    # optical density in red above that in blue.
+    platelet_blue_excess: float = 0.10
+    platelet_pad: int = 4  # the stained granulomere sits inside a paler hyalomere
     # Red cells absorb green: 255 minus balanced green. The background sits near 25; the field's
     # own Otsu split (53-66 on BCCD train) is used, never below this floor.
     rbc_min_darkness: float = 40.0
-    rbc_min_distance: int = 35  # between the centres of two red cells in one clump
-    rbc_min_radius: float = 20.0  # a centre lies at least this deep inside the red-cell mask
-    rbc_min_area: int = 3000  # a blob with no such centre counts as one cell from this area
+    rbc_min_distance: int = 17  # between the centres of two red cells in one clump
+    rbc_min_radius: float = 10.0  # a centre lies at least this deep inside the red-cell mask
+    rbc_min_area: int = 750  # a blob with no such centre counts as one cell from this area
     vignette_level: float = 0.45  # darker than this share of the background is not field
 
 
@@ -62,23 +76,35 @@ class Detection:
 class FieldMasks:
     valid: np.ndarray  # inside the field of view (not vignette)
     background: np.ndarray  # RGB white point used for balancing
-    purple: np.ndarray  # blue minus green, balanced
-    blue_excess: np.ndarray  # blue minus red, balanced
+    purple: np.ndarray  # violet: optical density in green minus blue, 0 outside the field
+    blue_excess: np.ndarray  # optical density in red minus blue
     grey: np.ndarray  # channel mean, unbalanced
     balanced: np.ndarray  # RGB white-balanced on ``background``
+    # Violet typical of the field's stained pixels (mostly red cells): nuclei stand out from it.
+    stained_violet: float = 0.0
+    # Optical density per channel relative to the background (HxWx3), for the quality gate.
+    density: np.ndarray | None = None
 
 
-def working_image(image: Image.Image) -> tuple[Image.Image, float]:
-    """Downscale early (cheap box reduction) so that the longer side is about WORK_SIDE."""
-    scale = WORK_SIDE / max(image.size)
-    if scale >= 1:
-        return image, 1.0
-    factor = int(1 / scale)
-    reduced = image.reduce(factor) if factor >= 2 else image
-    final = WORK_SIDE / max(reduced.size)
-    if final < 1:
-        reduced = reduced.resize((round(reduced.width * final), round(reduced.height * final)),
-                                 Image.Resampling.BILINEAR)
+def working_factor(size: tuple[int, int], red_cell_px: float) -> float:
+    """How much to resample an image of ``size`` whose red cells measure ``red_cell_px``."""
+    factor = WORK_RED_CELL_PX / red_cell_px
+    longer = max(size)
+    return min(max(factor, MIN_WORK_SIDE / longer), MAX_WORK_SIDE / longer)
+
+
+def working_image(image: Image.Image, red_cell_px: float) -> tuple[Image.Image, float]:
+    """The image at the working scale; the factor from original to working pixels.
+
+    Large reductions start with a cheap box reduction by an integer factor.
+    """
+    target = working_factor(image.size, red_cell_px)
+    reduced = image
+    if target < 0.5:
+        reduced = image.reduce(int(1 / target))
+    size = (max(1, round(image.width * target)), max(1, round(image.height * target)))
+    if reduced.size != size:
+        reduced = reduced.resize(size, Image.Resampling.BILINEAR)
     return reduced, reduced.width / image.width
 
 
@@ -97,9 +123,14 @@ def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
     # The background is the brightest common colour; balancing on it undoes colour casts.
     background = np.percentile(pixels, 90, axis=0).clip(1, None)
     balanced = rgb * (230.0 / background)
-    purple = balanced[..., 2] - balanced[..., 1]
-    blue_excess = balanced[..., 2] - balanced[..., 0]
-    return FieldMasks(valid, background, np.where(valid, purple, 0), blue_excess, grey, balanced)
+    # Optical density relative to the background: zero there, growing with any stain; capped
+    # at 5% transmission, where the sensor's noise and JPEG's rounding are all that is left.
+    density = -np.log(np.clip(rgb / background, 0.05, 1.0))
+    purple = density[..., 1] - density[..., 2]
+    blue_excess = density[..., 0] - density[..., 2]
+    stained_violet = typical_violet(purple[valid], density.sum(axis=2)[valid])
+    return FieldMasks(valid, background, np.where(valid, purple, 0), blue_excess, grey, balanced,
+                      stained_violet, density)
 
 
 def dilate_by_disk(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -140,7 +171,8 @@ def touches_border(box: Box, valid: np.ndarray, shape: tuple[int, int]) -> bool:
 
 
 def detect_white_cells(masks: FieldMasks, params: DetectorParams) -> list[Detection]:
-    nucleus = ndi.binary_closing(masks.purple > params.nucleus_threshold, structure=disk(2))
+    level = max(params.nucleus_violet, params.nucleus_over_stained * masks.stained_violet)
+    nucleus = ndi.binary_closing(masks.purple > level, structure=disk(1))
     nucleus = fill_holes(nucleus)
     nucleus = remove_small_objects(nucleus, max_size=params.min_nucleus_area // 4)
     # Lobes of one segmented neutrophil lie close together: join them before labelling.
@@ -176,7 +208,7 @@ def detect_white_cells(masks: FieldMasks, params: DetectorParams) -> list[Detect
 
 def detect_platelets(masks: FieldMasks, white: list[Detection],
                      params: DetectorParams) -> list[Detection]:
-    stained = masks.purple > params.platelet_threshold
+    stained = masks.purple > params.platelet_violet
     for cell in white:
         x0, y0, x1, y1 = cell.box
         stained[y0:y1, x0:x1] = False
@@ -212,7 +244,7 @@ def red_cell_mask(masks: FieldMasks, params: DetectorParams) -> np.ndarray:
     if not inside.size:
         return np.zeros_like(masks.valid)
     level = max(float(threshold_otsu(inside)), params.rbc_min_darkness)
-    mask: np.ndarray = (darkness > level) & masks.valid & (masks.purple < params.platelet_threshold)
+    mask: np.ndarray = (darkness > level) & masks.valid & (masks.purple < params.platelet_violet)
     return mask
 
 
@@ -225,9 +257,9 @@ def detect_red_cells(masks: FieldMasks, white: list[Detection],
     peak still counts once if it is large enough for a cell. Known weakness: where three cells
     overlap in a triangle, the middle can form one more peak.
     """
-    red = ndi.binary_opening(red_cell_mask(masks, params), structure=disk(2))
+    red = ndi.binary_opening(red_cell_mask(masks, params), structure=disk(1))
     # Fill the pale centres of biconcave cells so each cell is one blob.
-    red = fill_holes(ndi.binary_closing(red, structure=disk(3)))
+    red = fill_holes(ndi.binary_closing(red, structure=disk(2)))
     for cell in white:
         x0, y0, x1, y1 = cell.box
         red[y0:y1, x0:x1] = False
@@ -272,13 +304,14 @@ def find_cells(masks: FieldMasks, params: DetectorParams, red_cells: RedCellFind
     return white, platelets, (red_cells or colour_rule(params))(masks, white)
 
 
-def detect(image: Image.Image, params: DetectorParams | None = None,
+def detect(image: Image.Image, red_cell_px: float, params: DetectorParams | None = None,
            red_cells: RedCellFinder | None = None,
            ) -> tuple[list[Detection], FieldMasks, float]:
-    """All cells in ``image``; boxes in working-image pixels, with the scale to the original."""
+    """All cells in ``image`` whose red cells measure ``red_cell_px``; boxes in working-image
+    pixels, with the factor from the original to the working image."""
     params = params or DetectorParams()
-    work, scale = working_image(image.convert("RGB"))
+    work, factor = working_image(image.convert("RGB"), red_cell_px)
     rgb = np.asarray(work, dtype=np.float32)
     masks = field_masks(rgb, params)
     white, platelets, red = find_cells(masks, params, red_cells)
-    return white + platelets + red, masks, scale
+    return white + platelets + red, masks, factor

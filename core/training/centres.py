@@ -25,6 +25,7 @@ from skimage.morphology import disk
 from core.field.bccd import Annotated, box_mask, red_coverage, score_centres
 from core.field.centre_net import NET_SCALE, STRIDE, CentreNet, half_scale, to_input
 from core.field.detect import (
+    WORK_RED_CELL_PX,
     DetectorParams,
     FieldMasks,
     detect_white_cells,
@@ -34,6 +35,7 @@ from core.field.detect import (
     working_image,
 )
 from core.field.learned_red_cells import LearnedRedCells
+from core.field.scale import measure_scale
 
 
 @dataclass(frozen=True)
@@ -64,19 +66,29 @@ class Example:
 def unboxed_red_cells(masks: FieldMasks, item: Annotated, params: DetectorParams,
                       scale: float = 1.0) -> np.ndarray:
     """Red-cell stain (pale centres filled) outside every annotated box: cells BCCD missed."""
-    red = fill_holes(ndi.binary_closing(red_cell_mask(masks, params), structure=disk(3)))
+    red = fill_holes(ndi.binary_closing(red_cell_mask(masks, params), structure=disk(2)))
     every_box = [box for kind in ("rbc", "wbc", "platelet") for box in item.boxes[kind]]
     outside: np.ndarray = red & ~box_mask(red.shape, every_box, scale)
     return outside
 
 
+def working_field(item: Annotated, params: DetectorParams) -> tuple[FieldMasks, float]:
+    """An annotated field at the working scale (measured from its red cells), with the factor
+    from its own pixels."""
+    image = Image.open(item.image).convert("RGB")
+    work, factor = working_image(image, measure_scale(image, WORK_RED_CELL_PX).red_cell_px)
+    return field_masks(np.asarray(work, dtype=np.float32), params), factor
+
+
 def make_example(item: Annotated, params: DetectorParams) -> Example:
-    """A BCCD field (640x480, the detector's working size) at the network's half scale."""
-    rgb = np.asarray(Image.open(item.image).convert("RGB"), dtype=np.float32)
-    masks = field_masks(rgb, params)
-    boxes = np.array(item.boxes["rbc"], dtype=np.float32).reshape(-1, 4) * NET_SCALE
-    size = (round(rgb.shape[1] * NET_SCALE), round(rgb.shape[0] * NET_SCALE))
-    unboxed = Image.fromarray(unboxed_red_cells(masks, item, params).astype(np.uint8) * 255)
+    """An annotated field at the network's scale."""
+    masks, factor = working_field(item, params)
+    scale = factor * NET_SCALE
+    boxes = np.array(item.boxes["rbc"], dtype=np.float32).reshape(-1, 4) * scale
+    height, width = masks.valid.shape
+    size = (round(width * NET_SCALE), round(height * NET_SCALE))
+    unboxed = Image.fromarray(unboxed_red_cells(masks, item, params, factor).astype(np.uint8)
+                              * 255)
     unboxed = unboxed.resize(size, Image.Resampling.BILINEAR)
     return Example(half_scale(masks.balanced), boxes, np.asarray(unboxed) >= 128)
 
@@ -300,8 +312,7 @@ def threshold_table(finder: LearnedRedCells, items: Sequence[Annotated],
         truth = len(item.boxes["rbc"])
         if not truth:
             continue
-        work, scale = working_image(Image.open(item.image).convert("RGB"))
-        masks = field_masks(np.asarray(work, dtype=np.float32), params)
+        masks, scale = working_field(item, params)
         white = detect_white_cells(masks, params)
         well_boxed = red_coverage(red_cell_mask(masks, params), item.boxes["rbc"],
                                   scale) >= well_boxed_at

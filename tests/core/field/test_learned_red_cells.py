@@ -10,6 +10,7 @@ from core.field.analyse import analyse
 from core.field.bccd import Annotated, read_boxes, score_centres
 from core.field.detect import DetectorParams, detect
 from core.field.learned_red_cells import LearnedRedCells, load_red_cell_finder
+from core.field.scale import measure_scale
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 from core.training.centres import unboxed_red_cells
@@ -32,11 +33,13 @@ def test_it_finds_the_annotated_red_cells_and_little_else(finder: LearnedRedCell
                                                           at_least_true: int) -> None:
     # Both fields are from BCCD's test split: the network never saw them.
     field = Annotated(BCCD / f"{name}.jpg", read_boxes(BCCD / f"{name}.xml"))
-    detections, masks, scale = detect(Image.open(field.image), red_cells=finder)
-    assert scale == 1.0
+    image = Image.open(field.image)
+    detections, masks, factor = detect(image, measure_scale(image, 100).red_cell_px,
+                                       red_cells=finder)
     centres = [d.centre for d in detections if d.kind == "rbc"]
-    unboxed = unboxed_red_cells(masks, field, DetectorParams())
-    true, false, _ = score_centres(centres, field.boxes["rbc"], unboxed)
+    unboxed = unboxed_red_cells(masks, field, DetectorParams(), factor)
+    boxes = [tuple(round(v * factor) for v in box) for box in field.boxes["rbc"]]
+    true, false, _ = score_centres(centres, boxes, unboxed)
     assert true >= at_least_true
     # "False" means off every box and off the unboxed stain the colour mask sees: in 00015 a gap
     # between boxed cells, which the mask misses, holds one real cell and one doubtful mark.
@@ -45,7 +48,7 @@ def test_it_finds_the_annotated_red_cells_and_little_else(finder: LearnedRedCell
 
 def test_a_blank_field_has_no_red_cells(finder: LearnedRedCells) -> None:
     blank = Image.new("RGB", (640, 480), (226, 229, 231))
-    detections, _, _ = detect(blank, red_cells=finder)
+    detections, _, _ = detect(blank, 51, red_cells=finder)
     assert [d for d in detections if d.kind == "rbc"] == []
 
 
@@ -53,7 +56,8 @@ def test_the_analysis_counts_the_red_cells_the_network_finds(finder: LearnedRedC
     classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
     image = Image.open(BCCD / "BloodImage_00015.jpg")
     analysis = analyse(image, classifier, red_cells=finder)
-    detections, _, _ = detect(image, red_cells=finder)
+    assert analysis.scale is not None
+    detections, _, _ = detect(image, analysis.scale.red_cell_px, red_cells=finder)
     assert analysis.rbc_count == sum(d.kind == "rbc" for d in detections) > 0
     boxes = np.array([c.box for c in analysis.cells if c.kind == "rbc"])
     assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from core.field.bccd import Annotated, read_boxes
@@ -52,13 +53,17 @@ def test_unboxed_red_cells_are_ignored_not_taught_as_background() -> None:
     assert (weight[0:6, :] == 1).all()
 
 
-def test_a_real_field_is_read_at_half_scale_with_its_boxes() -> None:
+def test_a_real_field_is_read_at_the_working_scale_with_its_boxes() -> None:
     field = _field(FIELDS[0])
     example = make_example(field, DetectorParams())
-    assert example.balanced.shape == (240, 320, 3)
+    height, width = example.balanced.shape[:2]
+    factor = width / 640 * NET_SCALE
+    # BCCD's red cells are about 100 px across: the working scale (51 px) is about half.
+    assert 0.35 < factor < 0.65 and abs(height - 480 * factor) <= 1
     assert len(example.boxes) == len(field.boxes["rbc"])
     x0, y0, x1, y1 = field.boxes["rbc"][0]
-    assert example.boxes[0].tolist() == [v * NET_SCALE for v in (x0, y0, x1, y1)]
+    assert example.boxes[0].tolist() == pytest.approx([v * factor for v in (x0, y0, x1, y1)],
+                                                      abs=0.01)
 
 
 def test_augmentation_moves_the_boxes_with_the_image() -> None:

@@ -1,0 +1,223 @@
+"""Every image through the one analysis path, on data from several laboratories.
+
+    python -m benchmarks.cross_lab [--sets bionet-val bionet-test bccd-test pbc-test lisc]
+        [--limit N] [--sizes] [--json OUT]
+
+Fields (Bio-Net, BCCD): gate acceptance, white-cell recall and precision at IoU >= 0.5, the
+red-cell count's mean absolute error against the boxes, the measured red-cell size and the time
+per image; with ``--sizes`` also each field resized to 50%, 200% and to 256 px on its long side.
+Cell crops (PBC, LISC): gate acceptance, accuracy of the cell the crop is centred on, the share
+given a label, the accuracy of those, and the wrong share among cells given >= 90% confidence.
+LISC is an unseen laboratory: report it, never choose on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from benchmarks.paths import BCCD, BIONET, LISC, PBC
+from core.data import index_image_folder
+from core.field import bccd, bionet
+from core.field.analyse import Analysis, analyse
+from core.field.bccd import Annotated, match
+from core.field.learned_red_cells import load_red_cell_finder
+from core.labels import PBC_CLASSES
+from core.model.classifier import NOT_RECOGNISED, CellClassifier
+from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+
+Box = tuple[int, int, int, int]
+Resize = Callable[[Image.Image], float]
+SIZES: dict[str, Resize] = {
+    "own size": lambda image: 1.0,
+    "50%": lambda image: 0.5,
+    "200%": lambda image: 2.0,
+    "256 px": lambda image: 256 / max(image.size),
+}
+
+
+@dataclass
+class FieldScore:
+    images: int = 0
+    accepted: int = 0
+    true: int = 0
+    false: int = 0
+    missed: int = 0
+    count_errors: list[float] = field(default_factory=list)
+    red_cell_px: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def row(self) -> dict[str, float]:
+        return {
+            "images": self.images,
+            "gate_accepts": self.accepted / max(self.images, 1),
+            "wbc_recall": self.true / max(self.true + self.missed, 1),
+            "wbc_precision": self.true / max(self.true + self.false, 1),
+            "rbc_count_abs_error": statistics.fmean(self.count_errors)
+            if self.count_errors else float("nan"),
+            "red_cell_px_median": statistics.median(self.red_cell_px)
+            if self.red_cell_px else float("nan"),
+            "seconds_per_image": statistics.median(self.seconds) if self.seconds else 0.0,
+        }
+
+
+@dataclass
+class CellScore:
+    images: int = 0
+    accepted: int = 0
+    right: int = 0
+    labelled: int = 0
+    labelled_right: int = 0
+    confident: int = 0
+    confident_wrong: int = 0
+    red_cell_px: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def row(self) -> dict[str, float]:
+        return {
+            "images": self.images,
+            "gate_accepts": self.accepted / max(self.images, 1),
+            "accuracy": self.right / max(self.images, 1),
+            "labelled_share": self.labelled / max(self.images, 1),
+            "accuracy_of_labelled": self.labelled_right / max(self.labelled, 1),
+            "wrong_share_at_90": self.confident_wrong / max(self.confident, 1),
+            "red_cell_px_median": statistics.median(self.red_cell_px)
+            if self.red_cell_px else float("nan"),
+            "seconds_per_image": statistics.median(self.seconds) if self.seconds else 0.0,
+        }
+
+
+def _resized(image: Image.Image, factor: float) -> Image.Image:
+    if factor == 1.0:
+        return image
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    return image.resize(size, Image.Resampling.BICUBIC)
+
+
+def _timed(image: Image.Image, run: Callable[[Image.Image], Analysis]) -> tuple[Analysis, float]:
+    started = time.perf_counter()
+    analysis = run(image)
+    return analysis, time.perf_counter() - started
+
+
+def score_fields(items: list[Annotated], run: Callable[[Image.Image], Analysis],
+                 resize: Resize) -> FieldScore:
+    score = FieldScore()
+    for item in items:
+        original = Image.open(item.image).convert("RGB")
+        factor = resize(original)
+        image = _resized(original, factor)
+        truth: list[Box] = [(round(x0 * factor), round(y0 * factor), round(x1 * factor),
+                             round(y1 * factor)) for x0, y0, x1, y1 in item.boxes["wbc"]]
+        analysis, seconds = _timed(image, run)
+        score.images += 1
+        score.seconds.append(seconds)
+        if analysis.scale is not None:
+            score.red_cell_px.append(analysis.scale.red_cell_px / factor)
+        if analysis.rejected:
+            score.missed += len(truth)
+            continue
+        score.accepted += 1
+        found = [c.box for c in analysis.cells if c.kind in ("wbc", "cell") and c.label]
+        true, _ = match(list(found), list(truth))
+        score.true += true
+        score.false += len(found) - true
+        score.missed += len(truth) - true
+        if item.boxes["rbc"]:
+            score.count_errors.append(abs(analysis.rbc_count - len(item.boxes["rbc"]))
+                                      / len(item.boxes["rbc"]))
+    return score
+
+
+def _centred_label(analysis: Analysis) -> tuple[str | None, float]:
+    """The label of the classified cell nearest the image's centre (the cell a crop shows)."""
+    cells = analysis.classified
+    if not cells:
+        return None, 0.0
+    cx, cy = analysis.width / 2, analysis.height / 2
+    cell = min(cells, key=lambda c: abs((c.box[0] + c.box[2]) / 2 - cx)
+               + abs((c.box[1] + c.box[3]) / 2 - cy))
+    return cell.label, cell.confidence or 0.0
+
+
+def score_cells(root: Path, run: Callable[[Image.Image], Analysis],
+                limit: int | None) -> CellScore:
+    score = CellScore()
+    samples = index_image_folder(root, PBC_CLASSES)
+    if limit:
+        samples = samples[::max(1, len(samples) // limit)][:limit]
+    for sample in samples:
+        truth = PBC_CLASSES[sample.label]
+        analysis, seconds = _timed(Image.open(sample.path).convert("RGB"), run)
+        score.images += 1
+        score.seconds.append(seconds)
+        if analysis.scale is not None:
+            score.red_cell_px.append(analysis.scale.red_cell_px)
+        if analysis.rejected:
+            continue
+        score.accepted += 1
+        label, confidence = _centred_label(analysis)
+        score.right += label == truth
+        if label is not None and label != NOT_RECOGNISED:
+            score.labelled += 1
+            score.labelled_right += label == truth
+            if confidence >= 0.9:
+                score.confident += 1
+                score.confident_wrong += label != truth
+    return score
+
+
+def field_sets(names: list[str], limit: int | None) -> Iterator[tuple[str, list[Annotated]]]:
+    readers = {"bionet-val": lambda: bionet.read_split(BIONET, "val"),
+               "bionet-test": lambda: bionet.read_split(BIONET, "test"),
+               "bccd-test": lambda: bccd.read_split(BCCD, "test")}
+    for name in names:
+        if name in readers:
+            items = readers[name]()
+            yield name, items[:limit] if limit else items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=["bionet-val", "bionet-test", "bccd-test",
+                                                       "pbc-test", "lisc"])
+    parser.add_argument("--limit", type=int, help="at most this many images per set")
+    parser.add_argument("--sizes", action="store_true",
+                        help="also score each field set at 50%%, 200%% and 256 px")
+    parser.add_argument("--json", type=Path, help="write every row here too")
+    args = parser.parse_args()
+    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+    red_cells = load_red_cell_finder(DEFAULT_RED_CELL_MODEL_PATH)
+
+    def run(image: Image.Image) -> Analysis:
+        return analyse(image, classifier, red_cells=red_cells)
+
+    rows: list[dict[str, object]] = []
+    for name, items in field_sets(args.sets, args.limit):
+        for size, resize in SIZES.items():
+            if size != "own size" and not args.sizes:
+                continue
+            row = {"set": name, "size": size, **score_fields(items, run, resize).row()}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    crops = {"pbc-test": PBC / "test", "lisc": LISC}
+    for name in args.sets:
+        if name in crops:
+            row = {"set": name, "size": "own size",
+                   **score_cells(crops[name], run, args.limit).row()}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
