@@ -34,7 +34,7 @@ from core.model.classifier import NOT_RECOGNISED, Box, CellClassifier, LabelScor
 PBC_FRAME_UM = 34.3
 # An image no more than this many frames across, holding at most one white cell, is a close-up;
 # up to the second size, one where no white cell is found is too (a platelet, an erythroblast).
-CLOSE_UP_FRAMES = 1.3
+CLOSE_UP_FRAMES = 1.5
 CENTRED_CELL_FRAMES = 2.0
 # With no red cell to measure, an image is taken to be framed like PBC's.
 DEFAULT_RED_CELL_SHARE = 56 / 256
