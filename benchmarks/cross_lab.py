@@ -43,6 +43,13 @@ SIZES: dict[str, Resize] = {
 }
 
 
+NAN = float("nan")
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else NAN
+
+
 @dataclass
 class FieldScore:
     images: int = 0
@@ -61,10 +68,9 @@ class FieldScore:
             "wbc_recall": self.true / max(self.true + self.missed, 1),
             "wbc_precision": self.true / max(self.true + self.false, 1),
             "rbc_count_abs_error": statistics.fmean(self.count_errors)
-            if self.count_errors else float("nan"),
-            "red_cell_px_median": statistics.median(self.red_cell_px)
-            if self.red_cell_px else float("nan"),
-            "seconds_per_image": statistics.median(self.seconds) if self.seconds else 0.0,
+            if self.count_errors else NAN,
+            "red_cell_px_median": _median(self.red_cell_px),
+            "seconds_per_image": _median(self.seconds),
         }
 
 
@@ -88,9 +94,8 @@ class CellScore:
             "labelled_share": self.labelled / max(self.images, 1),
             "accuracy_of_labelled": self.labelled_right / max(self.labelled, 1),
             "wrong_share_at_90": self.confident_wrong / max(self.confident, 1),
-            "red_cell_px_median": statistics.median(self.red_cell_px)
-            if self.red_cell_px else float("nan"),
-            "seconds_per_image": statistics.median(self.seconds) if self.seconds else 0.0,
+            "red_cell_px_median": _median(self.red_cell_px),
+            "seconds_per_image": _median(self.seconds),
         }
 
 

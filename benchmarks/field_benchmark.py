@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from benchmarks.paths import BCCD
 from benchmarks.phone_conditions import CONDITIONS
-from core.field.analyse import analyse, image_scale
+from core.field.analyse import analyse
 from core.field.bccd import (
     Annotated,
     count_in_boxes,
@@ -39,6 +39,7 @@ from core.field.detect import (
 )
 from core.field.learned_red_cells import load_red_cell_finder
 from core.field.quality import measure
+from core.field.scale import image_scale
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 from core.training.centres import unboxed_red_cells

@@ -28,7 +28,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
-from core.field.analyse import analyse, image_scale
+from core.field.analyse import analyse
 from core.field.annotate import annotate
 from core.field.detect import (
     DetectorParams,
@@ -37,6 +37,7 @@ from core.field.detect import (
     fill_holes,
     working_image,
 )
+from core.field.scale import image_scale
 from core.intake import open_image
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH

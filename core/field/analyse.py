@@ -12,20 +12,19 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 from PIL import Image
 
 from core.field.detect import (
     Detection,
     DetectorParams,
     RedCellFinder,
-    field_masks,
+    box_centre,
     find_cells,
-    working_image,
+    working_masks,
 )
 from core.field.learned_red_cells import LearnedRedCells
 from core.field.quality import Quality, QualityThresholds, measure
-from core.field.scale import Scale, measure_scale
+from core.field.scale import Scale, image_scale
 from core.model.classifier import NOT_RECOGNISED, Box, CellClassifier, LabelScore
 
 # The side of a PBC image in micrometres (its red cells measure 56 px in our 256 px copies, by
@@ -36,8 +35,6 @@ PBC_FRAME_UM = 34.3
 # up to the second size, one where no white cell is found is too (a platelet, an erythroblast).
 CLOSE_UP_FRAMES = 1.5
 CENTRED_CELL_FRAMES = 2.0
-# With no red cell to measure, an image is taken to be framed like PBC's.
-DEFAULT_RED_CELL_SHARE = 56 / 256
 REVIEW_BELOW = 0.70
 # The usual order of a white-cell differential; erythroblasts (NRBC) are reported beside it.
 CLINICAL_ORDER = ("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "ig",
@@ -145,15 +142,6 @@ def centred_crop(image: Image.Image, centre: tuple[float, float], side: int,
     return canvas
 
 
-def box_centre(box: Box) -> tuple[float, float]:
-    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-
-
-def image_scale(image: Image.Image) -> Scale:
-    """The scale of ``image``: from its red cells, or PBC's framing if there are none."""
-    return measure_scale(image, DEFAULT_RED_CELL_SHARE * max(image.size))
-
-
 def _to_original(box: Box, scale: float, size: tuple[int, int]) -> Box:
     x0, y0, x1, y1 = box
     return (max(0, round(x0 / scale)), max(0, round(y0 / scale)),
@@ -178,8 +166,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     scale = image_scale(image)
     side = frame_side(scale)
     close_up_sized = max(image.size) <= CLOSE_UP_FRAMES * side
-    work, factor = working_image(image, scale.red_cell_px)
-    masks = field_masks(np.asarray(work, dtype=np.float32), params)
+    masks, factor = working_masks(image, scale.red_cell_px, params)
     timings["scale"] = time.perf_counter() - started
     quality = measure(masks, thresholds, upsampled=factor)
     timings["quality"] = time.perf_counter() - started
@@ -193,8 +180,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     timings["detect"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    red_bg, green_bg, blue_bg = (int(v) for v in masks.background.clip(0, 255))
-    background = (red_bg, green_bg, blue_bg)
+    background = masks.background_rgb
     if (close_up_sized and len(white) <= 1) or (
             not white and max(image.size) <= CENTRED_CELL_FRAMES * side):
         mode = "cell"

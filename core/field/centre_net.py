@@ -59,11 +59,13 @@ class CentreNet(nn.Module):
         return self.heatmap(joined), self.size(joined)
 
 
-def half_scale(balanced: np.ndarray) -> np.ndarray:
-    """The white-balanced working image (HxWx3, 0-255) at ``NET_SCALE``."""
+def at_net_scale(balanced: np.ndarray) -> np.ndarray:
+    """The white-balanced working image (HxWx3, 0-255) at ``NET_SCALE``, as 8-bit values."""
     image = Image.fromarray(np.clip(balanced, 0, 255).astype(np.uint8))
     size = (round(image.width * NET_SCALE), round(image.height * NET_SCALE))
-    return np.asarray(image.resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.float32)
 
 
 def to_input(balanced: np.ndarray) -> torch.Tensor:

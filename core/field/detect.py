@@ -21,7 +21,12 @@ from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk, remove_small_objects
 
-from core.field.scale import NUCLEUS_OVER_STAINED, NUCLEUS_VIOLET, typical_violet
+from core.field.scale import (
+    NUCLEUS_OVER_STAINED,
+    NUCLEUS_VIOLET,
+    optical_density,
+    typical_violet,
+)
 
 Box = tuple[int, int, int, int]
 # A red cell's diameter in the working image: BCCD's 640 px fields at half size, the scale at
@@ -60,6 +65,10 @@ class DetectorParams:
     vignette_level: float = 0.45  # darker than this share of the background is not field
 
 
+def box_centre(box: Box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
 @dataclass(frozen=True)
 class Detection:
     kind: str  # "wbc", "rbc", "platelet"
@@ -69,7 +78,7 @@ class Detection:
 
     @property
     def centre(self) -> tuple[float, float]:
-        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+        return box_centre(self.box)
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,14 @@ class FieldMasks:
     grey: np.ndarray  # channel mean, unbalanced
     balanced: np.ndarray  # RGB white-balanced on ``background``
     # Violet typical of the field's stained pixels (mostly red cells): nuclei stand out from it.
-    stained_violet: float = 0.0
-    # Optical density per channel relative to the background (HxWx3), for the quality gate.
-    density: np.ndarray | None = None
+    stained_violet: float
+    density: np.ndarray  # optical density per channel relative to the background (HxWx3)
+
+    @property
+    def background_rgb(self) -> tuple[int, int, int]:
+        """The background as 8-bit RGB, to pad a crop with."""
+        red, green, blue = (int(v) for v in self.background.clip(0, 255))
+        return red, green, blue
 
 
 def working_factor(size: tuple[int, int], red_cell_px: float) -> float:
@@ -123,14 +137,19 @@ def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
     # The background is the brightest common colour; balancing on it undoes colour casts.
     background = np.percentile(pixels, 90, axis=0).clip(1, None)
     balanced = rgb * (230.0 / background)
-    # Optical density relative to the background: zero there, growing with any stain; capped
-    # at 5% transmission, where the sensor's noise and JPEG's rounding are all that is left.
-    density = -np.log(np.clip(rgb / background, 0.05, 1.0))
+    density = optical_density(rgb, background)
     purple = density[..., 1] - density[..., 2]
     blue_excess = density[..., 0] - density[..., 2]
     stained_violet = typical_violet(purple[valid], density.sum(axis=2)[valid])
     return FieldMasks(valid, background, np.where(valid, purple, 0), blue_excess, grey, balanced,
                       stained_violet, density)
+
+
+def working_masks(image: Image.Image, red_cell_px: float,
+                  params: DetectorParams) -> tuple[FieldMasks, float]:
+    """``image`` at the working scale, as masks; the factor from its pixels to the working ones."""
+    work, factor = working_image(image.convert("RGB"), red_cell_px)
+    return field_masks(np.asarray(work, dtype=np.float32), params), factor
 
 
 def dilate_by_disk(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -310,8 +329,6 @@ def detect(image: Image.Image, red_cell_px: float, params: DetectorParams | None
     """All cells in ``image`` whose red cells measure ``red_cell_px``; boxes in working-image
     pixels, with the factor from the original to the working image."""
     params = params or DetectorParams()
-    work, factor = working_image(image.convert("RGB"), red_cell_px)
-    rgb = np.asarray(work, dtype=np.float32)
-    masks = field_masks(rgb, params)
+    masks, factor = working_masks(image, red_cell_px, params)
     white, platelets, red = find_cells(masks, params, red_cells)
     return white + platelets + red, masks, factor

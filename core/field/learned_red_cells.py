@@ -10,8 +10,8 @@ import torch
 from core.field.centre_net import (
     NET_SCALE,
     CentreNet,
+    at_net_scale,
     decode,
-    half_scale,
     load_centre_net,
     to_input,
 )
@@ -44,7 +44,7 @@ class LearnedRedCells:
         return self.cells(masks, white, self.outputs(masks), self.threshold)
 
     def outputs(self, masks: FieldMasks) -> Outputs:
-        half = half_scale(masks.balanced)
+        half = at_net_scale(masks.balanced)
         with torch.inference_mode():
             heatmap, size = self.net(to_input(half))
         return Outputs(heatmap[0], size[0], half.shape[:2])

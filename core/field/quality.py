@@ -96,7 +96,7 @@ def measure(masks: FieldMasks, thresholds: QualityThresholds | None = None,
                           ndi.zoom(valid.astype(np.uint8), 1 / upsampled, order=0) > 0)
     else:
         focus = sharpness(grey, valid)
-    density = masks.density if masks.density is not None else np.zeros((*grey.shape, 3))
+    density = masks.density
     red, green, blue = density[..., 0], density[..., 1], density[..., 2]
     total = red + green + blue
     count = max(int(valid.sum()), 1)

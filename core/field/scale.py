@@ -26,6 +26,9 @@ FIRST_SIDE = 384
 MIN_CELL_PX = 16.0
 GOOD_CELL_PX = 28.0
 MAX_SIDE = 2048
+# With no red cell to measure, an image is taken to be framed like PBC's (its red cells are 56 px
+# across in our 256 px copies).
+DEFAULT_RED_CELL_SHARE = 56 / 256
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,14 @@ STAINED_DENSITY = 0.25
 MIN_RED_SHARE = 0.15
 
 
+def optical_density(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Optical density per channel relative to ``background``: zero there, growing with any
+    stain; capped at 5% transmission, where the sensor's noise and JPEG's rounding are all that
+    is left."""
+    density: np.ndarray = -np.log(np.clip(rgb / background, 0.05, 1.0))
+    return density
+
+
 def typical_violet(violet: np.ndarray, total: np.ndarray) -> float:
     """Violet of the field's typical stained pixel: mostly red cells, in a field or a close-up."""
     stained = total > STAINED_DENSITY
@@ -77,7 +88,7 @@ def red_cell_mask(rgb: np.ndarray) -> np.ndarray:
     threshold over the pixels outside nuclei, so a dark nucleus does not set the split.
     """
     background = np.percentile(rgb.reshape(-1, 3), 90, axis=0).clip(1, None)
-    density = -np.log(np.clip(rgb / background, 0.05, 1.0))
+    density = optical_density(rgb, background)
     total = density.sum(axis=2)
     violet = density[..., 1] - density[..., 2]
     nucleus = violet > max(NUCLEUS_VIOLET, NUCLEUS_OVER_STAINED * typical_violet(violet, total))
@@ -117,6 +128,11 @@ def half_width(mask: np.ndarray) -> float | None:
         else:
             high = middle
     return (low + high) / 2
+
+
+def image_scale(image: Image.Image) -> Scale:
+    """The scale of ``image``: from its red cells, or PBC's framing if there are none."""
+    return measure_scale(image, DEFAULT_RED_CELL_SHARE * max(image.size))
 
 
 def measure_scale(image: Image.Image, default_red_cell_px: float) -> Scale:

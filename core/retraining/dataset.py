@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from core.data import Sample, index_image_folder
-from core.field.analyse import box_centre, centred_crop, frame_side, image_scale
-from core.field.detect import DetectorParams, field_masks, working_image
+from core.field.analyse import centred_crop, frame_side
+from core.field.detect import DetectorParams, box_centre, working_masks
+from core.field.scale import image_scale
 from core.labels import PBC_CLASSES
 from core.model.preprocess import square_crop
 from core.reviews import ExpertExample
@@ -53,11 +54,9 @@ def expert_crop(image: Image.Image, example: ExpertExample) -> Image.Image:
     """The cell as the classifier saw it: centred on its box at PBC's framing, at the image's
     own scale (a close-up's box is the whole image, or its white cell)."""
     scale = image_scale(image)
-    working, _factor = working_image(image.convert("RGB"), scale.red_cell_px)
-    background = field_masks(np.asarray(working, dtype=np.float32), DetectorParams()).background
-    red, green, blue = (int(v) for v in background.clip(0, 255))
+    masks, _factor = working_masks(image, scale.red_cell_px, DetectorParams())
     return centred_crop(image.convert("RGB"), box_centre(example.box), frame_side(scale),
-                        (red, green, blue))
+                        masks.background_rgb)
 
 
 def expert_tensors(examples: Sequence[ExpertExample], store: ImageStore,

@@ -23,19 +23,17 @@ from scipy import ndimage as ndi
 from skimage.morphology import disk
 
 from core.field.bccd import Annotated, box_mask, red_coverage, score_centres
-from core.field.centre_net import NET_SCALE, STRIDE, CentreNet, half_scale, to_input
+from core.field.centre_net import NET_SCALE, STRIDE, CentreNet, at_net_scale, to_input
 from core.field.detect import (
-    WORK_RED_CELL_PX,
     DetectorParams,
     FieldMasks,
     detect_white_cells,
-    field_masks,
     fill_holes,
     red_cell_mask,
-    working_image,
+    working_masks,
 )
 from core.field.learned_red_cells import LearnedRedCells
-from core.field.scale import measure_scale
+from core.field.scale import image_scale
 
 
 @dataclass(frozen=True)
@@ -76,8 +74,7 @@ def working_field(item: Annotated, params: DetectorParams) -> tuple[FieldMasks, 
     """An annotated field at the working scale (measured from its red cells), with the factor
     from its own pixels."""
     image = Image.open(item.image).convert("RGB")
-    work, factor = working_image(image, measure_scale(image, WORK_RED_CELL_PX).red_cell_px)
-    return field_masks(np.asarray(work, dtype=np.float32), params), factor
+    return working_masks(image, image_scale(image).red_cell_px, params)
 
 
 def make_example(item: Annotated, params: DetectorParams) -> Example:
@@ -90,7 +87,7 @@ def make_example(item: Annotated, params: DetectorParams) -> Example:
     unboxed = Image.fromarray(unboxed_red_cells(masks, item, params, factor).astype(np.uint8)
                               * 255)
     unboxed = unboxed.resize(size, Image.Resampling.BILINEAR)
-    return Example(half_scale(masks.balanced), boxes, np.asarray(unboxed) >= 128)
+    return Example(at_net_scale(masks.balanced), boxes, np.asarray(unboxed) >= 128)
 
 
 def eyepiece(example: Example, centre: tuple[float, float], radius: float) -> Example:
