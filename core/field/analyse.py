@@ -196,8 +196,9 @@ def analyse(image: Image.Image, classifier: CellClassifier,
         cells = [_labelled("wbc", box, d.at_border, p.label, p.confidence, p.top3,
                            out_of_domain=classifier.is_outlier(p.ood_score))
                  for d, box, p in zip(white, boxes, predictions, strict=True)]
+        # A close-up is one cell: its neighbours are counted, but only a field lists them.
+        cells += [_plain(d, factor, image.size) for d in platelets + red]
     timings["classify"] = time.perf_counter() - mark
-    cells += [_plain(d, factor, image.size) for d in platelets + red]
     timings["total"] = time.perf_counter() - started
     return Analysis(mode, image.width, image.height, cells, differential(cells),
                     rbc_count=len(red), platelet_count=len(platelets), quality=quality,
