@@ -1,6 +1,6 @@
 """Every image through the one analysis path, on data from several laboratories.
 
-    python -m benchmarks.cross_lab [--sets bionet-val bionet-test bccd-test pbc-test lisc]
+    python -m benchmarks.cross_lab [--sets bionet-val bionet-test bccd-test pbc-val pbc-test lisc]
         [--limit N] [--sizes] [--json OUT]
 
 Fields (Bio-Net, BCCD): gate acceptance, white-cell recall and precision at IoU >= 0.5, the
@@ -213,7 +213,7 @@ def main() -> None:
             row = {"set": name, "size": size, **score_fields(items, run, resize).row()}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    crops = {"pbc-test": PBC / "test", "lisc": LISC}
+    crops = {"pbc-val": PBC / "val", "pbc-test": PBC / "test", "lisc": LISC}
     for name in args.sets:
         if name in crops:
             row = {"set": name, "size": "own size",
