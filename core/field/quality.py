@@ -31,6 +31,9 @@ class QualityThresholds:
     min_focus: float = 4.5
     min_brightness: float = 0.30
     max_clipped: float = 0.25
+    # ... but only with the stain washed out: over-exposed (x1.8) train images keep at most 0.13
+    # of stain-coloured pixels on BCCD and PBC; clean ones at least 0.27.
+    min_stain_when_clipped: float = 0.20
     # Clean fields: background share >= 0.22 and stain-coloured share >= 0.12 (1st
     # percentiles over the three sets); noise, blank slides, grey pictures and most photographs
     # fall below one of them.
@@ -115,7 +118,9 @@ def measure(masks: FieldMasks, thresholds: QualityThresholds | None = None,
         problem = "no_field"
     elif brightness < t.min_brightness:
         problem = "dark"
-    elif clipped > t.max_clipped:
+    elif clipped > t.max_clipped and stained_share < t.min_stain_when_clipped:
+        # A white, clipped background is common (an analyser's crop, a bright lamp); it is
+        # over-exposure when the stain itself has washed out with it.
         problem = "overexposed"
     elif background < t.min_background or stained_share < t.min_stained:
         problem = "not_a_smear"
