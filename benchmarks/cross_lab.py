@@ -1,11 +1,13 @@
 """Every image through the one analysis path, on data from several laboratories.
 
     python -m benchmarks.cross_lab [--sets bionet-val bionet-test bccd-test pbc-val pbc-test lisc]
-        [--limit N] [--sizes] [--json OUT]
+        [--limit N] [--sizes] [--refusals] [--json OUT]
 
 Fields (Bio-Net, BCCD): gate acceptance, white-cell recall and precision at IoU >= 0.5, the
 red-cell count's mean absolute error against the boxes, the measured red-cell size and the time
-per image; with ``--sizes`` also each field resized to 50%, 200% and to 256 px on its long side.
+per image; with ``--sizes`` also each field resized to 50%, 200% and to 256 px on its long side;
+with ``--refusals`` the gate's refusals of each field blurred, darkened and over-exposed, of
+non-smear images, and the time for a 12 MP photo.
 Cell crops (PBC, LISC): gate acceptance, accuracy of the cell the crop is centred on, the share
 given a label, the accuracy of those, and the wrong share among cells given >= 90% confidence.
 LISC is an unseen laboratory: report it, never choose on it.
@@ -21,14 +23,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageFilter
 
 from benchmarks.paths import BCCD, BIONET, LISC, PBC
 from core.data import index_image_folder
 from core.field import bccd, bionet
 from core.field.analyse import Analysis, analyse
 from core.field.bccd import Annotated, match
+from core.field.detect import WORK_RED_CELL_PX
 from core.field.learned_red_cells import load_red_cell_finder
+from core.field.scale import image_scale
 from core.labels import PBC_CLASSES
 from core.model.classifier import NOT_RECOGNISED, CellClassifier
 from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
@@ -179,6 +184,49 @@ def score_cells(root: Path, run: Callable[[Image.Image], Analysis],
     return score
 
 
+def _degradations(image: Image.Image) -> dict[str, Image.Image]:
+    """The photo blurred by 3 px at the working scale, darkened to a quarter, over-exposed."""
+    sigma = 3 * image_scale(image).red_cell_px / WORK_RED_CELL_PX
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return {"blurred": image.filter(ImageFilter.GaussianBlur(sigma)),
+            "dark": Image.fromarray((rgb * 0.25).astype(np.uint8)),
+            "over-exposed": Image.fromarray((rgb * 1.8).clip(0, 255).astype(np.uint8))}
+
+
+def non_smears() -> list[Image.Image]:
+    """Photographs, grey pictures, a screenshot-like page, noise, a blank slide, a black frame."""
+    from skimage import data
+
+    names = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "retina",
+             "camera", "page", "text", "horse", "cat", "colorwheel", "logo", "brick", "grass",
+             "gravel", "hubble_deep_field", "moon", "clock", "coins")
+    pictures = []
+    for name in names:
+        array = getattr(data, name)()
+        array = (array * 255).astype(np.uint8) if array.dtype == bool else array.astype(np.uint8)
+        pictures.append(Image.fromarray(array).convert("RGB"))
+    noise = np.random.default_rng(0).integers(0, 255, (900, 1200, 3), dtype=np.uint8)
+    return [*pictures, Image.fromarray(noise), Image.new("RGB", (1200, 900), (235, 235, 232)),
+            Image.new("RGB", (1200, 900), (0, 0, 0))]
+
+
+def refusals(items: list[Annotated], run: Callable[[Image.Image], Analysis]) -> dict[str, float]:
+    """Share of each degraded version refused by the gate, and of the non-smear images."""
+    refused: dict[str, list[bool]] = {}
+    for item in items:
+        for name, image in _degradations(Image.open(item.image).convert("RGB")).items():
+            refused.setdefault(name, []).append(run(image).rejected)
+    refused["not a smear"] = [run(image).rejected for image in non_smears()]
+    return {name: sum(flags) / len(flags) for name, flags in refused.items()}
+
+
+def twelve_megapixel_seconds(item: Annotated, run: Callable[[Image.Image], Analysis],
+                             repeats: int = 5) -> float:
+    """Median time to analyse a field enlarged to 4000 x 3000, as a phone photo is."""
+    image = Image.open(item.image).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)
+    return statistics.median(_timed(image, run)[1] for _ in range(repeats))
+
+
 def field_sets(names: list[str], limit: int | None) -> Iterator[tuple[str, list[Annotated]]]:
     readers = {"bionet-val": lambda: bionet.read_split(BIONET, "val"),
                "bionet-test": lambda: bionet.read_split(BIONET, "test"),
@@ -197,6 +245,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="at most this many images per set")
     parser.add_argument("--sizes", action="store_true",
                         help="also score each field set at 50%%, 200%% and 256 px")
+    parser.add_argument("--refusals", action="store_true",
+                        help="also the gate's refusals of degraded fields and non-smear images, "
+                             "and a 12 MP photo's time")
     parser.add_argument("--json", type=Path, help="write every row here too")
     args = parser.parse_args()
     classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
@@ -211,6 +262,11 @@ def main() -> None:
             if size != "own size" and not args.sizes:
                 continue
             row = {"set": name, "size": size, **score_fields(items, run, resize).row()}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        if args.refusals:
+            row = {"set": name, "refused": refusals(items, run),
+                   "seconds_12mp": twelve_megapixel_seconds(items[0], run)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     crops = {"pbc-val": PBC / "val", "pbc-test": PBC / "test", "lisc": LISC}
