@@ -171,7 +171,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     quality = measure(masks, thresholds, upsampled=factor)
     timings["quality"] = time.perf_counter() - started
     mode = "cell" if close_up_sized else "field"
-    if quality is not None and not quality.passed:
+    if not quality.passed:
         return Analysis(mode, image.width, image.height, [], [], 0, 0, quality,
                         classifier.version, timings, scale=scale)
 

@@ -24,6 +24,7 @@ from skimage.morphology import disk, remove_small_objects
 from core.field.scale import (
     NUCLEUS_OVER_STAINED,
     NUCLEUS_VIOLET,
+    nucleus_level,
     optical_density,
     typical_violet,
 )
@@ -190,7 +191,8 @@ def touches_border(box: Box, valid: np.ndarray, shape: tuple[int, int]) -> bool:
 
 
 def detect_white_cells(masks: FieldMasks, params: DetectorParams) -> list[Detection]:
-    level = max(params.nucleus_violet, params.nucleus_over_stained * masks.stained_violet)
+    level = nucleus_level(masks.stained_violet, params.nucleus_violet,
+                          params.nucleus_over_stained)
     nucleus = ndi.binary_closing(masks.purple > level, structure=disk(1))
     nucleus = fill_holes(nucleus)
     nucleus = remove_small_objects(nucleus, max_size=params.min_nucleus_area // 4)

@@ -79,6 +79,12 @@ def typical_violet(violet: np.ndarray, total: np.ndarray) -> float:
     return float(np.median(violet[stained])) if stained.any() else 0.0
 
 
+def nucleus_level(typical: float, floor: float = NUCLEUS_VIOLET,
+                  times: float = NUCLEUS_OVER_STAINED) -> float:
+    """The violet above which a pixel is nucleus, in a field whose typical stain is ``typical``."""
+    return max(floor, times * typical)
+
+
 def red_cell_mask(rgb: np.ndarray) -> np.ndarray:
     """Red cells against the background, in any stain, less the cells that hold a nucleus (in a
     close-up the white cell is much of the stained area).
@@ -91,7 +97,7 @@ def red_cell_mask(rgb: np.ndarray) -> np.ndarray:
     density = optical_density(rgb, background)
     total = density.sum(axis=2)
     violet = density[..., 1] - density[..., 2]
-    nucleus = violet > max(NUCLEUS_VIOLET, NUCLEUS_OVER_STAINED * typical_violet(violet, total))
+    nucleus = violet > nucleus_level(typical_violet(violet, total))
     rest = total[~nucleus]
     if rest.size < 20 or float(rest.max()) - float(rest.min()) < 1e-3:
         return np.zeros(total.shape, dtype=bool)

@@ -1,0 +1,51 @@
+"""The scale is read from the red cells in the image, not from its pixel count."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageDraw
+
+from core.field.scale import image_scale, measure_scale
+from tests.conftest import FIXTURES, pbc_fixtures
+
+BACKGROUND = (226, 229, 231)
+
+
+def _discs(diameter: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
+    """Pink red cells of ``diameter`` px on a pale background, a little apart."""
+    image = Image.new("RGB", size, BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    step = round(diameter * 1.3)
+    for y in range(step // 2, size[1] - diameter // 2, step):
+        for x in range(step // 2, size[0] - diameter // 2, step):
+            draw.ellipse((x - diameter // 2, y - diameter // 2, x + diameter // 2,
+                          y + diameter // 2), fill=(196, 146, 148))
+    return image
+
+
+@pytest.mark.parametrize("diameter", [30, 60, 120])
+def test_drawn_red_cells_measure_their_diameter(diameter: int) -> None:
+    scale = measure_scale(_discs(diameter), default_red_cell_px=1.0)
+    assert scale.measured
+    assert scale.red_cell_px == pytest.approx(diameter, rel=0.2)
+    assert scale.px_per_um == pytest.approx(scale.red_cell_px / 7.5)
+
+
+@pytest.mark.parametrize("factor", [0.5, 2.0])
+def test_resizing_a_real_field_resizes_its_measured_red_cells(factor: float) -> None:
+    field = Image.open(FIXTURES / "bccd" / "BloodImage_00015.jpg").convert("RGB")
+    resized = field.resize((round(field.width * factor), round(field.height * factor)),
+                           Image.Resampling.BICUBIC)
+    assert image_scale(resized).red_cell_px == pytest.approx(
+        image_scale(field).red_cell_px * factor, rel=0.05)
+
+
+def test_a_close_ups_white_cell_is_not_taken_for_a_red_cell() -> None:
+    # PBC's 256 px crops hold red cells about 56 px across around a much larger white cell.
+    for path in pbc_fixtures().values():
+        assert 40 < image_scale(Image.open(path).convert("RGB")).red_cell_px < 75, path
+
+
+def test_a_blank_slide_has_nothing_to_measure() -> None:
+    scale = measure_scale(Image.new("RGB", (640, 480), BACKGROUND), default_red_cell_px=51.0)
+    assert not scale.measured and scale.red_cell_px == 51.0
