@@ -51,6 +51,21 @@ def colour(x: torch.Tensor, gains: torch.Tensor, brightness: torch.Tensor,
     return x.clamp(0, 1) ** gamma[:, None, None, None]
 
 
+def rotate_hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Turn each image's hue by ``angle`` (radians) in YIQ space, keeping its luminance: another
+    laboratory's stain can be bluer or pinker as a whole than any HED jitter of ours."""
+    rgb_to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                               [0.211, -0.523, 0.312]], dtype=x.dtype, device=x.device)
+    yiq_to_rgb = torch.linalg.inv(rgb_to_yiq)
+    cos, sin = torch.cos(angle).to(x.device), torch.sin(angle).to(x.device)
+    rotation = torch.zeros(len(x), 3, 3, dtype=x.dtype, device=x.device)
+    rotation[:, 0, 0] = 1
+    rotation[:, 1, 1], rotation[:, 1, 2] = cos, -sin
+    rotation[:, 2, 1], rotation[:, 2, 2] = sin, cos
+    matrix = yiq_to_rgb @ rotation @ rgb_to_yiq  # N x 3 x 3
+    return torch.einsum("ncd,ndhw->nchw", matrix, x).clamp(0, 1)
+
+
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Blur each image with its own sigma (0 means unchanged), in one grouped convolution."""
     n, c, h, w = x.shape
@@ -119,6 +134,7 @@ class AugmentConfig:
     p_low_res: float = 0.25
     p_jpeg: float = 0.3
     p_noise: float = 0.2
+    hue: float = 0.0  # hue turned by U(-h, h) radians
 
 
 def cache_size_for(crop: int) -> int:
@@ -168,6 +184,8 @@ def augment_batch(images: torch.Tensor, size: int, config: AugmentConfig,
         _uniform(n, 1 - config.saturation, 1 + config.saturation, generator),
         torch.exp(_uniform(n, -config.gamma, config.gamma, generator)),
     )
+    if config.hue:
+        x = rotate_hue(x, _uniform(n, -config.hue, config.hue, generator))
     blur = torch.rand(n, generator=generator) < config.p_blur
     if blur.any():
         sigma = _uniform(int(blur.sum()), 0.3, config.max_blur_sigma, generator)

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 
 from core.model.efficientnet_lite import stages_of
+from core.training.augment import AugmentConfig
 
 
 class Phase(BaseModel):
@@ -17,6 +18,14 @@ class Phase(BaseModel):
     lr: float
     frozen_blocks: int = 0  # the stem and this many first blocks stay fixed
     warmup_steps: int = 0
+
+
+class ExtraSource(BaseModel):
+    """Another laboratory's labelled cells (an image folder, any subset of the classes) trained
+    on beside the main data set's train split, each image ``repeat`` times an epoch."""
+
+    root: Path
+    repeat: int = 1
 
 
 class TrainConfig(BaseModel):
@@ -46,6 +55,9 @@ class TrainConfig(BaseModel):
     serving_resolution: int = 224
     # Start from this model's weights (its card's SHA-256 checked) instead of ImageNet.
     init_from: Path | None = None
+    # More than one laboratory: a model that has seen one stain and camera only learns them.
+    extra_train: list[ExtraSource] = Field(default_factory=list)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     seed: int = 0
     max_train: int | None = None  # cap per split, for smoke runs
     max_eval: int | None = None

@@ -24,7 +24,7 @@ from core.model.imagenet import load_imagenet
 from core.training.augment import AugmentConfig, cache_size_for, centre_batch, normalise
 from core.training.cache import cached_split
 from core.training.checkpoint import load_checkpoint, save_checkpoint
-from core.training.config import Phase, TrainConfig
+from core.training.config import ExtraSource, Phase, TrainConfig
 from core.training.features import Progress
 from core.training.step import train_step
 
@@ -55,6 +55,22 @@ def load_split(root: Path, name: str, cache_dir: Path, limit: int | None, seed: 
     images, labels = cached_split(samples, cache_size_for(crop), cache_dir,
                                   f"{root.name}-{name}", progress)
     return Split(samples, images, labels, manifest_hash(samples, root / name))
+
+
+def with_extra_sources(train: Split, sources: Sequence[ExtraSource], cache_dir: Path,
+                       seed: int, progress: Progress, crop: int) -> Split:
+    """The train split with every extra source's images appended ``repeat`` times."""
+    parts, labels, samples = [train.images], [train.labels], list(train.samples)
+    for source in sources:
+        extra = load_split(source.root.parent, source.root.name, cache_dir, None, seed,
+                           progress, crop=crop)
+        progress(f"  + {len(extra.samples)} cells x {source.repeat} from {source.root}")
+        parts += [extra.images] * source.repeat
+        labels += [extra.labels] * source.repeat
+        samples += extra.samples * source.repeat
+    if len(parts) == 1:
+        return train
+    return Split(samples, torch.cat(parts), torch.cat(labels), train.manifest)
 
 
 def _device_of(model: EfficientNetLite) -> torch.device:
@@ -156,14 +172,15 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
     torch.set_num_threads(config.threads)
     device = device or torch.device("cpu")
     torch.manual_seed(config.seed)
-    augment = augment or AugmentConfig()
+    augment = augment or config.augment
     splits = {
         name: load_split(data_root, name, cache_dir,
                          config.max_train if name == "train" else config.max_eval,
                          config.seed, progress, crop=config.serving_resolution)
         for name in splits_to_load
     }
-    train = splits["train"]
+    train = with_extra_sources(splits["train"], config.extra_train, cache_dir, config.seed,
+                               progress, config.serving_resolution)
 
     model = initial_model(config, imagenet)
     model.dropout.p = config.dropout

@@ -65,3 +65,16 @@ def test_the_evaluation_view_of_a_larger_cache_is_what_serving_sees() -> None:
 
 def test_the_cache_for_the_lite0_serving_crop_is_the_256_square() -> None:
     assert cache_size_for(224) == 256
+
+
+def test_turning_the_hue_keeps_brightness_and_a_grey_image_grey() -> None:
+    from core.training.augment import rotate_hue
+
+    colours = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 0.6 + 0.2
+    turned = rotate_hue(colours, torch.full((4,), 0.4))
+    luminance = torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]
+    assert torch.allclose((turned * luminance).sum(1), (colours * luminance).sum(1), atol=1e-5)
+    assert not torch.allclose(turned, colours, atol=1e-2)
+    grey = torch.full((1, 3, 4, 4), 0.5)
+    assert torch.allclose(rotate_hue(grey, torch.tensor([1.0])), grey, atol=1e-5)
+    assert torch.allclose(rotate_hue(colours, torch.zeros(4)), colours, atol=1e-5)

@@ -173,3 +173,34 @@ def test_a_larger_lite_network_trains_from_imagenet_and_ships_as_itself(tmp_path
         probabilities = classifier.probabilities([image])
     assert probabilities.shape == (1, 8)
     assert torch.allclose(probabilities.sum(1), torch.ones(1))
+
+
+def test_another_laboratorys_cells_join_the_train_split_as_often_as_the_recipe_says(
+    tmp_path: Path,
+) -> None:
+    from core.training.config import ExtraSource
+    from core.training.finetune import load_split, with_extra_sources
+
+    data = image_folder_tree(tmp_path / "data")
+    other = tmp_path / "other" / "train"
+    for label in ("Neutrophil", "lymphocyte"):  # a subset of the classes, any case
+        (other / label).mkdir(parents=True)
+        shutil.copy(pbc_fixtures()[label.lower()], other / label / "cell.jpg")
+    train = load_split(data, "train", tmp_path / "cache", None, 0, print)
+    joined = with_extra_sources(train, [ExtraSource(root=other, repeat=3)], tmp_path / "cache",
+                                0, print, 224)
+    assert len(joined.samples) == len(train.samples) + 6
+    assert joined.images.shape[0] == joined.labels.shape[0] == len(joined.samples)
+    extra_labels = sorted(joined.labels[len(train.samples):].tolist())
+    assert extra_labels == sorted([4, 6] * 3)  # lymphocyte, neutrophil
+
+
+def test_a_recipe_carries_its_augmentation_and_extra_sources(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"augment": {"hue": 0.3, "zoom": 0.25},
+                                  "extra_train": [{"root": "cells/train", "repeat": 4}]}))
+    config = TrainConfig.from_file(recipe)
+    assert config.augment.hue == 0.3 and config.augment.zoom == 0.25
+    assert config.augment.p_blur == 0.3  # the rest keep their defaults
+    assert config.extra_train[0].root == Path("cells/train")
+    assert config.extra_train[0].repeat == 4
