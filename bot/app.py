@@ -36,6 +36,7 @@ COMMANDS = [
     BotCommand("export", "CSV and PDF of a case: /export REF"),
     BotCommand("models", "model versions (admins)"),
     BotCommand("retrain", "retrain with the experts' corrections (admins)"),
+    BotCommand("adapt", "a model version for your laboratory, from its experts' cells (admins)"),
     BotCommand("promote", "make a model version active (admins)"),
     BotCommand("rollback", "go back to the previous model (admins)"),
     BotCommand("group", "put a user in a laboratory group (admins)"),
@@ -86,8 +87,8 @@ def build_application(settings: Settings, services: BotServices | None = None) -
         .concurrent_updates(True)
         .build()
     )
-    for name in ("start", "help", "case", "history", "export", "models", "retrain", "promote",
-                 "rollback", "group"):
+    for name in ("start", "help", "case", "history", "export", "models", "retrain", "adapt",
+                 "promote", "rollback", "group"):
         application.add_handler(CommandHandler(name, getattr(handlers, name)))
     application.add_handler(CallbackQueryHandler(Callbacks(handlers).dispatch))
     application.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.image))

@@ -15,7 +15,7 @@ from core.access import AccessDenied, Member, admin_chat_ids, assign_group, audi
 from core.cases import CaseDetail, InvalidReference, case_detail, find_case, history, open_case
 from core.enums import Role
 from core.export import CaseExport, differential_chart_png, export_case
-from core.retraining.jobs import JobAlreadyRunning, attach_message, request_job
+from core.retraining.jobs import JobAlreadyRunning, NoLaboratory, attach_message, request_job
 
 from . import keyboards, messages
 from .guard import Context, Need, Request, database_call, guarded, sender_of, within_rate
@@ -155,16 +155,29 @@ class Handlers:
     # ---- models ---------------------------------------------------------------------------
     @guarded("retrain", Need.ADMIN)
     async def retrain(self, request: Request, _context: Context) -> None:
+        await self._queue_training(request, for_group=False)
+
+    @guarded("adapt", Need.ADMIN)
+    async def adapt(self, request: Request, _context: Context) -> None:
+        await self._queue_training(request, for_group=True)
+
+    async def _queue_training(self, request: Request, for_group: bool) -> None:
         if (message := request.message) is None:
             return
         admin = request.member
         try:
-            job_id = await request.run(request_job, admin, message.chat_id)
+            job_id = await request.run(request_job, admin, message.chat_id, for_group)
         except JobAlreadyRunning as exc:
             await message.reply_text(messages.RETRAIN_RUNNING.format(job_id=exc.job_id))
             return
-        await request.run(audit, admin.telegram_id, "retrain", True, f"job {job_id}")
-        sent = await message.reply_text(messages.RETRAIN_QUEUED.format(job_id=job_id))
+        except NoLaboratory:
+            await message.reply_text(messages.ADAPT_NO_GROUP)
+            return
+        action = "adapt" if for_group else "retrain"
+        await request.run(audit, admin.telegram_id, action, True, f"job {job_id}")
+        text = (messages.ADAPT_QUEUED.format(job_id=job_id, group=admin.group_name)
+                if for_group else messages.RETRAIN_QUEUED.format(job_id=job_id))
+        sent = await message.reply_text(text)
         await request.run(attach_message, job_id, sent.message_id)
         await asyncio.to_thread(self.services.queue.enqueue_retrain, job_id)
 
@@ -196,7 +209,8 @@ class Handlers:
         if (message := request.message) is None:
             return
         try:
-            restored, removed = await request.run(registry.rollback)
+            # The version serving the admin's own laboratory: its own if it has one.
+            restored, removed = await request.run(registry.rollback, request.member.group_id)
         except registry.RegistryError as exc:
             await message.reply_text(f"Cannot roll back: {exc}.")
             return

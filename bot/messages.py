@@ -36,7 +36,7 @@ HELP = (
     "they go to today's automatic case.\n"
     "Commands: /case REF, /history, /export REF, /help\n"
     "Reviewers confirm or correct labels with the buttons under each result.\n"
-    "Admins: /retrain, /models, /promote VERSION, /rollback, /group USER_ID NAME\n\n"
+    "Admins: /retrain, /adapt, /models, /promote VERSION, /rollback, /group USER_ID NAME\n\n"
     + DISCLAIMER
 )
 
@@ -276,6 +276,7 @@ def models_text(entries: list[ModelEntry]) -> str:
         accuracy = f"test accuracy {entry.accuracy:.2%}" if entry.accuracy is not None else ""
         marker = "▶️ " if entry.status.value == "active" else "   "
         lines.append(f"{marker}{entry.ref.version}: {entry.status.value}"
+                     + (f" for {entry.group}" if entry.group else "")
                      + (f", {accuracy}" if accuracy else "")
                      + (f", from {entry.parent_version}" if entry.parent_version else ""))
         if entry.gate and not entry.gate.get("passed", True):
@@ -311,7 +312,10 @@ def job_text(report: JobReport) -> str:
                  *[f"epoch {h['epoch']}: validation accuracy {h['val_accuracy']:.2%}"
                    for h in report.outcome.get("history", [])],
                  f"Took {report.outcome['minutes']:.1f} min."]
-        if report.outcome["promoted"]:
+        if report.outcome["promoted"] and report.outcome.get("laboratory"):
+            lines.append(f"✅ Passed the gate and now serves {report.outcome['laboratory']} "
+                         "(other laboratories keep theirs). /rollback goes back.")
+        elif report.outcome["promoted"]:
             lines.append("✅ Passed the gate and is now active. /rollback goes back.")
         else:
             lines.append("❌ Did not pass the gate; it stays a candidate: "
@@ -333,3 +337,6 @@ def job_text(report: JobReport) -> str:
 
 
 RETRAIN_QUEUED = "🏋️ Retraining job {job_id} queued; progress will appear here."
+ADAPT_QUEUED = ("🏋️ Retraining job {job_id} queued: a version of the model adapted to "
+                "{group}'s expert-labelled cells, for {group} only; progress will appear here.")
+ADAPT_NO_GROUP = "You belong to no laboratory group: /group puts you in one first."

@@ -1,4 +1,9 @@
-"""The model registry: versions as database rows plus safetensors files, one of them active."""
+"""The model registry: versions as database rows plus safetensors files.
+
+One version is active laboratory-wide, and a group (one laboratory) may have its own active
+version, adapted to its cells: that one serves the group, the laboratory-wide one everybody
+else. Promote and rollback act within one such scope.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.db.models import ModelVersion, utcnow
+from core.db.models import Group, ModelVersion, utcnow
 from core.db.session import SessionFactory, transaction
 from core.enums import ModelStatus
 from core.model.artifact import ModelCard
@@ -26,6 +31,7 @@ class ModelRef:
     version: str
     path: str
     sha256: str
+    group_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,16 @@ class ModelEntry:
     macro_f1: float | None
     parent_version: str | None
     gate: dict[str, Any] | None
+    group: str | None = None  # the laboratory a version was adapted to
 
 
 def _ref(row: ModelVersion) -> ModelRef:
-    return ModelRef(row.id, row.version, row.path, row.sha256)
+    return ModelRef(row.id, row.version, row.path, row.sha256, row.group_id)
+
+
+def _scope(group_id: int | None) -> ColumnElement[bool]:
+    return ModelVersion.group_id.is_(None) if group_id is None \
+        else ModelVersion.group_id == group_id
 
 
 def register_model(factory: SessionFactory, card: ModelCard, path: str) -> int:
@@ -75,18 +87,18 @@ def _register(factory: SessionFactory, card: ModelCard, path: str) -> int:
 
 
 def add_candidate(factory: SessionFactory, card: ModelCard, path: str, parent_version: str | None,
-                  gate: dict[str, Any]) -> int:
+                  gate: dict[str, Any], group_id: int | None = None) -> int:
     with transaction(factory) as session:
         row = ModelVersion(version=card.version, sha256=card.sha256, path=path,
                            card=card.model_dump(), status=ModelStatus.CANDIDATE,
-                           parent_version=parent_version, gate=gate)
+                           parent_version=parent_version, gate=gate, group_id=group_id)
         session.add(row)
         session.flush()
         return row.id
 
 
 def _activate(session: Session, row: ModelVersion) -> None:
-    session.execute(update(ModelVersion).where(ModelVersion.is_active)
+    session.execute(update(ModelVersion).where(ModelVersion.is_active, _scope(row.group_id))
                     .values(is_active=False, status=ModelStatus.RETIRED))
     row.is_active = True
     row.status = ModelStatus.ACTIVE
@@ -94,9 +106,16 @@ def _activate(session: Session, row: ModelVersion) -> None:
     session.flush()
 
 
-def active_model(factory: SessionFactory) -> ModelRef | None:
+def active_model(factory: SessionFactory, group_id: int | None = None) -> ModelRef | None:
+    """The version serving ``group_id``: the group's own active one, else the laboratory-wide."""
     with factory() as session:
-        row = session.scalar(select(ModelVersion).where(ModelVersion.is_active))
+        row = None
+        if group_id is not None:
+            row = session.scalar(select(ModelVersion).where(ModelVersion.is_active,
+                                                            _scope(group_id)))
+        if row is None:
+            row = session.scalar(select(ModelVersion).where(ModelVersion.is_active,
+                                                            _scope(None)))
         return _ref(row) if row else None
 
 
@@ -112,33 +131,48 @@ def promote(factory: SessionFactory, version: str) -> ModelRef:
         return _ref(row)
 
 
-def rollback(factory: SessionFactory) -> tuple[ModelRef, ModelRef]:
-    """Take the active version out of service and bring back the one active before it."""
+def rollback(factory: SessionFactory, group_id: int | None = None) -> tuple[ModelRef, ModelRef]:
+    """Take the version serving ``group_id`` out of service; the one active before it in the
+    same scope comes back. A group whose first own version is rolled back returns to the
+    laboratory-wide model. Returns (now serving, removed)."""
     with transaction(factory) as session:
-        current = session.scalar(select(ModelVersion).where(ModelVersion.is_active)
-                                 .with_for_update())
+        current = None
+        if group_id is not None:
+            current = session.scalar(select(ModelVersion).where(
+                ModelVersion.is_active, _scope(group_id)).with_for_update())
+        scope = group_id if current is not None else None
+        if current is None:
+            current = session.scalar(select(ModelVersion).where(
+                ModelVersion.is_active, _scope(None)).with_for_update())
         previous = session.scalar(
             select(ModelVersion)
             .where(ModelVersion.activated_at.is_not(None), ModelVersion.is_active.is_(False),
-                   ModelVersion.status != ModelStatus.ROLLED_BACK)
+                   ModelVersion.status != ModelStatus.ROLLED_BACK, _scope(scope))
             .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc()).limit(1)
         )
-        if current is None or previous is None:
+        if current is None or (previous is None and scope is None):
             raise RegistryError("there is no earlier active version to go back to")
-        _activate(session, previous)
+        if previous is not None:
+            _activate(session, previous)
+        current.is_active = False
         current.status = ModelStatus.ROLLED_BACK
-        return _ref(previous), _ref(current)
+        session.flush()
+        serving = previous or session.scalar(select(ModelVersion).where(
+            ModelVersion.is_active, _scope(None)))
+        if serving is None:
+            raise RegistryError("no laboratory-wide version is active")
+        return _ref(serving), _ref(current)
 
 
 def list_models(factory: SessionFactory, limit: int = 10) -> list[ModelEntry]:
     with factory() as session:
-        rows = session.scalars(select(ModelVersion)
-                               .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
-                               .limit(limit)).all()
+        rows = session.execute(
+            select(ModelVersion, Group.name).outerjoin(Group, Group.id == ModelVersion.group_id)
+            .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc()).limit(limit)).all()
         entries = []
-        for row in rows:
+        for row, group in rows:
             test = (row.card.get("metrics") or {}).get("test") or {}
             entries.append(ModelEntry(_ref(row), row.status, row.created_at,
                                       test.get("accuracy"), test.get("macro_f1"),
-                                      row.parent_version, row.gate))
+                                      row.parent_version, row.gate, group))
         return entries

@@ -122,15 +122,17 @@ class ExpertExample:
     label: str
 
 
-def expert_examples(factory: SessionFactory) -> list[ExpertExample]:
-    """Every expert-labelled cell (confirmed or corrected), oldest first."""
+def expert_examples(factory: SessionFactory, group_id: int | None = None) -> list[ExpertExample]:
+    """Every expert-labelled cell (confirmed or corrected), oldest first; with ``group_id``,
+    only those of that laboratory's cases."""
+    query = (select(CellResult, Submission.sha256, Submission.mode)
+             .join(Submission, Submission.id == CellResult.submission_id)
+             .where(CellResult.expert_label.is_not(None), Submission.sha256.is_not(None))
+             .order_by(CellResult.id))
+    if group_id is not None:
+        query = query.join(Case, Case.id == Submission.case_id).where(Case.group_id == group_id)
     with factory() as session:
-        rows = session.execute(
-            select(CellResult, Submission.sha256, Submission.mode)
-            .join(Submission, Submission.id == CellResult.submission_id)
-            .where(CellResult.expert_label.is_not(None), Submission.sha256.is_not(None))
-            .order_by(CellResult.id)
-        ).all()
+        rows = session.execute(query).all()
         return [ExpertExample(sha, (c.box_x0, c.box_y0, c.box_x1, c.box_y1), mode != "field",
                               label)
                 for c, sha, mode in rows

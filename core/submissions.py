@@ -128,6 +128,17 @@ def start_processing(factory: SessionFactory, submission_id: int) -> str | None:
         return submission.sha256
 
 
+def submission_group(factory: SessionFactory, submission_id: int) -> int | None:
+    """The laboratory a submission belongs to (its case's group), which picks its model."""
+    with factory() as session:
+        submission = session.get(Submission, submission_id)
+        if submission is None:
+            return None
+        if submission.case is not None:
+            return submission.case.group_id
+        return submission.user.group_id if submission.user is not None else None
+
+
 def store_results(
     factory: SessionFactory, submission_id: int, analysis: Analysis, model_version_id: int,
     annotated_sha256: str | None = None,

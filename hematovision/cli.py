@@ -46,6 +46,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--mistakes-png", type=Path,
                           help="also write a contact sheet of the misclassified cells here")
 
+    adapt = sub.add_parser("adapt", help="adapt a model to one laboratory from its labelled "
+                                         "cells (folder names = labels)")
+    adapt.add_argument("--examples", type=Path, required=True,
+                       help="image folder of the laboratory's labelled cells")
+    adapt.add_argument("--out", type=Path, required=True, help="folder for the adapted model")
+    adapt.add_argument("--model", type=Path, help="the model to adapt (default: the shipped one)")
+    adapt.add_argument("--version", help="the adapted model's version name")
+    adapt.add_argument("--check", type=Path,
+                       help="held-out labelled cells of the same laboratory: accuracy before "
+                            "and after, recorded in the card")
+
     sub.add_parser("bot", help="run the Telegram bot (long polling)")
 
     worker = sub.add_parser("worker", help="run a classification (or training) worker")
@@ -81,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_train(settings, args.data, args.config, args.out, args.device)
         return run_evaluate(settings, args.folder, args.model, args.json, args.png,
                             args.mistakes_png)
+    if args.command == "adapt":
+        from hematovision.adapt_cli import run_adapt
+
+        return run_adapt(args.model or settings.model_path, args.examples, args.out,
+                         args.version, args.check)
     if args.command == "bot":
         from bot.app import run_bot
 

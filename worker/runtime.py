@@ -17,15 +17,19 @@ from core.model.classifier import CellClassifier
 from core.registry import ModelRef, active_model, register_model
 from core.settings import Settings
 from core.storage import ImageStore
-from core.submissions import record_failure, start_processing, store_results
+from core.submissions import record_failure, start_processing, store_results, submission_group
 
 log = logging.getLogger(__name__)
+# Versions kept in memory at once (about 15 MB each): the laboratory-wide one and a few
+# laboratories' own; another is loaded again when needed.
+MAX_LOADED_MODELS = 8
 
 
 class WorkerRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._loaded: tuple[ModelRef, CellClassifier] | None = None
+        # Loaded versions by registry id: the laboratory-wide one and laboratories' own.
+        self._loaded: dict[int, CellClassifier] = {}
         self._offered = False  # the configured model is in the registry
         self._lock = threading.Lock()
         # Engines connect lazily, so creating one here opens nothing. Tasks may run in threads:
@@ -49,8 +53,9 @@ class WorkerRuntime:
         log.info("model %s loaded on %s", classifier.version, classifier.device)
         return classifier
 
-    def current_model(self) -> tuple[ModelRef, CellClassifier]:
-        """The registry's active version, loaded once and swapped when an admin switches.
+    def current_model(self, group_id: int | None = None) -> tuple[ModelRef, CellClassifier]:
+        """The version serving ``group_id`` (its laboratory's own, else the laboratory-wide
+        one), loaded once and swapped when an admin switches.
 
         One small query per task is the price of picking up /promote and /rollback without a
         restart. The shipped model seeds an empty registry; a newer one shipped to a running
@@ -59,15 +64,17 @@ class WorkerRuntime:
         with self._lock:
             if not self._offered:
                 self._offer_configured_model()
-            ref = active_model(self.sessions)
+            ref = active_model(self.sessions, group_id)
             assert ref is not None  # registering into an empty registry activates
-            if self._loaded is None or self._loaded[0].id != ref.id:
+            if ref.id not in self._loaded:
                 classifier = self._load(Path(ref.path))
                 if classifier.card.sha256 != ref.sha256:
                     raise RuntimeError(f"model file {ref.path} is not the registered "
                                        f"{ref.version} (SHA-256 differs)")
-                self._loaded = (ref, classifier)
-            return self._loaded
+                if len(self._loaded) >= MAX_LOADED_MODELS:
+                    self._loaded.pop(next(iter(self._loaded)))  # the longest loaded goes
+                self._loaded[ref.id] = classifier
+            return ref, self._loaded[ref.id]
 
     def _offer_configured_model(self) -> None:
         path = self.settings.model_path
@@ -90,7 +97,7 @@ class WorkerRuntime:
         except (OSError, ValueError) as exc:
             record_failure(self.sessions, submission_id, f"stored image unreadable: {exc}")
             return
-        ref, classifier = self.current_model()
+        ref, classifier = self.current_model(submission_group(self.sessions, submission_id))
         analysis = analyse(image, classifier, red_cells=self.red_cells)
         annotated = None
         if analysis.mode == "field" and not analysis.rejected:

@@ -8,6 +8,7 @@ from typing import Any
 
 from core.retraining import jobs
 from core.retraining.config import RetrainConfig
+from core.retraining.laboratory import run_adaptation
 from core.retraining.run import RetrainSetup, run_retraining
 from worker.runtime import WorkerRuntime
 
@@ -39,7 +40,9 @@ def retrain(runtime: WorkerRuntime, job_id: int) -> None:
                              "HV_RETRAIN_CONFIG) to a folder with train/, val/ and test/")
         setup = RetrainSetup(sessions, runtime.store, settings.models_dir, settings.cache_dir,
                              base_data, config)
-        outcome = run_retraining(setup, job_id, sink)
+        group = jobs.job_group(sessions, job_id)
+        outcome = (run_adaptation(setup, job_id, *group, sink) if group is not None
+                   else run_retraining(setup, job_id, sink))
     except Exception as exc:
         log.exception("training job %s failed", job_id)
         jobs.finish(sessions, job_id, error=f"{type(exc).__name__}: {exc}")

@@ -107,6 +107,9 @@ class ModelVersion(Base):
     status: Mapped[ModelStatus] = mapped_column(_enum(ModelStatus), default=ModelStatus.CANDIDATE,
                                                 server_default=ModelStatus.CANDIDATE.value)
     parent_version: Mapped[str | None] = mapped_column(String(64))
+    # A laboratory's own version, served to that group only; NULL: the laboratory-wide model.
+    # One version is active per group, and one laboratory-wide.
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"), index=True)
     gate: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -231,6 +234,8 @@ class TrainingJob(Base):
     progress_seq: Mapped[int] = mapped_column(Integer, default=0)
     reported_seq: Mapped[int] = mapped_column(Integer, default=0)
     candidate_version: Mapped[str | None] = mapped_column(String(64))
+    # An adaptation to this group's expert cells; NULL: a laboratory-wide retraining.
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"))
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

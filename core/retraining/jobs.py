@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from core.access import AccessDenied, Member
-from core.db.models import TrainingJob, utcnow
+from core.db.models import Group, TrainingJob, utcnow
 from core.db.notify import announce_result
 from core.db.session import SessionFactory, transaction
 from core.enums import JobStatus
@@ -39,9 +39,18 @@ class JobReport:
     error: str | None
 
 
-def request_job(factory: SessionFactory, admin: Member, chat_id: int) -> int:
+class NoLaboratory(Exception):
+    """An adaptation was asked for by an admin who belongs to no group."""
+
+
+def request_job(factory: SessionFactory, admin: Member, chat_id: int,
+                for_group: bool = False) -> int:
+    """Queue a laboratory-wide retraining, or with ``for_group`` an adaptation to the admin's
+    own group's expert cells."""
     if not admin.is_admin:
         raise AccessDenied("only admins start retraining")
+    if for_group and admin.group_id is None:
+        raise NoLaboratory("you belong to no laboratory group")
     with transaction(factory) as session:
         running = session.scalar(select(TrainingJob).where(
             TrainingJob.status.in_(UNFINISHED)).with_for_update())
@@ -53,7 +62,8 @@ def request_job(factory: SessionFactory, admin: Member, chat_id: int) -> int:
             running.finished_at = utcnow()
             running.progress_seq += 1
         job = TrainingJob(requested_by=admin.user_id, chat_id=chat_id, status=JobStatus.QUEUED,
-                          stage="queued", progress={}, progress_seq=0, reported_seq=0)
+                          stage="queued", progress={}, progress_seq=0, reported_seq=0,
+                          group_id=admin.group_id if for_group else None)
         session.add(job)
         session.flush()
         return job.id
@@ -86,6 +96,15 @@ def start_job(factory: SessionFactory, job_id: int) -> bool:
         job.status = JobStatus.RUNNING
         job.started_at = job.heartbeat_at = utcnow()
         return True
+
+
+def job_group(factory: SessionFactory, job_id: int) -> tuple[int, str] | None:
+    """The group an adaptation job is for (id, name); None for a laboratory-wide retraining."""
+    with factory() as session:
+        row = session.execute(select(Group.id, Group.name)
+                              .join(TrainingJob, TrainingJob.group_id == Group.id)
+                              .where(TrainingJob.id == job_id)).first()
+        return (row[0], row[1]) if row else None
 
 
 def report(factory: SessionFactory, job_id: int, stage: str, progress: dict[str, Any]) -> None:

@@ -63,9 +63,11 @@ class RetrainOutcome:
     # Of the expert-labelled cells, how many each model gives its expert's label: whether the
     # corrections were learnt ("of", "candidate", "active").
     expert_cells: dict[str, int]
+    laboratory: str | None = None  # a laboratory's own version: adapted to that group's cells
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "parent_version": self.parent_version,
+                "laboratory": self.laboratory,
                 "promoted": self.promoted, "gate": self.gate.to_dict(),
                 "expert_examples": self.expert_examples,
                 "replay_examples": self.replay_examples, "minutes": self.minutes,

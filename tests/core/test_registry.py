@@ -57,3 +57,52 @@ def test_promoting_an_unknown_or_active_version_is_refused(
     for version in ("nope", "base"):
         with pytest.raises(RegistryError):
             promote(sessions, version)
+
+
+def _groups(sessions: sessionmaker[Session], *names: str) -> list[int]:
+    from core.db.models import Group
+
+    with sessions() as session:
+        rows = [Group(name=name) for name in names]
+        session.add_all(rows)
+        session.commit()
+        return [row.id for row in rows]
+
+
+def test_a_laboratorys_own_version_serves_that_group_only(
+    sessions: sessionmaker[Session],
+) -> None:
+    lab_a, lab_b = _groups(sessions, "lab-a", "lab-b")
+    register_model(sessions, _card("base"), "base.safetensors")
+    add_candidate(sessions, _card("a1"), "a1.safetensors", "base", {"passed": True}, lab_a)
+    assert active_model(sessions, lab_a).version == "base"  # type: ignore[union-attr]
+    promote(sessions, "a1")
+    assert active_model(sessions, lab_a).version == "a1"  # type: ignore[union-attr]
+    assert active_model(sessions, lab_b).version == "base"  # type: ignore[union-attr]
+    assert active_model(sessions).version == "base"  # type: ignore[union-attr]
+    # A new laboratory-wide version changes nothing for the group with its own.
+    add_candidate(sessions, _card("rt1"), "rt1.safetensors", "base", {"passed": True})
+    promote(sessions, "rt1")
+    assert active_model(sessions, lab_a).version == "a1"  # type: ignore[union-attr]
+    assert active_model(sessions, lab_b).version == "rt1"  # type: ignore[union-attr]
+    groups = {e.ref.version: e.group for e in list_models(sessions)}
+    assert groups == {"base": None, "a1": "lab-a", "rt1": None}
+
+
+def test_rolling_back_a_laboratorys_version_stays_within_that_laboratory(
+    sessions: sessionmaker[Session],
+) -> None:
+    lab_a, lab_b = _groups(sessions, "lab-a", "lab-b")
+    register_model(sessions, _card("base"), "base.safetensors")
+    for version in ("a1", "a2"):
+        add_candidate(sessions, _card(version), f"{version}.safetensors", "base",
+                      {"passed": True}, lab_a)
+        promote(sessions, version)
+    restored, removed = rollback(sessions, lab_a)
+    assert (restored.version, removed.version) == ("a1", "a2")
+    restored, removed = rollback(sessions, lab_a)  # its first own version: back to the base
+    assert (restored.version, removed.version) == ("base", "a1")
+    assert active_model(sessions, lab_a).version == "base"  # type: ignore[union-attr]
+    with pytest.raises(RegistryError):  # nothing left to roll back, for anyone
+        rollback(sessions, lab_b)
+    assert active_model(sessions).version == "base"  # type: ignore[union-attr]

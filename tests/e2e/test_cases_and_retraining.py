@@ -72,15 +72,20 @@ def press(stack: Stack, user: int, message_id: int, data: str,
 
 def send_cell(stack: Stack, user: int, label: str) -> Submission:
     """Send a fixture cell as a file; returns its submission once the result is delivered."""
+    return send_file(stack, user, FIXTURES[label].read_bytes(), f"{label}.jpg", "image/jpeg")
+
+
+def send_file(stack: Stack, user: int, data: bytes, name: str, mime_type: str) -> Submission:
+    """Send an image as a file; returns its submission once the result is delivered."""
     before = len(stack.submissions(user))
-    stack.standin.send_document(user, FIXTURES[label].read_bytes(), f"{label}.jpg", "image/jpeg")
+    stack.standin.send_document(user, data, name, mime_type)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         rows = stack.submissions(user)
         if len(rows) > before and rows[-1].delivered_at is not None:
             return rows[-1]
         time.sleep(0.1)
-    raise AssertionError(f"no delivered result for {label}:\n{stack.logs()}")
+    raise AssertionError(f"no delivered result for {name}:\n{stack.logs()}")
 
 
 def buttons(action: BotAction) -> list[str]:
@@ -247,15 +252,15 @@ def _version_of(stack: Stack, user: int, label: str = "neutrophil") -> str:
         return row.version
 
 
-def _finished_job(stack: Stack, queued: BotAction) -> list[BotAction]:
+def _finished_job(stack: Stack, queued: BotAction, admin: int = ADMIN) -> list[BotAction]:
     def ended(action: BotAction) -> bool:
         text = action.text or ""
         return (action.method == "editMessageText" and action.message_id == queued.message_id
                 and ("finished" in text or "failed" in text))
 
-    edits = stack.standin.wait_for(ADMIN, 1, 180, predicate=ended)
+    edits = stack.standin.wait_for(admin, 1, 180, predicate=ended)
     assert edits, stack.logs()
-    return [a for a in stack.standin.wait_for(ADMIN, 0, 0)
+    return [a for a in stack.standin.wait_for(admin, 0, 0)
             if a.message_id == queued.message_id]
 
 

@@ -1,0 +1,225 @@
+"""Few-shot curve: a laboratory's cells named after 0, 10, 25, 50, 100 of its labelled cells.
+
+For each laboratory, its cells are split into a *pool* (the experts' labelled cells an
+adaptation may use) and *held-out* cells (scored), so that no cell is on both sides:
+
+- LISC holds several shifted and rotated copies of each of about 250 cells, consecutive in
+  file order. Copies are grouped (consecutive files that match by normalised cross-correlation
+  under the square's symmetries, or by embedding), the first half of each class's groups is the
+  pool, the rest held out. Each labelled "cell" drawn from the pool is one per group.
+- Bio-Net: the pool is val, the held-out cells are test (framed by ``benchmarks.bionet_cells``).
+
+Each point draws the labelled cells class-balanced, adapts the head exactly as
+``hematovision adapt`` does (``core.training.adapt``) and scores the held-out cells as serving
+would: accuracy, the share labelled (not "not recognised") and the wrong share among labelled
+cells at >= 90% confidence. Three draws per point; their mean is printed.
+
+    python -m benchmarks.few_shot --model core/weights/pbc-lite0-ft-v5.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.paths import LISC, WORK
+from core.data import index_image_folder
+from core.model.artifact import load_artifact
+from core.model.efficientnet_lite import EfficientNetLite
+from core.model.preprocess import Preprocessing
+from core.model.rejection import OodDetector
+from core.settings import DEFAULT_MODEL_PATH
+from core.training.adapt import AdaptConfig, embed_cells, fit_head, widened_detector
+
+SIZES = (0, 10, 25, 50, 100)
+DRAWS = 3
+
+
+def _grey(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        array = np.asarray(image.convert("L").resize((96, 96)), dtype=np.float64)
+    return (array - array.mean()) / (array.std() + 1e-6)
+
+
+def _copy_match(a: np.ndarray, b: np.ndarray) -> float:
+    """Best normalised cross-correlation of ``b`` against ``a`` over shifts and symmetries."""
+    spectrum = np.fft.rfft2(a)
+    best = -1.0
+    for index in range(8):
+        turned = np.rot90(b, index % 4)
+        turned = turned[:, ::-1] if index >= 4 else turned
+        correlation = np.fft.irfft2(spectrum * np.conj(np.fft.rfft2(turned)), s=a.shape)
+        best = max(best, float(correlation.max()) / a.size)
+    return best
+
+
+def copy_groups(paths: list[Path], embeddings: torch.Tensor) -> list[int]:
+    """A group number per file: a new group starts only where a file matches its predecessor
+    neither by pixels (NCC < 0.45) nor by embedding (cosine < 0.85). Erring towards merging
+    keeps two copies of one cell from ever landing on both sides of the split."""
+    unit = torch.nn.functional.normalize(embeddings, dim=1)
+    greys = [_grey(p) for p in paths]
+    groups = [0]
+    for i in range(1, len(paths)):
+        different = _copy_match(greys[i - 1], greys[i]) < 0.45 \
+            and float(unit[i] @ unit[i - 1]) < 0.85
+        groups.append(groups[-1] + int(different))
+    return groups
+
+
+class Lab:
+    def __init__(self, name: str, pool: list[tuple[torch.Tensor, int, int]],
+                 held_out: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.name = name
+        self.pool = pool  # (embedding views V x D, label, group)
+        self.held_out = held_out  # (features N x D, labels N), one view as serving sees
+
+    def draw(self, total: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``total`` labelled cells, balanced over the pool's classes, one per group first."""
+        rng = random.Random(seed)
+        by_class: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for index, (_, label, group) in enumerate(self.pool):
+            by_class[label][group].append(index)
+        queues = {}
+        for label, groups in by_class.items():
+            order = list(groups.values())
+            rng.shuffle(order)
+            for members in order:
+                rng.shuffle(members)
+            # One cell of every group before a second cell of any.
+            queues[label] = [m[i] for i in range(max(map(len, order))) for m in order
+                             if i < len(m)]
+        chosen: list[int] = []
+        labels = sorted(queues)
+        while len(chosen) < total and any(queues.values()):
+            for label in labels:
+                if queues[label] and len(chosen) < total:
+                    chosen.append(queues[label].pop(0))
+        features = torch.cat([self.pool[i][0] for i in chosen])
+        views = self.pool[0][0].shape[0]
+        targets = torch.tensor([self.pool[i][1] for i in chosen]).repeat_interleave(views)
+        return features, targets
+
+
+def _embed(model: EfficientNetLite, paths: list[Path], preprocess: Preprocessing,
+           views: int) -> torch.Tensor:
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    return embed_cells(model, images, preprocess, views, lambda _: None)
+
+
+def lisc_lab(model: EfficientNetLite, preprocess: Preprocessing, classes: list[str],
+             views: int) -> Lab:
+    samples = index_image_folder(LISC, classes)
+    paths = [s.path for s in samples]
+    single = _embed(model, paths, preprocess, 1)[:, 0]
+    pool_members: list[tuple[int, int, int]] = []
+    held, held_labels = [], []
+    for label in sorted({s.label for s in samples}):
+        members = [i for i, s in enumerate(samples) if s.label == label]
+        groups = copy_groups([paths[i] for i in members], single[members])
+        half = (groups[-1] + 1) // 2
+        for i, group in zip(members, groups, strict=True):
+            if group < half:
+                pool_members.append((i, label, group))
+            else:
+                held.append(single[i])
+                held_labels.append(label)
+    # Only the pool needs the other views; the held-out cells are scored as serving sees them.
+    pooled = _embed(model, [paths[i] for i, _, _ in pool_members], preprocess, views)
+    pool = [(pooled[k], label, group) for k, (_, label, group) in enumerate(pool_members)]
+    return Lab("lisc", pool, (torch.stack(held), torch.tensor(held_labels)))
+
+
+def folder_lab(name: str, pool_root: Path, held_root: Path, model: EfficientNetLite,
+               preprocess: Preprocessing, classes: list[str], views: int) -> Lab:
+    pool_samples = index_image_folder(pool_root, classes)
+    held_samples = index_image_folder(held_root, classes)
+    pool_embedded = _embed(model, [s.path for s in pool_samples], preprocess, views)
+    held_embedded = _embed(model, [s.path for s in held_samples], preprocess, 1)[:, 0]
+    pool = [(pool_embedded[i], s.label, i) for i, s in enumerate(pool_samples)]
+    return Lab(name, pool, (held_embedded, torch.tensor([s.label for s in held_samples])))
+
+
+def score(head: torch.nn.Linear, detector: OodDetector, temperature: float,
+          features: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    with torch.no_grad():
+        probabilities = (head(features) / temperature).softmax(dim=1)
+    confidence, predicted = probabilities.max(dim=1)
+    labelled = detector.accepts(features)
+    right = predicted == labels
+    confident = labelled & (confidence >= 0.9)
+    return {
+        "accuracy": float((right & labelled).float().mean()),
+        "accuracy_if_all_labelled": float(right.float().mean()),
+        "labelled": float(labelled.float().mean()),
+        "wrong_at_90": float((~right[confident]).float().mean()) if confident.any() else 0.0,
+    }
+
+
+def curve(lab: Lab, model: EfficientNetLite, detector: OodDetector, temperature: float,
+          config: AdaptConfig) -> list[dict[str, float]]:
+    rows = []
+    for size in SIZES:
+        if size == 0:
+            rows.append({"cells": 0, **score(model.classifier, detector, temperature,
+                                              *lab.held_out)})
+            continue
+        draws = []
+        for seed in range(DRAWS):
+            features, targets = lab.draw(size, seed)
+            head = fit_head(model.classifier, features, targets, detector,
+                            replace(config, seed=seed), lambda _: None)
+            widened = widened_detector(detector, features, targets)
+            draws.append(score(head, widened, temperature, *lab.held_out))
+        rows.append({"cells": size, **{key: float(np.mean([d[key] for d in draws]))
+                                       for key in draws[0]}})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--bionet-cells", type=Path, default=WORK / "cells" / "bionet")
+    parser.add_argument("--views", type=int, default=AdaptConfig.views,
+                        help="symmetries per labelled cell (1-8)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model, card, detector = load_artifact(args.model)
+    assert detector is not None, "the model has no rejection step"
+    config = AdaptConfig(views=args.views)
+    labs = [lisc_lab(model, card.preprocess, card.classes, config.views)]
+    if args.bionet_cells.is_dir():
+        labs.append(folder_lab("bionet", args.bionet_cells / "val", args.bionet_cells / "test",
+                               model, card.preprocess, card.classes, config.views))
+    results = {}
+    print(f"model {card.version}")
+    print(f"{'lab':8s} {'cells':>5s} {'accuracy':>9s} {'if all labelled':>16s} "
+          f"{'labelled':>9s} {'wrong >= 90%':>13s}")
+    for lab in labs:
+        pool_groups = len({(label, group) for _, label, group in lab.pool})
+        print(f"# {lab.name}: pool {len(lab.pool)} images in {pool_groups} cell groups, "
+              f"{len(lab.held_out[1])} held out")
+        results[lab.name] = curve(lab, model, detector, card.temperature, config)
+        for row in results[lab.name]:
+            print(f"{lab.name:8s} {row['cells']:5d} {row['accuracy']:9.1%} "
+                  f"{row['accuracy_if_all_labelled']:16.1%} {row['labelled']:9.1%} "
+                  f"{row['wrong_at_90']:13.1%}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"model": card.version, "labs": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

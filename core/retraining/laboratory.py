@@ -1,0 +1,126 @@
+"""One laboratory's own version: the laboratory-wide model adapted to the group's expert cells.
+
+The group's expert-labelled cells are split, oldest first, into cells to learn from and every
+fourth cell held out. The candidate (``core.training.adapt``: the head only, the base classes
+replayed from their stored Gaussians) must name the held-out cells at least as well as the
+version now serving the group, and must not lose the base test set beyond the retraining gate's
+margins. Passing, it becomes the group's active version; nobody else's.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from core import registry
+from core.data import index_image_folder, subsample
+from core.labels import PBC_CLASSES
+from core.model.artifact import ModelCard, load_artifact, save_artifact
+from core.model.classifier import CellClassifier
+from core.retraining.dataset import expert_crop
+from core.retraining.gate import GateDecision, decide
+from core.retraining.run import ProgressSink, RetrainOutcome, RetrainSetup
+from core.reviews import ExpertExample, expert_examples
+from core.training.adapt import AdaptConfig, adapt_model
+from core.training.metrics import classification_report
+
+MIN_EXPERT_CELLS = 4
+HOLD_OUT_EVERY = 4
+
+
+class NotEnoughCells(ValueError):
+    pass
+
+
+def split_held_out(examples: Sequence[ExpertExample]) -> tuple[list[ExpertExample],
+                                                               list[ExpertExample]]:
+    """(cells to learn from, held-out cells): every fourth cell, oldest first, is held out."""
+    learn = [e for i, e in enumerate(examples) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
+    held = [e for i, e in enumerate(examples) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
+    return learn, held
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:16] or "lab"
+
+
+def _right(classifier: CellClassifier, crops: Sequence[Image.Image], labels: Sequence[str]) -> int:
+    if not crops:
+        return 0
+    predictions = classifier.classify_crops(list(crops), reject_outliers=False)
+    return sum(p.label == label for p, label in zip(predictions, labels, strict=True))
+
+
+def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: str,
+                   sink: ProgressSink) -> RetrainOutcome:
+    started = time.monotonic()
+    sink("preparing data", {})
+    base_ref = registry.active_model(setup.sessions)
+    serving_ref = registry.active_model(setup.sessions, group_id)
+    if base_ref is None or serving_ref is None:
+        raise RuntimeError("no active model to adapt")
+    examples = expert_examples(setup.sessions, group_id)
+    if len(examples) < MIN_EXPERT_CELLS:
+        raise NotEnoughCells(f"{group_name} has {len(examples)} expert-labelled cell(s); an "
+                             f"adaptation needs at least {MIN_EXPERT_CELLS} (review some first)")
+    learn, held = split_held_out(examples)
+    crops = {id(e): expert_crop(setup.store.open(e.image_sha256), e) for e in examples}
+    model, card, detector = load_artifact(Path(base_ref.path))
+    if detector is None:
+        raise RuntimeError(f"{base_ref.version} has no rejection step to replay its classes from")
+    sink("adapting", {"expert_examples": len(learn), "held_out": len(held)})
+    adapted = adapt_model(model, detector, card.classes, card.preprocess,
+                          [crops[id(e)] for e in learn],
+                          [card.classes.index(e.label) for e in learn], AdaptConfig(),
+                          lambda line: sink("adapting", {"detail": line.strip()}))
+
+    sink("evaluating", {})
+    device = torch.device("cpu")
+    candidate = CellClassifier(adapted.model, card, device, adapted.detector)
+    serving = CellClassifier.from_artifact(Path(serving_ref.path), "cpu")
+    held_crops, held_labels = [crops[id(e)] for e in held], [e.label for e in held]
+    expert_cells = {"of": len(held), "candidate": _right(candidate, held_crops, held_labels),
+                    "active": _right(serving, held_crops, held_labels)}
+    test = subsample(index_image_folder(setup.base_data / "test", PBC_CLASSES),
+                     setup.config.test_limit, setup.config.seed)
+    test_images = []
+    for sample in test:
+        with Image.open(sample.path) as image:
+            test_images.append(image.convert("RGB"))
+    labels = torch.tensor([s.label for s in test])
+    base = CellClassifier(model, card, device, detector)
+    gate = decide(classification_report(candidate.probabilities(test_images), labels,
+                                        PBC_CLASSES),
+                  classification_report(base.probabilities(test_images), labels, PBC_CLASSES),
+                  setup.config.overall_margin, setup.config.class_margin)
+    if expert_cells["candidate"] < expert_cells["active"]:
+        gate = GateDecision(False, [*gate.reasons, (
+            f"{group_name}'s held-out cells: {expert_cells['candidate']} of {len(held)} right, "
+            f"< {expert_cells['active']} by {serving_ref.version}")],
+            gate.candidate_accuracy, gate.baseline_accuracy, gate.recall_changes)
+
+    version = f"{card.version.split('-rt')[0]}-{_slug(group_name)}-a{job_id}"
+    minutes = round((time.monotonic() - started) / 60, 2)
+    new_card = ModelCard(
+        version=version, architecture=card.architecture, classes=card.classes,
+        preprocessing=card.preprocessing, temperature=card.temperature,
+        metrics={"test": {"accuracy": gate.candidate_accuracy, "images": len(test)},
+                 "gate": gate.to_dict(), "expert_cells": expert_cells},
+        data={"parent_version": card.version, "laboratory": group_name,
+              "expert_examples": len(learn), "held_out": len(held),
+              "cells_per_class": adapted.per_class, "test_images": len(test)},
+        training={"kind": "laboratory adaptation", "minutes": minutes},
+        attribution=card.attribution)
+    path = setup.models_dir / f"{version}.safetensors"
+    saved = save_artifact(adapted.model, new_card, path, adapted.detector)
+    registry.add_candidate(setup.sessions, saved, str(path), card.version, gate.to_dict(),
+                           group_id)
+    if gate.passed:
+        registry.promote(setup.sessions, version)
+    return RetrainOutcome(version, card.version, gate.passed, gate, len(learn), 0, minutes, [],
+                          expert_cells, laboratory=group_name)

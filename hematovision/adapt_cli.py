@@ -1,0 +1,80 @@
+"""``hematovision adapt``: a model adapted to one laboratory from a folder of its labelled cells."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from core.data import Sample, UnknownClassError, index_image_folder
+from core.model.artifact import ModelCard, ModelIntegrityError, load_artifact, save_artifact
+from core.model.classifier import CellClassifier
+from core.training.adapt import AdaptConfig, adapt_model
+from core.training.metrics import classification_report
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _images(samples: list[Sample]) -> list[Image.Image]:
+    images = []
+    for sample in samples:
+        with Image.open(sample.path) as image:
+            images.append(image.convert("RGB"))
+    return images
+
+
+def _accuracy(model_path: Path, samples: list[Sample]) -> float:
+    classifier = CellClassifier.from_artifact(model_path, "cpu")
+    probabilities = classifier.probabilities(_images(samples))
+    labels = torch.tensor([s.label for s in samples])
+    return classification_report(probabilities, labels, classifier.card.classes).accuracy
+
+
+def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
+              check: Path | None) -> int:
+    try:
+        model, card, detector = load_artifact(base_path)
+        samples = index_image_folder(examples, card.classes)
+        held_out = index_image_folder(check, card.classes) if check else []
+    except (UnknownClassError, FileNotFoundError, ModelIntegrityError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not samples:
+        print(f"error: no labelled cells under {examples}", file=sys.stderr)
+        return 2
+    if detector is None:
+        print(f"error: {base_path} has no rejection step to replay its classes from",
+              file=sys.stderr)
+        return 2
+    config = AdaptConfig()
+    started = datetime.now(UTC)
+    adapted = adapt_model(model, detector, card.classes, card.preprocess, _images(samples),
+                          [s.label for s in samples], config, _progress)
+    version = version or f"{card.version}-adapted-{started:%Y%m%d%H%M}"
+    new_card = ModelCard(
+        version=version, architecture=card.architecture, classes=card.classes,
+        preprocessing=card.preprocessing, temperature=card.temperature,
+        data={"adapted_from": card.version, "examples": str(examples),
+              "cells": adapted.cells, "cells_per_class": adapted.per_class},
+        training={"adapt": asdict(config),
+                  "seconds": round((datetime.now(UTC) - started).total_seconds(), 1)},
+        attribution=card.attribution,
+    )
+    path = out / f"{version}.safetensors"
+    saved = save_artifact(adapted.model, new_card, path, adapted.detector)
+    print(f"adapted model written to {path} ({adapted.cells} cells: "
+          + ", ".join(f"{label} {n}" for label, n in adapted.per_class.items()) + ")")
+    if held_out:
+        before, after = _accuracy(base_path, held_out), _accuracy(path, held_out)
+        saved = save_artifact(adapted.model, saved.model_copy(update={"metrics": {
+            "held_out": {"cells": len(held_out), "accuracy_before": round(before, 5),
+                         "accuracy_after": round(after, 5), "folder": str(check)}}}),
+            path, adapted.detector)
+        print(f"held-out cells ({len(held_out)}): accuracy {before:.1%} -> {after:.1%}")
+    return 0

@@ -1,0 +1,98 @@
+"""Adapting the head to one laboratory: its labelled cells named right, other classes kept."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from core.model.artifact import load_artifact
+from core.model.classifier import CellClassifier
+from core.model.rejection import OodDetector
+from core.settings import DEFAULT_MODEL_PATH
+from core.training.adapt import AdaptConfig, GaussianReplay, adapt_model, dihedral_views
+from tests.conftest import pbc_fixtures
+
+
+def stained_elsewhere(image: Image.Image) -> Image.Image:
+    """The cell as a laboratory with a bluer stain and a green-cast camera would show it."""
+    red, green, blue = image.convert("RGB").split()
+    return Image.merge("RGB", (blue, green.point(lambda v: min(255, v + 25)), red))
+
+
+def test_the_eight_views_are_the_symmetries_of_the_square() -> None:
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    views = dihedral_views(x, 8)
+    assert torch.equal(views[0], x)
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8
+    assert all(v.shape == x.shape for v in views)
+    assert len(dihedral_views(x, 2)) == 2
+
+
+def test_replayed_embeddings_follow_the_class_means() -> None:
+    means = torch.tensor([[0.0, 0.0], [10.0, -5.0]])
+    detector = OodDetector(means, torch.eye(2) * 4.0, threshold=9.0)  # variance 1/4
+    samples, labels = GaussianReplay(detector).sample(4000, torch.Generator().manual_seed(0))
+    assert samples.shape == (8000, 2) and labels.tolist().count(1) == 4000
+    for c in (0, 1):
+        assert torch.allclose(samples[labels == c].mean(0), means[c], atol=0.05)
+        assert torch.allclose(samples[labels == c].var(0), torch.full((2,), 0.25), atol=0.03)
+
+
+@pytest.fixture(scope="module")
+def adapted() -> tuple[CellClassifier, CellClassifier]:
+    model, card, detector = load_artifact(DEFAULT_MODEL_PATH)
+    assert detector is not None
+    labelled = ["neutrophil", "lymphocyte", "monocyte"]  # the laboratory labels only these
+    images = [stained_elsewhere(Image.open(pbc_fixtures()[name])) for name in labelled]
+    labels = [card.classes.index(name) for name in labelled]
+    result = adapt_model(model, detector, card.classes, card.preprocess, images, labels,
+                         AdaptConfig(steps=150), lambda _: None)
+    assert result.cells == 3 and result.per_class == {"lymphocyte": 1, "monocyte": 1,
+                                                      "neutrophil": 1}
+    device = torch.device("cpu")
+    return (CellClassifier(model, card, device, detector),
+            CellClassifier(result.model, card, device, result.detector))
+
+
+def test_the_laboratorys_labelled_cells_are_named_right_and_recognised(
+    adapted: tuple[CellClassifier, CellClassifier],
+) -> None:
+    before, after = adapted
+    for name in ("neutrophil", "lymphocyte", "monocyte"):
+        cell = stained_elsewhere(Image.open(pbc_fixtures()[name]))
+        [prediction] = after.classify_crops([cell])
+        assert prediction.label == name
+    # The base model calls this laboratory's neutrophil an eosinophil, and is sure of it.
+    [wrong] = before.classify_crops([stained_elsewhere(Image.open(pbc_fixtures()["neutrophil"]))],
+                                    reject_outliers=False)
+    assert wrong.label == "eosinophil" and wrong.confidence > 0.9
+
+
+def test_classes_the_laboratory_did_not_label_are_not_forgotten(
+    adapted: tuple[CellClassifier, CellClassifier],
+) -> None:
+    before, after = adapted
+    for name in ("basophil", "eosinophil", "erythroblast", "ig", "platelet"):
+        cell = Image.open(pbc_fixtures()[name])
+        assert before.classify_crops([cell])[0].label == name
+        assert after.classify_crops([cell])[0].label == name
+
+
+def test_adapting_leaves_the_base_model_untouched() -> None:
+    model, card, detector = load_artifact(DEFAULT_MODEL_PATH)
+    assert detector is not None
+    head = model.classifier.weight.detach().clone()
+    cell = stained_elsewhere(Image.open(pbc_fixtures()["neutrophil"]))
+    adapt_model(model, detector, card.classes, card.preprocess, [cell],
+                [card.classes.index("neutrophil")], AdaptConfig(steps=5, views=1),
+                lambda _: None)
+    assert torch.equal(model.classifier.weight, head)
+
+
+def test_nothing_to_adapt_from_is_refused() -> None:
+    model, card, detector = load_artifact(DEFAULT_MODEL_PATH)
+    assert detector is not None
+    with pytest.raises(ValueError, match="no labelled cells"):
+        adapt_model(model, detector, card.classes, card.preprocess, [], [], AdaptConfig(),
+                    lambda _: None)

@@ -1,0 +1,106 @@
+"""A laboratory's own model, learnt from its reviewers' corrections, through the chat.
+
+Every part real: the Bot API stand-in over HTTP, the bot, an inference worker and a training
+worker as separate processes, Redis as broker and PostgreSQL as the database. Laboratory A's
+stain turns the shipped model's neutrophils into confident eosinophils (its basophils are
+eosinophils or "not recognised"); its
+reviewer corrects them, an admin asks for /adapt, and A (only A) gets a version that names them.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image
+
+from core.enums import Role
+from core.labels import PBC_CLASSES
+from devkit.harness import Stack, running_stack
+from tests.conftest import fixture_image_folder, fresh_postgres_database, pbc_fixtures
+from tests.core.training.test_adapt import stained_elsewhere
+from tests.e2e.test_cases_and_retraining import (
+    _finished_job,
+    _version_of,
+    buttons,
+    press,
+    say,
+    send_file,
+)
+
+TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270,
+         Image.Transpose.FLIP_LEFT_RIGHT)
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("labs")
+    base = root / "base-data"
+    for split in ("train", "val", "test"):
+        fixture_image_folder(base / split)
+    env = {"HV_TRAINING_DATA_DIR": str(base)}
+    with fresh_postgres_database() as url, running_stack(root, url, redis_url, env) as running:
+        running.start_worker("trainer", training=True)
+        yield running
+
+
+def lab_a_cell(label: str, turn: Image.Transpose) -> bytes:
+    cell = stained_elsewhere(Image.open(pbc_fixtures()[label])).transpose(turn)
+    buffer = io.BytesIO()
+    cell.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def send_and_correct(stack: Stack, reviewer: int, data: bytes, label: str) -> str:
+    """Send a cell as a file, let the reviewer set its label; the model's label."""
+    submission = send_file(stack, reviewer, data, "cell.png", "image/png")
+    fix = f"fix:{submission.id}"
+    [result] = stack.standin.wait_for(reviewer, 1, 30, predicate=lambda a: fix in buttons(a))[-1:]
+    menu = press(stack, reviewer, result.message_id, fix, replies=2)[-1]
+    [cell_button] = buttons(menu)
+    choice = press(stack, reviewer, menu.message_id, cell_button, replies=2)[-1]
+    target = f"{cell_button.replace('cell:', 'set:')}:{PBC_CLASSES.index(label)}"
+    assert target in buttons(choice)
+    press(stack, reviewer, menu.message_id, target, replies=2)
+    return submission.cells[0].label or ""
+
+
+def test_corrections_in_one_laboratory_give_it_a_model_that_serves_only_it(stack: Stack) -> None:
+    admin = stack.new_user(role=Role.ADMIN, group="lab-a")  # admins review too
+    tech_a, tech_b = stack.new_user(group="lab-a"), stack.new_user(group="lab-b")
+    base = _version_of(stack, tech_b)
+
+    # Laboratory A's reviewer corrects four neutrophils and four basophils (every fourth of
+    # them is held out by the adaptation to judge it).
+    labels = [label for label in ("neutrophil", "basophil") for _ in TURNS]
+    model_said = [send_and_correct(stack, admin, lab_a_cell(label, turn), label)
+                  for label, turn in zip(labels, TURNS * 2, strict=True)]
+    # Named wrong (eosinophil) or not recognised: never right.
+    assert not any(said == label for said, label in zip(model_said, labels, strict=True))
+
+    [queued] = say(stack, admin, "/adapt")
+    assert "adapted to lab-a's expert-labelled cells" in (queued.text or "")
+    final = _finished_job(stack, queued, admin)[-1].text or ""
+    assert "now serves lab-a" in final, final
+    learnt = re.search(r"label: (\d+) of (\d+) \(active model: (\d+)\)", final)
+    assert learnt is not None, final
+    right, held_out, before = map(int, learnt.groups())
+    assert held_out == 2 and right == 2 and before == 0, final
+    adapted = re.search(r"candidate (\S+)", final)
+    assert adapted is not None
+    version = adapted.group(1)
+
+    assert _version_of(stack, tech_a) == version
+    assert _version_of(stack, tech_b) == base  # another laboratory keeps the shared model
+    [models] = say(stack, admin, "/models")
+    assert f"▶️ {version}: active for lab-a" in (models.text or "")
+
+    [rolled] = say(stack, admin, "/rollback")
+    assert f"Rolled back from {version}: {base}" in (rolled.text or "")
+    assert _version_of(stack, tech_a) == base
+    [promoted] = say(stack, admin, f"/promote {version}")
+    assert f"{version} is now active" in (promoted.text or "")
+    assert _version_of(stack, tech_a) == version
+    assert _version_of(stack, tech_b) == base

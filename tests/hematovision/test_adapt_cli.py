@@ -1,0 +1,56 @@
+"""``hematovision adapt``: one laboratory's labelled folder in, a loadable model out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from core.model.classifier import CellClassifier
+from tests.conftest import pbc_fixtures
+from tests.core.training.test_adapt import stained_elsewhere
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hematovision", *args],
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def lab_folder(root: Path, names: dict[str, str]) -> Path:
+    """An image folder of recoloured fixture cells, folder names as the laboratory wrote them."""
+    for folder, label in names.items():
+        (root / folder).mkdir(parents=True)
+        stained_elsewhere(Image.open(pbc_fixtures()[label])).save(root / folder / "cell.png")
+    return root
+
+
+def test_an_adapted_model_is_written_and_loads_for_evaluate_and_serving(tmp_path: Path) -> None:
+    examples = lab_folder(tmp_path / "lab", {"Neutrophil": "neutrophil",
+                                             "LYMPHOCYTE": "lymphocyte"})
+    result = _run("adapt", "--examples", str(examples), "--out", str(tmp_path / "out"),
+                  "--version", "lab-a-v1", "--check", str(examples))
+    assert result.returncode == 0, result.stderr
+    assert "adapted model written" in result.stdout and "held-out cells (2)" in result.stdout
+    weights = tmp_path / "out" / "lab-a-v1.safetensors"
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["version"] == "lab-a-v1"
+    assert card["data"]["cells_per_class"] == {"lymphocyte": 1, "neutrophil": 1}
+    assert card["data"]["adapted_from"].startswith("pbc-lite0")
+    assert card["metrics"]["held_out"]["accuracy_after"] == 1.0
+    classifier = CellClassifier.from_artifact(weights, "cpu")  # the worker's loader
+    assert classifier.version == "lab-a-v1"
+    evaluated = _run("evaluate", str(examples), "--model", str(weights), "--json",
+                     "--png", str(tmp_path / "cm.png"))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["accuracy"] == 1.0
+
+
+def test_a_folder_that_is_not_a_label_is_refused_clearly(tmp_path: Path) -> None:
+    examples = lab_folder(tmp_path / "lab", {"segmented": "neutrophil"})
+    result = _run("adapt", "--examples", str(examples), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "'segmented' in" in result.stderr and "not a known label" in result.stderr
+    assert not (tmp_path / "out").exists()
