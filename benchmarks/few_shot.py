@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from benchmarks.paths import LISC, WORK
 from core.data import index_image_folder
@@ -37,7 +38,7 @@ from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
 from core.model.rejection import OodDetector
 from core.settings import DEFAULT_MODEL_PATH
-from core.training.adapt import AdaptConfig, embed_cells, fit_head, widened_detector
+from core.training.adapt import AdaptConfig, adapt_head, embed_cells
 
 SIZES = (0, 10, 25, 50, 100)
 DRAWS = 3
@@ -46,7 +47,8 @@ DRAWS = 3
 def _grey(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         array = np.asarray(image.convert("L").resize((96, 96)), dtype=np.float64)
-    return (array - array.mean()) / (array.std() + 1e-6)
+    normalised: np.ndarray = (array - array.mean()) / (array.std() + 1e-6)
+    return normalised
 
 
 def _copy_match(a: np.ndarray, b: np.ndarray) -> float:
@@ -83,6 +85,12 @@ class Lab:
         self.held_out = held_out  # (features N x D, labels N), one view as serving sees
 
     def draw(self, total: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings cells x views x D, labels) of ``total`` labelled cells."""
+        chosen = self.choose(total, seed)
+        return (torch.stack([self.pool[i][0] for i in chosen]),
+                torch.tensor([self.pool[i][1] for i in chosen]))
+
+    def choose(self, total: int, seed: int) -> list[int]:
         """``total`` labelled cells, balanced over the pool's classes, one per group first."""
         rng = random.Random(seed)
         by_class: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -103,10 +111,7 @@ class Lab:
             for label in labels:
                 if queues[label] and len(chosen) < total:
                     chosen.append(queues[label].pop(0))
-        features = torch.cat([self.pool[i][0] for i in chosen])
-        views = self.pool[0][0].shape[0]
-        targets = torch.tensor([self.pool[i][1] for i in chosen]).repeat_interleave(views)
-        return features, targets
+        return chosen
 
 
 def _embed(model: EfficientNetLite, paths: list[Path], preprocess: Preprocessing,
@@ -151,6 +156,30 @@ def folder_lab(name: str, pool_root: Path, held_root: Path, model: EfficientNetL
     return Lab(name, pool, (held_embedded, torch.tensor([s.label for s in held_samples])))
 
 
+def save_labs(labs: list[Lab], path: Path) -> None:
+    """The embeddings, so that another adaptation recipe is measured in seconds."""
+    tensors: dict[str, torch.Tensor] = {}
+    for lab in labs:
+        tensors |= {f"{lab.name}.pool": torch.stack([p[0] for p in lab.pool]),
+                    f"{lab.name}.pool_labels": torch.tensor([p[1] for p in lab.pool]),
+                    f"{lab.name}.pool_groups": torch.tensor([p[2] for p in lab.pool]),
+                    f"{lab.name}.held": lab.held_out[0].contiguous(),
+                    f"{lab.name}.held_labels": lab.held_out[1]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+
+
+def load_labs(path: Path) -> list[Lab] | None:
+    if not path.exists():
+        return None
+    tensors = load_file(str(path))
+    names = sorted({key.split(".")[0] for key in tensors}, key=lambda n: n != "lisc")
+    return [Lab(name, [(e, int(label), int(group)) for e, label, group in zip(
+        tensors[f"{name}.pool"], tensors[f"{name}.pool_labels"],
+        tensors[f"{name}.pool_groups"], strict=True)],
+        (tensors[f"{name}.held"], tensors[f"{name}.held_labels"])) for name in names]
+
+
 def score(head: torch.nn.Linear, detector: OodDetector, temperature: float,
           features: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     with torch.no_grad():
@@ -177,11 +206,11 @@ def curve(lab: Lab, model: EfficientNetLite, detector: OodDetector, temperature:
             continue
         draws = []
         for seed in range(DRAWS):
-            features, targets = lab.draw(size, seed)
-            head = fit_head(model.classifier, features, targets, detector,
-                            replace(config, seed=seed), lambda _: None)
-            widened = widened_detector(detector, features, targets)
-            draws.append(score(head, widened, temperature, *lab.held_out))
+            embedded, labels = lab.draw(size, seed)
+            fitted = adapt_head(model.classifier, embedded, labels, detector, temperature,
+                                replace(config, seed=seed), lambda _: None)
+            draws.append(score(fitted.head, fitted.detector, fitted.temperature,
+                               *lab.held_out))
         rows.append({"cells": size, **{key: float(np.mean([d[key] for d in draws]))
                                        for key in draws[0]}})
     return rows
@@ -200,12 +229,17 @@ def main() -> None:
     model, card, detector = load_artifact(args.model)
     assert detector is not None, "the model has no rejection step"
     config = AdaptConfig(views=args.views)
-    labs = [lisc_lab(model, card.preprocess, card.classes, config.views)]
-    if args.bionet_cells.is_dir():
-        labs.append(folder_lab("bionet", args.bionet_cells / "val", args.bionet_cells / "test",
-                               model, card.preprocess, card.classes, config.views))
+    cache = WORK / "cache" / f"few-shot-{card.sha256[:16]}-{config.views}.safetensors"
+    labs = load_labs(cache)
+    if labs is None:
+        labs = [lisc_lab(model, card.preprocess, card.classes, config.views)]
+        if args.bionet_cells.is_dir():
+            labs.append(folder_lab("bionet", args.bionet_cells / "val",
+                                   args.bionet_cells / "test", model, card.preprocess,
+                                   card.classes, config.views))
+        save_labs(labs, cache)
     results = {}
-    print(f"model {card.version}")
+    print(f"model {card.version}, {config.views} view(s) per labelled cell")
     print(f"{'lab':8s} {'cells':>5s} {'accuracy':>9s} {'if all labelled':>16s} "
           f"{'labelled':>9s} {'wrong >= 90%':>13s}")
     for lab in labs:

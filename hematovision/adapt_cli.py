@@ -54,12 +54,13 @@ def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
         return 2
     config = AdaptConfig()
     started = datetime.now(UTC)
-    adapted = adapt_model(model, detector, card.classes, card.preprocess, _images(samples),
+    adapted = adapt_model(model, detector, card.classes, card.preprocess, card.temperature,
+                          _images(samples),
                           [s.label for s in samples], config, _progress)
     version = version or f"{card.version}-adapted-{started:%Y%m%d%H%M}"
     new_card = ModelCard(
         version=version, architecture=card.architecture, classes=card.classes,
-        preprocessing=card.preprocessing, temperature=card.temperature,
+        preprocessing=card.preprocessing, temperature=adapted.temperature,
         data={"adapted_from": card.version, "examples": str(examples),
               "cells": adapted.cells, "cells_per_class": adapted.per_class},
         training={"adapt": asdict(config),

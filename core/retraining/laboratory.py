@@ -74,14 +74,16 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     if detector is None:
         raise RuntimeError(f"{base_ref.version} has no rejection step to replay its classes from")
     sink("adapting", {"expert_examples": len(learn), "held_out": len(held)})
-    adapted = adapt_model(model, detector, card.classes, card.preprocess,
+    adapted = adapt_model(model, detector, card.classes, card.preprocess, card.temperature,
                           [crops[id(e)] for e in learn],
                           [card.classes.index(e.label) for e in learn], AdaptConfig(),
                           lambda line: sink("adapting", {"detail": line.strip()}))
 
     sink("evaluating", {})
     device = torch.device("cpu")
-    candidate = CellClassifier(adapted.model, card, device, adapted.detector)
+    candidate = CellClassifier(adapted.model,
+                               card.model_copy(update={"temperature": adapted.temperature}),
+                               device, adapted.detector)
     serving = CellClassifier.from_artifact(Path(serving_ref.path), "cpu")
     held_crops, held_labels = [crops[id(e)] for e in held], [e.label for e in held]
     expert_cells = {"of": len(held), "candidate": _right(candidate, held_crops, held_labels),
@@ -108,7 +110,7 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     minutes = round((time.monotonic() - started) / 60, 2)
     new_card = ModelCard(
         version=version, architecture=card.architecture, classes=card.classes,
-        preprocessing=card.preprocessing, temperature=card.temperature,
+        preprocessing=card.preprocessing, temperature=adapted.temperature,
         metrics={"test": {"accuracy": gate.candidate_accuracy, "images": len(test)},
                  "gate": gate.to_dict(), "expert_cells": expert_cells},
         data={"parent_version": card.version, "laboratory": group_name,

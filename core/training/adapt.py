@@ -12,8 +12,9 @@ keeps the base model's feature space, so the base data need not travel with the 
   does not lose basophils;
 - the head starts from the base head and is pulled back towards it (L2-SP, Li et al. 2018), so
   a few cells move it only as far as they need;
-- the rejection step learns the laboratory's look: its class means join the base ones, and
-  the threshold is widened to accept the laboratory's own labelled cells.
+- the rejection step learns the laboratory's look: its class means join the base ones;
+- a head is always sure of the cells it was fitted on, so the laboratory's temperature and
+  rejection threshold come from cross-fitting (fit on half the cells, judge the other half).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from PIL import Image
 from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
 from core.model.rejection import OodDetector
+from core.training.calibration import fit_temperature
 from core.training.features import Progress
 
 
@@ -109,42 +111,86 @@ def fit_head(base: torch.nn.Linear, features: torch.Tensor, labels: torch.Tensor
     return head.eval()
 
 
-def widened_detector(detector: OodDetector, features: torch.Tensor,
-                     labels: torch.Tensor) -> OodDetector:
-    """The base detector plus the laboratory's own class means, its threshold widened so that
-    the laboratory's labelled cells (all but the most outlying 1%) are accepted."""
-    present = labels.unique()
-    lab_means = torch.stack([features[labels == c].mean(dim=0) for c in present])
-    means = torch.cat([detector.means, lab_means])
-    widened = OodDetector(means, detector.precision, detector.threshold)
-    threshold = max(detector.threshold, float(torch.quantile(widened.scores(features), 0.99)))
-    return OodDetector(means, detector.precision, threshold)
+def with_laboratory_means(detector: OodDetector, features: torch.Tensor,
+                          labels: torch.Tensor) -> OodDetector:
+    """The base detector plus one mean per class of the laboratory's embeddings."""
+    lab_means = torch.stack([features[labels == c].mean(dim=0) for c in labels.unique()])
+    return OodDetector(torch.cat([detector.means, lab_means]), detector.precision,
+                       detector.threshold)
+
+
+@dataclass(frozen=True)
+class LaboratoryHead:
+    head: torch.nn.Linear
+    detector: OodDetector
+    temperature: float
+
+
+def _two_folds(labels: torch.Tensor) -> list[torch.Tensor]:
+    """Two halves of the cells with each class split between them as evenly as it goes."""
+    order = sorted(range(len(labels)), key=lambda i: (int(labels[i]), i))
+    return [torch.tensor(order[0::2]), torch.tensor(order[1::2])]
+
+
+def adapt_head(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tensor,
+               detector: OodDetector, base_temperature: float, config: AdaptConfig,
+               progress: Progress) -> LaboratoryHead:
+    """The laboratory's head, with its confidence and its rejection threshold judged honestly.
+
+    ``embedded`` is N cells x V views x D. A head fitted on its own cells is sure of them, so
+    the temperature and the threshold come from cross-fitting: a head and class means fitted
+    on one half of the cells, judged on the other half's serving view, and the other way round.
+    """
+    views = embedded.shape[1]
+    flat_labels = labels.repeat_interleave(views)
+    head = fit_head(base, embedded.flatten(0, 1), flat_labels, detector, config, progress)
+    full = with_laboratory_means(detector, embedded.flatten(0, 1), flat_labels)
+    folds = _two_folds(labels)
+    if min(len(f) for f in folds) < 2:
+        return LaboratoryHead(head, full, base_temperature)
+    logits, scores, targets = [], [], []
+    for fitted, judged in (folds, folds[::-1]):
+        fold_features = embedded[fitted].flatten(0, 1)
+        fold_labels = labels[fitted].repeat_interleave(views)
+        fold_head = fit_head(base, fold_features, fold_labels, detector, config,
+                             lambda _: None)
+        fold_detector = with_laboratory_means(detector, fold_features, fold_labels)
+        with torch.no_grad():
+            logits.append(fold_head(embedded[judged, 0]))
+        scores.append(fold_detector.scores(embedded[judged, 0]))
+        targets.append(labels[judged])
+    temperature = min(20.0, max(0.5, fit_temperature(torch.cat(logits), torch.cat(targets))))
+    threshold = max(detector.threshold, float(torch.quantile(torch.cat(scores), 0.95)))
+    progress(f"  cross-fitted: temperature {temperature:.2f}, threshold {threshold:.0f} "
+             f"(base {base_temperature:.2f}, {detector.threshold:.0f})")
+    return LaboratoryHead(head, OodDetector(full.means, full.precision, threshold), temperature)
 
 
 @dataclass(frozen=True)
 class Adapted:
     model: EfficientNetLite
     detector: OodDetector
+    temperature: float
     cells: int
     per_class: dict[str, int]
 
 
 def adapt_model(model: EfficientNetLite, detector: OodDetector, classes: Sequence[str],
-                preprocess: Preprocessing, images: Sequence[Image.Image], labels: Sequence[int],
-                config: AdaptConfig, progress: Progress = print) -> Adapted:
+                preprocess: Preprocessing, temperature: float, images: Sequence[Image.Image],
+                labels: Sequence[int], config: AdaptConfig,
+                progress: Progress = print) -> Adapted:
     """``model`` (left untouched) with its head adapted to these labelled cells."""
     if not images:
         raise ValueError("no labelled cells to adapt from")
     progress(f"embedding {len(images)} labelled cells x {config.views} views")
     embedded = embed_cells(model, images, preprocess, config.views, progress)
-    features = embedded.flatten(0, 1)
-    targets = torch.tensor(list(labels)).repeat_interleave(config.views)
+    targets = torch.tensor(list(labels))
     progress("fitting the head")
-    head = fit_head(model.classifier, features, targets, detector, config, progress)
+    fitted = adapt_head(model.classifier, embedded, targets, detector, temperature, config,
+                        progress)
     adapted = EfficientNetLite(num_classes=len(classes), architecture=model.architecture)
     adapted.load_state_dict(model.state_dict())
-    adapted.classifier = head
-    per_class = {classes[c]: int(n) for c, n in zip(*torch.tensor(list(labels)).unique(
-        return_counts=True), strict=True)}
-    return Adapted(adapted.eval(), widened_detector(detector, features, targets), len(images),
-                   per_class)
+    adapted.classifier = fitted.head
+    per_class = {classes[c]: int(n) for c, n in zip(*targets.unique(return_counts=True),
+                                                    strict=True)}
+    return Adapted(adapted.eval(), fitted.detector, fitted.temperature, len(images), per_class)

@@ -46,13 +46,15 @@ def adapted() -> tuple[CellClassifier, CellClassifier]:
     labelled = ["neutrophil", "lymphocyte", "monocyte"]  # the laboratory labels only these
     images = [stained_elsewhere(Image.open(pbc_fixtures()[name])) for name in labelled]
     labels = [card.classes.index(name) for name in labelled]
-    result = adapt_model(model, detector, card.classes, card.preprocess, images, labels,
+    result = adapt_model(model, detector, card.classes, card.preprocess, card.temperature,
+                         images, labels,
                          AdaptConfig(steps=150), lambda _: None)
     assert result.cells == 3 and result.per_class == {"lymphocyte": 1, "monocyte": 1,
                                                       "neutrophil": 1}
     device = torch.device("cpu")
+    lab_card = card.model_copy(update={"temperature": result.temperature})
     return (CellClassifier(model, card, device, detector),
-            CellClassifier(result.model, card, device, result.detector))
+            CellClassifier(result.model, lab_card, device, result.detector))
 
 
 def test_the_laboratorys_labelled_cells_are_named_right_and_recognised(
@@ -84,7 +86,7 @@ def test_adapting_leaves_the_base_model_untouched() -> None:
     assert detector is not None
     head = model.classifier.weight.detach().clone()
     cell = stained_elsewhere(Image.open(pbc_fixtures()["neutrophil"]))
-    adapt_model(model, detector, card.classes, card.preprocess, [cell],
+    adapt_model(model, detector, card.classes, card.preprocess, card.temperature, [cell],
                 [card.classes.index("neutrophil")], AdaptConfig(steps=5, views=1),
                 lambda _: None)
     assert torch.equal(model.classifier.weight, head)
@@ -94,5 +96,5 @@ def test_nothing_to_adapt_from_is_refused() -> None:
     model, card, detector = load_artifact(DEFAULT_MODEL_PATH)
     assert detector is not None
     with pytest.raises(ValueError, match="no labelled cells"):
-        adapt_model(model, detector, card.classes, card.preprocess, [], [], AdaptConfig(),
+        adapt_model(model, detector, card.classes, card.preprocess, 1.0, [], [], AdaptConfig(),
                     lambda _: None)
