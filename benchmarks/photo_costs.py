@@ -41,7 +41,7 @@ from core.field.scale import image_scale
 from core.intake import open_image
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
-from core.storage import ImageStore
+from core.storage import FolderBlobs, ImageStore
 
 FIELD = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "bccd"
 LIMITS = {"max_pixels": 60_000_000, "max_bytes": 20_000_000}
@@ -73,7 +73,7 @@ def main() -> None:
     print("| photo | step | before | now |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as root:
-        store = ImageStore(Path(root))
+        store = ImageStore(FolderBlobs(Path(root)))
         for name, size in (("1280 x 960", (1280, 960)), ("12 MP", (4000, 3000))):
             data = _photo(size)
             clean = open_image(data, **LIMITS)

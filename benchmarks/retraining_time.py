@@ -41,7 +41,8 @@ from core.registry import register_model
 from core.retraining.config import RetrainConfig
 from core.retraining.run import RetrainSetup, run_retraining
 from core.settings import DEFAULT_MODEL_PATH
-from core.storage import ImageStore
+from core.storage import FolderBlobs, ImageStore
+from core.storage.models import ModelFiles
 
 
 def misclassified(train: list[Sample], limit: int, remembered: Path) -> list[Sample]:
@@ -83,7 +84,7 @@ def main() -> None:
     url = f"sqlite:///{args.work / 'db' / 'bench.db'}"
     migrate.upgrade(url)
     sessions = make_session_factory(make_engine(url))
-    store = ImageStore(args.work / "images")
+    store = ImageStore(FolderBlobs(args.work / "images"))
     model_id = register_model(sessions, read_card(DEFAULT_MODEL_PATH), str(DEFAULT_MODEL_PATH))
 
     train = index_image_folder(args.data / "train", PBC_CLASSES)
@@ -121,7 +122,8 @@ def main() -> None:
             print(f"[{(time.monotonic() - started) / 60:5.1f} min] {stage} {details}", flush=True)
 
     config = RetrainConfig.from_file(args.config)
-    setup = RetrainSetup(sessions, store, args.work / "models", args.work / "cache", args.data,
+    setup = RetrainSetup(sessions, store, ModelFiles(store.blobs, args.work / "cache", sessions),
+                         args.work / "models", args.work / "cache", args.data,
                          config)
     outcome = run_retraining(setup, job_id=1, sink=sink)
     gate = outcome.gate

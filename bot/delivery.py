@@ -17,6 +17,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from core.enums import SubmissionStatus
 from core.retraining.jobs import mark_reported, pending_reports
+from core.storage import BlobError
 from core.submissions import (
     Delivery,
     claim_stale,
@@ -35,9 +36,15 @@ async def deliver_picture(bot: Bot, delivery: Delivery, services: BotServices) -
     """Send the annotated field picture (once) before the text result."""
     if delivery.annotated_sha256 is None or delivery.picture_delivered:
         return
-    path = services.store.path_for(delivery.annotated_sha256)
+    try:
+        picture = await asyncio.to_thread(services.store.read, delivery.annotated_sha256)
+    except BlobError as exc:
+        # The text result still goes out; a picture that cannot be trusted never does.
+        log.error("annotated picture of submission %s not sent: %s", delivery.submission_id, exc)
+        await asyncio.to_thread(mark_picture_delivered, services.sessions, delivery.submission_id)
+        return
     await bot.send_photo(
-        delivery.chat_id, photo=path.read_bytes(), caption=messages.picture_caption(delivery),
+        delivery.chat_id, photo=picture, caption=messages.picture_caption(delivery),
         reply_parameters=ReplyParameters(delivery.message_id, allow_sending_without_reply=True),
     )
     await asyncio.to_thread(mark_picture_delivered, services.sessions, delivery.submission_id)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from core.db.session import SessionFactory, make_engine, make_session_factory
 from core.ratelimit import RateLimiter
 from core.settings import Settings
-from core.storage import ImageStore
+from core.storage import ImageStore, blob_store
 from core.tasks import TaskQueue
 
 
@@ -26,10 +26,11 @@ class BotServices:
     @classmethod
     def from_settings(cls, settings: Settings) -> BotServices:
         settings.ensure_dirs()
+        sessions = make_session_factory(make_engine(settings.resolved_database_url))
         return cls(
             settings=settings,
-            sessions=make_session_factory(make_engine(settings.resolved_database_url)),
-            store=ImageStore(settings.resolved_storage_dir),
+            sessions=sessions,
+            store=ImageStore(blob_store(settings, sessions)),
             queue=TaskQueue(settings),
             messages_limit=RateLimiter(settings.max_messages_per_minute, 60.0),
             photos_limit=RateLimiter(settings.max_photos_per_minute, 60.0),

@@ -18,7 +18,7 @@ from core.db.session import SessionFactory
 from core.field.analyse import in_clinical_order
 from core.labels import display_name
 from core.plotting import headless_pyplot
-from core.storage import ImageStore
+from core.storage import BlobError, ImageStore
 
 NOTICE = ("Decision support only, not a diagnosis: a qualified person must confirm every result "
           "before it is used for patient care.")
@@ -84,13 +84,17 @@ def case_pdf(detail: CaseDetail, store: ImageStore) -> bytes:
         plt.close("all")
         for photo in detail.photos:
             sha = photo.annotated_sha256 or photo.image_sha256
-            if sha is None or not store.exists(sha):
+            if sha is None:
                 continue
+            try:
+                picture = store.open(sha)
+            except (BlobError, OSError):
+                continue  # a missing or corrupted picture is left out, never trusted
             figure = plt.figure(figsize=(8.27, 11.69))
             figure.suptitle(f"Photo {photo.number} · {photo.received_at:%Y-%m-%d %H:%M} UTC · "
                             f"{photo.model_version or 'no model'}", fontsize=11)
             axes = figure.add_axes((0.05, 0.25, 0.9, 0.68))
-            axes.imshow(_thumbnail(store.open(sha)))
+            axes.imshow(_thumbnail(picture))
             axes.axis("off")
             counts = ", ".join(f"{display_name(k)} {v}" for k, v in in_clinical_order(photo.counts))
             figure.text(0.05, 0.2, f"White cells: {counts or 'none'}\n"

@@ -176,3 +176,12 @@ def list_models(factory: SessionFactory, limit: int = 10) -> list[ModelEntry]:
                                       test.get("accuracy"), test.get("macro_f1"),
                                       row.parent_version, row.gate, group))
         return entries
+
+
+def model_card(factory: SessionFactory, model_id: int) -> dict[str, Any]:
+    """The card registered with a version (what a host without its file writes beside it)."""
+    with factory() as session:
+        card = session.scalar(select(ModelVersion.card).where(ModelVersion.id == model_id))
+    if card is None:
+        raise RegistryError(f"there is no model version with id {model_id}")
+    return dict(card)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     broker_url: str | None = None
     storage_dir: Path | None = None
+    # Photos, annotated pictures and model weights: "folder" (storage_dir, one host) or
+    # "database" (a table of the database, so workers on other hosts share nothing else).
+    storage_backend: Literal["folder", "database"] = "folder"
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     bot_api_base_url: str = "https://api.telegram.org/bot"
     bot_api_file_url: str = "https://api.telegram.org/file/bot"

@@ -16,7 +16,8 @@ from core.model.artifact import ModelIntegrityError, verified_card
 from core.model.classifier import CellClassifier
 from core.registry import ModelRef, active_model, register_model
 from core.settings import Settings
-from core.storage import ImageStore
+from core.storage import ImageStore, blob_store
+from core.storage.models import ModelFiles
 from core.submissions import record_failure, start_processing, store_results, submission_group
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ class WorkerRuntime:
         extra = {} if url.startswith("sqlite") else {
             "pool_size": max(5, settings.worker_concurrency + 2)}
         self.sessions: SessionFactory = make_session_factory(make_engine(url, **extra))
-        self.store = ImageStore(settings.resolved_storage_dir)
+        self.store = ImageStore(blob_store(settings, self.sessions))
+        self.models = ModelFiles(self.store.blobs, settings.cache_dir, self.sessions)
         self.red_cells = load_red_cell_finder(settings.red_cell_model_path)
 
     def _load(self, path: Path) -> CellClassifier:
@@ -67,7 +69,7 @@ class WorkerRuntime:
             ref = active_model(self.sessions, group_id)
             assert ref is not None  # registering into an empty registry activates
             if ref.id not in self._loaded:
-                classifier = self._load(Path(ref.path))
+                classifier = self._load(self.models.local_path(ref))
                 if classifier.card.sha256 != ref.sha256:
                     raise RuntimeError(f"model file {ref.path} is not the registered "
                                        f"{ref.version} (SHA-256 differs)")
@@ -79,7 +81,9 @@ class WorkerRuntime:
     def _offer_configured_model(self) -> None:
         path = self.settings.model_path
         try:
-            register_model(self.sessions, verified_card(path), str(path))
+            card = verified_card(path)
+            self.models.publish(path)
+            register_model(self.sessions, card, str(path))
         except ModelIntegrityError:
             if active_model(self.sessions) is None:
                 raise  # nothing else to serve: the first task fails loudly

@@ -38,8 +38,8 @@ def retrain(runtime: WorkerRuntime, job_id: int) -> None:
         if base_data is None:
             raise ValueError("no base training data: set HV_TRAINING_DATA_DIR (or base_data in "
                              "HV_RETRAIN_CONFIG) to a folder with train/, val/ and test/")
-        setup = RetrainSetup(sessions, runtime.store, settings.models_dir, settings.cache_dir,
-                             base_data, config)
+        setup = RetrainSetup(sessions, runtime.store, runtime.models, settings.models_dir,
+                             settings.cache_dir, base_data, config)
         group = jobs.job_group(sessions, job_id)
         outcome = (run_adaptation(setup, job_id, *group, sink) if group is not None
                    else run_retraining(setup, job_id, sink))

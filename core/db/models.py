@@ -15,6 +15,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -112,6 +113,19 @@ class ModelVersion(Base):
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"), index=True)
     gate: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Blob(Base):
+    """One content-addressed file in the shared store: a photo, an annotated picture or a
+    model's weights, named by the SHA-256 of its bytes (HV_STORAGE_BACKEND=database)."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -70,7 +69,7 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
                              f"adaptation needs at least {MIN_EXPERT_CELLS} (review some first)")
     learn, held = split_held_out(examples)
     crops = {id(e): expert_crop(setup.store.open(e.image_sha256), e) for e in examples}
-    model, card, detector = load_artifact(Path(base_ref.path))
+    model, card, detector = load_artifact(setup.models.local_path(base_ref))
     if detector is None:
         raise RuntimeError(f"{base_ref.version} has no rejection step to replay its classes from")
     sink("adapting", {"expert_examples": len(learn), "held_out": len(held)})
@@ -84,7 +83,7 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     candidate = CellClassifier(adapted.model,
                                card.model_copy(update={"temperature": adapted.temperature}),
                                device, adapted.detector)
-    serving = CellClassifier.from_artifact(Path(serving_ref.path), "cpu")
+    serving = CellClassifier.from_artifact(setup.models.local_path(serving_ref), "cpu")
     held_crops, held_labels = [crops[id(e)] for e in held], [e.label for e in held]
     expert_cells = {"of": len(held), "candidate": _right(candidate, held_crops, held_labels),
                     "active": _right(serving, held_crops, held_labels)}
@@ -120,6 +119,7 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
         attribution=card.attribution)
     path = setup.models_dir / f"{version}.safetensors"
     saved = save_artifact(adapted.model, new_card, path, adapted.detector)
+    setup.models.publish(path)
     registry.add_candidate(setup.sessions, saved, str(path), card.version, gate.to_dict(),
                            group_id)
     if gate.passed:

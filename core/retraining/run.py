@@ -29,6 +29,7 @@ from core.retraining.dataset import (
 from core.retraining.gate import GateDecision, decide
 from core.reviews import expert_examples
 from core.storage import ImageStore
+from core.storage.models import ModelFiles
 from core.training.augment import AugmentConfig, cache_size_for
 from core.training.calibration import fit_temperature
 from core.training.finetune import predict_features, predict_logits
@@ -44,6 +45,7 @@ MIN_PER_CLASS_FOR_DETECTOR = 10
 class RetrainSetup:
     sessions: SessionFactory
     store: ImageStore
+    models: ModelFiles  # the active version's weights on this host; new versions published
     models_dir: Path
     cache_dir: Path
     base_data: Path
@@ -156,7 +158,7 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     active = registry.active_model(setup.sessions)
     if active is None:
         raise RuntimeError("no active model to start from")
-    parent, parent_card, parent_detector = load_artifact(Path(active.path))
+    parent, parent_card, parent_detector = load_artifact(setup.models.local_path(active))
     parent = parent.to(memory_format=torch.channels_last)
     # The candidate trains on a copy; the untouched parent is the gate's baseline.
     model = copy.deepcopy(parent)
@@ -213,9 +215,10 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
         training={"kind": "retraining", "config": config.model_dump(mode="json"),
                   "history": history, "minutes": minutes},
     )
-    saved = save_artifact(model, card, setup.models_dir / f"{version}.safetensors", detector)
-    path = str(setup.models_dir / f"{version}.safetensors")
-    registry.add_candidate(setup.sessions, saved, path, parent_card.version, gate.to_dict())
+    path = setup.models_dir / f"{version}.safetensors"
+    saved = save_artifact(model, card, path, detector)
+    setup.models.publish(path)  # before the row that names it, so no host finds it missing
+    registry.add_candidate(setup.sessions, saved, str(path), parent_card.version, gate.to_dict())
     if gate.passed:
         registry.promote(setup.sessions, version)
     return RetrainOutcome(version, parent_card.version, gate.passed, gate, len(examples),

@@ -12,14 +12,14 @@ from PIL import Image
 from core.access import AccessDenied
 from core.cases import open_case
 from core.export import CSV_COLUMNS, export_case
-from core.storage import ImageStore
+from core.storage import FolderBlobs, ImageStore
 from tests.core.conftest import Lab
 
 
 def test_the_csv_lists_every_cell_and_the_pdf_has_a_summary_and_a_page_per_photo(
     lab: Lab, tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
-    store = ImageStore(tmp_path)
+    store = ImageStore(FolderBlobs(tmp_path))
     stored = store.put(Image.new("RGB", (64, 48), (200, 120, 160)))
     tech = lab.member(30)
     detail, _ = open_case(lab.sessions, tech, "E/2026-1")
@@ -48,4 +48,5 @@ def test_the_csv_lists_every_cell_and_the_pdf_has_a_summary_and_a_page_per_photo
 def test_another_laboratory_cannot_export_the_case(lab: Lab, tmp_path) -> None:  # type: ignore[no-untyped-def]
     detail, _ = open_case(lab.sessions, lab.member(31, group="a"), "X-1")
     with pytest.raises(AccessDenied):
-        export_case(lab.sessions, lab.member(32, group="b"), ImageStore(tmp_path), detail.case_id)
+        export_case(lab.sessions, lab.member(32, group="b"), ImageStore(FolderBlobs(tmp_path)),
+                    detail.case_id)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from core.db.models import CellResult
 from core.enums import FINISHED_STATUSES, Role
-from core.storage import ImageStore
+from core.storage import FolderBlobs
 from devkit.harness import Stack, running_stack
 from devkit.standin import BotAction
 from tests.conftest import fresh_postgres_database, pbc_fixtures
@@ -118,7 +118,7 @@ def test_a_file_name_never_becomes_a_storage_path(stack: Stack) -> None:
     [submission] = stack.delivered_submissions(user)
     assert submission.file_name == hostile_name  # kept as data, for the record
     stored = [p for p in (stack.root / "images").rglob("*") if p.is_file()]
-    assert ImageStore(stack.root / "images").path_for(submission.sha256 or "") in stored
+    assert FolderBlobs(stack.root / "images").path_of(submission.sha256 or "") in stored
     assert all(p.resolve().is_relative_to((stack.root / "images").resolve()) for p in stored)
     with stack.sessions() as session:
         assert session.scalars(select(CellResult).where(

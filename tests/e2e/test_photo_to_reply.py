@@ -17,7 +17,7 @@ from PIL import Image
 
 from core.enums import SubmissionStatus
 from core.labels import display_name
-from core.storage import ImageStore
+from core.storage import FolderBlobs
 from devkit.harness import Stack, running_stack
 from devkit.standin import Fault
 from tests.conftest import FIXTURES as FIXTURES_DIR
@@ -88,7 +88,8 @@ def test_a_document_keeps_full_resolution_and_loses_its_exif(stack: Stack) -> No
     assert submission.source == "document" and submission.file_name == "cell.jpg"
     original = Image.open(FIXTURES["neutrophil"])
     assert (submission.width, submission.height) == original.size
-    stored = ImageStore(stack.root / "images").path_for(submission.sha256 or "")
+    stored = FolderBlobs(stack.root / "images").path_of(submission.sha256 or "")
+    assert stored is not None
     with Image.open(stored) as image:
         assert len(image.getexif()) == 0
         assert b"PhoneMaker" not in stored.read_bytes()

@@ -1,0 +1,51 @@
+"""Model versions' weights wherever a worker runs: published to the shared store when there is
+one, fetched into a local cache keyed by SHA-256, and verified before anything loads them."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from core.db.session import SessionFactory
+from core.model.artifact import card_path, file_sha256
+from core.registry import ModelRef, model_card
+from core.storage.blobs import BlobStore
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+class ModelFiles:
+    def __init__(self, blobs: BlobStore, cache_dir: Path, sessions: SessionFactory) -> None:
+        self.blobs = blobs
+        self.cache_dir = cache_dir / "models"
+        self.sessions = sessions
+
+    def publish(self, weights: Path) -> None:
+        """Make a version's weights reachable from every host (nothing to do on one host)."""
+        if self.blobs.shared:
+            self.blobs.put(weights.read_bytes(), "safetensors")
+
+    def local_path(self, ref: ModelRef) -> Path:
+        """A local weights file (with its card beside it) that is the registered version.
+
+        The registered path when it is on this host and hashes right; else this host's cache;
+        else fetched from the shared store. BlobNotFound or BlobIntegrityError when none has it.
+        """
+        for path in (Path(ref.path), self.cache_dir / f"{ref.sha256}.safetensors"):
+            if path.is_file() and card_path(path).is_file() and file_sha256(path) == ref.sha256:
+                return path
+        data = self.blobs.get(ref.sha256)  # verified against ref.sha256
+        cached = self.cache_dir / f"{ref.sha256}.safetensors"
+        # The card first: a weights file is only ever seen with its card beside it.
+        card = model_card(self.sessions, ref.id)
+        _write_atomically(card_path(cached), (json.dumps(card, indent=2) + "\n").encode())
+        _write_atomically(cached, data)
+        return cached
