@@ -19,6 +19,28 @@ from .handlers import Handlers
 
 log = logging.getLogger(__name__)
 Press = Callable[[Request, CallbackQuery, list[int]], Awaitable[None]]
+# Button data is client-supplied: numbers are plain ASCII digits within what the columns hold
+# (row ids are 32-bit; a Telegram user id, in "acc", up to 52 bits), in exactly the count the
+# button kind has. Anything else ("-1", "+1", " 1", "١", "1_0", 20 digits) is forged.
+ROW_ID_MAX = 2**31 - 1
+USER_ID_MAX = 2**52
+ARITY = {"acc": 2, "hist": 1, "case": 1, "exp": 1, "ok": 1, "fix": 1, "cell": 1, "set": 2}
+
+
+def parse_numbers(kind: str, rest: str) -> list[int]:
+    """The button's numbers, or ValueError for anything a button of ours never carries."""
+    parts = rest.split(":")
+    if len(parts) != ARITY.get(kind, -1):
+        raise ValueError(f"{kind!r} takes {ARITY.get(kind)} number(s)")
+    numbers = []
+    for position, part in enumerate(parts):
+        if not (0 < len(part) <= 16 and part.isascii() and part.isdigit()):
+            raise ValueError(f"not a plain number: {part!r}")
+        limit = USER_ID_MAX if kind == "acc" and position == 0 else ROW_ID_MAX
+        if (number := int(part)) > limit:
+            raise ValueError(f"out of range: {part!r}")
+        numbers.append(number)
+    return numbers
 
 
 def _message(query: CallbackQuery) -> Message | None:
@@ -48,9 +70,9 @@ class Callbacks:
             return
         kind, _, rest = query.data.partition(":")
         try:
-            parts = [int(part) for part in rest.split(":")] if rest else []
-            if kind not in self.buttons or not parts:
+            if kind not in self.buttons:
                 raise ValueError(query.data)
+            parts = parse_numbers(kind, rest)
             press, action, need = self.buttons[kind]
             if (request := await admit(update, self.services, action, need)) is not None:
                 await press(request, query, parts)

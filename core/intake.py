@@ -10,11 +10,17 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
+from pillow_heif import register_heif_opener
 
 from core.jpeg import strip_metadata
 
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "BMP", "MPO"})
+# iPhones send their "send as file" originals as HEIC: Pillow reads HEIF through the maintained
+# pillow-heif plugin (registering is idempotent), and AVIF itself when built with libavif.
+register_heif_opener()
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "BMP", "MPO", "HEIF"}
+                            | ({"AVIF"} if features.check("avif") else set()))
+ACCEPTED = "a JPEG, PNG, HEIC, WebP or TIFF photo"
 MIN_SIDE = 32
 
 
@@ -74,7 +80,7 @@ def _not_an_image(exc: Exception) -> IntakeError:
         return IntakeError("too_many_pixels", "The image has too many pixels to analyse safely.")
     return IntakeError(
         "not_an_image",
-        "This file is not an image I can read. Please send a JPEG, PNG, WebP or TIFF photo.",
+        f"This file is not an image I can read. Please send {ACCEPTED}.",
     )
 
 
@@ -83,7 +89,7 @@ def _decode(probe: Image.Image, data: bytes, *, max_pixels: int) -> IntakeImage:
     if fmt not in ALLOWED_FORMATS:
         raise IntakeError(
             "format",
-            f"{fmt} files are not accepted. Please send a JPEG, PNG, WebP or TIFF photo.",
+            f"{fmt} files are not accepted. Please send {ACCEPTED}.",
         )
     width, height = probe.size
     if width * height > max_pixels:

@@ -12,13 +12,27 @@ EOI = 0xD9
 SOS = 0xDA
 # APP0 (JFIF) and APP14 (Adobe: the colour transform) change how the pixels decode; every other
 # application segment and comments carry only metadata (EXIF with GPS and camera serial, XMP,
-# ICC, maker notes, thumbnails), which we never store.
-_KEPT_APP = frozenset({0xE0, 0xEE})
+# ICC, maker notes, thumbnails), which we never store. Of APP0 only the JFIF header is kept, and
+# without its thumbnail: a JFXX extension or any other APP0 carries arbitrary payload.
+APP0 = 0xE0
+_KEPT_APP = frozenset({APP0, 0xEE})
+_JFIF = b"JFIF\x00"
+_JFIF_FIELDS = 7  # version (2), density units (1), X and Y density (2 + 2)
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM and RSTn carry no length
 
 
 def _is_metadata(marker: int) -> bool:
     return (0xE0 <= marker <= 0xEF and marker not in _KEPT_APP) or marker == 0xFE
+
+
+def _clean_app0(segment: bytes) -> bytes:
+    """A JFIF header without its thumbnail; nothing for any other APP0 (JFXX, unknown)."""
+    body = segment[4:]
+    if not body.startswith(_JFIF) or len(body) < len(_JFIF) + _JFIF_FIELDS + 2:
+        return b""
+    fields = body[len(_JFIF):len(_JFIF) + _JFIF_FIELDS]
+    length = 2 + len(_JFIF) + _JFIF_FIELDS + 2
+    return b"\xff\xe0" + length.to_bytes(2, "big") + _JFIF + fields + b"\x00\x00"
 
 
 def strip_metadata(data: bytes) -> bytes | None:
@@ -64,7 +78,9 @@ def strip_metadata(data: bytes) -> bytes | None:
         end = pos + 2 + length
         if length < 2 or end > len(data):
             return None
-        if not _is_metadata(marker):
+        if marker == APP0:
+            out += _clean_app0(data[pos:end])
+        elif not _is_metadata(marker):
             out += data[pos:end]
         pos = end
         in_scan = marker == SOS

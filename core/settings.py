@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -15,6 +17,16 @@ DEFAULT_MODEL_PATH = WEIGHTS_DIR / "pbc-lite0-ft-v5.safetensors"
 PREVIOUS_MODEL_PATH = WEIGHTS_DIR / "pbc-lite0-ft-v4a.safetensors"
 # Red-cell centre network (weights .safetensors and card .json share this stem).
 DEFAULT_RED_CELL_MODEL_PATH = WEIGHTS_DIR / "rbc-centres-v2"
+
+
+def without_password(url: str) -> str:
+    """``url`` fit to print or log: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
 class Settings(BaseSettings):
@@ -86,6 +98,12 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return [value]
         return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Settings end up in logs and tracebacks: the URLs' passwords must not.
+        for name, value in super().__repr_args__():
+            yield name, (without_password(value) if name in ("database_url", "broker_url")
+                         and isinstance(value, str) else value)
 
     @property
     def resolved_database_url(self) -> str:

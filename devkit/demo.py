@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from core.db import migrate
-from core.settings import Settings
+from core.settings import Settings, without_password
 from devkit.processes import start_child
 from devkit.standin import BotAction, StandInThread
 
@@ -28,8 +28,8 @@ def _print_action(action: BotAction) -> None:
 
 def run_demo(settings: Settings, image: Path | None = None) -> int:
     settings.ensure_dirs()
-    print(f"database: {settings.resolved_database_url}")
-    print(f"broker:   {settings.resolved_broker_url}")
+    print(f"database: {without_password(settings.resolved_database_url)}")
+    print(f"broker:   {without_password(settings.resolved_broker_url)}")
     migrate.upgrade(settings.resolved_database_url)
     standin = None
     env = {"HV_DATA_DIR": str(settings.data_dir.resolve())}

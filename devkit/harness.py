@@ -40,6 +40,8 @@ class Stack:
     sessions: SessionFactory
     env: dict[str, str]
     children: dict[str, Child] = field(default_factory=dict)
+    # Each process gets its own empty HV_DATA_DIR, as if each ran on its own host.
+    separate_hosts: bool = False
     _next_user: int = 1000
 
     def new_user(self, role: Role = Role.USER, group: str = DEFAULT_GROUP) -> int:
@@ -57,17 +59,24 @@ class Stack:
                 user.group_id = group_named(session, group).id
         return user_id
 
+    def data_dir(self, name: str) -> Path:
+        """The HV_DATA_DIR process ``name`` runs with."""
+        return self.root / "hosts" / name if self.separate_hosts else self.root
+
+    def _env(self, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {**self.env, "HV_DATA_DIR": str(self.data_dir(name)), **(extra or {})}
+
     def start_worker(self, name: str = "worker", training: bool = False,
                      env: dict[str, str] | None = None) -> Child:
         args = ["worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}@test"]
         child = start_child(name, [*args, "--training"] if training else args,
-                            {**self.env, **(env or {})}, self.root / "logs")
+                            self._env(name, env), self.root / "logs")
         child.wait_for_log("ready.", timeout=120)
         self.children[name] = child
         return child
 
     def start_bot(self) -> Child:
-        child = start_child("bot", ["bot"], self.env, self.root / "logs")
+        child = start_child("bot", ["bot"], self._env("bot"), self.root / "logs")
         child.wait_for_log("Application started", timeout=60)
         self.children["bot"] = child
         return child
@@ -143,7 +152,8 @@ def fresh_postgres_database(admin_url: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def running_stack(root: Path, database_url: str, broker_url: str,
-                  extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+                  extra_env: dict[str, str] | None = None,
+                  separate_hosts: bool = False) -> Iterator[Stack]:
     migrate.upgrade(database_url)
     standin = StandInThread().start()
     env = {
@@ -159,7 +169,8 @@ def running_stack(root: Path, database_url: str, broker_url: str,
         **(extra_env or {}),
     }
     stack = Stack(root, database_url, broker_url, standin,
-                  make_session_factory(make_engine(database_url)), env)
+                  make_session_factory(make_engine(database_url)), env,
+                  separate_hosts=separate_hosts)
     try:
         stack.start_worker()
         stack.start_bot()

@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade", "downgrade"])
     db.add_argument("revision", nargs="?")
 
+    storage = sub.add_parser("storage", help="move local images and models into the shared "
+                                             "store (the database)")
+    storage.add_argument("action", choices=["migrate"])
+
+    sub.add_parser("health", help="exit 0 when the database, broker and file store answer")
+
     return parser
 
 
@@ -82,7 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         from hematovision.classify_cli import run_classify
 
         return run_classify(settings, args.images, args.json, args.model, args.annotate)
+    if args.command == "health":
+        from hematovision.storage_cli import run_health
+
+        return run_health(settings)
     configure_logging("INFO")
+    if args.command == "storage":
+        from hematovision.storage_cli import run_migrate
+
+        return run_migrate(settings)
     if args.command in ("train", "evaluate", "train-red-cells"):
         from hematovision.training_cli import run_evaluate, run_train, run_train_red_cells
 

@@ -80,3 +80,12 @@ def jpeg_bytes(image: Image.Image, **save_args: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", **save_args)
     return buffer.getvalue()
+
+
+def heic_bytes(image: Image.Image, **save_args: object) -> bytes:
+    """A real HEIC file, as an iPhone sends (HEVC-coded by libheif, through pillow-heif)."""
+    import core.intake  # noqa: F401  (registers the HEIF plugin with Pillow)
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="HEIF", quality=90, **save_args)
+    return buffer.getvalue()

@@ -36,14 +36,15 @@ class ModelFiles:
     def local_path(self, ref: ModelRef) -> Path:
         """A local weights file (with its card beside it) that is the registered version.
 
-        The registered path when it is on this host and hashes right; else this host's cache;
-        else fetched from the shared store. BlobNotFound or BlobIntegrityError when none has it.
+        On one host, the registered path. With a shared store, this host's cache, else fetched
+        from the store: a registered path names a file on the host that wrote it, which may
+        be another one. BlobNotFound or BlobIntegrityError when none has it.
         """
-        for path in (Path(ref.path), self.cache_dir / f"{ref.sha256}.safetensors"):
+        cached = self.cache_dir / f"{ref.sha256}.safetensors"
+        for path in [cached] if self.blobs.shared else [Path(ref.path), cached]:
             if path.is_file() and card_path(path).is_file() and file_sha256(path) == ref.sha256:
                 return path
         data = self.blobs.get(ref.sha256)  # verified against ref.sha256
-        cached = self.cache_dir / f"{ref.sha256}.safetensors"
         # The card first: a weights file is only ever seen with its card beside it.
         card = model_card(self.sessions, ref.id)
         _write_atomically(card_path(cached), (json.dumps(card, indent=2) + "\n").encode())

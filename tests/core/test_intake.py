@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from core.intake import IntakeError, open_image
-from tests.conftest import jpeg_bytes
+from tests.conftest import heic_bytes, jpeg_bytes, pbc_fixtures
 
 LIMITS = {"max_pixels": 50_000_000, "max_bytes": 20_000_000}
 
@@ -118,3 +118,19 @@ def test_sixteen_bit_greyscale_is_scaled_not_clipped() -> None:
     Image.new("I;16", (40, 40), 32768).save(buffer, format="PNG")
     result = open_image(buffer.getvalue(), **LIMITS)
     assert 120 <= result.image.getpixel((5, 5))[0] <= 136
+
+
+def test_an_iphone_heic_opens_upright_without_its_metadata() -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0)}
+    cell = Image.open(pbc_fixtures()["neutrophil"]).convert("RGB")
+    data = heic_bytes(cell, exif=exif.tobytes())
+    assert data[4:12] == b"ftypheic"
+    result = open_image(data, **LIMITS)
+    assert result.source_format == "HEIF" and (result.width, result.height) == cell.size
+    assert result.encoded_jpeg is None and not result.image.info
+    # Lossy HEVC: close to the original pixels, not equal.
+    difference = sum(abs(a - b) for a, b in zip(result.image.resize((16, 16)).tobytes(),
+                                                 cell.resize((16, 16)).tobytes(), strict=True))
+    assert difference / (16 * 16 * 3) < 8

@@ -64,3 +64,23 @@ def test_what_is_not_a_plain_jpeg_is_left_to_the_decoder(data: bytes) -> None:
 def test_a_truncated_scan_is_left_to_the_decoder() -> None:
     original = jpeg_bytes(_cell())
     assert strip_metadata(original[: len(original) * 2 // 3]) is None
+
+
+def _with_app0(data: bytes, segment_body: bytes) -> bytes:
+    """``data`` with one more APP0 segment right after its start-of-image marker."""
+    segment = b"\xff\xe0" + (len(segment_body) + 2).to_bytes(2, "big") + segment_body
+    return data[:2] + segment + data[2:]
+
+
+def test_a_jfif_thumbnail_and_a_jfxx_extension_are_dropped_the_header_kept() -> None:
+    plain = jpeg_bytes(_cell())
+    assert plain[2:4] == b"\xff\xe0" and plain[6:11] == b"JFIF\x00"  # Pillow writes JFIF
+    payload = b"SECRET-PAYLOAD" * 10
+    thumbnail = b"JFIF\x00\x01\x02\x00\x00\x01\x00\x01" + bytes([2, 2]) + payload[:12]
+    jfxx = b"JFXX\x00\x13" + payload
+    hostile = _with_app0(_with_app0(plain[:2] + plain[2 + 2 + 16:], jfxx), thumbnail)
+    stripped = strip_metadata(hostile)
+    assert stripped is not None and b"SECRET" not in stripped and b"JFXX" not in stripped
+    assert stripped[2:4] == b"\xff\xe0" and stripped[6:11] == b"JFIF\x00"
+    assert stripped[11:18] == b"\x01\x02\x00\x00\x01\x00\x01"  # version and density kept
+    assert _pixels(stripped) == _pixels(plain)

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
+from core.settings import Settings, without_password
 
 
 def test_admin_ids_accept_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,3 +28,17 @@ def test_red_cells_use_the_shipped_network_unless_the_path_is_emptied(
     assert shipped is not None and shipped.with_suffix(".safetensors").is_file()
     monkeypatch.setenv("HV_RED_CELL_MODEL_PATH", "")
     assert Settings().red_cell_model_path is None
+
+
+def test_database_and_broker_passwords_never_print() -> None:
+    settings = Settings(database_url="postgresql+psycopg://hv:pa%3Ass@db.lab:5432/hv",
+                        broker_url="redis://:redis-secret@broker.lab:6379/0")
+    shown = repr(settings) + str(settings)
+    assert "pa%3Ass" not in shown and "redis-secret" not in shown
+    assert "postgresql+psycopg://hv:***@db.lab:5432/hv" in shown
+    assert "redis://:***@broker.lab:6379/0" in shown
+
+
+def test_a_url_without_a_password_prints_as_it_is() -> None:
+    assert without_password("sqlite:////var/hv.db") == "sqlite:////var/hv.db"
+    assert without_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"

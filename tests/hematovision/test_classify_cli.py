@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import pbc_fixtures
+from PIL import Image
+
+from tests.conftest import heic_bytes, pbc_fixtures
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -55,3 +57,13 @@ def test_a_non_image_is_a_clear_error_and_other_images_still_run(tmp_path: Path)
     assert "not an image" in first["error"]
     assert second["cells"][0]["label"]
     assert "not an image" in result.stderr
+
+
+def test_an_iphone_heic_is_classified(tmp_path: Path) -> None:
+    image = tmp_path / "IMG_0001.heic"
+    with Image.open(pbc_fixtures()["eosinophil"]) as cell:
+        image.write_bytes(heic_bytes(cell.convert("RGB")))
+    result = _run("--json", str(image))
+    assert result.returncode == 0, result.stderr
+    [cell_result] = json.loads(result.stdout)["cells"]
+    assert cell_result["label"] == "eosinophil"

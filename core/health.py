@@ -1,0 +1,53 @@
+"""Is this process's configuration able to work: the database, the broker and the file store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kombu.connection import Connection
+from sqlalchemy import text
+
+from core.db.session import SessionFactory
+from core.settings import Settings
+from core.storage.blobs import BlobStore
+from core.tasks import celery_config
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _database(sessions: SessionFactory) -> Check:
+    try:
+        with sessions() as session:
+            revision = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return Check("database", True, f"schema {revision}")
+    except Exception as exc:  # whatever fails is the answer, not a crash
+        return Check("database", False, f"{type(exc).__name__}: {exc}")
+
+
+def _broker(settings: Settings, timeout: float) -> Check:
+    config = celery_config(settings)
+    try:
+        with Connection(config["broker_url"], connect_timeout=timeout,  # type: ignore[no-untyped-call]
+                        transport_options=config["broker_transport_options"]) as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+        return Check("broker", True, "reachable")
+    except Exception as exc:
+        return Check("broker", False, f"{type(exc).__name__}: {exc}")
+
+
+def _store(blobs: BlobStore) -> Check:
+    try:
+        blobs.exists("0" * 64)  # a read that reaches the backend
+        return Check("storage", True, "shared (database)" if blobs.shared else "local folder")
+    except Exception as exc:
+        return Check("storage", False, f"{type(exc).__name__}: {exc}")
+
+
+def health(settings: Settings, sessions: SessionFactory, blobs: BlobStore,
+           timeout: float = 5.0) -> list[Check]:
+    return [_database(sessions), _broker(settings, timeout), _store(blobs)]
