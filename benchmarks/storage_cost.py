@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from core.db import migrate
@@ -33,8 +34,12 @@ FIELD = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "bccd"
 
 def _jpeg(size: tuple[int, int], **options: object) -> bytes:
     with Image.open(sorted(FIELD.glob("*.jpg"))[0]) as field:
-        big = field.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+        big = np.asarray(field.convert("RGB").resize(size, Image.Resampling.BICUBIC), np.float32)
+    # Sensor noise, so the file is as large as a phone's (an upscaled field compresses to a
+    # fifth of that).
+    noisy = big + np.random.default_rng(0).normal(0, 4, big.shape)
     buffer = io.BytesIO()
+    big = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
     big.save(buffer, format="JPEG", **options)
     return buffer.getvalue()
 

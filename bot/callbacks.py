@@ -16,6 +16,7 @@ from core.reviews import confirm, correct, reviewable_cell, reviewable_cells
 from . import keyboards, messages
 from .guard import Context, Need, Request, admit, refuse
 from .handlers import Handlers
+from .replies import reply_pages
 
 log = logging.getLogger(__name__)
 Press = Callable[[Request, CallbackQuery, list[int]], Awaitable[None]]
@@ -146,8 +147,8 @@ async def _respond(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup
     if message is None:
         await query.answer(messages.STALE_BUTTON, show_alert=True)
         return
-    await query.answer(answer)
+    await query.answer(None if answer is None else messages.fit(answer, messages.ANSWER_LIMIT))
     if edit:
-        await query.edit_message_text(text, reply_markup=markup)
+        await query.edit_message_text(messages.fit(text), reply_markup=markup)
     else:
-        await message.reply_text(text, reply_markup=markup)
+        await reply_pages(message, text, markup)

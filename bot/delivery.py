@@ -101,7 +101,8 @@ async def relay_job_progress(bot: Bot, services: BotServices) -> None:
     """Edit each admin's retraining message with its job's latest progress."""
     for report in await asyncio.to_thread(pending_reports, services.sessions):
         try:
-            await bot.edit_message_text(messages.job_text(report), chat_id=report.chat_id,
+            await bot.edit_message_text(messages.fit(messages.job_text(report)),
+                                        chat_id=report.chat_id,
                                         message_id=report.message_id)
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():

@@ -20,6 +20,7 @@ from core.retraining.jobs import JobAlreadyRunning, NoLaboratory, attach_message
 from . import keyboards, messages
 from .guard import Context, Need, Request, database_call, guarded, sender_of, within_rate
 from .intake import receive_image
+from .replies import reply_pages
 from .services import BotServices
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,8 @@ class Handlers:
     async def show_case(self, message: Message, detail: CaseDetail,
                         created: bool = False) -> None:
         """The case as text, and its differential as a chart when there is one to draw."""
-        await message.reply_text(messages.case_text(detail, created),
-                                 reply_markup=keyboards.case_actions(detail.case_id))
+        await reply_pages(message, messages.case_text(detail, created),
+                          keyboards.case_actions(detail.case_id))
         if detail.totals:
             chart = await asyncio.to_thread(differential_chart_png, detail)
             await message.reply_photo(chart, caption=f"Differential of case {detail.reference}")
@@ -129,8 +130,7 @@ class Handlers:
         if request.message is None:
             return
         page = await request.run(history, request.member, 0)
-        await request.message.reply_text(messages.history_text(page),
-                                         reply_markup=keyboards.history(page))
+        await reply_pages(request.message, messages.history_text(page), keyboards.history(page))
 
     @guarded("export")
     async def export(self, request: Request, context: Context) -> None:
@@ -186,7 +186,7 @@ class Handlers:
         if request.message is None:
             return
         entries = await request.run(registry.list_models)
-        await request.message.reply_text(messages.models_text(entries))
+        await reply_pages(request.message, messages.models_text(entries))
 
     @guarded("promote", Need.ADMIN)
     async def promote(self, request: Request, context: Context) -> None:

@@ -14,6 +14,60 @@ from core.retraining.jobs import JobReport
 from core.reviews import ReviewableCell, Reviewed
 from core.submissions import CellView, Delivery
 
+# Telegram's limits, counted in UTF-16 code units as Telegram counts them (an emoji is two).
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+ANSWER_LIMIT = 200  # the toast of a button press
+SHORTENED = "… (shortened to fit one message)"
+
+
+def telegram_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut(text: str, limit: int) -> tuple[str, str]:
+    """The longest head of ``text`` within ``limit`` units, and the rest."""
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if telegram_length(text[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low], text[low:]
+
+
+def pages(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """``text`` as consecutive messages within the limit, broken between lines (a line too long
+    for one message on its own is broken inside it)."""
+    result: list[str] = []
+    current: str | None = None
+    for line in text.split("\n"):
+        while telegram_length(line) > limit:
+            if current is not None:
+                result.append(current)
+                current = None
+            head, line = _cut(line, limit)
+            result.append(head)
+        joined = line if current is None else f"{current}\n{line}"
+        if telegram_length(joined) <= limit:
+            current = joined
+        else:
+            result.append(current or "")
+            current = line
+    if current is not None:
+        result.append(current)
+    return [page for page in result if page.strip()] or [text[:1] or "…"]
+
+
+def fit(text: str, limit: int = TEXT_LIMIT) -> str:
+    """``text`` shortened to one message (an edit cannot become two): whole lines, then a note."""
+    if telegram_length(text) <= limit:
+        return text
+    head = pages(text, limit - telegram_length(SHORTENED) - 1)[0]
+    return f"{head}\n{SHORTENED}"
+
+
 DISCLAIMER = (
     "⚠️ Decision support only, not a diagnosis: a qualified person must confirm every result."
 )
@@ -107,9 +161,9 @@ def too_large(size: int, limit: int) -> str:
 
 
 def picture_caption(delivery: Delivery) -> str:
-    return (f"Numbered white cells, red cells (red circles) and platelets (cyan). "
+    return fit(f"Numbered white cells, red cells (red circles) and platelets (cyan). "
             f"{len(delivery.classified)} white cell(s), {delivery.rbc_count} red cells, "
-            f"{delivery.platelet_count} platelets.")
+            f"{delivery.platelet_count} platelets.", CAPTION_LIMIT)
 
 
 def _percent(value: float) -> str:
@@ -128,8 +182,10 @@ def result_text(delivery: Delivery) -> str:
     models = f"Model: {delivery.model_version}"
     if delivery.red_cell_model:
         models += f" · red cells: {delivery.red_cell_model}"
-    lines += ["", models, DISCLAIMER]
-    return "\n".join(lines)
+    tail = "\n".join(["", models, DISCLAIMER])
+    # The result is an edit of one message: a crowded field's list is shortened, never the
+    # model line or the disclaimer.
+    return fit("\n".join(lines), TEXT_LIMIT - telegram_length(tail)) + tail
 
 
 def _label_line(cell: CellView) -> str:

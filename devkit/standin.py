@@ -187,6 +187,35 @@ def _attached(params: dict[str, Any], files: dict[str, bytes], name: str,
     raise ApiError(400, f"Bad Request: there is no {name} in the request")
 
 
+# Telegram's documented limits, enforced as Telegram does: texts and captions counted in UTF-16
+# code units, callback data in bytes, file sizes in bytes.
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+CALLBACK_DATA_LIMIT = 64
+ANSWER_LIMIT = 200
+GET_FILE_LIMIT = 20 * 1024 * 1024
+DOCUMENT_UPLOAD_LIMIT = 50 * 1024 * 1024
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _check_text(text: str) -> None:
+    if not text.strip():
+        raise ApiError(400, "Bad Request: message text is empty")
+    if _utf16_length(text) > TEXT_LIMIT:
+        raise ApiError(400, "Bad Request: message is too long")
+
+
+def _check_markup(p: dict[str, Any]) -> None:
+    for row in (p.get("reply_markup") or {}).get("inline_keyboard", []):
+        for button in row:
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= CALLBACK_DATA_LIMIT:
+                raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+
+
 class BotApi:
     """Implements the Bot API methods; each returns the ``result`` of a successful call."""
 
@@ -221,8 +250,8 @@ class BotApi:
     async def sendMessage(self, p: dict[str, Any], _f: dict[str, bytes]) -> Any:
         chat_id = int(p["chat_id"])
         text = str(p.get("text", ""))
-        if not text:
-            raise ApiError(400, "Bad Request: message text is empty")
+        _check_text(text)
+        _check_markup(p)
         extra = {"reply_markup": p["reply_markup"]} if p.get("reply_markup") else {}
         message = self.state.bot_message(chat_id, text=text, **extra)
         await self.state.record(BotAction("sendMessage", chat_id, message["message_id"], text=text,
@@ -236,6 +265,8 @@ class BotApi:
         if message is None:
             raise ApiError(400, "Bad Request: message to edit not found")
         text = str(p.get("text", ""))
+        _check_text(text)
+        _check_markup(p)
         if message.get("text") == text and message.get("reply_markup") == p.get("reply_markup"):
             raise ApiError(400, "Bad Request: message is not modified: specified new message "
                                 "content and reply markup are exactly the same")
@@ -250,6 +281,11 @@ class BotApi:
     async def _send_file(self, kind: str, p: dict[str, Any], f: dict[str, bytes]) -> Any:
         chat_id = int(p["chat_id"])
         data = _attached(p, f, kind, self.state)
+        if _utf16_length(str(p.get("caption") or "")) > CAPTION_LIMIT:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        _check_markup(p)
+        if len(data) > DOCUMENT_UPLOAD_LIMIT:
+            raise ApiError(413, "Request Entity Too Large")
         if kind == "photo":
             content: dict[str, Any] = {"photo": self.state.photo_sizes(data)}
         else:
@@ -280,6 +316,8 @@ class BotApi:
         user_id = self.state.callback_users.get(str(p.get("callback_query_id")))
         if user_id is None:
             raise ApiError(400, "Bad Request: query is too old or query ID is invalid")
+        if _utf16_length(str(p.get("text") or "")) > ANSWER_LIMIT:
+            raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
         await self.state.record(BotAction("answerCallbackQuery", user_id, 0,
                                           text=p.get("text") or None))
         return True
@@ -288,6 +326,8 @@ class BotApi:
         stored = self.state.files.get(str(p.get("file_id")))
         if stored is None:
             raise ApiError(400, "Bad Request: invalid file_id")
+        if len(stored.data) > GET_FILE_LIMIT:
+            raise ApiError(400, "Bad Request: file is too big")
         return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
                 "file_size": len(stored.data), "file_path": stored.file_path}
 

@@ -1,5 +1,6 @@
 from typing import Any
 
+from bot import messages
 from bot.messages import DISCLAIMER, job_text, result_text
 from core.enums import JobStatus, SubmissionStatus
 from core.retraining.jobs import JobReport
@@ -81,3 +82,29 @@ def test_a_retraining_without_corrections_or_from_before_the_count_says_nothing_
         text = job_text(_finished_job(extra))
         assert "Expert-labelled cells given" not in text
         assert "finished: candidate m-rt3" in text
+
+
+def test_a_long_text_becomes_pages_within_the_limit_broken_between_lines() -> None:
+    lines = [f"Photo {n}: Neutrophil 3 (60%), Lymphocyte 2 (40%) 🔬" for n in range(200)]
+    text = "\n".join(lines)
+    split = messages.pages(text)
+    assert len(split) > 1
+    assert all(messages.telegram_length(page) <= messages.TEXT_LIMIT for page in split)
+    assert "\n".join(split) == text  # nothing lost, nothing reordered
+
+
+def test_emoji_count_twice_as_telegram_counts_them() -> None:
+    assert messages.telegram_length("🔬a") == 3
+    assert [len(p) for p in messages.pages("🔬" * 3000)] == [2048, 952]
+
+
+def test_a_text_that_fits_is_one_page_as_it_is() -> None:
+    assert messages.pages("short\ntext") == ["short\ntext"]
+
+
+def test_an_edit_is_shortened_to_one_message_with_a_note() -> None:
+    text = "\n".join(f"line {n}" for n in range(2000))
+    fitted = messages.fit(text)
+    assert messages.telegram_length(fitted) <= messages.TEXT_LIMIT
+    assert fitted.startswith("line 0\nline 1\n") and fitted.endswith(messages.SHORTENED)
+    assert messages.fit("short") == "short"

@@ -1,0 +1,114 @@
+"""Answers that outgrow one Telegram message reach the user whole, through the strict stand-in.
+
+The case's 30 photos are written through core's own recording functions (as the bot and the
+worker would), so the test is about what the chat shows, not about classifying 30 images.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from core.access import Sender
+from core.field.analyse import Analysis, Cell
+from core.labels import PBC_CLASSES
+from core.model.artifact import ModelCard, verified_card
+from core.model.classifier import LabelScore
+from core.registry import ModelRef, active_model, add_candidate, register_model
+from core.settings import DEFAULT_MODEL_PATH
+from core.submissions import (
+    Received,
+    mark_delivered,
+    record_submission,
+    start_processing,
+    store_results,
+)
+from devkit.harness import Stack, running_stack
+from devkit.standin import BotAction
+from tests.conftest import fresh_postgres_database
+from tests.e2e.test_cases_and_retraining import say
+
+ADMIN = 902
+PHOTOS = 30
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("limits")
+    with fresh_postgres_database() as url, \
+            running_stack(root, url, redis_url, {"HV_ADMIN_IDS": str(ADMIN)}) as running:
+        yield running
+
+
+def utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def shipped_model(stack: Stack) -> ModelRef:
+    register_model(stack.sessions, verified_card(DEFAULT_MODEL_PATH), str(DEFAULT_MODEL_PATH))
+    model = active_model(stack.sessions)
+    assert model is not None
+    return model
+
+
+def a_crowded_case(stack: Stack, user: int) -> None:
+    """30 field photos in the user's open case, each with every white-cell class, already
+    answered (so the outbox has nothing of them to send)."""
+    [opened] = say(stack, user, "/case LONG-1")
+    assert "New case LONG-1" in (opened.text or "")
+    model = shipped_model(stack)
+    for number in range(PHOTOS):
+        outcome = record_submission(stack.sessions, Sender(user, f"user{user}", None),
+                                    Received(user, 10_000 + number, "photo", None, None),
+                                    reply_message_id=None, sha256="b" * 64)
+        start_processing(stack.sessions, outcome.submission_id)
+        cells = [Cell("wbc", (10 * i, 0, 10 * i + 9, 9), False, label, 0.9,
+                      (LabelScore(label, 0.9),), False) for i, label in enumerate(PBC_CLASSES)]
+        store_results(stack.sessions, outcome.submission_id,
+                      Analysis("field", 100, 100, cells, [], rbc_count=40, platelet_count=3,
+                               quality=None, model=model.version), model.id)
+        mark_delivered(stack.sessions, outcome.submission_id)
+
+
+def test_a_30_photo_case_arrives_whole_in_messages_within_the_limit(stack: Stack) -> None:
+    user = stack.new_user()
+    a_crowded_case(stack, user)
+    before = len(stack.standin.wait_for(user, 0, 0))
+    stack.standin.send_text(user, "/case LONG-1")
+    replies = stack.standin.wait_for(
+        user, before + 1, 30, predicate=lambda a: a.reply_markup is not None)[before:]
+    assert replies, stack.logs()
+    texts = [a.text or "" for a in stack.standin.wait_for(user, 0, 0)[before:]
+             if a.method == "sendMessage"]
+    assert len(texts) >= 2 and all(utf16(t) <= 4096 for t in texts)
+    whole = "\n".join(texts)
+    assert [int(n) for n in re.findall(r"^Photo (\d+) ", whole, re.M)] == \
+        list(range(1, PHOTOS + 1))
+    assert "Case total:" in texts[-1]
+
+    [listing] = say(stack, user, "/history")
+    assert f"{PHOTOS} photo(s), {PHOTOS * len(PBC_CLASSES)} white cell(s)" in (listing.text or "")
+
+
+def test_a_long_list_of_model_versions_is_split_not_lost(stack: Stack) -> None:
+    model = shipped_model(stack)
+    # A gate that refused on every class: one reason per class, as the real gate writes them.
+    gate = {"passed": False, "reasons": [
+        f"{label} recall fell from 99.1% to 97.8% (more than the 1.0-point margin)"
+        for label in PBC_CLASSES]}
+    for number in range(40):
+        card = ModelCard(version=f"long-version-name-for-a-laboratory-{number:02d}",
+                         classes=list(PBC_CLASSES), sha256=f"{number:064x}")
+        add_candidate(stack.sessions, card, f"/models/{number}.safetensors", model.version,
+                      gate)
+    before = len(stack.standin.wait_for(ADMIN, 0, 0))
+    stack.standin.send_text(ADMIN, "/models")
+    ended: list[BotAction] = stack.standin.wait_for(
+        ADMIN, before + 1, 30, predicate=lambda a: "/promote VERSION" in (a.text or ""))
+    assert ended, stack.logs()
+    texts = [a.text or "" for a in stack.standin.wait_for(ADMIN, 0, 0)[before:]]
+    assert len(texts) >= 2 and all(utf16(t) <= 4096 for t in texts)
+    # /models lists the newest ten; all of them arrive.
+    assert sum(t.count("long-version-name") for t in texts) == 10
