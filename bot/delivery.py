@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
+from functools import partial
 
 from telegram import Bot, ReplyParameters
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from core.enums import SubmissionStatus
 from core.retraining.jobs import mark_reported, pending_reports
@@ -21,8 +22,10 @@ from core.storage import BlobError
 from core.submissions import (
     Delivery,
     claim_stale,
+    delivery_failed,
     mark_delivered,
     mark_picture_delivered,
+    move_chat,
     pending_deliveries,
 )
 
@@ -73,24 +76,45 @@ async def deliver(bot: Bot, delivery: Delivery) -> None:
     )
 
 
+def _seconds(wait: int | timedelta) -> float:
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+
+
 async def deliver_pending(bot: Bot, services: BotServices) -> int:
+    """One pass of the outbox. A chat that fails is retried later with backoff, by itself: its
+    failures (flood limits, a blocked bot, a permanent refusal) never hold up other chats."""
     sent = 0
+    paused: set[int] = set()  # chats told to wait during this pass
     for delivery in await asyncio.to_thread(pending_deliveries, services.sessions):
+        if delivery.chat_id in paused:
+            continue
+        failed = partial(delivery_failed, services.sessions, delivery.submission_id)
         try:
             await deliver_picture(bot, delivery, services)
             await deliver(bot, delivery)
         except RetryAfter as exc:
-            wait = exc.retry_after
-            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-            log.warning("rate limited by Telegram for %s s", seconds)
-            await asyncio.sleep(seconds)
-            break
-        except Forbidden as exc:
-            # The user blocked the bot or left: retrying can never succeed, so the submission
-            # is marked below like a delivered one and not tried again.
+            seconds = _seconds(exc.retry_after)
+            log.warning("chat %s rate limited by Telegram for %s s", delivery.chat_id, seconds)
+            paused.add(delivery.chat_id)
+            await asyncio.to_thread(failed, "flood control", retry_after=seconds)
+            continue
+        except ChatMigrated as exc:
+            moved = await asyncio.to_thread(move_chat, services.sessions, delivery.chat_id,
+                                            exc.new_chat_id)
+            log.info("chat %s is now %s: %d result(s) follow it", delivery.chat_id,
+                     exc.new_chat_id, moved)
+            paused.add(delivery.chat_id)
+            continue
+        except (Forbidden, BadRequest) as exc:
+            # The user blocked the bot, or Telegram refuses this message for good: retrying
+            # can never succeed. The reason is kept with the submission.
             log.warning("submission %s cannot be delivered: %s", delivery.submission_id, exc)
+            await asyncio.to_thread(failed, f"{type(exc).__name__}: {exc}", permanent=True)
+            continue
         except TelegramError as exc:
-            log.warning("delivery of submission %s failed: %s", delivery.submission_id, exc)
+            gave_up = await asyncio.to_thread(failed, f"{type(exc).__name__}: {exc}")
+            log.warning("delivery of submission %s failed (%s)%s", delivery.submission_id, exc,
+                        "; giving up" if gave_up else "; will retry")
             continue
         await asyncio.to_thread(mark_delivered, services.sessions, delivery.submission_id)
         sent += 1
@@ -104,7 +128,11 @@ async def relay_job_progress(bot: Bot, services: BotServices) -> None:
             await bot.edit_message_text(messages.fit(messages.job_text(report)),
                                         chat_id=report.chat_id,
                                         message_id=report.message_id)
-        except BadRequest as exc:
+        except RetryAfter:
+            break  # progress is coalesced: the next pass shows the latest, later
+        except (BadRequest, Forbidden, ChatMigrated) as exc:
+            # Not modified, a blocked admin, a migrated chat: this report can never be shown;
+            # marked like a shown one so it is not retried on every pass.
             if "not modified" not in str(exc).lower():
                 log.warning("cannot show progress of job %s: %s", report.job_id, exc)
         except TelegramError as exc:

@@ -210,7 +210,11 @@ def pending_deliveries(factory: SessionFactory, limit: int = 50) -> list[Deliver
         rows = session.scalars(
             select(Submission)
             .where(Submission.status.in_(FINISHED_STATUSES), Submission.delivered_at.is_(None),
+                   Submission.delivery_error.is_(None),
+                   or_(Submission.next_delivery_at.is_(None),
+                       Submission.next_delivery_at <= utcnow()),
                    or_(Submission.reply_message_id.is_not(None),
+                       Submission.delivery_attempts > 0,  # tried already: no ack to wait for
                        Submission.created_at < utcnow() - ACK_GRACE))
             .options(selectinload(Submission.cells), selectinload(Submission.model_version))
             .order_by(Submission.id)
@@ -248,6 +252,42 @@ def mark_delivered(factory: SessionFactory, submission_id: int) -> None:
         submission = session.get(Submission, submission_id)
         if submission is not None and submission.delivered_at is None:
             submission.delivered_at = utcnow()
+
+
+# A result that could not be sent is tried again after 2, 4, 8 ... seconds (at most ten
+# minutes apart, or after Telegram's retry_after when longer), then given up after this many.
+MAX_DELIVERY_ATTEMPTS = 12
+MAX_DELIVERY_BACKOFF = timedelta(minutes=10)
+
+
+def delivery_failed(factory: SessionFactory, submission_id: int, reason: str, *,
+                    permanent: bool = False, retry_after: float = 0.0) -> bool:
+    """Record a failed send. Returns True when the row is given up (permanent, or out of
+    attempts): its reason stays in ``delivery_error`` and it is never tried again."""
+    with transaction(factory) as session:
+        submission = session.get(Submission, submission_id)
+        if submission is None or submission.delivered_at is not None:
+            return False
+        submission.delivery_attempts += 1
+        if permanent or submission.delivery_attempts >= MAX_DELIVERY_ATTEMPTS:
+            submission.delivery_error = reason[:1000]
+            return True
+        backoff = min(timedelta(seconds=2 ** submission.delivery_attempts), MAX_DELIVERY_BACKOFF)
+        submission.next_delivery_at = utcnow() + max(backoff, timedelta(seconds=retry_after))
+        return False
+
+
+def move_chat(factory: SessionFactory, old_chat_id: int, new_chat_id: int) -> int:
+    """A group became a supergroup: its undelivered results go to the new chat, as new
+    messages (the acknowledgements to edit stayed behind in the old one)."""
+    with transaction(factory) as session:
+        rows = session.scalars(select(Submission).where(
+            Submission.chat_id == old_chat_id, Submission.delivered_at.is_(None))).all()
+        for row in rows:
+            row.chat_id = new_chat_id
+            row.reply_message_id = None
+            row.delivery_attempts += 1
+        return len(rows)
 
 
 def _delivery(row: Submission) -> Delivery:

@@ -82,6 +82,10 @@ class StandInState:
         self.faults: dict[str, list[Fault]] = {}
         self.callback_users: dict[str, int] = {}  # callback query id -> the user who pressed
         self.calls: list[str] = []
+        # Users who blocked the bot (403 on every send), and groups upgraded to supergroups
+        # (400 with migrate_to_chat_id), as Telegram answers them.
+        self.blocked: set[int] = set()
+        self.migrated: dict[int, int] = {}
         self.changed = asyncio.Condition()
 
     # ---- helpers -------------------------------------------------------------------------
@@ -146,11 +150,24 @@ class StandInState:
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(self, code: int, description: str, retry_after: int | None = None,
+                 migrate_to_chat_id: int | None = None) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
+
+
+def _check_chat(state: StandInState, params: dict[str, Any]) -> None:
+    if "chat_id" not in params:
+        return
+    chat_id = int(params["chat_id"])
+    if chat_id in state.blocked:
+        raise ApiError(403, "Forbidden: bot was blocked by the user")
+    if chat_id in state.migrated:
+        raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                       migrate_to_chat_id=state.migrated[chat_id])
 
 
 async def _params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -365,12 +382,15 @@ class StandIn:
         try:
             await self._maybe_fail(method)
             params, files = await _params(request)
+            _check_chat(self.state, params)
             result = await handler(params, files)
         except ApiError as exc:
             body: dict[str, Any] = {"ok": False, "error_code": exc.code,
                                     "description": exc.description}
             if exc.retry_after is not None:
                 body["parameters"] = {"retry_after": exc.retry_after}
+            if exc.migrate_to_chat_id is not None:
+                body["parameters"] = {"migrate_to_chat_id": exc.migrate_to_chat_id}
             return web.json_response(body, status=exc.code)
         return web.json_response({"ok": True, "result": result})
 

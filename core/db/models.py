@@ -166,6 +166,11 @@ class Submission(Base):
     )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # The outbox: failed sends are retried with backoff, a bounded number of times; a permanent
+    # refusal (blocked bot, bad request) is recorded here and never retried.
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
 
     user: Mapped[User] = relationship()
     case: Mapped[Case | None] = relationship(back_populates="submissions")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
@@ -16,8 +16,10 @@ from core.model.artifact import ModelCard
 from core.model.classifier import LabelScore
 from core.registry import register_model
 from core.submissions import (
+    MAX_DELIVERY_ATTEMPTS,
     Received,
     claim_stale,
+    delivery_failed,
     mark_delivered,
     pending_deliveries,
     record_submission,
@@ -100,3 +102,64 @@ def test_a_result_waits_for_its_acknowledgement_unless_the_bot_died_before_sendi
         session.execute(update(Submission).values(created_at=utcnow() - timedelta(minutes=5)))
     [orphan] = pending_deliveries(factory)  # never acknowledged: answered with a new message
     assert orphan.reply_message_id is None
+
+
+def _finished(factory, message_id: int) -> int:  # type: ignore[no-untyped-def]
+    model_id = register_model(factory, ModelCard(version="m1", classes=["a"], sha256="0" * 64),
+                              "models/m1.safetensors")
+    outcome = record_submission(factory, SENDER, Received(5, message_id, "photo", "U", None),
+                                reply_message_id=message_id + 1, sha256="e" * 64)
+    start_processing(factory, outcome.submission_id)
+    store_results(factory, outcome.submission_id, _analysis(), model_id)
+    return outcome.submission_id
+
+
+def _seconds_until(when: datetime) -> float:
+    # SQLite hands back naive UTC datetimes; PostgreSQL aware ones.
+    return (when.replace(tzinfo=when.tzinfo or UTC) - utcnow()).total_seconds()
+
+
+def _due_now(factory) -> None:  # type: ignore[no-untyped-def]
+    with transaction(factory) as session:
+        session.execute(update(Submission).values(next_delivery_at=utcnow()))
+
+
+def test_a_failed_send_is_retried_later_with_growing_backoff_then_given_up(
+        database_url: str) -> None:
+    factory = _factory(database_url)
+    submission_id = _finished(factory, 20)
+    waits = []
+    for _ in range(MAX_DELIVERY_ATTEMPTS - 1):
+        assert not delivery_failed(factory, submission_id, "TimedOut: timed out")
+        assert pending_deliveries(factory) == []  # not before its next try
+        with factory() as session:
+            row = session.get(Submission, submission_id)
+            assert row is not None and row.next_delivery_at is not None
+            waits.append(_seconds_until(row.next_delivery_at))
+        _due_now(factory)
+        assert len(pending_deliveries(factory)) == 1
+    assert waits[0] < waits[1] < waits[2] and max(waits) <= 600
+    assert delivery_failed(factory, submission_id, "TimedOut: timed out")  # out of attempts
+    assert pending_deliveries(factory) == []
+
+
+def test_a_permanent_refusal_is_recorded_and_never_retried(database_url: str) -> None:
+    factory = _factory(database_url)
+    submission_id = _finished(factory, 30)
+    assert delivery_failed(factory, submission_id, "Forbidden: bot was blocked by the user",
+                           permanent=True)
+    _due_now(factory)
+    assert pending_deliveries(factory) == []
+    with factory() as session:
+        row = session.get(Submission, submission_id)
+        assert row is not None and row.delivery_error == "Forbidden: bot was blocked by the user"
+
+
+def test_flood_control_waits_at_least_what_telegram_asked(database_url: str) -> None:
+    factory = _factory(database_url)
+    submission_id = _finished(factory, 40)
+    delivery_failed(factory, submission_id, "flood control", retry_after=120)
+    with factory() as session:
+        row = session.get(Submission, submission_id)
+        assert row is not None and row.next_delivery_at is not None
+        assert _seconds_until(row.next_delivery_at) > 110

@@ -7,11 +7,13 @@ worker would), so the test is about what the chat shows, not about classifying 3
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from core.access import Sender
+from core.db.models import Submission
 from core.field.analyse import Analysis, Cell
 from core.labels import PBC_CLASSES
 from core.model.artifact import ModelCard, verified_card
@@ -27,11 +29,16 @@ from core.submissions import (
 )
 from devkit.harness import Stack, running_stack
 from devkit.standin import BotAction
-from tests.conftest import fresh_postgres_database
+from tests.conftest import fresh_postgres_database, pbc_fixtures
 from tests.e2e.test_cases_and_retraining import say
 
 ADMIN = 902
 PHOTOS = 30
+CELLS = pbc_fixtures()
+
+
+def is_result_message(action: BotAction) -> bool:
+    return action.method == "sendMessage" and "Model:" in (action.text or "")
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +119,42 @@ def test_a_long_list_of_model_versions_is_split_not_lost(stack: Stack) -> None:
     assert len(texts) >= 2 and all(utf16(t) <= 4096 for t in texts)
     # /models lists the newest ten; all of them arrive.
     assert sum(t.count("long-version-name") for t in texts) == 10
+
+
+def submission_of(stack: Stack, user: int, done: Callable[[Submission], bool],
+                  timeout: float = 60) -> Submission:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = stack.submissions(user)
+        if rows and done(rows[-1]):
+            return rows[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"submission of {user} never got there:\n{stack.logs()}")
+
+
+def test_a_user_who_blocked_the_bot_is_recorded_once_and_never_retried(stack: Stack) -> None:
+    blocker, other = stack.new_user(), stack.new_user()
+    stack.standin.send_photo(blocker, CELLS["neutrophil"].read_bytes())
+    assert stack.standin.wait_for(blocker, 1, 30), stack.logs()  # the acknowledgement
+    stack.standin.api.state.blocked.add(blocker)
+    row = submission_of(stack, blocker, lambda s: s.delivery_error is not None)
+    assert "blocked" in (row.delivery_error or "") and row.delivered_at is None
+    attempts = row.delivery_attempts
+
+    stack.standin.send_photo(other, CELLS["lymphocyte"].read_bytes())
+    assert "Model:" in (stack.result_for(other).text or "")  # others are answered meanwhile
+    time.sleep(2)  # several outbox passes
+    assert stack.submissions(blocker)[-1].delivery_attempts == attempts == 1
+
+
+def test_a_result_follows_a_group_that_became_a_supergroup(stack: Stack) -> None:
+    user = stack.new_user()
+    supergroup = -100_000_000_000 - user
+    stack.standin.send_photo(user, CELLS["eosinophil"].read_bytes())
+    assert stack.standin.wait_for(user, 1, 30), stack.logs()
+    stack.standin.api.state.migrated[user] = supergroup
+    results = stack.standin.wait_for(supergroup, 1, 60, predicate=is_result_message)
+    assert results and "Eosinophil" in (results[0].text or ""), stack.logs()
+    # The row now belongs to the supergroup's chat.
+    row = submission_of(stack, supergroup, lambda s: s.delivered_at is not None)
+    assert row.delivery_error is None and stack.submissions(user) == []
