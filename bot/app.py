@@ -87,12 +87,16 @@ def build_application(settings: Settings, services: BotServices | None = None) -
         .concurrent_updates(True)
         .build()
     )
+    # New messages only: an edited photo or command is not analysed or run a second time.
+    new = filters.UpdateType.MESSAGE
     for name in ("start", "help", "case", "history", "export", "models", "retrain", "adapt",
                  "promote", "rollback", "group"):
-        application.add_handler(CommandHandler(name, getattr(handlers, name)))
+        application.add_handler(CommandHandler(name, getattr(handlers, name), filters=new))
     application.add_handler(CallbackQueryHandler(Callbacks(handlers).dispatch))
-    application.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.image))
-    application.add_handler(MessageHandler(filters.ALL, handlers.other))
+    application.add_handler(MessageHandler(new & (filters.PHOTO | filters.Document.ALL),
+                                           handlers.image))
+    # Joins, leaves, pins and title changes in a group are not messages to answer.
+    application.add_handler(MessageHandler(new & ~filters.StatusUpdate.ALL, handlers.other))
     application.add_error_handler(on_error)
     return application
 

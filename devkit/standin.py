@@ -448,6 +448,20 @@ class StandIn:
         await self.state.push_update({"message": message})
         return message
 
+    async def edit_message(self, message: dict[str, Any], **changes: Any) -> dict[str, Any]:
+        """The user edits one of their messages (a caption added to a photo, a new text)."""
+        edited = {**message, **changes, "edit_date": int(time.time())}
+        await self.state.push_update({"edited_message": edited})
+        return edited
+
+    async def group_event(self, group_id: int, user_id: int, **event: Any) -> dict[str, Any]:
+        """Something happens in a group the bot is in (``new_chat_members=[...]``, a title)."""
+        message = {"message_id": self.state.next_message_id(group_id), "date": int(time.time()),
+                   "chat": {"id": group_id, "type": "group", "title": "Haematology"},
+                   "from": self.state.user(user_id), **event}
+        await self.state.push_update({"message": message})
+        return message
+
     async def press_button(self, user_id: int, message_id: int, data: str) -> dict[str, Any]:
         message = self.state.messages.get((user_id, message_id))
         callback_id = f"CB{time.monotonic_ns()}"

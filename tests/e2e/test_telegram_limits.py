@@ -158,3 +158,24 @@ def test_a_result_follows_a_group_that_became_a_supergroup(stack: Stack) -> None
     # The row now belongs to the supergroup's chat.
     row = submission_of(stack, supergroup, lambda s: s.delivered_at is not None)
     assert row.delivery_error is None and stack.submissions(user) == []
+
+
+def test_an_edited_photo_is_not_analysed_again(stack: Stack) -> None:
+    user = stack.new_user()
+    sent = stack.standin.send_photo(user, CELLS["monocyte"].read_bytes())
+    stack.result_for(user)
+    actions = len(stack.standin.wait_for(user, 0, 0))
+    stack.standin.call(stack.standin.api.edit_message(sent, caption="slide 2, field 3"))
+    time.sleep(3)
+    assert len(stack.submissions(user)) == 1
+    assert len(stack.standin.wait_for(user, 0, 0)) == actions  # nothing said about the edit
+
+
+def test_joins_and_leaves_in_a_group_get_no_answer(stack: Stack) -> None:
+    user = stack.new_user()
+    group = -4_000_000 - user
+    api = stack.standin.api
+    stack.standin.call(api.group_event(group, user, new_chat_members=[api.state.user(user + 1)]))
+    stack.standin.call(api.group_event(group, user, left_chat_member=api.state.user(user + 2)))
+    time.sleep(3)
+    assert stack.standin.wait_for(group, 0, 0) == []
