@@ -115,9 +115,15 @@ async def receive_image(message: Message, services: BotServices) -> None:
     if not outcome.created:
         log.info("duplicate update for message %s ignored", message.message_id)
         return
-    ack = await message.reply_text(ack_text, do_quote=True)
-    await with_db_retry(partial(set_reply_message, services.sessions, outcome.submission_id,
-                                ack.message_id), settings)
+    try:
+        ack = await message.reply_text(ack_text, do_quote=True)
+    except TelegramError as exc:
+        # The photo is stored and recorded: it is analysed all the same, and the outbox sends
+        # the result as a new message (after ACK_GRACE) instead of editing the acknowledgement.
+        log.warning("acknowledgement of message %s failed: %s", message.message_id, exc)
+    else:
+        await with_db_retry(partial(set_reply_message, services.sessions,
+                                    outcome.submission_id, ack.message_id), settings)
     if accepted is None:
         services.wake_delivery.set()
         return

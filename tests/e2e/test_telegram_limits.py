@@ -28,7 +28,7 @@ from core.submissions import (
     store_results,
 )
 from devkit.harness import Stack, running_stack
-from devkit.standin import BotAction
+from devkit.standin import BotAction, Fault
 from tests.conftest import fresh_postgres_database, pbc_fixtures
 from tests.e2e.test_cases_and_retraining import say
 
@@ -179,3 +179,14 @@ def test_joins_and_leaves_in_a_group_get_no_answer(stack: Stack) -> None:
     stack.standin.call(api.group_event(group, user, left_chat_member=api.state.user(user + 2)))
     time.sleep(3)
     assert stack.standin.wait_for(group, 0, 0) == []
+
+
+def test_a_photo_whose_acknowledgement_failed_is_still_analysed_and_answered(
+        stack: Stack) -> None:
+    user = stack.new_user()
+    stack.standin.fail_next("sendMessage", Fault(status=502))
+    stack.standin.send_photo(user, CELLS["basophil"].read_bytes())
+    row = submission_of(stack, user, lambda s: s.status.value == "done", timeout=30)
+    assert row.reply_message_id is None  # no acknowledgement to edit
+    results = stack.standin.wait_for(user, 1, 60, predicate=is_result_message)
+    assert results and "Basophil" in (results[0].text or ""), stack.logs()
