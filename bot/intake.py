@@ -86,9 +86,10 @@ async def receive_image(message: Message, services: BotServices) -> None:
         rejection = messages.DOWNLOAD_FAILED
     if data is not None:
         try:
-            accepted = await asyncio.to_thread(
-                _store, data, services.store, settings.max_image_pixels, settings.max_upload_bytes
-            )
+            async with services.decode_slots:
+                accepted = await asyncio.to_thread(_store, data, services.store,
+                                                   settings.max_image_pixels,
+                                                   settings.max_upload_bytes)
         except IntakeError as exc:
             log.info("rejected message %s/%s: %s", message.chat_id, message.message_id, exc.code)
             rejection = exc.user_message

@@ -22,6 +22,10 @@ class BotServices:
     photos_limit: RateLimiter
     # Set when a submission finishes in this process, so delivery need not wait for its poll.
     wake_delivery: asyncio.Event = field(default_factory=asyncio.Event)
+    # Decoding a 60 MP upload takes about 0.5 GB: at most this many at once, whatever the
+    # number of updates in flight, so a flood of large documents cannot exhaust the bot's
+    # memory; other users' commands never wait on it.
+    decode_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotServices:
