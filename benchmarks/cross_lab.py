@@ -249,8 +249,10 @@ def main() -> None:
                         help="also the gate's refusals of degraded fields and non-smear images, "
                              "and a 12 MP photo's time")
     parser.add_argument("--json", type=Path, help="write every row here too")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
+                        help="classifier weights (default: the shipped model)")
     args = parser.parse_args()
-    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+    classifier = CellClassifier.from_artifact(args.model, "cpu")
     red_cells = load_red_cell_finder(DEFAULT_RED_CELL_MODEL_PATH)
 
     def run(image: Image.Image) -> Analysis:

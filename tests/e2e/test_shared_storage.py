@@ -13,14 +13,16 @@ from pathlib import Path
 
 import pypdfium2
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.db.models import Blob, Case, ModelVersion, Submission
+from core.db.session import transaction
 from devkit.harness import Stack, running_stack
-from tests.conftest import FIXTURES, fixture_image_folder, fresh_postgres_database
+from tests.conftest import FIXTURES, fixture_image_folder, fresh_postgres_database, pbc_fixtures
 from tests.e2e.test_cases_and_retraining import _finished_job, _version_of, say
 
 ADMIN = 901
+CELLS = pbc_fixtures()
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +110,22 @@ def test_retraining_on_another_host_is_served_after_promote_and_rolls_back(
     with stack.sessions() as session:
         submissions = session.scalars(select(Submission.id)).all()
     assert submissions and local_files(stack, "bot", "images") == []
+
+
+def test_a_corrupted_model_in_the_shared_store_is_refused_by_its_hash(stack: Stack) -> None:
+    with stack.sessions() as session:
+        active = session.scalars(select(ModelVersion).where(ModelVersion.is_active,
+                                                            ModelVersion.group_id.is_(None))).one()
+    with transaction(stack.sessions) as session:
+        session.execute(update(Blob).where(Blob.sha256 == active.sha256)
+                        .values(data=b"not the weights"))
+    # A worker on a new host, with nothing cached, must fetch the active version.
+    stack.stop("worker")
+    stack.start_worker("new-host")
+    user = stack.new_user()
+    stack.standin.send_photo(user, CELLS["neutrophil"].read_bytes())
+    result = stack.result_for(user)
+    assert "failed on our side" in (result.text or ""), stack.logs()
+    [row] = stack.delivered_submissions(user)
+    assert row.error and "BlobIntegrityError" in row.error and "SHA-256" in row.error
+    assert local_files(stack, "new-host", "cache/models") == []  # nothing untrusted kept
