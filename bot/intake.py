@@ -14,13 +14,14 @@ from telegram.error import TelegramError
 from core.access import Sender
 from core.intake import IntakeError, open_image
 from core.storage import ImageStore, StoredImage
-from core.submissions import Received, record_submission, set_reply_message
+from core.submissions import Received, queue_depth, record_submission, set_reply_message
 
 from . import messages
 from .retry import TRANSIENT, with_db_retry
 from .services import BotServices
 
 log = logging.getLogger(__name__)
+BUSY_REPEAT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,13 @@ def _store(data: bytes, store: ImageStore, max_pixels: int, max_bytes: int) -> A
     stored = (store.put_encoded(clean.encoded_jpeg, "jpg") if clean.encoded_jpeg
               else store.put(clean.image))
     return Accepted(stored, clean.width, clean.height)
+
+
+async def _queue_depth(services: BotServices) -> int:
+    try:
+        return await asyncio.to_thread(queue_depth, services.sessions)
+    except TRANSIENT:
+        return 0  # the cap is best effort: a database hiccup is handled when recording
 
 
 async def _download(attachment: PhotoSize | Document, message_id: int) -> bytes | None:
@@ -73,6 +81,13 @@ async def receive_image(message: Message, services: BotServices) -> None:
             limit=settings.max_photos_per_minute,
             seconds=round(services.photos_limit.retry_after(sender.telegram_id, now))),
             do_quote=True)
+        return
+
+    if await _queue_depth(services) >= settings.max_queue_depth:
+        if now - services.told_busy.get(sender.telegram_id, -BUSY_REPEAT_SECONDS) \
+                >= BUSY_REPEAT_SECONDS:
+            services.told_busy[sender.telegram_id] = now
+            await message.reply_text(messages.BUSY, do_quote=True)
         return
 
     rejection: str | None = None

@@ -126,6 +126,11 @@ DATABASE_BUSY = (
     "⏳ Our database is not answering right now. Your message is kept and I will handle it as "
     "soon as it is back."
 )
+BUSY = (
+    "⏳ Many photos are waiting to be analysed right now, so this one was not kept. Please send "
+    "it again in a few minutes; photos already acknowledged will be answered."
+)
+
 NOT_STORED = (
     "❌ Sorry, I could not store this photo because our database is unavailable. Please send "
     "it again in a few minutes."

@@ -26,6 +26,8 @@ class BotServices:
     # number of updates in flight, so a flood of large documents cannot exhaust the bot's
     # memory; other users' commands never wait on it.
     decode_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    # When each user was last told the queue is full (monotonic seconds): once per burst.
+    told_busy: dict[int, float] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotServices:

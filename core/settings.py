@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Redis redelivers a task whose worker died after this long; it must exceed the longest
     # task (a retraining job, up to 30 min) or that task would run twice.
     broker_visibility_timeout: float = 3600.0
+    # Above this many photos waiting for a worker (all users), new photos are refused with one
+    # polite "busy" answer per user and minute, instead of waiting an unbounded time.
+    max_queue_depth: int = 1000
     # Per user: messages of any kind, and photos, per minute.
     max_messages_per_minute: int = 40
     max_photos_per_minute: int = 20

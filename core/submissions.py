@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -221,6 +221,13 @@ def pending_deliveries(factory: SessionFactory, limit: int = 50) -> list[Deliver
             .limit(limit)
         ).all()
         return [_delivery(row) for row in rows]
+
+
+def queue_depth(factory: SessionFactory) -> int:
+    """Photos waiting for a worker, all users together."""
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(Submission).where(
+            Submission.status == SubmissionStatus.QUEUED)) or 0
 
 
 def claim_stale(factory: SessionFactory, older_than: timedelta) -> list[int]:

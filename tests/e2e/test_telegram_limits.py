@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from bot import messages
 from core.access import Sender
 from core.db.models import Submission
 from core.field.analyse import Analysis, Cell
@@ -35,6 +36,7 @@ from tests.e2e.test_cases_and_retraining import say
 ADMIN = 902
 PHOTOS = 30
 CELLS = pbc_fixtures()
+QUEUE_CAP = 3  # photos waiting for a worker before new ones are refused
 
 
 def is_result_message(action: BotAction) -> bool:
@@ -45,7 +47,8 @@ def is_result_message(action: BotAction) -> bool:
 def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("limits")
     with fresh_postgres_database() as url, \
-            running_stack(root, url, redis_url, {"HV_ADMIN_IDS": str(ADMIN)}) as running:
+            running_stack(root, url, redis_url, {"HV_ADMIN_IDS": str(ADMIN),
+                                                 "HV_MAX_QUEUE_DEPTH": str(QUEUE_CAP)}) as running:
         yield running
 
 
@@ -190,3 +193,25 @@ def test_a_photo_whose_acknowledgement_failed_is_still_analysed_and_answered(
     assert row.reply_message_id is None  # no acknowledgement to edit
     results = stack.standin.wait_for(user, 1, 60, predicate=is_result_message)
     assert results and "Basophil" in (results[0].text or ""), stack.logs()
+
+
+def test_a_full_queue_is_answered_busy_once_per_burst_and_nothing_queued_is_lost(
+        stack: Stack) -> None:
+    user = stack.new_user()
+    stack.stop("worker")  # nothing is taken off the queue now
+    for label in ("neutrophil", "lymphocyte", "monocyte"):
+        stack.standin.send_photo(user, CELLS[label].read_bytes())
+    submission_of(stack, user, lambda _s: len(stack.submissions(user)) == QUEUE_CAP)
+    before = len(stack.standin.wait_for(user, 0, 0))
+    for label in ("eosinophil", "basophil"):
+        stack.standin.send_photo(user, CELLS[label].read_bytes())
+    busy = stack.standin.wait_for(user, before + 1, 30)[before:]
+    time.sleep(2)
+    told = [a for a in stack.standin.wait_for(user, 0, 0)[before:] if a.text == messages.BUSY]
+    assert busy and len(told) == 1  # one answer for the burst, not one per photo
+    assert len(stack.submissions(user)) == QUEUE_CAP  # the refused ones were not kept
+
+    stack.start_worker()
+    results = stack.standin.wait_for(user, QUEUE_CAP, 90,
+                                     predicate=lambda a: a.method == "editMessageText")
+    assert len(results) == QUEUE_CAP, stack.logs()
