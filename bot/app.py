@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
 from telegram.ext import (
@@ -103,4 +104,16 @@ def build_application(settings: Settings, services: BotServices | None = None) -
 
 def run_bot(settings: Settings) -> None:
     application = build_application(settings)
-    application.run_polling(allowed_updates=Update.ALL_TYPES)
+    if settings.webhook_url is None:
+        application.run_polling(allowed_updates=Update.ALL_TYPES)
+        return
+    if settings.webhook_secret is None:
+        raise SystemExit("HV_WEBHOOK_URL needs HV_WEBHOOK_SECRET: without it anybody could post "
+                         "updates to the bot")
+    application.run_webhook(
+        listen=settings.webhook_listen, port=settings.webhook_port,
+        # The path is the URL's, so a proxy can forward it unchanged.
+        url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
+        webhook_url=settings.webhook_url,
+        secret_token=settings.webhook_secret.get_secret_value(),
+        allowed_updates=Update.ALL_TYPES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -43,6 +44,13 @@ class Settings(BaseSettings):
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     bot_api_base_url: str = "https://api.telegram.org/bot"
     bot_api_file_url: str = "https://api.telegram.org/file/bot"
+    # Webhook mode (deployment behind HTTPS): Telegram posts updates to webhook_url, which a
+    # reverse proxy forwards to webhook_listen:webhook_port; every post must carry the secret.
+    # Unset: long polling.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
 
     model_path: Path = DEFAULT_MODEL_PATH
     device: str = "auto"
@@ -85,6 +93,15 @@ class Settings(BaseSettings):
     db_slow_notice_seconds: float = 4.0
     # A submission unfinished this long is enqueued again (lost message, dead worker).
     requeue_after_seconds: float = 600.0
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's rule for secret_token: 1-256 characters A-Z, a-z, 0-9, _ and -.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}",
+                                                  value.get_secret_value()):
+            raise ValueError("HV_WEBHOOK_SECRET: 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
 
     @field_validator("red_cell_model_path", mode="before")
     @classmethod

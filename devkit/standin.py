@@ -13,12 +13,14 @@ import contextlib
 import io
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
 from PIL import Image
 
@@ -86,6 +88,10 @@ class StandInState:
         # (400 with migrate_to_chat_id), as Telegram answers them.
         self.blocked: set[int] = set()
         self.migrated: dict[int, int] = {}
+        # setWebhook's URL and secret: updates are then posted there, never by getUpdates.
+        self.webhook: tuple[str, str | None] | None = None
+        self.webhook_sender: asyncio.Task[None] | None = None
+        self.webhook_posts: list[int] = []  # HTTP status of each post, for tests
         self.changed = asyncio.Condition()
 
     # ---- helpers -------------------------------------------------------------------------
@@ -243,13 +249,52 @@ class BotApi:
         return BOT_USER
 
     async def deleteWebhook(self, _p: dict[str, Any], _f: dict[str, bytes]) -> Any:
+        self.state.webhook = None
         return True
+
+    async def setWebhook(self, p: dict[str, Any], _f: dict[str, bytes]) -> Any:
+        url, secret = str(p.get("url", "")), p.get("secret_token")
+        if not url:
+            self.state.webhook = None
+            return True
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        self.state.webhook = (url, None if secret is None else str(secret))
+        if self.state.webhook_sender is None:
+            self.state.webhook_sender = asyncio.create_task(self._post_updates())
+        return True
+
+    async def _post_updates(self) -> None:
+        """Telegram's side of a webhook: post each update in order, retrying until a 2xx."""
+        state = self.state
+        async with aiohttp.ClientSession() as client:
+            while True:
+                async with state.changed:
+                    while state.webhook is None or not state.updates:
+                        await state.changed.wait()
+                    update, (url, secret) = state.updates[0], state.webhook
+                headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
+                try:
+                    async with client.post(url, json=update, headers=headers) as response:
+                        state.webhook_posts.append(response.status)
+                        delivered = response.status < 300
+                except aiohttp.ClientError:
+                    delivered = False
+                if delivered:
+                    async with state.changed:
+                        if state.updates and state.updates[0] is update:
+                            state.updates.pop(0)
+                else:
+                    await asyncio.sleep(0.5)
 
     async def setMyCommands(self, _p: dict[str, Any], _f: dict[str, bytes]) -> Any:
         return True
 
     async def getUpdates(self, p: dict[str, Any], _f: dict[str, bytes]) -> Any:
         state = self.state
+        if state.webhook is not None:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
+                                "use deleteWebhook to delete the webhook first")
         offset = int(p.get("offset", 0) or 0)
         limit = int(p.get("limit", 100) or 100)
         timeout = float(p.get("timeout", 0) or 0)
@@ -560,6 +605,8 @@ class StandInThread:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     def stop(self) -> None:
+        if self.standin is not None and (sender := self.standin.state.webhook_sender):
+            self._loop.call_soon_threadsafe(sender.cancel)
         if self._runner is not None:
             self.call(self._runner.cleanup())
         self._loop.call_soon_threadsafe(self._loop.stop)
