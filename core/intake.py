@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 from pillow_heif import register_heif_opener
 
-from core.jpeg import strip_metadata
+from core.jpeg import strip_metadata, with_orientation
 
 # iPhones send their "send as file" originals as HEIC: Pillow reads HEIF through the maintained
 # pillow-heif plugin (registering is idempotent), and AVIF itself when built with libavif.
@@ -37,8 +37,9 @@ class IntakeError(ValueError):
 class IntakeImage:
     image: Image.Image  # RGB, EXIF orientation applied, no metadata attached
     source_format: str
-    # The sender's own JPEG less its metadata, when it decodes to exactly ``image``: stored as
-    # is, it keeps what was sent and saves a re-encode. None when the image had to be changed.
+    # The sender's own JPEG less its metadata (an orientation tag excepted), when it decodes to
+    # exactly ``image`` once turned upright: stored as is, it keeps what was sent and saves a
+    # re-encode. None when the image had to be changed.
     encoded_jpeg: bytes | None = None
 
     @property
@@ -115,19 +116,26 @@ def _decode(probe: Image.Image, data: bytes, *, max_pixels: int) -> IntakeImage:
 
 
 def _plain_jpeg(probe: Image.Image, data: bytes) -> IntakeImage | None:
-    """The upright colour JPEG case (every photo Telegram delivers): decode the stripped bytes."""
+    """The colour JPEG case (every photo a phone or Telegram sends): decode the stripped bytes.
+
+    A rotated one keeps its orientation tag, and only that, so that it is stored as sent and
+    turned upright when opened (``ImageStore.open``).
+    """
     try:
-        if probe.format != "JPEG" or probe.mode != "RGB" or probe.getexif().get(0x0112, 1) != 1:
+        orientation = probe.getexif().get(0x0112, 1) if probe.format == "JPEG" else 0
+        if probe.mode != "RGB" or orientation not in range(1, 9):
             return None
     except Exception:  # a damaged EXIF block: the general path decides
         return None
     stripped = strip_metadata(data)
     if stripped is None:
         return None
+    if orientation != 1:
+        stripped = with_orientation(stripped, orientation)
     try:
         with Image.open(io.BytesIO(stripped)) as image:
             image.load()
-            rgb = _to_rgb(image)
+            rgb = _to_rgb(ImageOps.exif_transpose(image))
     except Exception as exc:
         raise _damaged() from exc
     return IntakeImage(image=rgb, source_format="JPEG", encoded_jpeg=stripped)

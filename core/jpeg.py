@@ -85,3 +85,24 @@ def strip_metadata(data: bytes) -> bytes | None:
         pos = end
         in_scan = marker == SOS
     return None
+
+
+def with_orientation(stripped: bytes, orientation: int) -> bytes:
+    """``stripped`` (a JPEG from :func:`strip_metadata`) carrying one EXIF tag: its orientation.
+
+    A rotated phone photo is then stored as sent, less its metadata, and turned upright when
+    opened, instead of being decoded and re-encoded losslessly at about nine times the size.
+    """
+    if not 2 <= orientation <= 8:
+        raise ValueError(f"not an EXIF orientation that turns the image: {orientation}")
+    # EXIF in a big-endian TIFF block: one IFD holding one SHORT, Orientation (0x0112).
+    tiff = (b"MM\x00\x2a" + (8).to_bytes(4, "big") + (1).to_bytes(2, "big")
+            + (0x0112).to_bytes(2, "big") + (3).to_bytes(2, "big") + (1).to_bytes(4, "big")
+            + orientation.to_bytes(2, "big") + b"\x00\x00" + (0).to_bytes(4, "big"))
+    body = b"Exif\x00\x00" + tiff
+    segment = b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body
+    # After the JFIF header when there is one (JFIF wants APP0 first), else right after SOI.
+    at = len(SOI)
+    if stripped[at:at + 2] == b"\xff\xe0":
+        at += 2 + int.from_bytes(stripped[at + 2:at + 4], "big")
+    return stripped[:at] + segment + stripped[at:]

@@ -6,7 +6,7 @@ import io
 from dataclasses import dataclass
 from typing import Literal
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from core.storage.blobs import BlobStore
 
@@ -49,5 +49,8 @@ class ImageStore:
         return self.blobs.get(sha256)
 
     def open(self, sha256: str) -> Image.Image:
+        """The stored image, upright (a rotated photo is stored as sent, with its orientation)."""
         with Image.open(io.BytesIO(self.read(sha256))) as stored:
-            return stored.convert("RGB")
+            if stored.getexif().get(0x0112, 1) == 1:
+                return stored.convert("RGB")  # the usual case: no copy to turn
+            return ImageOps.exif_transpose(stored).convert("RGB")

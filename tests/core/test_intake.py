@@ -3,7 +3,7 @@
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from core.intake import IntakeError, open_image
 from tests.conftest import heic_bytes, jpeg_bytes, pbc_fixtures
@@ -48,8 +48,17 @@ def test_an_upright_jpeg_keeps_the_senders_bytes_less_their_metadata() -> None:
         assert stored.convert("RGB").tobytes() == result.image.tobytes()
 
 
-def test_a_rotated_or_non_jpeg_image_is_not_kept_as_sent() -> None:
-    assert open_image(_exif_rotated_jpeg(), **LIMITS).encoded_jpeg is None
+def test_a_rotated_jpeg_is_kept_as_sent_with_only_its_orientation() -> None:
+    sent = _exif_rotated_jpeg()
+    result = open_image(sent, **LIMITS)
+    assert result.encoded_jpeg is not None and len(result.encoded_jpeg) < len(sent)
+    with Image.open(io.BytesIO(result.encoded_jpeg)) as stored:
+        assert dict(stored.getexif()) == {0x0112: 6}  # no GPS, no camera: the turn alone
+        upright = ImageOps.exif_transpose(stored).convert("RGB")
+    assert upright.size == (60, 120) and upright.tobytes() == result.image.tobytes()
+
+
+def test_a_non_jpeg_image_is_not_kept_as_sent() -> None:
     png = io.BytesIO()
     Image.new("RGB", (64, 48)).save(png, format="PNG")
     assert open_image(png.getvalue(), **LIMITS).encoded_jpeg is None

@@ -51,3 +51,16 @@ def test_a_picture_for_display_is_a_jpeg(tmp_path: Path) -> None:
     stored = store.put(Image.new("RGB", (64, 48), "red"), for_display=True)
     with Image.open(io.BytesIO(store.read(stored.sha256))) as reopened:
         assert reopened.format == "JPEG" and len(reopened.getexif()) == 0
+
+
+def test_a_photo_stored_with_its_orientation_opens_upright(tmp_path: Path) -> None:
+    store, _ = folder_store(tmp_path)
+    landscape = Image.new("RGB", (120, 60), "white")
+    landscape.paste((20, 20, 200), (0, 0, 30, 60))  # blue on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn 90° clockwise to display
+    stored = store.put_encoded(jpeg_bytes(landscape, exif=exif.tobytes()), "jpg")
+    upright = store.open(stored.sha256)
+    assert upright.size == (60, 120)
+    red, _green, blue = upright.getpixel((30, 5))  # the blue stripe is now on top
+    assert blue > red
