@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Redis redelivers a task whose worker died after this long; it must exceed the longest
     # task (a retraining job, up to 30 min) or that task would run twice.
     broker_visibility_timeout: float = 3600.0
+    # Photos older than this many days are deleted by `hematovision purge` (results stay;
+    # open cases and expert-labelled cells are kept). Unset: kept forever.
+    retention_days: int | None = None
     # Above this many photos waiting for a worker (all users), new photos are refused with one
     # polite "busy" answer per user and minute, instead of waiting an unbounded time.
     max_queue_depth: int = 1000

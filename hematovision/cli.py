@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
                                              "store (the database)")
     storage.add_argument("action", choices=["migrate"])
 
+    purge = sub.add_parser("purge", help="delete photos older than the retention period "
+                                         "(results, open cases and expert-labelled cells stay)")
+    purge.add_argument("--days", type=int, help="the period (default: HV_RETENTION_DAYS)")
+    purge.add_argument("--dry-run", action="store_true", help="only say what would go")
+
     sub.add_parser("health", help="exit 0 when the database, broker and file store answer")
 
     return parser
@@ -97,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         from hematovision.storage_cli import run_migrate
 
         return run_migrate(settings)
+    if args.command == "purge":
+        from hematovision.storage_cli import run_purge
+
+        return run_purge(settings, args.days, args.dry_run)
     if args.command in ("train", "evaluate", "train-red-cells"):
         from hematovision.training_cli import run_evaluate, run_train, run_train_red_cells
 

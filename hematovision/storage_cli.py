@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime, timedelta
 
 from core.db.session import make_engine, make_session_factory
 from core.health import health
+from core.retention import purge_images
 from core.settings import Settings
 from core.storage import DatabaseBlobs, blob_store
 from core.storage.migration import migrate_to_shared
@@ -21,6 +23,23 @@ def run_migrate(settings: Settings) -> int:
     if settings.storage_backend != "database":
         print("now set HV_STORAGE_BACKEND=database for every process")
     return 0 if report.ok else 1
+
+
+def run_purge(settings: Settings, days: int | None, dry_run: bool) -> int:
+    """Apply the retention policy once (run it daily, e.g. from cron)."""
+    days = days if days is not None else settings.retention_days
+    if days is None or days < 1:
+        print("no retention period: set HV_RETENTION_DAYS or pass --days N (N >= 1)",
+              file=sys.stderr)
+        return 2
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    report = purge_images(sessions, blob_store(settings, sessions), timedelta(days=days),
+                          datetime.now(UTC), dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    print(f"{verb} the photos of {report.photos} submission(s) older than {days} days "
+          f"({report.files_deleted} file(s)); kept {report.kept_open_case} in open cases and "
+          f"{report.kept_expert_labels} with expert labels")
+    return 0
 
 
 def run_health(settings: Settings) -> int:

@@ -171,6 +171,9 @@ class Submission(Base):
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivery_error: Mapped[str | None] = mapped_column(Text)
+    # Set when the retention policy deleted the photo and its annotated picture; the results
+    # stay (core/retention.py).
+    image_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[User] = relationship()
     case: Mapped[Case | None] = relationship(back_populates="submissions")

@@ -61,6 +61,10 @@ class BlobStore(Protocol):
 
     def exists(self, sha256: str) -> bool: ...
 
+    def delete(self, sha256: str) -> bool:
+        """Remove the blob; False if there was none."""
+        ...
+
 
 class FolderBlobs:
     """Files under ``root/ab/cd/<sha256>.<kind>``: the layout image storage always had."""
@@ -102,3 +106,10 @@ class FolderBlobs:
 
     def exists(self, sha256: str) -> bool:
         return self.path_of(sha256) is not None
+
+    def delete(self, sha256: str) -> bool:
+        path = self.path_of(sha256)
+        if path is None:
+            return False
+        path.unlink(missing_ok=True)
+        return True

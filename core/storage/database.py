@@ -8,7 +8,7 @@ per value, and every reader needs the whole file in memory to decode it anyway.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from core.db.models import Blob
@@ -45,3 +45,10 @@ class DatabaseBlobs:
         check_digest(sha256)
         with self.sessions() as session:
             return session.scalar(select(Blob.sha256).where(Blob.sha256 == sha256)) is not None
+
+    def delete(self, sha256: str) -> bool:
+        check_digest(sha256)
+        with transaction(self.sessions) as session:
+            removed = session.scalars(delete(Blob).where(Blob.sha256 == sha256)
+                                      .returning(Blob.sha256)).all()
+        return bool(removed)

@@ -1,4 +1,4 @@
-"""outbox retries: attempts, the next try and a permanent delivery error per submission
+"""outbox retries (attempts, the next try, a permanent delivery error) and image retention
 
 Revision ID: 0007
 Revises: 0006
@@ -23,10 +23,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("next_delivery_at", sa.DateTime(timezone=True),
                                       nullable=True))
         batch_op.add_column(sa.Column("delivery_error", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("image_purged_at", sa.DateTime(timezone=True),
+                                      nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("submissions", schema=None) as batch_op:
+        batch_op.drop_column("image_purged_at")
         batch_op.drop_column("delivery_error")
         batch_op.drop_column("next_delivery_at")
         batch_op.drop_column("delivery_attempts")

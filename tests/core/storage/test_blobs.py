@@ -78,3 +78,9 @@ def test_names_are_only_ever_digests(blobs: BlobStore, name: str) -> None:
 def test_only_the_database_is_shared_between_hosts(tmp_path: Path, sqlite_url: str) -> None:
     assert not FolderBlobs(tmp_path).shared
     assert DatabaseBlobs(make_session_factory(make_engine(sqlite_url))).shared
+
+
+def test_a_deleted_blob_is_gone_and_deleting_again_says_so(blobs: BlobStore) -> None:
+    blobs.put(DATA, "png")
+    assert blobs.delete(SHA) and not blobs.exists(SHA)
+    assert not blobs.delete(SHA)
