@@ -30,6 +30,15 @@ class BlobIntegrityError(BlobError):
     """The stored bytes do not hash to their name: corrupted, truncated or swapped."""
 
 
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write-then-rename, so a crash never leaves a half-written file under a valid name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -90,12 +99,7 @@ class FolderBlobs:
         digest = sha256_of(data)
         path = self._stem(digest).with_suffix(f".{kind}")
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Write-then-rename so a crash never leaves a half-written file under a valid name.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
+            write_atomically(path, data)
         return digest
 
     def get(self, sha256: str) -> bytes:

@@ -4,22 +4,12 @@ one, fetched into a local cache keyed by SHA-256, and verified before anything l
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from core.db.session import SessionFactory
 from core.model.artifact import card_path, file_sha256
 from core.registry import ModelRef, model_card
-from core.storage.blobs import BlobStore
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+from core.storage.blobs import BlobStore, write_atomically
 
 
 class ModelFiles:
@@ -47,6 +37,6 @@ class ModelFiles:
         data = self.blobs.get(ref.sha256)  # verified against ref.sha256
         # The card first: a weights file is only ever seen with its card beside it.
         card = model_card(self.sessions, ref.id)
-        _write_atomically(card_path(cached), (json.dumps(card, indent=2) + "\n").encode())
-        _write_atomically(cached, data)
+        write_atomically(card_path(cached), (json.dumps(card, indent=2) + "\n").encode())
+        write_atomically(cached, data)
         return cached
