@@ -92,6 +92,7 @@ class StandInState:
         self.webhook: tuple[str, str | None] | None = None
         self.webhook_sender: asyncio.Task[None] | None = None
         self.webhook_posts: list[int] = []  # HTTP status of each post, for tests
+        self.flood: FloodLimits | None = None  # Telegram's flood control, when turned on
         self.changed = asyncio.Condition()
 
     # ---- helpers -------------------------------------------------------------------------
@@ -165,6 +166,41 @@ class ApiError(Exception):
         self.migrate_to_chat_id = migrate_to_chat_id
 
 
+SENDING_METHODS = frozenset({"sendMessage", "editMessageText", "sendPhoto", "sendDocument",
+                             "sendMediaGroup"})
+
+
+@dataclass
+class FloodLimits:
+    """Telegram's flood control, as token buckets: a burst of ``chat_burst`` messages to one
+    chat, then ``chat_per_second``; ``global_per_second`` over all chats. A send beyond them
+    gets 429 with ``retry_after``. Off unless a test or benchmark turns it on."""
+
+    chat_burst: float = 5.0
+    chat_per_second: float = 1.0
+    global_per_second: float = 30.0
+    _chats: dict[int, tuple[float, float]] = field(default_factory=dict)
+    _global: tuple[float, float] = (30.0, 0.0)
+    refused: int = 0
+
+    def _take(self, bucket: tuple[float, float], capacity: float, rate: float,
+              now: float) -> tuple[float, float] | None:
+        tokens, at = bucket
+        tokens = min(capacity, tokens + (now - at) * rate)
+        return (tokens - 1, now) if tokens >= 1 else None
+
+    def admit(self, chat_id: int, now: float) -> int | None:
+        """None if the send may go; else the seconds to wait (retry_after)."""
+        chat = self._take(self._chats.get(chat_id, (self.chat_burst, now)), self.chat_burst,
+                          self.chat_per_second, now)
+        overall = self._take(self._global, self.global_per_second, self.global_per_second, now)
+        if chat is None or overall is None:
+            self.refused += 1
+            return 1
+        self._chats[chat_id], self._global = chat, overall
+        return None
+
+
 def _check_chat(state: StandInState, params: dict[str, Any]) -> None:
     if "chat_id" not in params:
         return
@@ -174,6 +210,13 @@ def _check_chat(state: StandInState, params: dict[str, Any]) -> None:
     if chat_id in state.migrated:
         raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
                        migrate_to_chat_id=state.migrated[chat_id])
+
+
+def _check_flood(state: StandInState, method: str, params: dict[str, Any]) -> None:
+    if state.flood is None or method not in SENDING_METHODS or "chat_id" not in params:
+        return
+    if (wait := state.flood.admit(int(params["chat_id"]), time.monotonic())) is not None:
+        raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
 
 
 async def _params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -428,6 +471,7 @@ class StandIn:
             await self._maybe_fail(method)
             params, files = await _params(request)
             _check_chat(self.state, params)
+            _check_flood(self.state, method, params)
             result = await handler(params, files)
         except ApiError as exc:
             body: dict[str, Any] = {"ok": False, "error_code": exc.code,

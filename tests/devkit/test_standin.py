@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest
+from telegram.error import BadRequest, RetryAfter
 
-from devkit.standin import StandInThread
+from devkit.standin import FloodLimits, StandInThread
 
 CHAT = 4242
 
@@ -52,3 +53,17 @@ def test_files_over_20_mb_cannot_be_fetched(standin: StandInThread) -> None:
     big = standin.send_document(CHAT, b"\0" * (20 * 1024 * 1024 + 1), "scan.tif", "image/tiff")
     with pytest.raises(BadRequest, match=r"(?i)file is too big"):
         call(standin, "get_file", big["document"]["file_id"])
+
+
+def test_flood_control_refuses_a_burst_to_one_chat_with_retry_after(
+        standin: StandInThread) -> None:
+    standin.api.state.flood = FloodLimits(chat_burst=3, chat_per_second=1)
+    try:
+        for number in range(3):
+            call(standin, "send_message", CHAT + 1, f"burst {number}")
+        with pytest.raises(RetryAfter) as refused:
+            call(standin, "send_message", CHAT + 1, "one too many")
+        assert refused.value.retry_after in (1, timedelta(seconds=1))
+        call(standin, "send_message", CHAT + 2, "another chat is not held up")
+    finally:
+        standin.api.state.flood = None

@@ -29,7 +29,7 @@ from core.submissions import (
     store_results,
 )
 from devkit.harness import Stack, running_stack
-from devkit.standin import BotAction, Fault
+from devkit.standin import BotAction, Fault, FloodLimits
 from tests.conftest import fresh_postgres_database, pbc_fixtures
 from tests.e2e.test_cases_and_retraining import say
 
@@ -193,6 +193,28 @@ def test_a_photo_whose_acknowledgement_failed_is_still_analysed_and_answered(
     assert row.reply_message_id is None  # no acknowledgement to edit
     results = stack.standin.wait_for(user, 1, 60, predicate=is_result_message)
     assert results and "Basophil" in (results[0].text or ""), stack.logs()
+
+
+def test_a_burst_under_flood_control_is_answered_once_each(stack: Stack) -> None:
+    user = stack.new_user()
+    flood = FloodLimits(chat_burst=3, chat_per_second=0.5)
+    stack.standin.api.state.flood = flood
+    try:
+        labels = ["neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "platelet"]
+        for label in labels:
+            stack.standin.send_photo(user, CELLS[label].read_bytes())
+        submission_of(stack, user, lambda _s: len(stack.submissions(user)) == len(labels)
+                             and all(r.delivered_at for r in stack.submissions(user)),
+                             timeout=150)
+        assert flood.refused > 0  # Telegram did push back
+    finally:
+        stack.standin.api.state.flood = None
+    rows = stack.submissions(user)
+    assert all(r.delivery_error is None for r in rows)
+    answers = [a for a in stack.standin.wait_for(user, 0, 0) if "Model:" in (a.text or "")]
+    # Each photo's result was shown once: as an edit of its acknowledgement, or as a new
+    # message where the acknowledgement itself was refused.
+    assert len(answers) == len(labels), [a.text for a in answers]
 
 
 def test_a_full_queue_is_answered_busy_once_per_burst_and_nothing_queued_is_lost(
