@@ -27,8 +27,10 @@ from devkit.standin import BotAction, StandInThread
 
 
 def is_result(action: BotAction) -> bool:
-    """A delivered analysis (not an acknowledgement, a refusal or a 'database busy' notice)."""
-    return action.method == "editMessageText" and "Model:" in (action.text or "")
+    """A delivered analysis (not an acknowledgement, a refusal or a 'database busy' notice):
+    the edited acknowledgement, or a new message where there was no acknowledgement to edit."""
+    return (action.method in ("editMessageText", "sendMessage")
+            and "Model:" in (action.text or ""))
 
 
 @dataclass
