@@ -29,13 +29,14 @@ from PIL import Image, ImageFilter
 from benchmarks.paths import BCCD, BIONET, LISC, PBC
 from core.data import index_image_folder
 from core.field import bccd, bionet
-from core.field.analyse import Analysis, analyse
+from core.field.analyse import analyse
 from core.field.bccd import Annotated, match
 from core.field.detect import WORK_RED_CELL_PX
 from core.field.learned_red_cells import load_red_cell_finder
+from core.field.results import Analysis
 from core.field.scale import image_scale
-from core.labels import PBC_CLASSES
-from core.model.classifier import NOT_RECOGNISED, CellClassifier
+from core.labels import NOT_RECOGNISED, PBC_CLASSES
+from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 
 Box = tuple[int, int, int, int]

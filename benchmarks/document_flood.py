@@ -3,7 +3,7 @@
     python -m benchmarks.document_flood [--documents 50] [--megapixels 59]
 
 Reports the bot process's resident memory (before, and the peak while the flood is taken in)
-and how long another user waits for the answer to /help, sent every half second meanwhile.
+and how long another user waits for the answer to /help, sent every two seconds meanwhile.
 Needs Redis and PostgreSQL (as the tests do); the stand-in, the bot and one worker run here.
 """
 
@@ -52,7 +52,7 @@ def _help_latencies(stack: Stack, user: int, stop: threading.Event, out: list[fl
         replies = stack.standin.wait_for(user, before + 1, 60)
         if len(replies) > before:
             out.append(replies[before].at - sent)
-        time.sleep(0.5)
+        time.sleep(1.6)  # under the per-user limit of 40 messages a minute
 
 
 def main() -> None:
@@ -67,8 +67,11 @@ def main() -> None:
     with contextlib.ExitStack() as resources:
         root = Path(resources.enter_context(tempfile.TemporaryDirectory()))
         url = resources.enter_context(fresh_postgres_database(args.pg))
+        # The per-user limits would drop most of the flood before it costs anything: lifted,
+        # so the bot takes all of it in.
         stack = resources.enter_context(running_stack(
-            root, url, args.redis, {"HV_MAX_PHOTOS_PER_MINUTE": str(args.documents * 2)}))
+            root, url, args.redis, {"HV_MAX_PHOTOS_PER_MINUTE": str(args.documents * 2),
+                                    "HV_MAX_MESSAGES_PER_MINUTE": str(args.documents * 2 + 60)}))
         bot_pid = stack.children["bot"].process.pid
         attacker, other = stack.new_user(), stack.new_user()
         time.sleep(2)
@@ -88,9 +91,10 @@ def main() -> None:
         helper.join()
     print(f"bot resident memory: {baseline:.0f} MB before, peak {peak:.0f} MB while "
           f"{args.documents} documents were taken in ({taken_in:.0f} s)")
-    print(f"another user's /help: {len(latencies)} answered, p50 "
-          f"{statistics.median(latencies):.2f} s, p95 "
-          f"{statistics.quantiles(latencies, n=20)[-1]:.2f} s, max {max(latencies):.2f} s")
+    ordered = sorted(latencies)
+    print(f"another user's /help: {len(ordered)} answered, p50 "
+          f"{statistics.median(ordered):.2f} s, p95 {ordered[int(0.95 * (len(ordered) - 1))]:.2f} s"
+          f", max {ordered[-1]:.2f} s")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ def build_application(settings: Settings, services: BotServices | None = None) -
         if (thread := listener.pop("thread", None)) is not None:
             await asyncio.to_thread(thread.stop)
         services.queue.close()
+        services.decoder.shutdown(wait=False, cancel_futures=True)
 
     async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("handler failed for update %s", getattr(update, "update_id", "?"),

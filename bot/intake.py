@@ -32,7 +32,8 @@ class Accepted:
 
 
 def _store(data: bytes, store: ImageStore, max_pixels: int, max_bytes: int) -> Accepted:
-    clean = open_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+    # A JPEG is stored as sent, so its pixels are only checked, not kept (full_decode).
+    clean = open_image(data, max_pixels=max_pixels, max_bytes=max_bytes, full_decode=False)
     stored = (store.put_encoded(clean.encoded_jpeg, "jpg") if clean.encoded_jpeg
               else store.put(clean.image))
     return Accepted(stored, clean.width, clean.height)
@@ -101,10 +102,9 @@ async def receive_image(message: Message, services: BotServices) -> None:
         rejection = messages.DOWNLOAD_FAILED
     if data is not None:
         try:
-            async with services.decode_slots:
-                accepted = await asyncio.to_thread(_store, data, services.store,
-                                                   settings.max_image_pixels,
-                                                   settings.max_upload_bytes)
+            accepted = await asyncio.get_running_loop().run_in_executor(
+                services.decoder, _store, data, services.store, settings.max_image_pixels,
+                settings.max_upload_bytes)
         except IntakeError as exc:
             log.info("rejected message %s/%s: %s", message.chat_id, message.message_id, exc.code)
             rejection = exc.user_message

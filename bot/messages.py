@@ -7,7 +7,7 @@ from datetime import timedelta
 from core.access import Member
 from core.cases import CaseDetail, HistoryPage
 from core.enums import JobStatus, Role, SubmissionStatus
-from core.field.analyse import in_clinical_order
+from core.field.results import in_clinical_order
 from core.labels import display_name
 from core.registry import ModelEntry
 from core.retraining.jobs import JobReport

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from core.db.session import SessionFactory, make_engine, make_session_factory
@@ -22,10 +23,12 @@ class BotServices:
     photos_limit: RateLimiter
     # Set when a submission finishes in this process, so delivery need not wait for its poll.
     wake_delivery: asyncio.Event = field(default_factory=asyncio.Event)
-    # Decoding a 60 MP upload takes about 0.5 GB: at most this many at once, whatever the
-    # number of updates in flight, so a flood of large documents cannot exhaust the bot's
-    # memory; other users' commands never wait on it.
-    decode_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    # Decoding a 60 MP upload takes about 0.5 GB. Two threads of their own do all of it: a
+    # semaphore over the shared thread pool bounded how many ran at once, but each pool thread
+    # kept its own malloc arena full of freed image memory (5.9 GB for 50 such documents,
+    # BENCHMARKS.md). Other users' commands never wait on these threads.
+    decoder: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="decode"))
     # When each user was last told the queue is full (monotonic seconds): once per burst.
     told_busy: dict[int, float] = field(default_factory=dict)
 

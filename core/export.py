@@ -15,7 +15,7 @@ from core.access import AccessDenied, Member
 from core.cases import CaseDetail, case_detail
 from core.db.models import CellResult
 from core.db.session import SessionFactory
-from core.field.analyse import in_clinical_order
+from core.field.results import in_clinical_order
 from core.labels import display_name
 from core.plotting import headless_pyplot
 from core.storage import BlobError, ImageStore

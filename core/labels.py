@@ -22,3 +22,7 @@ DISPLAY_NAMES: dict[str, str] = {
 
 def display_name(label: str) -> str:
     return DISPLAY_NAMES.get(label, label.replace("_", " ").capitalize())
+
+
+# The label of a cell the rejection step found unlike any class it knows.
+NOT_RECOGNISED = "not_recognised"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session
 from core.db.models import Group, ModelVersion, utcnow
 from core.db.session import SessionFactory, transaction
 from core.enums import ModelStatus
-from core.model.artifact import ModelCard
+
+if TYPE_CHECKING:
+    # Only its type: the card module brings torch, which the bot must not load.
+    from core.model.artifact import ModelCard
 
 
 class RegistryError(Exception):

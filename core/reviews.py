@@ -11,7 +11,7 @@ from core.access import AccessDenied, Member
 from core.db.models import Case, CellResult, LabelReview, Submission
 from core.db.session import SessionFactory, transaction
 from core.enums import SubmissionStatus
-from core.field.analyse import CLASSIFIED_KINDS
+from core.field.results import CLASSIFIED_KINDS
 from core.labels import PBC_CLASSES
 
 

@@ -6,9 +6,10 @@ import json
 import sys
 from pathlib import Path
 
-from core.field.analyse import Analysis, analyse
+from core.field.analyse import analyse
 from core.field.annotate import annotate
 from core.field.learned_red_cells import load_red_cell_finder
+from core.field.results import Analysis
 from core.intake import IntakeError, open_image
 from core.labels import display_name
 from core.model.artifact import ModelIntegrityError

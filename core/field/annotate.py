@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw, ImageFont
 
-from core.field.analyse import CLASSIFIED_KINDS, Analysis
+from core.field.results import CLASSIFIED_KINDS, Analysis
 from core.labels import display_name
 
 COLOURS = {

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from core.labels import NOT_RECOGNISED
 from core.model.artifact import ModelCard, load_artifact
 from core.model.batching import DynamicBatcher, Forward
 from core.model.efficientnet_lite import EfficientNetLite
@@ -25,7 +26,6 @@ class LabelScore:
     confidence: float
 
 
-NOT_RECOGNISED = "not_recognised"
 
 
 @dataclass(frozen=True)

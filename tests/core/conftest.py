@@ -11,7 +11,7 @@ from core.access import Member, Sender, assign_group, decide, register
 from core.db import migrate
 from core.db.session import make_engine, make_session_factory
 from core.enums import Role
-from core.field.analyse import Analysis, Cell
+from core.field.results import Analysis, Cell
 from core.model.artifact import ModelCard
 from core.model.classifier import LabelScore
 from core.registry import register_model

@@ -143,3 +143,21 @@ def test_an_iphone_heic_opens_upright_without_its_metadata() -> None:
     difference = sum(abs(a - b) for a, b in zip(result.image.resize((16, 16)).tobytes(),
                                                  cell.resize((16, 16)).tobytes(), strict=True))
     assert difference / (16 * 16 * 3) < 8
+
+
+def test_a_jpeg_only_checked_keeps_its_bytes_and_real_size_but_not_its_pixels() -> None:
+    sent = jpeg_bytes(Image.effect_noise((960, 640), 40).convert("RGB"))
+    checked = open_image(sent, **LIMITS, full_decode=False)
+    full = open_image(sent, **LIMITS)
+    assert checked.encoded_jpeg == full.encoded_jpeg
+    assert (checked.width, checked.height) == (960, 640)
+    assert checked.image.width <= 960 // 8 + 1  # the reduced decode that checked the stream
+    rotated = open_image(_exif_rotated_jpeg(), **LIMITS, full_decode=False)
+    assert (rotated.width, rotated.height) == (60, 120)
+
+
+def test_a_truncated_jpeg_is_refused_even_when_only_checked() -> None:
+    data = jpeg_bytes(Image.effect_noise((640, 480), 40).convert("RGB"))
+    with pytest.raises(IntakeError) as refused:
+        open_image(data[: len(data) // 2], **LIMITS, full_decode=False)
+    assert refused.value.code == "corrupt"

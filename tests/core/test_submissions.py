@@ -11,7 +11,7 @@ from core.db import migrate
 from core.db.models import Submission, utcnow
 from core.db.session import make_engine, make_session_factory, transaction
 from core.enums import SubmissionStatus
-from core.field.analyse import Analysis, Cell
+from core.field.results import Analysis, Cell
 from core.model.artifact import ModelCard
 from core.model.classifier import LabelScore
 from core.registry import register_model

@@ -15,7 +15,7 @@ import pytest
 from bot import messages
 from core.access import Sender
 from core.db.models import Submission
-from core.field.analyse import Analysis, Cell
+from core.field.results import Analysis, Cell
 from core.labels import PBC_CLASSES
 from core.model.artifact import ModelCard, verified_card
 from core.model.classifier import LabelScore

@@ -3,8 +3,9 @@
 import pytest
 from PIL import Image
 
+from core.labels import NOT_RECOGNISED
 from core.model.artifact import file_sha256, read_card
-from core.model.classifier import NOT_RECOGNISED, CellClassifier
+from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
 from tests.conftest import pbc_fixtures
 
