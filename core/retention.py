@@ -48,18 +48,14 @@ def purge_images(factory: SessionFactory, blobs: BlobStore, older_than: timedelt
         names = {sha for row in going for sha in (row.sha256, row.annotated_sha256) if sha}
         # The same photo sent twice is one file: it stays while any row still shows it.
         going_ids = [row.id for row in going]
-        still_used = set(session.scalars(select(Submission.sha256).where(
-            Submission.sha256.in_(names), Submission.image_purged_at.is_(None),
-            Submission.id.not_in(going_ids)))) | set(session.scalars(
-                select(Submission.annotated_sha256).where(
-                    Submission.annotated_sha256.in_(names),
-                    Submission.image_purged_at.is_(None), Submission.id.not_in(going_ids))))
-        names -= still_used
+        for column in (Submission.sha256, Submission.annotated_sha256):
+            names -= set(session.scalars(select(column).where(
+                column.in_(names), Submission.image_purged_at.is_(None),
+                Submission.id.not_in(going_ids))))
         if not dry_run:
             for row in going:
                 row.image_purged_at = now
     # Files go only once the rows say so: a crash in between leaves a file no row shows,
     # never a row pointing at a file that silently vanished.
-    deleted = 0 if dry_run else sum(blobs.delete(sha) for sha in sorted(names))
-    return PurgeReport(len(going), deleted if not dry_run else len(names), len(kept_open),
-                       len(kept_expert))
+    files = len(names) if dry_run else sum(blobs.delete(sha) for sha in sorted(names))
+    return PurgeReport(len(going), files, len(kept_open), len(kept_expert))

@@ -179,8 +179,9 @@ class FloodLimits:
     chat_burst: float = 5.0
     chat_per_second: float = 1.0
     global_per_second: float = 30.0
+    # (tokens, when last counted) per chat and overall; a new bucket starts full.
     _chats: dict[int, tuple[float, float]] = field(default_factory=dict)
-    _global: tuple[float, float] = (30.0, 0.0)
+    _global: tuple[float, float] | None = None
     refused: int = 0
 
     def _take(self, bucket: tuple[float, float], capacity: float, rate: float,
@@ -193,7 +194,8 @@ class FloodLimits:
         """None if the send may go; else the seconds to wait (retry_after)."""
         chat = self._take(self._chats.get(chat_id, (self.chat_burst, now)), self.chat_burst,
                           self.chat_per_second, now)
-        overall = self._take(self._global, self.global_per_second, self.global_per_second, now)
+        overall = self._take(self._global or (self.global_per_second, now),
+                             self.global_per_second, self.global_per_second, now)
         if chat is None or overall is None:
             self.refused += 1
             return 1

@@ -37,12 +37,16 @@ class MigrationReport:
         return not self.corrupt and not self.missing_models
 
 
+def _already_there(sha256: str, shared: BlobStore, report: MigrationReport) -> bool:
+    if not shared.exists(sha256):
+        return False
+    shared.get(sha256)  # verified: a damaged copy in the store raises, never passes
+    report.already_there += 1
+    return True
+
+
 def _copy(data: bytes, sha256: str, kind: Kind, shared: BlobStore,
           report: MigrationReport) -> None:
-    if shared.exists(sha256):
-        shared.get(sha256)  # verified: a damaged copy in the store raises, never passes
-        report.already_there += 1
-        return
     shared.put(data, kind)
     shared.get(sha256)
     report.copied += 1
@@ -57,7 +61,7 @@ def migrate_to_shared(images_dir: Path, sessions: SessionFactory, shared: BlobSt
         data = path.read_bytes()
         if sha256_of(data) != path.stem:
             report.corrupt.append(str(path))
-        else:
+        elif not _already_there(path.stem, shared, report):
             _copy(data, path.stem, _SUFFIXES[path.suffix], shared, report)
         if number % 100 == 0 or number == len(files):
             progress(f"images: {number}/{len(files)}")
@@ -66,9 +70,9 @@ def migrate_to_shared(images_dir: Path, sessions: SessionFactory, shared: BlobSt
                                           ModelVersion.path)).all()
     for version, sha256, path_text in versions:
         path = Path(path_text)
-        if shared.exists(sha256):
-            _copy(b"", sha256, "safetensors", shared, report)
-        elif not path.is_file():
+        if _already_there(sha256, shared, report):
+            continue
+        if not path.is_file():
             report.missing_models.append(version)
         elif sha256_of(data := path.read_bytes()) != sha256:
             report.corrupt.append(str(path))

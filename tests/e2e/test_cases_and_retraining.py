@@ -264,6 +264,18 @@ def _finished_job(stack: Stack, queued: BotAction, admin: int = ADMIN) -> list[B
             if a.message_id == queued.message_id]
 
 
+def roll_back_and_promote_again(stack: Stack, admin: int, tech: int, base: str,
+                                candidate: str) -> None:
+    """/rollback serves ``base`` again and /promote brings ``candidate`` back, each seen in
+    the version that answers ``tech``'s next photo."""
+    [rolled] = say(stack, admin, "/rollback")
+    assert f"Rolled back from {candidate}" in (rolled.text or "")
+    assert _version_of(stack, tech) == base
+    [promoted] = say(stack, admin, f"/promote {candidate}")
+    assert f"{candidate} is now active" in (promoted.text or "")
+    assert _version_of(stack, tech) == candidate
+
+
 def test_retraining_from_the_chat_is_gated_and_versions_switch_without_restart(
     stack: Stack,
 ) -> None:
@@ -290,12 +302,7 @@ def test_retraining_from_the_chat_is_gated_and_versions_switch_without_restart(
     assert candidate in texts[-1]
 
     assert _version_of(stack, tech) == candidate  # the worker switched without a restart
-    [rolled] = say(stack, ADMIN, "/rollback")
-    assert f"Rolled back from {candidate}" in (rolled.text or "")
-    assert _version_of(stack, tech) == base
-    [promoted] = say(stack, ADMIN, f"/promote {candidate}")
-    assert f"{candidate} is now active" in (promoted.text or "")
-    assert _version_of(stack, tech) == candidate
+    roll_back_and_promote_again(stack, ADMIN, tech, base, candidate)
 
     # A recipe that wrecks the network must be stopped by the gate.
     config = Path(stack.env["HV_RETRAIN_CONFIG"])

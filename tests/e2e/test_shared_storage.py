@@ -19,7 +19,12 @@ from core.db.models import Blob, Case, ModelVersion, Submission
 from core.db.session import transaction
 from devkit.harness import Stack, running_stack
 from tests.conftest import FIXTURES, fixture_image_folder, fresh_postgres_database, pbc_fixtures
-from tests.e2e.test_cases_and_retraining import _finished_job, _version_of, say
+from tests.e2e.test_cases_and_retraining import (
+    _finished_job,
+    _version_of,
+    roll_back_and_promote_again,
+    say,
+)
 
 ADMIN = 901
 CELLS = pbc_fixtures()
@@ -101,12 +106,7 @@ def test_retraining_on_another_host_is_served_after_promote_and_rolls_back(
     assert stack.data_dir("worker") / "cache" / "models" / f"{candidate_sha}.safetensors" \
         in local_files(stack, "worker", "cache/models")
 
-    [rolled] = say(stack, ADMIN, "/rollback")
-    assert f"Rolled back from {candidate}" in (rolled.text or "")
-    assert _version_of(stack, tech) == base
-    [promoted] = say(stack, ADMIN, f"/promote {candidate}")
-    assert f"{candidate} is now active" in (promoted.text or "")
-    assert _version_of(stack, tech) == candidate
+    roll_back_and_promote_again(stack, ADMIN, tech, base, candidate)
     with stack.sessions() as session:
         submissions = session.scalars(select(Submission.id)).all()
     assert submissions and local_files(stack, "bot", "images") == []
