@@ -24,6 +24,7 @@ from core.settings import Settings
 from .callbacks import Callbacks
 from .delivery import delivery_loop
 from .handlers import Handlers
+from .pacing import ChatPacer
 from .services import BotServices
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ def build_application(settings: Settings, services: BotServices | None = None) -
         .post_stop(post_stop)
         # Photos from different users are independent; let them be handled side by side.
         .concurrent_updates(True)
+        # Every send paced per chat and overall, a 429 waited out by its own chat only.
+        .rate_limiter(ChatPacer())
         .build()
     )
     # New messages only: an edited photo or command is not analysed or run a second time.

@@ -12,9 +12,11 @@ import contextlib
 import logging
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
-from telegram import Bot, ReplyParameters
+from telegram import ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.ext import ExtBot
 
 from core.enums import SubmissionStatus
 from core.retraining.jobs import mark_reported, pending_reports
@@ -22,6 +24,7 @@ from core.storage import BlobError
 from core.submissions import (
     Delivery,
     claim_stale,
+    defer_delivery,
     delivery_failed,
     mark_delivered,
     mark_picture_delivered,
@@ -30,12 +33,16 @@ from core.submissions import (
 )
 
 from . import keyboards, messages
+from .pacing import retry_seconds
 from .services import BotServices
 
 log = logging.getLogger(__name__)
+# How long one result may wait for its chat's turn (ChatPacer) before the outbox defers it:
+# short, so a pass never sits on one busy chat.
+OUTBOX_WAIT = 1.0
 
 
-async def deliver_picture(bot: Bot, delivery: Delivery, services: BotServices) -> None:
+async def deliver_picture(bot: ExtBot[Any], delivery: Delivery, services: BotServices) -> None:
     """Send the annotated field picture (once) before the text result."""
     if delivery.annotated_sha256 is None or delivery.picture_delivered:
         return
@@ -49,11 +56,12 @@ async def deliver_picture(bot: Bot, delivery: Delivery, services: BotServices) -
     await bot.send_photo(
         delivery.chat_id, photo=picture, caption=messages.picture_caption(delivery),
         reply_parameters=ReplyParameters(delivery.message_id, allow_sending_without_reply=True),
+        rate_limit_args=OUTBOX_WAIT,
     )
     await asyncio.to_thread(mark_picture_delivered, services.sessions, delivery.submission_id)
 
 
-async def deliver(bot: Bot, delivery: Delivery) -> None:
+async def deliver(bot: ExtBot[Any], delivery: Delivery) -> None:
     text = messages.result_text(delivery)
     # Reviewers confirm or correct from the result itself.
     markup = (keyboards.result_review(delivery.submission_id)
@@ -62,7 +70,7 @@ async def deliver(bot: Bot, delivery: Delivery) -> None:
         try:
             await bot.edit_message_text(
                 text, chat_id=delivery.chat_id, message_id=delivery.reply_message_id,
-                reply_markup=markup,
+                reply_markup=markup, rate_limit_args=OUTBOX_WAIT,
             )
             return
         except BadRequest as exc:
@@ -73,38 +81,31 @@ async def deliver(bot: Bot, delivery: Delivery) -> None:
     await bot.send_message(
         delivery.chat_id, text, reply_markup=markup,
         reply_parameters=ReplyParameters(delivery.message_id, allow_sending_without_reply=True),
+        rate_limit_args=OUTBOX_WAIT,
     )
 
 
-def _seconds(wait: int | timedelta) -> float:
-    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-
-
-async def deliver_pending(bot: Bot, services: BotServices) -> int:
-    """One pass of the outbox. A chat that fails is retried later with backoff, by itself: its
-    failures (flood limits, a blocked bot, a permanent refusal) never hold up other chats."""
+async def _deliver_chat(bot: ExtBot[Any], chat: list[Delivery], services: BotServices) -> int:
+    """One chat's results, in order; the first that cannot go now ends this chat's turn."""
     sent = 0
-    paused: set[int] = set()  # chats told to wait during this pass
-    for delivery in await asyncio.to_thread(pending_deliveries, services.sessions):
-        if delivery.chat_id in paused:
-            continue
+    for delivery in chat:
         failed = partial(delivery_failed, services.sessions, delivery.submission_id)
         try:
             await deliver_picture(bot, delivery, services)
             await deliver(bot, delivery)
         except RetryAfter as exc:
-            seconds = _seconds(exc.retry_after)
-            log.warning("chat %s rate limited by Telegram for %s s", delivery.chat_id, seconds)
-            paused.add(delivery.chat_id)
-            await asyncio.to_thread(failed, "flood control", retry_after=seconds)
-            continue
+            # Flood control (Telegram's, or our own pacing): this chat waits; no attempt lost.
+            seconds = retry_seconds(exc)
+            log.info("results to chat %s wait %.0f s (flood control)", delivery.chat_id, seconds)
+            await asyncio.to_thread(defer_delivery, services.sessions, delivery.submission_id,
+                                    seconds)
+            return sent
         except ChatMigrated as exc:
             moved = await asyncio.to_thread(move_chat, services.sessions, delivery.chat_id,
                                             exc.new_chat_id)
             log.info("chat %s is now %s: %d result(s) follow it", delivery.chat_id,
                      exc.new_chat_id, moved)
-            paused.add(delivery.chat_id)
-            continue
+            return sent
         except (Forbidden, BadRequest) as exc:
             # The user blocked the bot, or Telegram refuses this message for good: retrying
             # can never succeed. The reason is kept with the submission.
@@ -121,7 +122,18 @@ async def deliver_pending(bot: Bot, services: BotServices) -> int:
     return sent
 
 
-async def relay_job_progress(bot: Bot, services: BotServices) -> None:
+async def deliver_pending(bot: ExtBot[Any], services: BotServices) -> int:
+    """One pass of the outbox: each chat's results go side by side with the others', so one
+    chat's failures or pacing (flood limits, a blocked bot, a refusal) never hold up another."""
+    chats: dict[int, list[Delivery]] = {}
+    for delivery in await asyncio.to_thread(pending_deliveries, services.sessions):
+        chats.setdefault(delivery.chat_id, []).append(delivery)
+    counts = await asyncio.gather(*(_deliver_chat(bot, chat, services)
+                                    for chat in chats.values()))
+    return sum(counts)
+
+
+async def relay_job_progress(bot: ExtBot[Any], services: BotServices) -> None:
     """Edit each admin's retraining message with its job's latest progress."""
     for report in await asyncio.to_thread(pending_reports, services.sessions):
         try:
@@ -129,7 +141,7 @@ async def relay_job_progress(bot: Bot, services: BotServices) -> None:
                                         chat_id=report.chat_id,
                                         message_id=report.message_id)
         except RetryAfter:
-            break  # progress is coalesced: the next pass shows the latest, later
+            continue  # progress is coalesced: the next pass shows this job's latest
         except (BadRequest, Forbidden, ChatMigrated) as exc:
             # Not modified, a blocked admin, a migrated chat: this report can never be shown;
             # marked like a shown one so it is not retried on every pass.
@@ -151,7 +163,7 @@ async def requeue_stale(services: BotServices) -> int:
     return len(stale)
 
 
-async def delivery_loop(bot: Bot, services: BotServices) -> None:
+async def delivery_loop(bot: ExtBot[Any], services: BotServices) -> None:
     next_requeue = 0.0
     loop = asyncio.get_running_loop()
     while True:

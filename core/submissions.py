@@ -284,6 +284,15 @@ def delivery_failed(factory: SessionFactory, submission_id: int, reason: str, *,
         return False
 
 
+def defer_delivery(factory: SessionFactory, submission_id: int, seconds: float) -> None:
+    """Telegram's flood control asked this chat to wait: not a failure, so no attempt is
+    counted; the row is simply not due before then."""
+    with transaction(factory) as session:
+        submission = session.get(Submission, submission_id)
+        if submission is not None and submission.delivered_at is None:
+            submission.next_delivery_at = utcnow() + timedelta(seconds=seconds)
+
+
 def move_chat(factory: SessionFactory, old_chat_id: int, new_chat_id: int) -> int:
     """A group became a supergroup: its undelivered results go to the new chat, as new
     messages (the acknowledgements to edit stayed behind in the old one)."""

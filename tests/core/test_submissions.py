@@ -19,6 +19,7 @@ from core.submissions import (
     MAX_DELIVERY_ATTEMPTS,
     Received,
     claim_stale,
+    defer_delivery,
     delivery_failed,
     mark_delivered,
     pending_deliveries,
@@ -158,8 +159,22 @@ def test_a_permanent_refusal_is_recorded_and_never_retried(database_url: str) ->
 def test_flood_control_waits_at_least_what_telegram_asked(database_url: str) -> None:
     factory = _factory(database_url)
     submission_id = _finished(factory, 40)
-    delivery_failed(factory, submission_id, "flood control", retry_after=120)
+    delivery_failed(factory, submission_id, "TimedOut: timed out", retry_after=120)
     with factory() as session:
         row = session.get(Submission, submission_id)
         assert row is not None and row.next_delivery_at is not None
         assert _seconds_until(row.next_delivery_at) > 110
+
+
+def test_a_flood_deferral_is_not_a_failed_attempt(database_url: str) -> None:
+    factory = _factory(database_url)
+    submission_id = _finished(factory, 50)
+    for _ in range(MAX_DELIVERY_ATTEMPTS + 3):
+        defer_delivery(factory, submission_id, 30)
+    assert pending_deliveries(factory) == []  # not due before Telegram's wait is over
+    with factory() as session:
+        row = session.get(Submission, submission_id)
+        assert row is not None and row.delivery_attempts == 0 and row.delivery_error is None
+        assert row.next_delivery_at is not None and 20 < _seconds_until(row.next_delivery_at) <= 30
+    _due_now(factory)
+    assert [d.submission_id for d in pending_deliveries(factory)] == [submission_id]
