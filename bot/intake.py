@@ -14,14 +14,21 @@ from telegram.error import TelegramError
 from core.access import Sender
 from core.intake import IntakeError, open_image
 from core.storage import ImageStore, StoredImage
-from core.submissions import Received, queue_depth, record_submission, set_reply_message
+from core.submissions import (
+    Received,
+    queue_depth,
+    record_submission,
+    set_reply_message,
+    stored_bytes_total,
+)
 
 from . import messages
 from .retry import TRANSIENT, with_db_retry
-from .services import BotServices
+from .services import AlbumAck, BotServices
 
 log = logging.getLogger(__name__)
 BUSY_REPEAT_SECONDS = 60.0
+ALBUM_ACK_MEMORY = 600.0  # seconds an album's acknowledgement is remembered for late photos
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,49 @@ async def _queue_depth(services: BotServices) -> int:
         return 0  # the cap is best effort: a database hiccup is handled when recording
 
 
+async def _storage_full(services: BotServices, size: int) -> bool:
+    quota = services.settings.storage_quota_bytes
+    if quota is None:
+        return False
+    try:
+        used = await asyncio.to_thread(stored_bytes_total, services.sessions)
+    except TRANSIENT:
+        return False  # best effort, as for the queue cap
+    return used + size > quota
+
+
+async def _acknowledge(message: Message, services: BotServices, text: str) -> int | None:
+    """Send the acknowledgement; an album's photos share the first one's. Returns its message
+    id, or None when Telegram refused it (the result then comes as a new message)."""
+    if message.media_group_id is None:
+        return await _send_ack(message, text)
+    key = (message.chat_id, message.media_group_id)
+    now = time.monotonic()
+    for old in [k for k, ack in services.album_acks.items()
+                if now - ack.started > ALBUM_ACK_MEMORY]:
+        del services.album_acks[old]
+    if (ack := services.album_acks.get(key)) is not None:
+        return await asyncio.shield(ack.message_id)
+    future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+    services.album_acks[key] = AlbumAck(now, future)
+    try:
+        future.set_result(await _send_ack(message, messages.ACK_ALBUM))
+    finally:
+        if not future.done():  # cancelled mid-send: the album's other photos must not hang
+            future.set_result(None)
+    return future.result()
+
+
+async def _send_ack(message: Message, text: str) -> int | None:
+    try:
+        return (await message.reply_text(text, do_quote=True)).message_id
+    except TelegramError as exc:
+        # The photo is stored and recorded: it is analysed all the same, and the outbox sends
+        # the result as a new message (after ACK_GRACE) instead of editing the acknowledgement.
+        log.warning("acknowledgement of message %s failed: %s", message.message_id, exc)
+        return None
+
+
 async def _download(attachment: PhotoSize | Document, message_id: int) -> bytes | None:
     try:
         telegram_file = await attachment.get_file()
@@ -67,13 +117,14 @@ async def receive_image(message: Message, services: BotServices) -> None:
     if message.photo:
         attachment = message.photo[-1]  # Telegram lists sizes smallest first
         received = Received(message.chat_id, message.message_id, "photo",
-                            attachment.file_unique_id, None)
+                            attachment.file_unique_id, None, message.media_group_id)
         ack_text = messages.ACK_PHOTO
     else:
         assert message.document is not None
         attachment = message.document
         received = Received(message.chat_id, message.message_id, "document",
-                            attachment.file_unique_id, attachment.file_name)
+                            attachment.file_unique_id, attachment.file_name,
+                            message.media_group_id)
         ack_text = messages.ACK_DOCUMENT
 
     now = time.monotonic()
@@ -97,6 +148,10 @@ async def receive_image(message: Message, services: BotServices) -> None:
     data = None
     if size > settings.max_upload_bytes:
         rejection = messages.too_large(size, settings.max_upload_bytes)
+    elif await _storage_full(services, size):
+        log.error("storage quota of %s bytes reached: photo %s/%s refused",
+                  settings.storage_quota_bytes, message.chat_id, message.message_id)
+        rejection = messages.STORAGE_FULL
     elif (data := await _download(attachment, message.message_id)) is None:
         # Still recorded and answered: the user must not be left without a reply.
         rejection = messages.DOWNLOAD_FAILED
@@ -122,6 +177,7 @@ async def receive_image(message: Message, services: BotServices) -> None:
             width=accepted.width if accepted else None,
             height=accepted.height if accepted else None,
             rejection=rejection,
+            stored_bytes=accepted.stored.size if accepted else None,
         ), settings, tell_busy)
     except TRANSIENT:
         log.error("message %s/%s not recorded: database down for %s s", message.chat_id,
@@ -131,15 +187,9 @@ async def receive_image(message: Message, services: BotServices) -> None:
     if not outcome.created:
         log.info("duplicate update for message %s ignored", message.message_id)
         return
-    try:
-        ack = await message.reply_text(ack_text, do_quote=True)
-    except TelegramError as exc:
-        # The photo is stored and recorded: it is analysed all the same, and the outbox sends
-        # the result as a new message (after ACK_GRACE) instead of editing the acknowledgement.
-        log.warning("acknowledgement of message %s failed: %s", message.message_id, exc)
-    else:
+    if (ack_id := await _acknowledge(message, services, ack_text)) is not None:
         await with_db_retry(partial(set_reply_message, services.sessions,
-                                    outcome.submission_id, ack.message_id), settings)
+                                    outcome.submission_id, ack_id), settings)
     if accepted is None:
         services.wake_delivery.set()
         return

@@ -30,6 +30,14 @@ def result_review(submission_id: int) -> InlineKeyboardMarkup:
     ]])
 
 
+def album_review(submission_ids: list[tuple[int, int]]) -> InlineKeyboardMarkup:
+    """Confirm or correct each photo of an album: (photo number, submission id) pairs."""
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton(f"✅ Confirm photo {number}", callback_data=f"ok:{submission_id}"),
+        InlineKeyboardButton(f"✏️ Correct photo {number}", callback_data=f"fix:{submission_id}"),
+    ] for number, submission_id in submission_ids])
+
+
 def cell_choice(cells: list[ReviewableCell]) -> InlineKeyboardMarkup:
     buttons = [InlineKeyboardButton(
         f"{c.number}. {display_name(c.expert_label or c.label or '?')}",

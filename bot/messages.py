@@ -152,6 +152,12 @@ ACK_PHOTO = (
     "results."
 )
 ACK_DOCUMENT = "📥 Received, analysing…"
+ACK_ALBUM = "📥 Album received: analysing its photos… I answer them all together here."
+STORAGE_FULL = (
+    "⚠️ Our image storage is full, so this photo was not kept or analysed. The administrators "
+    "have to free room first (older photos expire by the retention policy); please send it "
+    "again later."
+)
 
 DOWNLOAD_FAILED = (
     "I could not download this file from Telegram. Please send it again in a moment."
@@ -191,6 +197,49 @@ def result_text(delivery: Delivery) -> str:
     # The result is an edit of one message: a crowded field's list is shortened, never the
     # model line or the disclaimer.
     return fit("\n".join(lines), TEXT_LIMIT - telegram_length(tail)) + tail
+
+
+def album_text(album: list[Delivery]) -> str:
+    """One answer for the photos of an album: the differential over all of them, then a line
+    per photo (numbered in the order they were sent)."""
+    counts: dict[str, int] = {}
+    for delivery in album:
+        for cell in delivery.classified:
+            if delivery.status is SubmissionStatus.DONE and cell.label != "not_recognised":
+                counts[cell.label or ""] = counts.get(cell.label or "", 0) + 1
+    lines = [f"🔬 Album of {len(album)} photos"]
+    if total := sum(counts.values()):
+        lines.append(f"Differential over the album ({total} white cells):")
+        lines += [f"   {display_name(label)}: {count} ({100 * count / total:.0f}%)"
+                  for label, count in in_clinical_order(counts)]
+    lines.append("")
+    lines += [f"Photo {number}: {_album_line(delivery)}"
+              for number, delivery in enumerate(album, start=1)]
+    versions = sorted({d.model_version for d in album if d.model_version})
+    tail = "\n".join(["", f"Model: {', '.join(versions) or '-'}", DISCLAIMER])
+    return fit("\n".join(lines), TEXT_LIMIT - telegram_length(tail)) + tail
+
+
+def _album_line(delivery: Delivery) -> str:
+    if delivery.status is SubmissionStatus.REJECTED:
+        return f"❌ not analysed: {' '.join((delivery.error or '').split())}"
+    if delivery.status is SubmissionStatus.FAILED:
+        return "❌ the analysis failed on our side; please send this photo again."
+    cells = delivery.classified
+    if delivery.mode == "field":
+        counts: dict[str, int] = {}
+        for cell in cells:
+            counts[cell.label or ""] = counts.get(cell.label or "", 0) + 1
+        named = ", ".join(f"{display_name(label)} {count}"
+                          for label, count in in_clinical_order(counts))
+        flag = "  ⚠️ please review" if any(c.review for c in cells) else ""
+        return (f"field: {len(cells)} white cell(s){f' ({named})' if named else ''}, "
+                f"{delivery.rbc_count} red cells, {delivery.platelet_count} platelets{flag}")
+    return "; ".join(_label_line(cell) for cell in cells) or "no cell recognised."
+
+
+def album_caption(number: int, delivery: Delivery) -> str:
+    return fit(f"Photo {number}: {_album_line(delivery)}", CAPTION_LIMIT)
 
 
 def _label_line(cell: CellView) -> str:

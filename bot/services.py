@@ -14,6 +14,12 @@ from core.tasks import TaskQueue
 
 
 @dataclass
+class AlbumAck:
+    started: float  # monotonic seconds
+    message_id: asyncio.Future[int | None]
+
+
+@dataclass
 class BotServices:
     settings: Settings
     sessions: SessionFactory
@@ -31,6 +37,9 @@ class BotServices:
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="decode"))
     # When each user was last told the queue is full (monotonic seconds): once per burst.
     told_busy: dict[int, float] = field(default_factory=dict)
+    # One acknowledgement per album: its photos arrive as separate updates handled side by
+    # side; the first sends it, the others wait for its message id (see bot.intake).
+    album_acks: dict[tuple[int, str], AlbumAck] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotServices:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from core.db.session import SessionFactory
 from core.settings import Settings
 from core.storage.blobs import BlobStore
+from core.submissions import stored_bytes_total
 from core.tasks import celery_config
 
 
@@ -48,6 +49,21 @@ def _store(blobs: BlobStore) -> Check:
         return Check("storage", False, f"{type(exc).__name__}: {exc}")
 
 
+def _quota(settings: Settings, sessions: SessionFactory) -> Check:
+    try:
+        used = stored_bytes_total(sessions)
+    except Exception as exc:
+        return Check("storage quota", False, f"{type(exc).__name__}: {exc}")
+    quota = settings.storage_quota_bytes
+    if quota is None:
+        return Check("storage quota", True, f"{used / 1e6:.0f} MB of uploads kept; no quota")
+    detail = f"{used / 1e6:.0f} MB of {quota / 1e6:.0f} MB ({100 * used / quota:.0f}%)"
+    if used >= quota:
+        detail += ": new photos are refused; run `hematovision purge` or raise the quota"
+    return Check("storage quota", used < quota, detail)
+
+
 def health(settings: Settings, sessions: SessionFactory, blobs: BlobStore,
            timeout: float = 5.0) -> list[Check]:
-    return [_database(sessions), _broker(settings, timeout), _store(blobs)]
+    return [_database(sessions), _broker(settings, timeout), _store(blobs),
+            _quota(settings, sessions)]

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # Photos older than this many days are deleted by `hematovision purge` (results stay;
     # open cases and expert-labelled cells are kept). Unset: kept forever.
     retention_days: int | None = None
+    # Uploads kept in the image store, in bytes, before new photos are refused (with a message
+    # saying so) until `hematovision purge` or a larger quota frees room. Unset: no quota.
+    storage_quota_bytes: int | None = None
     # Above this many photos waiting for a worker (all users), new photos are refused with one
     # polite "busy" answer per user and minute, instead of waiting an unbounded time.
     max_queue_depth: int = 1000

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from core.access import Sender, ensure_user
 from core.cases import case_for_upload
@@ -28,6 +28,7 @@ class Received:
     source: str  # "photo" or "document"
     file_unique_id: str | None
     file_name: str | None
+    media_group_id: str | None = None  # set for the photos of an album
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Delivery:
     platelet_count: int | None = None
     annotated_sha256: str | None = None
     picture_delivered: bool = False
+    media_group_id: str | None = None
 
     @property
     def classified(self) -> list[CellView]:
@@ -77,7 +79,7 @@ def record_submission(
     factory: SessionFactory, sender: Sender, received: Received, *,
     reply_message_id: int | None,
     sha256: str | None = None, width: int | None = None, height: int | None = None,
-    rejection: str | None = None,
+    rejection: str | None = None, stored_bytes: int | None = None,
 ) -> RecordOutcome:
     """Store a received image (or its rejection); idempotent per Telegram message.
 
@@ -102,6 +104,8 @@ def record_submission(
                 status=SubmissionStatus.REJECTED if rejection else SubmissionStatus.QUEUED,
                 error=rejection,
                 finished_at=utcnow() if rejection else None,
+                media_group_id=received.media_group_id,
+                stored_bytes=stored_bytes,
             )
             session.add(submission)
             session.flush()
@@ -203,24 +207,52 @@ def set_reply_message(factory: SessionFactory, submission_id: int, reply_message
 # A row is recorded a moment before its acknowledgement is sent; its result waits for the
 # acknowledgement to edit, unless the bot evidently died in between.
 ACK_GRACE = timedelta(seconds=30)
+# Telegram sends an album's photos as separate messages within a second or so; its answer waits
+# this long after the last one arrived, so a photo still on its way is not left out.
+ALBUM_SETTLE = timedelta(seconds=3)
 
 
 def pending_deliveries(factory: SessionFactory, limit: int = 50) -> list[Delivery]:
+    """Finished results due to be sent, oldest first. The photos of an album come all together,
+    once every one of them is finished and no more are arriving (``ALBUM_SETTLE``)."""
+    sibling = aliased(Submission)
+    album_unsettled = exists().where(
+        sibling.chat_id == Submission.chat_id, sibling.media_group_id == Submission.media_group_id,
+        or_(sibling.status.not_in(FINISHED_STATUSES),
+            sibling.created_at > utcnow() - ALBUM_SETTLE))
+    due = (Submission.status.in_(FINISHED_STATUSES), Submission.delivered_at.is_(None),
+           Submission.delivery_error.is_(None),
+           or_(Submission.next_delivery_at.is_(None), Submission.next_delivery_at <= utcnow()))
     with factory() as session:
-        rows = session.scalars(
+        rows = list(session.scalars(
             select(Submission)
-            .where(Submission.status.in_(FINISHED_STATUSES), Submission.delivered_at.is_(None),
-                   Submission.delivery_error.is_(None),
-                   or_(Submission.next_delivery_at.is_(None),
-                       Submission.next_delivery_at <= utcnow()),
+            .where(*due,
                    or_(Submission.reply_message_id.is_not(None),
                        Submission.delivery_attempts > 0,  # tried already: no ack to wait for
-                       Submission.created_at < utcnow() - ACK_GRACE))
+                       Submission.created_at < utcnow() - ACK_GRACE),
+                   or_(Submission.media_group_id.is_(None), ~album_unsettled))
             .options(selectinload(Submission.cells), selectinload(Submission.model_version))
             .order_by(Submission.id)
             .limit(limit)
-        ).all()
-        return [_delivery(row) for row in rows]
+        ).all())
+        # An album cut by the limit is completed, so it is never answered in two parts.
+        albums = {(row.chat_id, row.media_group_id) for row in rows if row.media_group_id}
+        seen = {row.id for row in rows}
+        for chat_id, media_group_id in albums:
+            rows += [row for row in session.scalars(
+                select(Submission)
+                .where(*due, Submission.chat_id == chat_id,
+                       Submission.media_group_id == media_group_id)
+                .options(selectinload(Submission.cells), selectinload(Submission.model_version))
+            ).all() if row.id not in seen]
+        return [_delivery(row) for row in sorted(rows, key=lambda row: row.id)]
+
+
+def stored_bytes_total(factory: SessionFactory) -> int:
+    """Bytes of uploads kept in the image store (purged ones no longer count)."""
+    with factory() as session:
+        return int(session.scalar(select(func.coalesce(func.sum(Submission.stored_bytes), 0))
+                                  .where(Submission.image_purged_at.is_(None))) or 0)
 
 
 def queue_depth(factory: SessionFactory) -> int:
@@ -327,4 +359,5 @@ def _delivery(row: Submission) -> Delivery:
         platelet_count=row.platelet_count,
         annotated_sha256=row.annotated_sha256,
         picture_delivered=row.picture_delivered_at is not None,
+        media_group_id=row.media_group_id,
     )

@@ -111,6 +111,21 @@ class Stack:
             latencies.append(replies[number].at - sent)
         return latencies
 
+    def send_albums_and_time(self, user: int, photos: Sequence[bytes], per_album: int,
+                             timeout: float = 300) -> list[float]:
+        """As :meth:`send_and_time`, the photos sent as albums of ``per_album``: each album is
+        answered as one result; every photo in it gets that album's latency."""
+        latencies: list[float] = []
+        albums = [photos[i:i + per_album] for i in range(0, len(photos), per_album)]
+        for number, album in enumerate(albums):
+            sent = time.monotonic()
+            self.standin.send_album(user, [("photo", data, None) for data in album])
+            replies = self.standin.wait_for(user, number + 1, timeout, is_result)
+            if len(replies) <= number:
+                raise RuntimeError(f"user {user}: album {number + 1} unanswered")
+            latencies += [replies[number].at - sent] * len(album)
+        return latencies
+
     def submissions(self, user: int) -> list[Submission]:
         with self.sessions() as session:
             return list(session.scalars(

@@ -31,7 +31,7 @@ BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "HematoVision",
 
 INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "reply_to_message_id"}
 JSON_FIELDS = {"reply_markup", "reply_parameters", "allowed_updates", "commands",
-               "link_preview_options", "entities", "caption_entities"}
+               "link_preview_options", "entities", "caption_entities", "media"}
 PHOTO_SIDES = (90, 320, 1280)  # Telegram keeps a few downscaled JPEG renditions of a photo
 
 
@@ -81,6 +81,7 @@ class StandInState:
         self.actions: list[BotAction] = []
         self.files: dict[str, StoredFile] = {}
         self.file_ids = itertools.count(1)
+        self.media_group_ids = itertools.count(13000000000000001)
         self.faults: dict[str, list[Fault]] = {}
         self.callback_users: dict[str, int] = {}  # callback query id -> the user who pressed
         self.calls: list[str] = []
@@ -262,6 +263,7 @@ CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
 ANSWER_LIMIT = 200
 GET_FILE_LIMIT = 20 * 1024 * 1024
+ALBUM_SIZES = range(2, 11)  # an album (media group) holds 2 to 10 items
 DOCUMENT_UPLOAD_LIMIT = 50 * 1024 * 1024
 
 
@@ -274,6 +276,18 @@ def _check_text(text: str) -> None:
         raise ApiError(400, "Bad Request: message text is empty")
     if _utf16_length(text) > TEXT_LIMIT:
         raise ApiError(400, "Bad Request: message is too long")
+
+
+def _check_album(kinds: list[str]) -> None:
+    """Telegram's album rules: 2-10 items; documents only with documents, audio only with
+    audio, photos and videos together."""
+    if len(kinds) not in ALBUM_SIZES:
+        raise ApiError(400, "Bad Request: wrong number of media in the album: 2-10 expected")
+    for alone in ("document", "audio"):
+        if alone in kinds and set(kinds) != {alone}:
+            raise ApiError(400, f"Bad Request: {alone}s can't be mixed with other media types")
+    if not set(kinds) <= {"photo", "video", "document", "audio"}:
+        raise ApiError(400, "Bad Request: unsupported media type in the album")
 
 
 def _check_markup(p: dict[str, Any]) -> None:
@@ -416,6 +430,34 @@ class BotApi:
     async def sendDocument(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
         return await self._send_file("document", p, f)
 
+    async def sendMediaGroup(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
+        chat_id = int(p["chat_id"])
+        media = p.get("media")
+        if not isinstance(media, list):
+            raise ApiError(400, "Bad Request: media must be an array of InputMedia")
+        _check_album([str(item.get("type")) for item in media])
+        if p.get("reply_markup"):
+            raise ApiError(400, "Bad Request: media groups can't have a reply markup")
+        items = []
+        for item in media:
+            if _utf16_length(str(item.get("caption") or "")) > CAPTION_LIMIT:
+                raise ApiError(400, "Bad Request: message caption is too long")
+            items.append((item, _attached({"media": item.get("media")}, f, "media", self.state)))
+        group_id = str(next(self.state.media_group_ids))
+        sent = []
+        for item, data in items:
+            content: dict[str, Any] = (
+                {"photo": self.state.photo_sizes(data)} if item["type"] == "photo" else
+                {item["type"]: {"file_id": self.state.add_file(data).file_id}})
+            if item.get("caption"):
+                content["caption"] = item["caption"]
+            message = self.state.bot_message(chat_id, media_group_id=group_id, **content)
+            await self.state.record(BotAction("sendMediaGroup", chat_id, message["message_id"],
+                                              caption=item.get("caption"), file=data,
+                                              reply_to=_reply_to(p)))
+            sent.append(message)
+        return sent
+
     async def sendChatAction(self, _p: dict[str, Any], _f: dict[str, bytes]) -> Any:
         return True
 
@@ -538,6 +580,26 @@ class StandIn:
         message = self._user_message(user_id, document=document)
         await self.state.push_update({"message": message})
         return message
+
+    async def send_album(self, user_id: int,
+                         items: list[tuple[str, bytes, str | None]]) -> list[dict[str, Any]]:
+        """The user sends an album: ``(kind, data, file name)`` items, "photo" or "document".
+        Telegram delivers it as one update per item, sharing a ``media_group_id``."""
+        _check_album([kind for kind, _data, _name in items])
+        group_id = str(next(self.state.media_group_ids))
+        sent = []
+        for kind, data, file_name in items:
+            if kind == "photo":
+                message = self._user_message(user_id, photo=self.state.photo_sizes(data),
+                                             media_group_id=group_id)
+            else:
+                stored = self.state.add_file(data)
+                message = self._user_message(user_id, media_group_id=group_id, document={
+                    "file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
+                    "file_name": file_name or "file", "file_size": len(data)})
+            await self.state.push_update({"message": message})
+            sent.append(message)
+        return sent
 
     async def edit_message(self, message: dict[str, Any], **changes: Any) -> dict[str, Any]:
         """The user edits one of their messages (a caption added to a photo, a new text)."""
@@ -678,6 +740,10 @@ class StandInThread:
                       ) -> dict[str, Any]:
         return self.call(self.api.send_document(user_id, data, file_name, mime_type,
                                                 declared_size))
+
+    def send_album(self, user_id: int,
+                   items: list[tuple[str, bytes, str | None]]) -> list[dict[str, Any]]:
+        return self.call(self.api.send_album(user_id, items))
 
     def press_button(self, user_id: int, message_id: int, data: str) -> dict[str, Any]:
         return self.call(self.api.press_button(user_id, message_id, data))

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -133,7 +134,8 @@ class Submission(Base):
     """One received image. Its row is the durable record that the user is owed an answer."""
 
     __tablename__ = "submissions"
-    __table_args__ = (UniqueConstraint("chat_id", "message_id"),)
+    __table_args__ = (UniqueConstraint("chat_id", "message_id"),
+                      Index("ix_submissions_album", "chat_id", "media_group_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -174,6 +176,11 @@ class Submission(Base):
     # Set when the retention policy deleted the photo and its annotated picture; the results
     # stay (core/retention.py).
     image_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Photos sent together as one album share Telegram's media_group_id: one acknowledgement,
+    # one answer for all of them.
+    media_group_id: Mapped[str | None] = mapped_column(String(64))
+    # Bytes of the upload as stored, counted against the storage quota until purged.
+    stored_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
     user: Mapped[User] = relationship()
     case: Mapped[Case | None] = relationship(back_populates="submissions")

@@ -16,6 +16,7 @@ Encoding = Literal["png", "jpg"]
 @dataclass(frozen=True)
 class StoredImage:
     sha256: str
+    size: int  # bytes as stored
 
 
 class ImageStore:
@@ -39,7 +40,7 @@ class ImageStore:
 
     def put_encoded(self, data: bytes, encoding: Encoding) -> StoredImage:
         """Store already-encoded, already-clean image bytes as they are."""
-        return StoredImage(self.blobs.put(data, encoding))
+        return StoredImage(self.blobs.put(data, encoding), len(data))
 
     def exists(self, sha256: str) -> bool:
         return self.blobs.exists(sha256)

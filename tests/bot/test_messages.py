@@ -108,3 +108,30 @@ def test_an_edit_is_shortened_to_one_message_with_a_note() -> None:
     assert messages.telegram_length(fitted) <= messages.TEXT_LIMIT
     assert fitted.startswith("line 0\nline 1\n") and fitted.endswith(messages.SHORTENED)
     assert messages.fit("short") == "short"
+
+
+def test_an_album_answer_gives_the_differential_over_all_photos_and_a_line_per_photo() -> None:
+    album = [
+        _delivery(SubmissionStatus.DONE, [_cell(0, "neutrophil", 0.95)]),
+        _delivery(SubmissionStatus.DONE, [_cell(0, "neutrophil", 0.9), _cell(1, "lymphocyte", 0.6),
+                                          CellView(2, "rbc", None, None, [], (0, 0, 5, 5))],
+                  mode="field"),
+        _delivery(SubmissionStatus.REJECTED, [], "This file is not an image.\nPlease send one."),
+    ]
+    text = messages.album_text(album)
+    assert text.startswith("🔬 Album of 3 photos")
+    assert "Differential over the album (3 white cells):" in text
+    assert text.index("Neutrophil: 2 (67%)") < text.index("Lymphocyte: 1 (33%)")
+    assert "Photo 1: Neutrophil: 95.0%" in text
+    assert ("Photo 2: field: 2 white cell(s) (Neutrophil 1, Lymphocyte 1), 40 red cells, "
+            "3 platelets  ⚠️ please review") in text
+    assert "Photo 3: ❌ not analysed: This file is not an image. Please send one." in text
+    assert "Model: v1" in text and DISCLAIMER in text
+
+
+def test_an_album_of_ten_crowded_fields_still_fits_one_message() -> None:
+    crowded = [_cell(i, label, 0.9) for i in range(40)
+               for label in ("neutrophil", "lymphocyte", "monocyte", "eosinophil")]
+    text = messages.album_text([_delivery(SubmissionStatus.DONE, crowded, mode="field")] * 10)
+    assert messages.telegram_length(text) <= messages.TEXT_LIMIT
+    assert "Photo 10: field: 160 white cell(s)" in text and DISCLAIMER in text

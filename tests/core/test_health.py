@@ -1,10 +1,12 @@
 from pathlib import Path
 
+from core.access import Sender
 from core.db import migrate
 from core.db.session import make_engine, make_session_factory
 from core.health import health
 from core.settings import Settings
 from core.storage import DatabaseBlobs
+from core.submissions import Received, record_submission
 
 
 def test_a_process_that_reaches_everything_is_healthy(postgres_url: str, redis_url: str) -> None:
@@ -14,7 +16,21 @@ def test_a_process_that_reaches_everything_is_healthy(postgres_url: str, redis_u
     sessions = make_session_factory(make_engine(postgres_url))
     checks = health(settings, sessions, DatabaseBlobs(sessions))
     assert [(c.name, c.ok) for c in checks] == [("database", True), ("broker", True),
-                                                ("storage", True)]
+                                                ("storage", True), ("storage quota", True)]
+
+
+def test_a_store_at_its_quota_is_reported_with_what_to_do(postgres_url: str,
+                                                          redis_url: str) -> None:
+    migrate.upgrade(postgres_url)
+    settings = Settings(database_url=postgres_url, broker_url=redis_url,
+                        storage_quota_bytes=1_000_000)
+    sessions = make_session_factory(make_engine(postgres_url))
+    record_submission(sessions, Sender(5, None, None), Received(5, 1, "document", None, "a.tif"),
+                      reply_message_id=None, sha256="a" * 64, stored_bytes=1_200_000)
+    [quota] = [c for c in health(settings, sessions, DatabaseBlobs(sessions))
+               if c.name == "storage quota"]
+    assert not quota.ok
+    assert quota.detail.startswith("1 MB of 1 MB (120%)") and "hematovision purge" in quota.detail
 
 
 def test_an_unreachable_broker_and_database_are_named(tmp_path: Path) -> None:

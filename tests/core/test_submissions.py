@@ -16,6 +16,7 @@ from core.model.artifact import ModelCard
 from core.model.classifier import LabelScore
 from core.registry import register_model
 from core.submissions import (
+    ALBUM_SETTLE,
     MAX_DELIVERY_ATTEMPTS,
     Received,
     claim_stale,
@@ -178,3 +179,50 @@ def test_a_flood_deferral_is_not_a_failed_attempt(database_url: str) -> None:
         assert row.next_delivery_at is not None and 20 < _seconds_until(row.next_delivery_at) <= 30
     _due_now(factory)
     assert [d.submission_id for d in pending_deliveries(factory)] == [submission_id]
+
+
+def _album_photo(factory, message_id: int, *, finished: bool) -> int:  # type: ignore[no-untyped-def]
+    outcome = record_submission(factory, SENDER, Received(5, message_id, "photo", "U", None,
+                                                          media_group_id="album-1"),
+                                reply_message_id=99, sha256="e" * 64)
+    if finished:
+        _finish(factory, outcome.submission_id)
+    return outcome.submission_id
+
+
+def _finish(factory, submission_id: int) -> None:  # type: ignore[no-untyped-def]
+    model_id = register_model(factory, ModelCard(version="m1", classes=["a"], sha256="0" * 64),
+                              "models/m1.safetensors")
+    start_processing(factory, submission_id)
+    store_results(factory, submission_id, _analysis(), model_id)
+
+
+def _arrived_earlier(factory, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    with transaction(factory) as session:
+        session.execute(update(Submission).values(
+            created_at=utcnow() - timedelta(seconds=seconds)))
+
+
+def test_an_album_is_due_only_whole_once_its_last_photo_is_finished_and_settled(
+        database_url: str) -> None:
+    factory = _factory(database_url)
+    fast = _album_photo(factory, 60, finished=True)
+    slow = _album_photo(factory, 61, finished=False)
+    _arrived_earlier(factory, 60)
+    assert pending_deliveries(factory) == []  # its slowest photo is still being analysed
+    _finish(factory, slow)
+    assert [d.submission_id for d in pending_deliveries(factory)] == [fast, slow]
+    late = _album_photo(factory, 62, finished=True)  # a photo of the album still arriving
+    assert pending_deliveries(factory) == []
+    _arrived_earlier(factory, ALBUM_SETTLE.total_seconds() + 1)
+    due = pending_deliveries(factory)
+    assert [d.submission_id for d in due] == [fast, slow, late]
+    assert {d.media_group_id for d in due} == {"album-1"}
+
+
+def test_an_album_cut_by_the_page_limit_comes_whole(database_url: str) -> None:
+    factory = _factory(database_url)
+    single = _finished(factory, 70)
+    album = [_album_photo(factory, 71 + n, finished=True) for n in range(3)]
+    _arrived_earlier(factory, 60)
+    assert [d.submission_id for d in pending_deliveries(factory, limit=2)] == [single, *album]

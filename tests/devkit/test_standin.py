@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from PIL import Image
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from telegram.error import BadRequest, RetryAfter
 
-from devkit.standin import FloodLimits, StandInThread
+from devkit.standin import ApiError, FloodLimits, StandInThread
 
 CHAT = 4242
 
@@ -67,3 +69,35 @@ def test_flood_control_refuses_a_burst_to_one_chat_with_retry_after(
         call(standin, "send_message", CHAT + 2, "another chat is not held up")
     finally:
         standin.api.state.flood = None
+
+
+def _jpeg(side: int = 40) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (200, 120, 160)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_the_bot_sends_an_album_of_2_to_10_photos_as_one_media_group(
+        standin: StandInThread) -> None:
+    photos = [InputMediaPhoto(_jpeg(), caption=f"Photo {n}") for n in range(1, 4)]
+    sent = call(standin, "send_media_group", CHAT + 3, photos)
+    assert isinstance(sent, tuple) and len(sent) == 3
+    assert len({m.media_group_id for m in sent}) == 1 and sent[0].media_group_id
+    assert [m.caption for m in sent] == ["Photo 1", "Photo 2", "Photo 3"]
+    for wrong in (photos[:1], [InputMediaPhoto(_jpeg()) for _ in range(11)]):
+        with pytest.raises(BadRequest, match=r"(?i)wrong number of media"):
+            call(standin, "send_media_group", CHAT + 3, wrong)
+    with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
+        call(standin, "send_media_group", CHAT + 3,
+             [InputMediaPhoto(_jpeg(), caption="c" * 1025), InputMediaPhoto(_jpeg())])
+
+
+def test_a_users_album_arrives_as_one_update_per_item_sharing_a_media_group_id(
+        standin: StandInThread) -> None:
+    album = standin.send_album(CHAT + 4, [("photo", _jpeg(), None) for _ in range(4)])
+    assert len({m["media_group_id"] for m in album}) == 1
+    assert len({m["message_id"] for m in album}) == 4
+    with pytest.raises(ApiError, match=r"(?i)wrong number of media"):
+        standin.send_album(CHAT + 4, [("photo", _jpeg(), None)] * 11)
+    with pytest.raises(ApiError, match=r"(?i)documents can't be mixed"):
+        standin.send_album(CHAT + 4, [("photo", _jpeg(), None), ("document", _jpeg(), "a.jpg")])
