@@ -63,9 +63,9 @@ class Handlers:
                             member.telegram_id, exc)
 
     @guarded("help")
-    async def help(self, request: Request, _context: Context) -> None:
+    async def help(self, request: Request, context: Context) -> None:
         if request.message:
-            await request.message.reply_text(messages.HELP)
+            await request.message.reply_text(messages.help_text(context.bot.username))
 
     @guarded("group", Need.ADMIN)
     async def group(self, request: Request, context: Context) -> None:

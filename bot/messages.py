@@ -80,19 +80,24 @@ WELCOME = (
     + DISCLAIMER
 )
 
-HELP = (
-    "How to use HematoVision:\n"
-    "• Send a photo of a stained blood smear or a single cell.\n"
-    "• Sending it as a file (📎 → File) keeps the original resolution: this works best.\n"
-    "• Accepted: JPEG, PNG, WebP, TIFF up to 20 MB.\n"
-    "• I reply with each cell's label and confidence.\n\n"
-    "Cases: /case REF opens (or switches to) a case; your next photos join it. Without a case "
-    "they go to today's automatic case.\n"
-    "Commands: /case REF, /history, /export REF, /help\n"
-    "Reviewers confirm or correct labels with the buttons under each result.\n"
-    "Admins: /retrain, /adapt, /models, /promote VERSION, /rollback, /group USER_ID NAME\n\n"
-    + DISCLAIMER
-)
+
+def help_text(bot_username: str) -> str:
+    return (
+        "How to use HematoVision:\n"
+        "• Send a photo of a stained blood smear or a single cell.\n"
+        "• Sending it as a file (📎 → File) keeps the original resolution: this works best.\n"
+        "• Accepted: JPEG, PNG, WebP, TIFF, HEIC (iPhone) up to 20 MB.\n"
+        "• I reply with each cell's label and confidence; photos sent together as an album get "
+        "one answer for all of them.\n"
+        f"• In a group, put @{bot_username} in the photo's caption or send it as a reply to "
+        "one of my messages (I see nothing else there).\n\n"
+        "Cases: /case REF opens (or switches to) a case; your next photos join it. Without a case "
+        "they go to today's automatic case.\n"
+        "Commands: /case REF, /history, /export REF, /help\n"
+        "Reviewers confirm or correct labels with the buttons under each result.\n"
+        "Admins: /retrain, /adapt, /models, /promote VERSION, /rollback, /group USER_ID NAME\n\n"
+        + DISCLAIMER
+    )
 
 PENDING_NEW = (
     "Thank you. HematoVision is for approved laboratory staff: your request has been sent to "

@@ -26,7 +26,7 @@ from PIL import Image
 
 T = TypeVar("T")
 BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "HematoVision",
-            "username": "hematovision_bot", "can_join_groups": False,
+            "username": "hematovision_bot", "can_join_groups": True,
             "can_read_all_group_messages": False, "supports_inline_queries": False}
 
 INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "reply_to_message_id"}
@@ -94,6 +94,10 @@ class StandInState:
         self.webhook_sender: asyncio.Task[None] | None = None
         self.webhook_posts: list[int] = []  # HTTP status of each post, for tests
         self.flood: FloodLimits | None = None  # Telegram's flood control, when turned on
+        # Privacy mode (a bot's default): group messages not addressed to the bot never reach
+        # it; they are kept here for tests to see what the bot was not shown.
+        self.privacy_mode = True
+        self.withheld: list[dict[str, Any]] = []
         self.changed = asyncio.Condition()
 
     # ---- helpers -------------------------------------------------------------------------
@@ -114,6 +118,14 @@ class StandInState:
     @staticmethod
     def private_chat(user_id: int) -> dict[str, Any]:
         return {"id": user_id, "type": "private", "first_name": f"User{user_id}"}
+
+    @staticmethod
+    def chat(chat_id: int) -> dict[str, Any]:
+        """A user's private chat (positive id), else a group (supergroups' ids: -100...)."""
+        if chat_id > 0:
+            return StandInState.private_chat(chat_id)
+        kind = "supergroup" if str(chat_id).startswith("-100") else "group"
+        return {"id": chat_id, "type": kind, "title": "Haematology"}
 
     async def push_update(self, payload: dict[str, Any]) -> dict[str, Any]:
         async with self.changed:
@@ -147,7 +159,7 @@ class StandInState:
 
     def bot_message(self, chat_id: int, **content: Any) -> dict[str, Any]:
         message = {"message_id": self.next_message_id(chat_id), "date": int(time.time()),
-                   "chat": self.private_chat(chat_id), "from": BOT_USER, **content}
+                   "chat": self.chat(chat_id), "from": BOT_USER, **content}
         self.messages[(chat_id, message["message_id"])] = message
         return message
 
@@ -487,6 +499,20 @@ def _reply_to(p: dict[str, Any]) -> int | None:
     return p.get("reply_to_message_id")
 
 
+def _addressed_to_bot(message: dict[str, Any]) -> bool:
+    """What privacy mode lets through from a group: commands not meant for another bot,
+    mentions of the bot, replies to the bot's messages."""
+    name = BOT_USER["username"]
+    words = str(message.get("text") or message.get("caption") or "")
+    if words.startswith("/"):
+        _, at, bot = words.split()[0].partition("@")
+        return not at or bot.lower() == name
+    if f"@{name}" in words.lower():
+        return True
+    quoted: dict[str, Any] = message.get("reply_to_message") or {}
+    return bool(quoted.get("from", {}).get("id") == BOT_USER["id"])
+
+
 class StandIn:
     """The aiohttp application: Bot API routes, file downloads and the control API."""
 
@@ -612,6 +638,34 @@ class StandIn:
         message = {"message_id": self.state.next_message_id(group_id), "date": int(time.time()),
                    "chat": {"id": group_id, "type": "group", "title": "Haematology"},
                    "from": self.state.user(user_id), **event}
+        await self.state.push_update({"message": message})
+        return message
+
+    async def group_message(self, group_id: int, user_id: int, *, text: str | None = None,
+                            photo: bytes | None = None, caption: str | None = None,
+                            reply_to: int | None = None) -> dict[str, Any] | None:
+        """A member writes in a group. With privacy mode on (every bot's default) Telegram
+        passes the bot only commands (to it, or to no bot in particular), messages that mention
+        it and replies to its own messages; anything else never reaches it (returns None)."""
+        content: dict[str, Any] = {}
+        if text is not None:
+            content["text"] = text
+            if text.startswith("/"):
+                content["entities"] = [{"type": "bot_command", "offset": 0,
+                                        "length": len(text.split()[0])}]
+        if photo is not None:
+            content["photo"] = self.state.photo_sizes(photo)
+        if caption:
+            content["caption"] = caption
+        if reply_to is not None and (quoted := self.state.messages.get((group_id, reply_to))):
+            content["reply_to_message"] = quoted
+        message = {"message_id": self.state.next_message_id(group_id), "date": int(time.time()),
+                   "chat": self.state.chat(group_id), "from": self.state.user(user_id),
+                   **content}
+        self.state.messages[(group_id, message["message_id"])] = message
+        if self.state.privacy_mode and not _addressed_to_bot(message):
+            self.state.withheld.append(message)
+            return None
         await self.state.push_update({"message": message})
         return message
 

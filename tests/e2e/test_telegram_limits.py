@@ -237,3 +237,28 @@ def test_a_full_queue_is_answered_busy_once_per_burst_and_nothing_queued_is_lost
     results = stack.standin.wait_for(user, QUEUE_CAP, 90,
                                      predicate=lambda a: a.method == "editMessageText")
     assert len(results) == QUEUE_CAP, stack.logs()
+
+
+def test_in_a_group_the_bot_answers_what_is_addressed_to_it_and_hears_nothing_else(
+        stack: Stack) -> None:
+    user = stack.new_user()
+    group = -5_000_000 - user
+    api = stack.standin.api
+    # Privacy mode: a photo or a command for another bot never reaches the bot.
+    assert stack.standin.call(api.group_message(
+        group, user, photo=CELLS["neutrophil"].read_bytes())) is None
+    assert stack.standin.call(api.group_message(group, user, text="/help@another_bot")) is None
+    stack.standin.call(api.group_message(group, user, text="/help@hematovision_bot"))
+    [help_reply] = stack.standin.wait_for(group, 1, 30)
+    assert help_reply.text == messages.help_text("hematovision_bot")
+    # A photo that mentions the bot, and one sent as a reply to it, are analysed in the group.
+    stack.standin.call(api.group_message(group, user, photo=CELLS["lymphocyte"].read_bytes(),
+                                         caption="@hematovision_bot slide 4"))
+    stack.standin.call(api.group_message(group, user, photo=CELLS["eosinophil"].read_bytes(),
+                                         reply_to=help_reply.message_id))
+    results = stack.standin.wait_for(group, 2, 90, predicate=lambda a: a.method ==
+                                     "editMessageText" and "Model:" in (a.text or ""))
+    assert sorted("Lymphocyte" in (r.text or "") for r in results) == [False, True], \
+        stack.logs()
+    assert any("Eosinophil" in (r.text or "") for r in results)
+    assert [r.chat_id for r in stack.submissions(group)] == [group, group]
