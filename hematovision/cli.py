@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     centres.add_argument("--out", type=Path, default=Path("var/runs/rbc-centres"),
                          help="run folder; its name is the model's version")
     centres.add_argument("--epochs", type=int, default=24)
+    centres.add_argument("--bionet", type=Path,
+                         help="also Bio-Net's train fields (its val joins the threshold choice)")
+    centres.add_argument("--init", type=Path,
+                         help="start from this centre network (.safetensors) instead of ImageNet")
+    centres.add_argument("--lr", type=float, default=1e-3)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a model on an image-folder tree")
     evaluate.add_argument("folder", type=Path)
@@ -110,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         from hematovision.training_cli import run_evaluate, run_train, run_train_red_cells
 
         if args.command == "train-red-cells":
-            return run_train_red_cells(args.bccd, args.out, args.epochs)
+            return run_train_red_cells(args.bccd, args.out, args.epochs, args.bionet, args.init,
+                                       args.lr)
         if args.command == "train":
             return run_train(settings, args.data, args.config, args.out, args.device)
         return run_evaluate(settings, args.folder, args.model, args.json, args.png,

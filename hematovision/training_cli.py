@@ -69,10 +69,13 @@ def run_evaluate(settings: Settings, folder: Path, model: Path | None, as_json: 
     return 0
 
 
-def run_train_red_cells(bccd: Path, out: Path, epochs: int) -> int:
-    """Train the red-cell centre network on BCCD train, pick its threshold on val, save it."""
+def run_train_red_cells(bccd: Path, out: Path, epochs: int, bionet: Path | None = None,
+                        init: Path | None = None, lr: float = 1e-3) -> int:
+    """Train the red-cell centre network on BCCD train (and Bio-Net train), pick its threshold
+    on their val fields, save it."""
+    from core.field import bionet as bionet_set
     from core.field.bccd import read_split
-    from core.field.centre_net import CentreNet, save_centre_net
+    from core.field.centre_net import CentreNet, load_centre_net, save_centre_net
     from core.field.detect import DetectorParams
     from core.field.learned_red_cells import LearnedRedCells
     from core.model.imagenet import load_imagenet
@@ -83,15 +86,25 @@ def run_train_red_cells(bccd: Path, out: Path, epochs: int) -> int:
         train_centres,
     )
 
-    config = CentreTrainingConfig(epochs=epochs)
+    config = CentreTrainingConfig(epochs=epochs, lr=lr)
     params = DetectorParams()
-    _progress("reading BCCD train")
-    examples = [make_example(item, params) for item in read_split(bccd, "train")]
-    net = CentreNet(load_imagenet())
+    train, val = read_split(bccd, "train"), read_split(bccd, "val")
+    sources = f"BCCD train ({len(train)} fields)"
+    if bionet is not None:
+        more = bionet_set.read_split(bionet, "train")
+        sources += f" + Bio-Net train ({len(more)} fields)"
+        train, val = train + more, val + bionet_set.read_split(bionet, "val")
+    _progress(f"reading {sources}")
+    examples = []
+    for number, item in enumerate(train, start=1):
+        examples.append(make_example(item, params))
+        if number % 100 == 0:
+            _progress(f"  {number}/{len(train)} fields prepared")
+    net = load_centre_net(init)[0].train() if init is not None else CentreNet(load_imagenet())
     records = train_centres(net, examples, config, out / "checkpoint.pt", _progress)
     net.eval()
-    _progress("choosing the heatmap threshold on BCCD val")
-    rows = threshold_table(LearnedRedCells(net, 0.5, "candidate"), read_split(bccd, "val"),
+    _progress(f"choosing the heatmap threshold on {len(val)} val fields")
+    rows = threshold_table(LearnedRedCells(net, 0.5, "candidate"), val,
                            [round(0.05 * k, 2) for k in range(4, 15)], params)
     # Chosen on detections, not on the count: BCCD's count is short wherever boxes are missing,
     # and fitting it would teach the threshold to miss cells.
@@ -105,7 +118,8 @@ def run_train_red_cells(bccd: Path, out: Path, epochs: int) -> int:
     card = {
         "version": version,
         "threshold": best.threshold,
-        "trained_on": "BCCD train (205 fields); threshold chosen on BCCD val",
+        "trained_on": f"{sources}{f', from {init.name}' if init else ''}; threshold chosen "
+                      f"on their val fields",
         "config": asdict(config),
         "epochs": [asdict(r) for r in records],
         "val": [{**asdict(r), "f1": r.f1} for r in rows],
