@@ -1,7 +1,7 @@
 """Every image through the one analysis path, on data from several laboratories.
 
     python -m benchmarks.cross_lab [--sets bionet-val bionet-test bccd-test pbc-val pbc-test lisc]
-        [--limit N] [--sizes] [--refusals] [--json OUT]
+        [--limit N] [--sizes] [--refusals] [--json OUT] [--model FILE] [--red-cells FILE]
 
 Fields (Bio-Net, BCCD): gate acceptance, white-cell recall and precision at IoU >= 0.5, the
 red-cell count's mean absolute error against the boxes, the measured red-cell size and the time
@@ -87,6 +87,7 @@ class CellScore:
     right: int = 0
     labelled: int = 0
     labelled_right: int = 0
+    flagged: int = 0  # labelled, but flagged for review
     confident: int = 0
     confident_wrong: int = 0
     red_cell_px: list[float] = field(default_factory=list)
@@ -99,7 +100,8 @@ class CellScore:
             "accuracy": self.right / max(self.images, 1),
             "labelled_share": self.labelled / max(self.images, 1),
             "accuracy_of_labelled": self.labelled_right / max(self.labelled, 1),
-            "wrong_share_at_90": self.confident_wrong / max(self.confident, 1),
+            "flagged_share": self.flagged / max(self.images, 1),
+            "wrong_share_at_90_unflagged": self.confident_wrong / max(self.confident, 1),
             "red_cell_px_median": _median(self.red_cell_px),
             "seconds_per_image": _median(self.seconds),
         }
@@ -147,15 +149,16 @@ def score_fields(items: list[Annotated], run: Callable[[Image.Image], Analysis],
     return score
 
 
-def _centred_label(analysis: Analysis) -> tuple[str | None, float]:
-    """The label of the classified cell nearest the image's centre (the cell a crop shows)."""
+def _centred_label(analysis: Analysis) -> tuple[str | None, float, bool]:
+    """The label, confidence and review flag of the classified cell nearest the image's centre
+    (the cell a crop shows)."""
     cells = analysis.classified
     if not cells:
-        return None, 0.0
+        return None, 0.0, False
     cx, cy = analysis.width / 2, analysis.height / 2
     cell = min(cells, key=lambda c: abs((c.box[0] + c.box[2]) / 2 - cx)
                + abs((c.box[1] + c.box[3]) / 2 - cy))
-    return cell.label, cell.confidence or 0.0
+    return cell.label, cell.confidence or 0.0, cell.review
 
 
 def score_cells(root: Path, run: Callable[[Image.Image], Analysis],
@@ -174,12 +177,14 @@ def score_cells(root: Path, run: Callable[[Image.Image], Analysis],
         if analysis.rejected:
             continue
         score.accepted += 1
-        label, confidence = _centred_label(analysis)
+        label, confidence, review = _centred_label(analysis)
         score.right += label == truth
         if label is not None and label != NOT_RECOGNISED:
             score.labelled += 1
             score.labelled_right += label == truth
-            if confidence >= 0.9:
+            score.flagged += review
+            # What a user would take at face value: confident, and not flagged for review.
+            if confidence >= 0.9 and not review:
                 score.confident += 1
                 score.confident_wrong += label != truth
     return score
@@ -252,9 +257,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every row here too")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
                         help="classifier weights (default: the shipped model)")
+    parser.add_argument("--red-cells", type=Path, default=DEFAULT_RED_CELL_MODEL_PATH,
+                        help="red-cell centre network (default: the shipped one)")
     args = parser.parse_args()
     classifier = CellClassifier.from_artifact(args.model, "cpu")
-    red_cells = load_red_cell_finder(DEFAULT_RED_CELL_MODEL_PATH)
+    red_cells = load_red_cell_finder(args.red_cells)
 
     def run(image: Image.Image) -> Analysis:
         return analyse(image, classifier, red_cells=red_cells)

@@ -8,11 +8,13 @@ reported as a close-up of one cell or as a field depends on what it shows, not o
 
 from __future__ import annotations
 
+import statistics
 import time
 
 from PIL import Image
 
 from core.field.detect import (
+    WORK_RED_CELL_PX,
     Detection,
     DetectorParams,
     RedCellFinder,
@@ -29,7 +31,7 @@ from core.field.results import (
     DifferentialRow,
     in_clinical_order,
 )
-from core.field.scale import Scale, image_scale
+from core.field.scale import RED_CELL_UM, Scale, image_scale
 from core.labels import NOT_RECOGNISED
 from core.model.classifier import Box, CellClassifier, LabelScore
 
@@ -44,6 +46,13 @@ CENTRED_CELL_FRAMES = 2.0
 REVIEW_BELOW = 0.70
 # What counted the red cells when no trained network was configured.
 COLOUR_RULE = "colour-rule"
+# White cells measure 6-26 µm across: their detected boxes on PBC train (under PBC's true
+# scale) and Bio-Net train's white-cell boxes (under the measured scale) span 6.5-24 and 8-17 µm
+# from the 1st to the 99th percentile. A red-cell reading that puts an image's white cells
+# outside that is wrong (a close-up's few, cut red cells; a clump read as one cell): the white
+# cells are the ruler then, at their typical size.
+WHITE_CELL_UM = (6.0, 26.0)
+TYPICAL_WHITE_CELL_UM = 13.5
 
 
 def differential(cells: list[Cell]) -> list[DifferentialRow]:
@@ -67,6 +76,22 @@ def centred_crop(image: Image.Image, centre: tuple[float, float], side: int,
     canvas.paste(image.crop((max(0, left), max(0, top), min(image.width, left + side),
                              min(image.height, top + side))), (max(0, -left), max(0, -top)))
     return canvas
+
+
+def white_cell_um(white: list[Detection]) -> float | None:
+    """The median diameter of the wholly visible white cells, in µm at the working scale."""
+    sides = [((d.box[2] - d.box[0]) + (d.box[3] - d.box[1])) / 2
+             for d in white if not d.at_border]
+    return statistics.median(sides) * RED_CELL_UM / WORK_RED_CELL_PX if sides else None
+
+
+def checked_by_white_cells(scale: Scale, white: list[Detection]) -> Scale | None:
+    """A better scale where the white cells say the red cells' reading is wrong; else None."""
+    size = white_cell_um(white)
+    if size is None or WHITE_CELL_UM[0] <= size <= WHITE_CELL_UM[1]:
+        return None
+    return Scale(scale.red_cell_px * size / TYPICAL_WHITE_CELL_UM, measured=True,
+                 ruler="white cells")
 
 
 def _to_original(box: Box, scale: float, size: tuple[int, int]) -> Box:
@@ -104,6 +129,17 @@ def analyse(image: Image.Image, classifier: CellClassifier,
 
     mark = time.perf_counter()
     white, platelets, red = find_cells(masks, params, red_cells)
+    if (better := checked_by_white_cells(scale, white)) is not None:
+        # Measured again with the white cells as the ruler: the working image, the gate and
+        # the cells all follow the new scale.
+        scale, side = better, frame_side(better)
+        close_up_sized = max(image.size) <= CLOSE_UP_FRAMES * side
+        masks, factor = working_masks(image, scale.red_cell_px, params)
+        quality = measure(masks, thresholds, upsampled=factor)
+        if not quality.passed:
+            return Analysis("cell" if close_up_sized else "field", image.width, image.height,
+                            [], [], 0, 0, quality, classifier.version, timings, scale=scale)
+        white, platelets, red = find_cells(masks, params, red_cells)
     timings["detect"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -143,10 +179,14 @@ def _close_up(image: Image.Image, classifier: CellClassifier, side: int,
         centre = box_centre(box)
     else:
         box, centre = (0, 0, image.width, image.height), (image.width / 2, image.height / 2)
+    # As in a field: a detected white cell unlike the training images keeps its label and is
+    # flagged for review; only what detection did not find a white cell in may be "not
+    # recognised" (a photo of something else).
     [prediction] = classifier.classify_crops([centred_crop(image, centre, side, background)],
-                                             [box])
+                                             [box], reject_outliers=not white)
     return _labelled("cell", box, False, prediction.label, prediction.confidence,
-                     prediction.top3)
+                     prediction.top3, out_of_domain=bool(white)
+                     and classifier.is_outlier(prediction.ood_score))
 
 
 def red_cell_model_of(red_cells: RedCellFinder | None) -> str:

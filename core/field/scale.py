@@ -37,6 +37,7 @@ class Scale:
 
     red_cell_px: float  # typical red-cell diameter in pixels of the original image
     measured: bool  # False: nothing to measure (a blank or uniform image); a default was used
+    ruler: str = "red cells"  # or "white cells", where the red cells' reading was implausible
 
     @property
     def px_per_um(self) -> float:
@@ -44,7 +45,8 @@ class Scale:
 
     def to_dict(self) -> dict[str, object]:
         return {"red_cell_px": round(self.red_cell_px, 1),
-                "px_per_um": round(self.px_per_um, 3), "measured": self.measured}
+                "px_per_um": round(self.px_per_um, 3), "measured": self.measured,
+                "ruler": self.ruler}
 
 
 def _reduced(image: Image.Image, side: int) -> tuple[np.ndarray, float]:

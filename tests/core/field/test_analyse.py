@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from core.field.analyse import analyse
+from core.field.analyse import TYPICAL_WHITE_CELL_UM, analyse, checked_by_white_cells
 from core.field.annotate import annotate
 from core.field.bccd import iou, read_boxes
+from core.field.detect import WORK_RED_CELL_PX, Detection
+from core.field.scale import RED_CELL_UM, Scale
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
 from tests.conftest import FIXTURES, pbc_fixtures
@@ -140,3 +142,29 @@ def test_the_annotated_picture_is_a_png_that_opens(classifier: CellClassifier,
     with Image.open(path) as picture:
         assert picture.format == "PNG"
         assert picture.width > field.width  # the legend and chart panel sit beside the photo
+
+
+def _white(side_um: float, at_border: bool = False) -> Detection:
+    side = side_um * WORK_RED_CELL_PX / RED_CELL_UM  # working pixels
+    return Detection("wbc", (100, 100, round(100 + side), round(100 + side)), at_border, 1.0)
+
+
+def test_white_cells_of_a_plausible_size_leave_the_red_cells_reading_alone() -> None:
+    scale = Scale(56.0, measured=True)
+    assert checked_by_white_cells(scale, [_white(8), _white(14), _white(22)]) is None
+    assert checked_by_white_cells(scale, []) is None
+
+
+def test_white_cells_measuring_impossibly_large_or_small_become_the_ruler() -> None:
+    # The red cells were misread 2.6 times too small: the white cell comes out at 35 µm.
+    scale = Scale(21.6, measured=True)
+    better = checked_by_white_cells(scale, [_white(35)])
+    assert better is not None and better.ruler == "white cells"
+    assert better.red_cell_px == pytest.approx(21.6 * 35 / TYPICAL_WHITE_CELL_UM, rel=0.02)
+    smaller = checked_by_white_cells(Scale(166.0, measured=True), [_white(4)])
+    assert smaller is not None and smaller.red_cell_px < 166.0 / 2
+
+
+def test_a_white_cell_cut_by_the_border_is_no_ruler() -> None:
+    assert checked_by_white_cells(Scale(21.6, measured=True), [_white(35, at_border=True)]) \
+        is None
