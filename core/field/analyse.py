@@ -31,7 +31,7 @@ from core.field.results import (
     DifferentialRow,
     in_clinical_order,
 )
-from core.field.scale import RED_CELL_UM, Scale, image_scale
+from core.field.scale import RED_CELL_UM, TYPICAL_WHITE_CELL_UM, Scale, image_scale
 from core.labels import NOT_RECOGNISED
 from core.model.classifier import Box, CellClassifier, LabelScore
 
@@ -52,7 +52,6 @@ COLOUR_RULE = "colour-rule"
 # outside that is wrong (a close-up's few, cut red cells; a clump read as one cell): the white
 # cells are the ruler then, at their typical size.
 WHITE_CELL_UM = (6.0, 26.0)
-TYPICAL_WHITE_CELL_UM = 13.5
 
 
 def differential(cells: list[Cell]) -> list[DifferentialRow]:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from core.field.analyse import TYPICAL_WHITE_CELL_UM, analyse, checked_by_white_cells
+from core.field.analyse import analyse, checked_by_white_cells
 from core.field.annotate import annotate
 from core.field.bccd import iou, read_boxes
 from core.field.detect import WORK_RED_CELL_PX, Detection
-from core.field.scale import RED_CELL_UM, Scale
+from core.field.scale import RED_CELL_UM, TYPICAL_WHITE_CELL_UM, Scale
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
 from tests.conftest import FIXTURES, pbc_fixtures

@@ -49,3 +49,19 @@ def test_a_close_ups_white_cell_is_not_taken_for_a_red_cell() -> None:
 def test_a_blank_slide_has_nothing_to_measure() -> None:
     scale = measure_scale(Image.new("RGB", (640, 480), BACKGROUND), default_red_cell_px=51.0)
     assert not scale.measured and scale.red_cell_px == 51.0
+
+
+def test_a_tight_crop_of_one_white_cell_is_measured_by_the_white_cell() -> None:
+    # A white cell 130 px across (pink cytoplasm, violet nucleus) and no red cell around it: at a
+    # white cell's typical 13.5 µm, the red cells of this image would be 130 * 7.5 / 13.5 px.
+    image = Image.new("RGB", (180, 180), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((25, 25, 155, 155), fill=(205, 170, 190))
+    draw.ellipse((55, 50, 125, 130), fill=(95, 40, 140))
+    scale = measure_scale(image, default_red_cell_px=1.0)
+    assert scale.measured and scale.ruler == "white cells"
+    assert scale.red_cell_px == pytest.approx(130 * 7.5 / 13.5, rel=0.2)
+
+
+def test_red_cells_stay_the_ruler_where_there_are_enough_of_them() -> None:
+    assert measure_scale(_discs(60), default_red_cell_px=1.0).ruler == "red cells"
