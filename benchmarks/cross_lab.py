@@ -11,11 +11,16 @@ non-smear images, and the time for a 12 MP photo.
 Cell crops (PBC, LISC): gate acceptance, accuracy of the cell the crop is centred on, the share
 given a label, the accuracy of those, and the wrong share among cells given >= 90% confidence.
 LISC is an unseen laboratory: report it, never choose on it.
+Bio-Net's white cells cut out of their fields as other laboratories crop them
+(``bionet-val-crops``, ``bionet-test-crops``): tight (the box and 15%), at PBC's framing, and
+wide (1.8 frames), each kept inside the field: gate acceptance, the white cell found (a
+classified cell overlapping its box), labelled, and named right where Bio-Net gives its subtype.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import time
@@ -190,6 +195,75 @@ def score_cells(root: Path, run: Callable[[Image.Image], Analysis],
     return score
 
 
+FRAMINGS: dict[str, Callable[[Box, float], float]] = {
+    "tight": lambda box, px_per_um: 1.15 * max(box[2] - box[0], box[3] - box[1]),
+    "PBC framing": lambda box, px_per_um: 34.3 * px_per_um,
+    "wide": lambda box, px_per_um: 1.8 * 34.3 * px_per_um,
+}
+
+
+@dataclass
+class CropScore:
+    images: int = 0
+    accepted: int = 0
+    found: int = 0
+    labelled: int = 0
+    with_subtype: int = 0
+    subtype_right: int = 0
+
+    def row(self) -> dict[str, float]:
+        return {"images": self.images, "gate_accepts": self.accepted / max(self.images, 1),
+                "white_cell_found": self.found / max(self.images, 1),
+                "labelled_share": self.labelled / max(self.images, 1),
+                "subtype_cells": self.with_subtype,
+                "subtype_accuracy": self.subtype_right / max(self.with_subtype, 1)}
+
+
+def _subtypes(split: str) -> dict[tuple[str, Box], str]:
+    with (BIONET / "annotations.csv").open(newline="") as handle:
+        return {(row["image"], (int(row["xmin"]), int(row["ymin"]), int(row["xmax"]),
+                                int(row["ymax"]))): row["wbc_subtype"]
+                for row in csv.DictReader(handle)
+                if row["split"] == split and row["label"] == "WBC" and row["wbc_subtype"]}
+
+
+def score_crops(items: list[Annotated], split: str, run: Callable[[Image.Image], Analysis],
+                ) -> dict[str, CropScore]:
+    subtypes = _subtypes(split)
+    scores = {name: CropScore() for name in FRAMINGS}
+    for item in items:
+        field_image = Image.open(item.image).convert("RGB")
+        px_per_um = image_scale(field_image).px_per_um
+        for box in item.boxes["wbc"]:
+            for name, framing in FRAMINGS.items():
+                side = min(framing(box, px_per_um), field_image.width, field_image.height)
+                left = min(max(0.0, (box[0] + box[2] - side) / 2), field_image.width - side)
+                top = min(max(0.0, (box[1] + box[3] - side) / 2), field_image.height - side)
+                crop = field_image.crop((round(left), round(top), round(left + side),
+                                         round(top + side)))
+                inside: Box = (box[0] - round(left), box[1] - round(top), box[2] - round(left),
+                               box[3] - round(top))
+                _score_crop(scores[name], run(crop), inside,
+                            subtypes.get((item.image.name, box)))
+    return scores
+
+
+def _score_crop(score: CropScore, analysis: Analysis, box: Box, subtype: str | None) -> None:
+    score.images += 1
+    score.with_subtype += subtype is not None
+    if analysis.rejected:
+        return
+    score.accepted += 1
+    whole = (0, 0, analysis.width, analysis.height)
+    found = [c for c in analysis.classified if c.box != whole and match([c.box], [box], 0.3)[0]]
+    if not found:
+        return
+    score.found += 1
+    label = found[0].label
+    score.labelled += label not in (None, NOT_RECOGNISED)
+    score.subtype_right += subtype is not None and label == subtype
+
+
 def _degradations(image: Image.Image) -> dict[str, Image.Image]:
     """The photo blurred by 3 px at the working scale, darkened to a quarter, over-exposed."""
     sigma = 3 * image_scale(image).red_cell_px / WORK_RED_CELL_PX
@@ -279,6 +353,15 @@ def main() -> None:
                    "seconds_12mp": twelve_megapixel_seconds(items[0], run)}
             rows.append(row)
             print(json.dumps(row), flush=True)
+    for name in args.sets:
+        if name in ("bionet-val-crops", "bionet-test-crops"):
+            split = name.split("-")[1]
+            items = [i for i in bionet.read_split(BIONET, split) if i.boxes["wbc"]]
+            for framing, score in score_crops(items[:args.limit] if args.limit else items,
+                                              split, run).items():
+                row = {"set": name, "framing": framing, **score.row()}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     crops = {"pbc-val": PBC / "val", "pbc-test": PBC / "test", "lisc": LISC}
     for name in args.sets:
         if name in crops:
