@@ -17,7 +17,7 @@ DEFAULT_MODEL_PATH = WEIGHTS_DIR / "pbc-lite0-ft-v5.safetensors"
 # The version v5 replaced, shipped so that a deployment can roll back to it.
 PREVIOUS_MODEL_PATH = WEIGHTS_DIR / "pbc-lite0-ft-v4a.safetensors"
 # Red-cell centre network (weights .safetensors and card .json share this stem).
-DEFAULT_RED_CELL_MODEL_PATH = WEIGHTS_DIR / "rbc-centres-v2"
+DEFAULT_RED_CELL_MODEL_PATH = WEIGHTS_DIR / "rbc-centres-v3"
 
 
 def without_password(url: str) -> str:

@@ -23,6 +23,6 @@ def test_the_wheel_ships_the_product_its_weights_and_migrations_but_no_test_supp
     assert tops == {"core", "bot", "worker", "hematovision", "migrations"}
     assert "core/weights/pbc-lite0-ft-v5.safetensors" in names
     assert "core/weights/pbc-lite0-ft-v4a.safetensors" in names  # the rollback model
-    assert "core/weights/rbc-centres-v2.safetensors" in names
+    assert "core/weights/rbc-centres-v3.safetensors" in names
     assert "migrations/env.py" in names and "migrations/script.py.mako" in names
     assert any(name.startswith("migrations/versions/0001_") for name in names)

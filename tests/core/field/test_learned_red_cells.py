@@ -62,8 +62,8 @@ def test_the_analysis_counts_the_red_cells_the_network_finds(finder: LearnedRedC
     boxes = np.array([c.box for c in analysis.cells if c.kind == "rbc"])
     assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
     # The result names the network that counted its red cells.
-    assert analysis.red_cell_model == finder.version == "rbc-centres-v2"
-    assert analysis.to_dict()["red_cell_model"] == "rbc-centres-v2"
+    assert analysis.red_cell_model == finder.version == "rbc-centres-v3"
+    assert analysis.to_dict()["red_cell_model"] == "rbc-centres-v3"
 
 
 def test_no_path_means_the_colour_rule() -> None:
