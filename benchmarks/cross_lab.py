@@ -34,7 +34,7 @@ from PIL import Image, ImageFilter
 from benchmarks.paths import BCCD, BIONET, LISC, PBC
 from core.data import index_image_folder
 from core.field import bccd, bionet
-from core.field.analyse import analyse
+from core.field.analyse import PBC_FRAME_UM, analyse
 from core.field.bccd import Annotated, match
 from core.field.detect import WORK_RED_CELL_PX
 from core.field.learned_red_cells import load_red_cell_finder
@@ -197,8 +197,8 @@ def score_cells(root: Path, run: Callable[[Image.Image], Analysis],
 
 FRAMINGS: dict[str, Callable[[Box, float], float]] = {
     "tight": lambda box, px_per_um: 1.15 * max(box[2] - box[0], box[3] - box[1]),
-    "PBC framing": lambda box, px_per_um: 34.3 * px_per_um,
-    "wide": lambda box, px_per_um: 1.8 * 34.3 * px_per_um,
+    "PBC framing": lambda box, px_per_um: PBC_FRAME_UM * px_per_um,
+    "wide": lambda box, px_per_um: 1.8 * PBC_FRAME_UM * px_per_um,
 }
 
 

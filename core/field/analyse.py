@@ -23,7 +23,7 @@ from core.field.detect import (
     working_masks,
 )
 from core.field.learned_red_cells import LearnedRedCells
-from core.field.quality import QualityThresholds, measure
+from core.field.quality import Quality, QualityThresholds, measure
 from core.field.results import (
     CLASSIFIED_KINDS,
     Analysis,
@@ -115,31 +115,27 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     image = image.convert("RGB")
     params = params or DetectorParams()
     scale = image_scale(image)
-    side = frame_side(scale)
-    close_up_sized = max(image.size) <= CLOSE_UP_FRAMES * side
     masks, factor = working_masks(image, scale.red_cell_px, params)
     timings["scale"] = time.perf_counter() - started
     quality = measure(masks, thresholds, upsampled=factor)
     timings["quality"] = time.perf_counter() - started
-    mode = "cell" if close_up_sized else "field"
     if not quality.passed:
-        return Analysis(mode, image.width, image.height, [], [], 0, 0, quality,
-                        classifier.version, timings, scale=scale)
+        return _refused(image, scale, quality, classifier.version, timings)
 
     mark = time.perf_counter()
     white, platelets, red = find_cells(masks, params, red_cells)
     if (better := checked_by_white_cells(scale, white)) is not None:
         # Measured again with the white cells as the ruler: the working image, the gate and
         # the cells all follow the new scale.
-        scale, side = better, frame_side(better)
-        close_up_sized = max(image.size) <= CLOSE_UP_FRAMES * side
+        scale = better
         masks, factor = working_masks(image, scale.red_cell_px, params)
         quality = measure(masks, thresholds, upsampled=factor)
         if not quality.passed:
-            return Analysis("cell" if close_up_sized else "field", image.width, image.height,
-                            [], [], 0, 0, quality, classifier.version, timings, scale=scale)
+            return _refused(image, scale, quality, classifier.version, timings)
         white, platelets, red = find_cells(masks, params, red_cells)
     timings["detect"] = time.perf_counter() - mark
+    side = frame_side(scale)
+    close_up_sized = _close_up_sized(image, side)
 
     mark = time.perf_counter()
     background = masks.background_rgb
@@ -166,6 +162,18 @@ def analyse(image: Image.Image, classifier: CellClassifier,
                     rbc_count=len(red), platelet_count=len(platelets), quality=quality,
                     model=classifier.version, timings=timings,
                     red_cell_model=red_cell_model_of(red_cells), scale=scale)
+
+
+def _close_up_sized(image: Image.Image, side: int) -> bool:
+    return max(image.size) <= CLOSE_UP_FRAMES * side
+
+
+def _refused(image: Image.Image, scale: Scale, quality: Quality, model: str,
+             timings: dict[str, float]) -> Analysis:
+    """The gate refused the photo: no cells, only why (and its scale)."""
+    mode = "cell" if _close_up_sized(image, frame_side(scale)) else "field"
+    return Analysis(mode, image.width, image.height, [], [], 0, 0, quality, model, timings,
+                    scale=scale)
 
 
 def _close_up(image: Image.Image, classifier: CellClassifier, side: int,
