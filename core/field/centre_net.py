@@ -20,6 +20,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from core.field.detect import BALANCED_WHITE
 from core.model.artifact import ModelIntegrityError, file_sha256
 from core.model.efficientnet_lite import EfficientNetLite
 
@@ -78,7 +79,7 @@ def to_input(balanced: np.ndarray) -> torch.Tensor:
     array = np.clip(balanced, 0, 255).astype(np.float32) / 127.5 - 1.0
     tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
     if pad_h or pad_w:
-        tensor = F.pad(tensor, (0, pad_w, 0, pad_h), value=230.0 / 127.5 - 1.0)
+        tensor = F.pad(tensor, (0, pad_w, 0, pad_h), value=BALANCED_WHITE / 127.5 - 1.0)
     return tensor.unsqueeze(0)
 
 

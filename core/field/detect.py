@@ -37,6 +37,8 @@ WORK_RED_CELL_PX = 51.0
 # below the other: beyond them the cells are measured at another scale than nominal.
 MAX_WORK_SIDE = 4096
 MIN_WORK_SIDE = 64
+# The value the background's colour is balanced to, in every channel.
+BALANCED_WHITE = 230.0
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
     pixels = rgb[valid] if valid.any() else rgb.reshape(-1, 3)
     # The background is the brightest common colour; balancing on it undoes colour casts.
     background = np.percentile(pixels, 90, axis=0).clip(1, None)
-    balanced = rgb * (230.0 / background)
+    balanced = rgb * (BALANCED_WHITE / background)
     density = optical_density(rgb, background)
     purple = density[..., 1] - density[..., 2]
     blue_excess = density[..., 0] - density[..., 2]
