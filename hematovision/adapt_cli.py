@@ -13,7 +13,7 @@ from PIL import Image
 from core.data import Sample, UnknownClassError, index_image_folder
 from core.model.artifact import ModelCard, ModelIntegrityError, load_artifact, save_artifact
 from core.model.classifier import CellClassifier
-from core.training.adapt import AdaptConfig, adapt_model
+from core.training.adapt import SOURCE_CONFIG, AdaptConfig, adapt_model, embed_files
 from core.training.metrics import classification_report
 
 
@@ -37,11 +37,12 @@ def _accuracy(model_path: Path, samples: list[Sample]) -> float:
 
 
 def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
-              check: Path | None) -> int:
+              check: Path | None, base_cells: Path | None = None) -> int:
     try:
         model, card, detector = load_artifact(base_path)
         samples = index_image_folder(examples, card.classes)
         held_out = index_image_folder(check, card.classes) if check else []
+        base_samples = index_image_folder(base_cells, card.classes) if base_cells else []
     except (UnknownClassError, FileNotFoundError, ModelIntegrityError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -52,17 +53,24 @@ def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
         print(f"error: {base_path} has no rejection step to replay its classes from",
               file=sys.stderr)
         return 2
-    config = AdaptConfig()
+    config = SOURCE_CONFIG if base_samples else AdaptConfig()
     started = datetime.now(UTC)
+    base_features = None
+    if base_samples:
+        _progress(f"embedding {len(base_samples)} of the base model's cells to distil")
+        base_features = embed_files(model, [s.path for s in base_samples], card.preprocess,
+                                    _progress)
     adapted = adapt_model(model, detector, card.classes, card.preprocess, card.temperature,
                           _images(samples),
-                          [s.label for s in samples], config, _progress)
+                          [s.label for s in samples], config, _progress, base_features)
     version = version or f"{card.version}-adapted-{started:%Y%m%d%H%M}"
     new_card = ModelCard(
         version=version, architecture=card.architecture, classes=card.classes,
         preprocessing=card.preprocessing, temperature=adapted.temperature,
         data={"adapted_from": card.version, "examples": str(examples),
-              "cells": adapted.cells, "cells_per_class": adapted.per_class},
+              "cells": adapted.cells, "cells_per_class": adapted.per_class,
+              **({"base_cells": str(base_cells), "base_cells_count": len(base_samples)}
+                 if base_samples else {})},
         training={"adapt": asdict(config),
                   "seconds": round((datetime.now(UTC) - started).total_seconds(), 1)},
         attribution=card.attribution,

@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     adapt.add_argument("--check", type=Path,
                        help="held-out labelled cells of the same laboratory: accuracy before "
                             "and after, recorded in the card")
+    adapt.add_argument("--base-cells", type=Path,
+                       help="image folder of the base model's own training cells (e.g. PBC "
+                            "train): kept by distillation on them, for adding a whole labelled "
+                            "source rather than a few cells")
 
     sub.add_parser("bot", help="run the Telegram bot (long polling)")
 
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         from hematovision.adapt_cli import run_adapt
 
         return run_adapt(args.model or settings.model_path, args.examples, args.out,
-                         args.version, args.check)
+                         args.version, args.check, args.base_cells)
     if args.command == "bot":
         from bot.app import run_bot
 

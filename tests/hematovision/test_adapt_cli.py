@@ -54,3 +54,23 @@ def test_a_folder_that_is_not_a_label_is_refused_clearly(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "'segmented' in" in result.stderr and "not a known label" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_whole_source_is_added_with_the_base_cells_distilled(tmp_path: Path) -> None:
+    examples = lab_folder(tmp_path / "lab", {"neutrophil": "neutrophil"})
+    base = tmp_path / "base"
+    for label in ("basophil", "platelet", "neutrophil"):
+        (base / label).mkdir(parents=True)
+        Image.open(pbc_fixtures()[label]).save(base / label / "cell.png")
+    result = _run("adapt", "--examples", str(examples), "--out", str(tmp_path / "out"),
+                  "--version", "two-sources-v1", "--base-cells", str(base))
+    assert result.returncode == 0, result.stderr
+    assert "embedding 3 of the base model's cells to distil" in result.stderr
+    card = json.loads((tmp_path / "out" / "two-sources-v1.json").read_text())
+    assert card["data"]["base_cells_count"] == 3
+    assert card["training"]["adapt"]["lab_weight"] == 1 / 11
+    classifier = CellClassifier.from_artifact(tmp_path / "out" / "two-sources-v1.safetensors")
+    for label in ("basophil", "platelet"):  # the base cells keep their names
+        assert classifier.classify_crops([Image.open(base / label / "cell.png")])[0].label == label
+    [cell] = classifier.classify_crops([Image.open(examples / "neutrophil" / "cell.png")])
+    assert cell.label == "neutrophil"

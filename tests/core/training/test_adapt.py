@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -10,7 +13,17 @@ from core.model.artifact import load_artifact
 from core.model.classifier import CellClassifier
 from core.model.rejection import OodDetector
 from core.settings import DEFAULT_MODEL_PATH
-from core.training.adapt import AdaptConfig, GaussianReplay, adapt_model, dihedral_views
+from core.training.adapt import (
+    SOURCE_CONFIG,
+    AdaptConfig,
+    DistilledCells,
+    GaussianReplay,
+    adapt_head,
+    adapt_model,
+    dihedral_views,
+    embed_files,
+    fit_head,
+)
 from tests.conftest import pbc_fixtures
 
 
@@ -98,3 +111,59 @@ def test_nothing_to_adapt_from_is_refused() -> None:
     with pytest.raises(ValueError, match="no labelled cells"):
         adapt_model(model, detector, card.classes, card.preprocess, 1.0, [], [], AdaptConfig(),
                     lambda _: None)
+
+
+def test_distilled_base_cells_are_given_the_base_heads_own_probabilities() -> None:
+    base = torch.nn.Linear(4, 3)
+    cells = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    replayed, targets = DistilledCells(cells, base).batch(torch.Generator())
+    assert torch.equal(replayed, cells)
+    assert torch.allclose(targets, torch.softmax(base(cells), dim=1))
+
+
+def test_a_second_source_is_learnt_while_the_base_cells_keep_their_answers() -> None:
+    generator = torch.Generator().manual_seed(0)
+    base = torch.nn.Linear(2, 3)
+    with torch.no_grad():  # the base head: class 0 left, class 1 right, class 2 far up
+        base.weight.copy_(torch.tensor([[-4.0, 0.0], [4.0, 0.0], [0.0, 4.0]]))
+        base.bias.copy_(torch.tensor([0.0, 0.0, -8.0]))
+    base_cells = torch.randn(400, 2, generator=generator) * torch.tensor([2.0, 0.5])
+    # The new source's class-2 cells sit at the left, where the base head says class 0.
+    source = torch.tensor([-3.0, 1.5]) + 0.2 * torch.randn(40, 2, generator=generator)
+    assert set(base(source).argmax(1).tolist()) == {0}
+    detector = OodDetector(torch.zeros(3, 2), torch.eye(2), threshold=1.0)
+    head = fit_head(base, source, torch.full((40,), 2), detector, SOURCE_CONFIG,
+                    lambda _: None, base_cells)
+    with torch.no_grad():
+        assert (head(source).argmax(1) == 2).float().mean() > 0.95
+        kept = (head(base_cells).argmax(1) == base(base_cells).argmax(1)).float().mean()
+    assert kept > 0.95
+
+
+def test_base_cells_are_embedded_from_their_files_in_chunks(tmp_path: Path) -> None:
+    model, card, _ = load_artifact(DEFAULT_MODEL_PATH)
+    paths = []
+    for name in ("neutrophil", "platelet", "basophil"):
+        path = tmp_path / f"{name}.png"
+        Image.open(pbc_fixtures()[name]).save(path)
+        paths.append(path)
+    lines: list[str] = []
+    embedded = embed_files(model, paths, card.preprocess, lines.append, chunk=2)
+    assert embedded.shape == (3, model.classifier.in_features)
+    assert lines == ["  embedded 2/3 base cells", "  embedded 3/3 base cells"]
+    with torch.no_grad():
+        labels = model.classifier(embedded).argmax(1).tolist()
+    assert [card.classes[i] for i in labels] == ["neutrophil", "platelet", "basophil"]
+
+
+def test_a_second_source_keeps_the_base_models_calibration() -> None:
+    base = torch.nn.Linear(2, 2)
+    detector = OodDetector(torch.zeros(2, 2), torch.eye(2), threshold=3.0)
+    generator = torch.Generator().manual_seed(0)
+    embedded = torch.randn(8, 1, 2, generator=generator)
+    labels = torch.tensor([0, 1] * 4)
+    fitted = adapt_head(base, embedded, labels, detector, 0.5,
+                        replace(SOURCE_CONFIG, steps=5), lambda _: None,
+                        torch.randn(20, 2, generator=generator))
+    assert fitted.temperature == 0.5 and fitted.detector.threshold == 3.0
+    assert len(fitted.detector.means) == 4  # the new source's class means join the base ones
