@@ -14,7 +14,7 @@ Each point draws the labelled cells class-balanced, adapts the head exactly as
 would: accuracy, the share labelled (not "not recognised") and the wrong share among labelled
 cells at >= 90% confidence. Three draws per point; their mean is printed.
 
-    python -m benchmarks.few_shot --model core/weights/pbc-lite0-ft-v5.safetensors
+    python -m benchmarks.few_shot --model core/weights/pbc-bionet-lite0-v7.safetensors
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The shipped weights are package data, so an installed copy finds them wherever it runs.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL_PATH = WEIGHTS_DIR / "pbc-lite0-ft-v5.safetensors"
-# The version v5 replaced, shipped so that a deployment can roll back to it.
-PREVIOUS_MODEL_PATH = WEIGHTS_DIR / "pbc-lite0-ft-v4a.safetensors"
+DEFAULT_MODEL_PATH = WEIGHTS_DIR / "pbc-bionet-lite0-v7.safetensors"
+# The version v7 replaced, shipped so that a deployment can roll back to it (v4a, beside them,
+# is where v5's recipe starts, and the faster 224 px option).
+PREVIOUS_MODEL_PATH = WEIGHTS_DIR / "pbc-lite0-ft-v5.safetensors"
 # Red-cell centre network (weights .safetensors and card .json share this stem).
 DEFAULT_RED_CELL_MODEL_PATH = WEIGHTS_DIR / "rbc-centres-v3"
 

@@ -125,12 +125,14 @@ class GaussianBank:
     """One bank drawn up front, a fresh subset of it each step: drawing 1280-wide Gaussians
     every step would cost more than the fit itself."""
 
-    def __init__(self, detector: OodDetector, config: AdaptConfig,
+    def __init__(self, detector: OodDetector, classes: int, config: AdaptConfig,
                  generator: torch.Generator) -> None:
-        self.bank, labels = GaussianReplay(detector).sample(4 * config.replay_per_class,
-                                                            generator)
-        self.targets = F.one_hot(labels, len(detector.means)).float()
-        self.per_step = config.replay_per_class * len(detector.means)
+        # The first means are the classes' own, in class order; an adapted model's detector
+        # holds its laboratory's means after them, which have no class index of their own.
+        base = OodDetector(detector.means[:classes], detector.precision, detector.threshold)
+        self.bank, labels = GaussianReplay(base).sample(4 * config.replay_per_class, generator)
+        self.targets = F.one_hot(labels, classes).float()
+        self.per_step = config.replay_per_class * classes
 
     def batch(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         chosen = torch.randperm(len(self.bank), generator=generator)[:self.per_step]
@@ -161,7 +163,8 @@ def fit_head(base: torch.nn.Linear, features: torch.Tensor, labels: torch.Tensor
     anchor = {name: value.detach().clone() for name, value in base.state_dict().items()}
     optimiser = torch.optim.Adam(head.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
-    replay: Replay = (GaussianBank(detector, config, generator) if base_cells is None
+    replay: Replay = (GaussianBank(detector, base.out_features, config, generator)
+                      if base_cells is None
                       else DistilledCells(base_cells, base))
     for step in range(config.steps):
         replayed, targets = replay.batch(generator)

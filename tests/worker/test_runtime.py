@@ -46,7 +46,7 @@ def test_a_newly_shipped_model_waits_as_a_candidate_beside_the_active_one(
     # A deployment that has been serving the previous model.
     register_model(runtime.sessions, read_card(PREVIOUS), str(PREVIOUS))
     ref, _ = runtime.current_model()
-    assert ref.version == "pbc-lite0-ft-v4a"  # no switch behind the admins' backs
+    assert ref.version == read_card(PREVIOUS).version  # no switch behind the admins' backs
     statuses = {e.ref.version: e.status for e in list_models(runtime.sessions)}
     assert statuses[read_card(DEFAULT_MODEL_PATH).version] is ModelStatus.CANDIDATE
 
@@ -58,8 +58,8 @@ def test_a_corrupt_new_model_file_does_not_stop_the_serving_version(
     runtime = runtime_on(sqlite_url, tmp_path, truncated)
     register_model(runtime.sessions, read_card(PREVIOUS), str(PREVIOUS))
     ref, _ = runtime.current_model()
-    assert ref.version == "pbc-lite0-ft-v4a"
-    assert [e.ref.version for e in list_models(runtime.sessions)] == ["pbc-lite0-ft-v4a"]
+    assert ref.version == read_card(PREVIOUS).version
+    assert [e.ref.version for e in list_models(runtime.sessions)] == [read_card(PREVIOUS).version]
 
 
 def test_a_corrupt_model_file_in_an_empty_registry_is_refused(sqlite_url: str,

@@ -167,3 +167,16 @@ def test_a_second_source_keeps_the_base_models_calibration() -> None:
                         torch.randn(20, 2, generator=generator))
     assert fitted.temperature == 0.5 and fitted.detector.threshold == 3.0
     assert len(fitted.detector.means) == 4  # the new source's class means join the base ones
+
+
+def test_an_adapted_model_can_be_adapted_again() -> None:
+    """Its detector holds the laboratory's means after the classes' own: only the classes' own
+    are replayed, as the classes they are."""
+    base = torch.nn.Linear(2, 2)
+    means = torch.tensor([[0.0, 0.0], [10.0, 0.0], [50.0, 50.0]])  # the third: a lab's mean
+    detector = OodDetector(means, torch.eye(2), threshold=9.0)
+    lab = torch.tensor([[10.0, 1.0], [0.0, 1.0]])
+    head = fit_head(base, lab, torch.tensor([1, 0]), detector, AdaptConfig(steps=100),
+                    lambda _: None)
+    with torch.no_grad():
+        assert head(means[:2]).argmax(1).tolist() == [0, 1]
