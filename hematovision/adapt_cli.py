@@ -13,7 +13,8 @@ from PIL import Image
 from core.data import Sample, UnknownClassError, index_image_folder
 from core.model.artifact import ModelCard, ModelIntegrityError, load_artifact, save_artifact
 from core.model.classifier import CellClassifier
-from core.training.adapt import SOURCE_CONFIG, AdaptConfig, adapt_model, embed_files
+from core.training.adapt import SOURCE_CONFIG, AdaptConfig, adapt_model
+from core.training.features import extract_features
 from core.training.metrics import classification_report
 
 
@@ -58,8 +59,7 @@ def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
     base_features = None
     if base_samples:
         _progress(f"embedding {len(base_samples)} of the base model's cells to distil")
-        base_features = embed_files(model, [s.path for s in base_samples], card.preprocess,
-                                    _progress)
+        base_features = extract_features(model, base_samples, card.preprocess, _progress)
     adapted = adapt_model(model, detector, card.classes, card.preprocess, card.temperature,
                           _images(samples),
                           [s.label for s in samples], config, _progress, base_features)

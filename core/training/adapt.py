@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -82,20 +81,6 @@ def embed_cells(model: EfficientNetLite, images: Sequence[Image.Image], preproce
                                    for view in dihedral_views(batch, views)], dim=1))
         progress(f"  embedded {min(start + batch_size, len(images))}/{len(images)} cells")
     return torch.cat(chunks)
-
-
-def embed_files(model: EfficientNetLite, paths: Sequence[Path], preprocess: Preprocessing,
-                progress: Progress, chunk: int = 256) -> torch.Tensor:
-    """Serving-view embeddings (N x D) of many image files, a chunk in memory at a time."""
-    parts = []
-    for start in range(0, len(paths), chunk):
-        images = []
-        for path in paths[start:start + chunk]:
-            with Image.open(path) as image:
-                images.append(image.convert("RGB"))
-        parts.append(embed_cells(model, images, preprocess, 1, lambda _: None)[:, 0])
-        progress(f"  embedded {min(start + chunk, len(paths))}/{len(paths)} base cells")
-    return torch.cat(parts)
 
 
 class Replay(Protocol):
@@ -250,7 +235,7 @@ def adapt_model(model: EfficientNetLite, detector: OodDetector, classes: Sequenc
                 labels: Sequence[int], config: AdaptConfig,
                 progress: Progress = print, base_cells: torch.Tensor | None = None) -> Adapted:
     """``model`` (left untouched) with its head adapted to these labelled cells; with
-    ``base_cells`` (``embed_files`` of the base training cells) the base classes are kept by
+    ``base_cells`` (``extract_features`` of the base training cells) the base classes are kept by
     distillation on them rather than by Gaussian replay."""
     if not images:
         raise ValueError("no labelled cells to adapt from")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +20,6 @@ from core.training.adapt import (
     adapt_head,
     adapt_model,
     dihedral_views,
-    embed_files,
     fit_head,
 )
 from tests.conftest import pbc_fixtures
@@ -138,22 +136,6 @@ def test_a_second_source_is_learnt_while_the_base_cells_keep_their_answers() -> 
         assert (head(source).argmax(1) == 2).float().mean() > 0.95
         kept = (head(base_cells).argmax(1) == base(base_cells).argmax(1)).float().mean()
     assert kept > 0.95
-
-
-def test_base_cells_are_embedded_from_their_files_in_chunks(tmp_path: Path) -> None:
-    model, card, _ = load_artifact(DEFAULT_MODEL_PATH)
-    paths = []
-    for name in ("neutrophil", "platelet", "basophil"):
-        path = tmp_path / f"{name}.png"
-        Image.open(pbc_fixtures()[name]).save(path)
-        paths.append(path)
-    lines: list[str] = []
-    embedded = embed_files(model, paths, card.preprocess, lines.append, chunk=2)
-    assert embedded.shape == (3, model.classifier.in_features)
-    assert lines == ["  embedded 2/3 base cells", "  embedded 3/3 base cells"]
-    with torch.no_grad():
-        labels = model.classifier(embedded).argmax(1).tolist()
-    assert [card.classes[i] for i in labels] == ["neutrophil", "platelet", "basophil"]
 
 
 def test_a_second_source_keeps_the_base_models_calibration() -> None:

@@ -1,0 +1,30 @@
+"""Embedding a folder's cells with a frozen backbone, a batch of files in memory at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from core.data import Sample
+from core.model.artifact import load_artifact
+from core.settings import DEFAULT_MODEL_PATH
+from core.training.features import extract_features
+from tests.conftest import pbc_fixtures
+
+
+def test_cells_are_embedded_from_their_files_in_batches(tmp_path: Path) -> None:
+    model, card, _ = load_artifact(DEFAULT_MODEL_PATH)
+    samples = []
+    for name in ("neutrophil", "platelet", "basophil"):
+        path = tmp_path / f"{name}.png"
+        Image.open(pbc_fixtures()[name]).save(path)
+        samples.append(Sample(path, card.classes.index(name)))
+    lines: list[str] = []
+    embedded = extract_features(model, samples, card.preprocess, lines.append, batch_size=2)
+    assert embedded.shape == (3, model.classifier.in_features)
+    assert lines[-1].startswith("  features 3/3")
+    with torch.no_grad():
+        labels = model.classifier(embedded).argmax(1).tolist()
+    assert [card.classes[i] for i in labels] == ["neutrophil", "platelet", "basophil"]
