@@ -1,7 +1,8 @@
 """Every image through the one analysis path, on data from several laboratories.
 
-    python -m benchmarks.cross_lab [--sets bionet-val bionet-test bccd-test pbc-val pbc-test lisc]
-        [--limit N] [--sizes] [--refusals] [--json OUT] [--model FILE] [--red-cells FILE]
+    python -m benchmarks.cross_lab [--sets bionet-val bionet-test bccd-val bccd-test pbc-val
+        pbc-test lisc bionet-val-crops bionet-test-crops] [--limit N] [--sizes] [--refusals]
+        [--json OUT] [--model FILE] [--red-cells FILE]
 
 Fields (Bio-Net, BCCD): gate acceptance, white-cell recall and precision at IoU >= 0.5, the
 red-cell count's mean absolute error against the boxes, the measured red-cell size and the time
@@ -310,6 +311,7 @@ def twelve_megapixel_seconds(item: Annotated, run: Callable[[Image.Image], Analy
 def field_sets(names: list[str], limit: int | None) -> Iterator[tuple[str, list[Annotated]]]:
     readers = {"bionet-val": lambda: bionet.read_split(BIONET, "val"),
                "bionet-test": lambda: bionet.read_split(BIONET, "test"),
+               "bccd-val": lambda: bccd.read_split(BCCD, "val"),
                "bccd-test": lambda: bccd.read_split(BCCD, "test")}
     for name in names:
         if name in readers:

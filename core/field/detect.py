@@ -24,6 +24,7 @@ from skimage.morphology import disk, remove_small_objects
 from core.field.scale import (
     NUCLEUS_OVER_STAINED,
     NUCLEUS_VIOLET,
+    PALE_STAIN_PERCENTILE,
     nucleus_level,
     optical_density,
     typical_violet,
@@ -94,6 +95,9 @@ class FieldMasks:
     balanced: np.ndarray  # RGB white-balanced on ``background``
     # Violet typical of the field's stained pixels (mostly red cells): nuclei stand out from it.
     stained_violet: float
+    # The stained pixels' lower quartile: the typical stain of a tight crop, where the median
+    # pixel is nuclear (``core.field.scale.PALE_STAIN_PERCENTILE``).
+    pale_violet: float
     density: np.ndarray  # optical density per channel relative to the background (HxWx3)
 
     @property
@@ -143,9 +147,11 @@ def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
     density = optical_density(rgb, background)
     purple = density[..., 1] - density[..., 2]
     blue_excess = density[..., 0] - density[..., 2]
-    stained_violet = typical_violet(purple[valid], density.sum(axis=2)[valid])
+    stained_violet, pale_violet = (
+        typical_violet(purple[valid], density.sum(axis=2)[valid], percentile)
+        for percentile in (50.0, PALE_STAIN_PERCENTILE))
     return FieldMasks(valid, background, np.where(valid, purple, 0), blue_excess, grey, balanced,
-                      stained_violet, density)
+                      stained_violet, pale_violet, density)
 
 
 def working_masks(image: Image.Image, red_cell_px: float,
@@ -193,8 +199,15 @@ def touches_border(box: Box, valid: np.ndarray, shape: tuple[int, int]) -> bool:
 
 
 def detect_white_cells(masks: FieldMasks, params: DetectorParams) -> list[Detection]:
-    level = nucleus_level(masks.stained_violet, params.nucleus_violet,
-                          params.nucleus_over_stained)
+    """White cells, by their nuclei: violet well above the field's typical stain, or above a
+    tight crop's (its pale quartile) where nothing stands out from the median."""
+    found = _white_cells_above(masks, params, masks.stained_violet)
+    return found or _white_cells_above(masks, params, masks.pale_violet)
+
+
+def _white_cells_above(masks: FieldMasks, params: DetectorParams,
+                       typical: float) -> list[Detection]:
+    level = nucleus_level(typical, params.nucleus_violet, params.nucleus_over_stained)
     nucleus = ndi.binary_closing(masks.purple > level, structure=disk(1))
     nucleus = fill_holes(nucleus)
     nucleus = remove_small_objects(nucleus, max_size=params.min_nucleus_area // 4)
