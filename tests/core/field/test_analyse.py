@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from core.field.analyse import analyse, checked_by_white_cells
+from core.field.analyse import analyse, checked_by_white_cells, framed_like_pbc
 from core.field.annotate import annotate
 from core.field.bccd import iou, read_boxes
 from core.field.detect import WORK_RED_CELL_PX, Detection
@@ -50,6 +50,23 @@ def test_a_single_cell_close_up_is_classified_directly(classifier: CellClassifie
     [cell] = analysis.classified
     assert cell.label == "eosinophil"
     assert analysis.differential[0].label == "eosinophil"
+
+
+def test_a_close_up_framed_as_pbc_frames_cells_is_classified_as_the_photographer_framed_it(
+    classifier: CellClassifier,
+) -> None:
+    image = Image.open(pbc_fixtures()["lymphocyte"]).convert("RGB")
+    [cell] = analyse(image, classifier).classified
+    [whole] = classifier.classify_image(image)
+    assert cell.confidence == pytest.approx(whole.confidence, abs=1e-5)
+    assert [s.label for s in cell.top3] == [s.label for s in whole.top3]
+
+
+def test_only_a_centred_cell_at_pbcs_framing_keeps_the_photographers_framing() -> None:
+    assert framed_like_pbc((256, 256), (130.0, 125.0), side=250)
+    assert not framed_like_pbc((256, 256), (180.0, 128.0), side=250)  # off-centre
+    assert not framed_like_pbc((600, 600), (300.0, 300.0), side=250)  # wider than PBC's
+    assert not framed_like_pbc((120, 120), (60.0, 60.0), side=250)  # tighter
 
 
 @pytest.mark.parametrize("factor", [0.6, 1.0, 3.0])
