@@ -24,10 +24,9 @@ from skimage.morphology import disk, remove_small_objects
 from core.field.scale import (
     NUCLEUS_OVER_STAINED,
     NUCLEUS_VIOLET,
-    PALE_STAIN_PERCENTILE,
     nucleus_level,
     optical_density,
-    typical_violet,
+    typical_violets,
 )
 
 Box = tuple[int, int, int, int]
@@ -147,9 +146,7 @@ def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
     density = optical_density(rgb, background)
     purple = density[..., 1] - density[..., 2]
     blue_excess = density[..., 0] - density[..., 2]
-    stained_violet, pale_violet = (
-        typical_violet(purple[valid], density.sum(axis=2)[valid], percentile)
-        for percentile in (50.0, PALE_STAIN_PERCENTILE))
+    stained_violet, pale_violet = typical_violets(purple[valid], density.sum(axis=2)[valid])
     return FieldMasks(valid, background, np.where(valid, purple, 0), blue_excess, grey, balanced,
                       stained_violet, pale_violet, density)
 

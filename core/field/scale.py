@@ -88,12 +88,14 @@ def optical_density(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
 PALE_STAIN_PERCENTILE = 25.0
 
 
-def typical_violet(violet: np.ndarray, total: np.ndarray,
-                   percentile: float = 50.0) -> float:
-    """Violet of the field's typical stained pixel: mostly red cells, in a field or a close-up
-    (``PALE_STAIN_PERCENTILE`` for the second look at a tight crop)."""
+def typical_violets(violet: np.ndarray, total: np.ndarray) -> tuple[float, float]:
+    """Violet of the field's typical stained pixel (mostly red cells, in a field or a close-up)
+    and of its pale quartile (``PALE_STAIN_PERCENTILE``, for the second look at a tight crop)."""
     stained = total > STAINED_DENSITY
-    return float(np.percentile(violet[stained], percentile)) if stained.any() else 0.0
+    if not stained.any():
+        return 0.0, 0.0
+    typical, pale = np.percentile(violet[stained], [50.0, PALE_STAIN_PERCENTILE])
+    return float(typical), float(pale)
 
 
 def nucleus_level(typical: float, floor: float = NUCLEUS_VIOLET,
@@ -125,9 +127,10 @@ def cell_masks(rgb: np.ndarray) -> CellMasks:
     density = optical_density(rgb, background)
     total = density.sum(axis=2)
     violet = density[..., 1] - density[..., 2]
-    nucleus = violet > nucleus_level(typical_violet(violet, total))
+    typical, pale = typical_violets(violet, total)
+    nucleus = violet > nucleus_level(typical)
     if not nucleus.any():
-        nucleus = violet > nucleus_level(typical_violet(violet, total, PALE_STAIN_PERCENTILE))
+        nucleus = violet > nucleus_level(pale)
     rest = total[~nucleus]
     empty = np.zeros(total.shape, dtype=bool)
     if rest.size < 20 or float(rest.max()) - float(rest.min()) < 1e-3:
