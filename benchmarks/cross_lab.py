@@ -2,15 +2,18 @@
 
     python -m benchmarks.cross_lab [--sets bionet-val bionet-test bccd-val bccd-test pbc-val
         pbc-test lisc bionet-val-crops bionet-test-crops] [--limit N] [--sizes] [--refusals]
-        [--json OUT] [--model FILE] [--red-cells FILE]
+        [--phone] [--shifted] [--json OUT] [--model FILE] [--red-cells FILE]
 
 Fields (Bio-Net, BCCD): gate acceptance, white-cell recall and precision at IoU >= 0.5, the
 red-cell count's mean absolute error against the boxes, the measured red-cell size and the time
 per image; with ``--sizes`` also each field resized to 50%, 200% and to 256 px on its long side;
+with ``--phone`` also through an eyepiece and as a phone photo (``benchmarks.phone_conditions``);
 with ``--refusals`` the gate's refusals of each field blurred, darkened and over-exposed, of
 non-smear images, and the time for a 12 MP photo.
 Cell crops (PBC, LISC): gate acceptance, accuracy of the cell the crop is centred on, the share
-given a label, the accuracy of those, and the wrong share among cells given >= 90% confidence.
+given a label, the accuracy of those, and the wrong share among cells given >= 90% confidence;
+with ``--shifted`` also each crop shifted inside its frame, the bared edges black, as other
+laboratories' crops come (LISC's copies are).
 LISC is an unseen laboratory: report it, never choose on it.
 Bio-Net's white cells cut out of their fields as other laboratories crop them
 (``bionet-val-crops``, ``bionet-test-crops``): tight (the box and 15%), at PBC's framing, and
@@ -33,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from benchmarks.paths import BCCD, BIONET, LISC, PBC
+from benchmarks.phone_conditions import Boxes, Condition, phone_visible, vignette_visible
 from core.data import index_image_folder
 from core.field import bccd, bionet
 from core.field.analyse import PBC_FRAME_UM, analyse
@@ -47,11 +51,30 @@ from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 
 Box = tuple[int, int, int, int]
 Resize = Callable[[Image.Image], float]
-SIZES: dict[str, Resize] = {
-    "own size": lambda image: 1.0,
-    "50%": lambda image: 0.5,
-    "200%": lambda image: 2.0,
-    "256 px": lambda image: 256 / max(image.size),
+
+
+def resized_by(resize: Resize) -> Condition:
+    """A condition resizing a field (and its boxes) by the factor ``resize`` gives it."""
+    def apply(image: Image.Image, boxes: Boxes) -> tuple[Image.Image, Boxes]:
+        factor = resize(image)
+        return _resized(image, factor), {
+            kind: [(round(x0 * factor), round(y0 * factor), round(x1 * factor),
+                    round(y1 * factor)) for x0, y0, x1, y1 in items]
+            for kind, items in boxes.items()}
+    return apply
+
+
+SIZES: dict[str, Condition] = {
+    "own size": resized_by(lambda image: 1.0),
+    "50%": resized_by(lambda image: 0.5),
+    "200%": resized_by(lambda image: 2.0),
+    "256 px": resized_by(lambda image: 256 / max(image.size)),
+}
+# A phone photo through the eyepiece (``benchmarks.phone_conditions``), scored against the part
+# of each cell the eyepiece leaves visible.
+PHONE: dict[str, Condition] = {
+    "eyepiece": vignette_visible,
+    "phone, all at once, 12 MP": phone_visible,
 }
 
 
@@ -127,14 +150,13 @@ def _timed(image: Image.Image, run: Callable[[Image.Image], Analysis]) -> tuple[
 
 
 def score_fields(items: list[Annotated], run: Callable[[Image.Image], Analysis],
-                 resize: Resize) -> FieldScore:
+                 condition: Condition) -> FieldScore:
     score = FieldScore()
     for item in items:
         original = Image.open(item.image).convert("RGB")
-        factor = resize(original)
-        image = _resized(original, factor)
-        truth: list[Box] = [(round(x0 * factor), round(y0 * factor), round(x1 * factor),
-                             round(y1 * factor)) for x0, y0, x1, y1 in item.boxes["wbc"]]
+        image, boxes = condition(original, item.boxes)
+        factor = image.width / original.width
+        truth = boxes["wbc"]
         analysis, seconds = _timed(image, run)
         score.images += 1
         score.seconds.append(seconds)
@@ -149,9 +171,9 @@ def score_fields(items: list[Annotated], run: Callable[[Image.Image], Analysis],
         score.true += true
         score.false += len(found) - true
         score.missed += len(truth) - true
-        if item.boxes["rbc"]:
-            score.count_errors.append(abs(analysis.rbc_count - len(item.boxes["rbc"]))
-                                      / len(item.boxes["rbc"]))
+        if boxes["rbc"]:
+            score.count_errors.append(abs(analysis.rbc_count - len(boxes["rbc"]))
+                                      / len(boxes["rbc"]))
     return score
 
 
@@ -167,15 +189,34 @@ def _centred_label(analysis: Analysis) -> tuple[str | None, float, bool]:
     return cell.label, cell.confidence or 0.0, cell.review
 
 
+# Other laboratories' cell crops often come shifted inside their frame, the bared edges black
+# (LISC's copies do): up to this share of the side, each way.
+SHIFT_SHARE = 0.25
+
+
+def shifted_into_black(image: Image.Image, seed: int) -> Image.Image:
+    """``image`` moved inside its own frame by a random offset (fixed by ``seed``), the bared
+    edges black."""
+    rng = np.random.default_rng(seed)
+    dx, dy = (round(share * side) for share, side in
+              zip(rng.uniform(-SHIFT_SHARE, SHIFT_SHARE, 2), image.size, strict=True))
+    out = Image.new("RGB", image.size, (0, 0, 0))
+    out.paste(image, (dx, dy))
+    return out
+
+
 def score_cells(root: Path, run: Callable[[Image.Image], Analysis],
-                limit: int | None) -> CellScore:
+                limit: int | None, shifted: bool = False) -> CellScore:
     score = CellScore()
     samples = index_image_folder(root, PBC_CLASSES)
     if limit:
         samples = samples[::max(1, len(samples) // limit)][:limit]
-    for sample in samples:
+    for index, sample in enumerate(samples):
         truth = PBC_CLASSES[sample.label]
-        analysis, seconds = _timed(Image.open(sample.path).convert("RGB"), run)
+        image = Image.open(sample.path).convert("RGB")
+        if shifted:
+            image = shifted_into_black(image, index)
+        analysis, seconds = _timed(image, run)
         score.images += 1
         score.seconds.append(seconds)
         if analysis.scale is not None:
@@ -330,6 +371,12 @@ def main() -> None:
     parser.add_argument("--refusals", action="store_true",
                         help="also the gate's refusals of degraded fields and non-smear images, "
                              "and a 12 MP photo's time")
+    parser.add_argument("--phone", action="store_true",
+                        help="also score each field set through an eyepiece (vignette) and as a "
+                             "phone photo (colour cast, tilt, vignette, JPEG, 12 MP)")
+    parser.add_argument("--shifted", action="store_true",
+                        help="also score each cell-crop set shifted inside its frame by up to a "
+                             "quarter of its side, the bared edges black")
     parser.add_argument("--json", type=Path, help="write every row here too")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
                         help="classifier weights (default: the shipped model)")
@@ -344,10 +391,10 @@ def main() -> None:
 
     rows: list[dict[str, object]] = []
     for name, items in field_sets(args.sets, args.limit):
-        for size, resize in SIZES.items():
-            if size != "own size" and not args.sizes:
-                continue
-            row = {"set": name, "size": size, **score_fields(items, run, resize).row()}
+        conditions = {"own size": SIZES["own size"], **(SIZES if args.sizes else {}),
+                      **(PHONE if args.phone else {})}
+        for size, condition in conditions.items():
+            row = {"set": name, "size": size, **score_fields(items, run, condition).row()}
             rows.append(row)
             print(json.dumps(row), flush=True)
         if args.refusals:
@@ -366,9 +413,11 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
     crops = {"pbc-val": PBC / "val", "pbc-test": PBC / "test", "lisc": LISC}
     for name in args.sets:
-        if name in crops:
-            row = {"set": name, "size": "own size",
-                   **score_cells(crops[name], run, args.limit).row()}
+        if name not in crops:
+            continue
+        for shifted in (False, True) if args.shifted else (False,):
+            row = {"set": name, "size": "shifted into black" if shifted else "own size",
+                   **score_cells(crops[name], run, args.limit, shifted).row()}
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:

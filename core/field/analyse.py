@@ -11,12 +11,14 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
 from PIL import Image
 
 from core.field.detect import (
     WORK_RED_CELL_PX,
     Detection,
     DetectorParams,
+    FieldMasks,
     RedCellFinder,
     box_centre,
     find_cells,
@@ -82,6 +84,31 @@ def centred_crop(image: Image.Image, centre: tuple[float, float], side: int,
     return canvas
 
 
+def in_view(image: Image.Image, origin: tuple[int, int], masks: FieldMasks,
+            factor: float) -> Image.Image:
+    """``image`` (a crop whose top left is at ``origin`` in the photo's pixels) with whatever lies
+    outside the photo's field of view (an eyepiece's surround, a shifted crop's black bands)
+    painted the field's background, as the edges of a crop are: the classifier never saw black.
+    ``masks`` are the photo's at the working scale, ``factor`` times its pixels."""
+    if masks.valid.all():
+        return image
+    view = Image.fromarray(masks.valid.astype(np.uint8) * 255)
+    x0, y0 = origin
+    region = (round(x0 * factor), round(y0 * factor),
+              max(round(x0 * factor) + 1, round((x0 + image.width) * factor)),
+              max(round(y0 * factor) + 1, round((y0 + image.height) * factor)))
+    inside = view.crop(region).resize(image.size, Image.Resampling.NEAREST)
+    return Image.composite(image, Image.new("RGB", image.size, masks.background_rgb), inside)
+
+
+def cell_crop(image: Image.Image, centre: tuple[float, float], side: int, masks: FieldMasks,
+              factor: float) -> Image.Image:
+    """The cell centred at PBC's framing (``centred_crop``), its surround painted background."""
+    crop = centred_crop(image, centre, side, masks.background_rgb)
+    origin = (round(centre[0] - side / 2), round(centre[1] - side / 2))
+    return in_view(crop, origin, masks, factor)
+
+
 def white_cell_um(white: list[Detection]) -> float | None:
     """The median diameter of the wholly visible white cells, in µm at the working scale."""
     sides = [((d.box[2] - d.box[0]) + (d.box[3] - d.box[1])) / 2
@@ -143,15 +170,14 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     close_up_sized = _close_up_sized(image, side)
 
     mark = time.perf_counter()
-    background = masks.background_rgb
     if (close_up_sized and len(white) <= 1) or (
             not white and max(image.size) <= CENTRED_CELL_FRAMES * side):
         mode = "cell"
-        cells = [_close_up(image, classifier, side, background, white, factor)]
+        cells = [_close_up(image, classifier, side, masks, white, factor)]
     else:
         mode = "field"
         boxes = [_to_original(d.box, factor, image.size) for d in white]
-        crops = [centred_crop(image, box_centre(box), side, background) for box in boxes]
+        crops = [cell_crop(image, box_centre(box), side, masks, factor) for box in boxes]
         # One batch for the whole photo. Detection has already established that these are
         # white cells, so a cell unlike the training images keeps its label and is flagged for
         # review (out of domain: another microscope, camera or stain), not "not recognised".
@@ -189,9 +215,8 @@ def framed_like_pbc(size: tuple[int, int], centre: tuple[float, float], side: in
             and abs(centre[0] - size[0] / 2) <= near and abs(centre[1] - size[1] / 2) <= near)
 
 
-def _close_up(image: Image.Image, classifier: CellClassifier, side: int,
-              background: tuple[int, int, int], white: list[Detection],
-              factor: float) -> Cell:
+def _close_up(image: Image.Image, classifier: CellClassifier, side: int, masks: FieldMasks,
+              white: list[Detection], factor: float) -> Cell:
     """The one cell of a close-up: its white cell, framed as PBC frames it, or else whatever the
     photographer centred (a platelet, a red cell), and "not recognised" if it is no cell."""
     if white:
@@ -199,8 +224,9 @@ def _close_up(image: Image.Image, classifier: CellClassifier, side: int,
         centre = box_centre(box)
     else:
         box, centre = (0, 0, image.width, image.height), (image.width / 2, image.height / 2)
-    crop = image if white and framed_like_pbc(image.size, centre, side) \
-        else centred_crop(image, centre, side, background)
+    crop = in_view(image, (0, 0), masks, factor) \
+        if white and framed_like_pbc(image.size, centre, side) \
+        else cell_crop(image, centre, side, masks, factor)
     # As in a field: a detected white cell unlike the training images keeps its label and is
     # flagged for review; only what detection did not find a white cell in may be "not
     # recognised" (a photo of something else).

@@ -28,6 +28,7 @@ from core.field.scale import (
     optical_density,
     typical_violets,
 )
+from core.field.surround import SURROUND_LEVEL, field_of_view
 
 Box = tuple[int, int, int, int]
 # A red cell's diameter in the working image: BCCD's 640 px fields at half size, the scale at
@@ -65,7 +66,7 @@ class DetectorParams:
     rbc_min_distance: int = 17  # between the centres of two red cells in one clump
     rbc_min_radius: float = 10.0  # a centre lies at least this deep inside the red-cell mask
     rbc_min_area: int = 750  # a blob with no such centre counts as one cell from this area
-    vignette_level: float = 0.45  # darker than this share of the background is not field
+    vignette_level: float = SURROUND_LEVEL  # the dark surround is not field
 
 
 def box_centre(box: Box) -> tuple[float, float]:
@@ -130,15 +131,7 @@ def working_image(image: Image.Image, red_cell_px: float) -> tuple[Image.Image, 
 
 def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
     grey = rgb.mean(axis=2)
-    bright = np.percentile(grey, 95)
-    dark = grey < params.vignette_level * bright
-    # The eyepiece vignette is the dark region touching the image border.
-    labels, _ = ndi.label(dark)
-    border_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    vignette = np.isin(labels, border_labels[border_labels > 0])
-    if bright < 25:  # a black frame: no field of view at all
-        vignette = np.ones_like(dark)
-    valid = ~ndi.binary_dilation(vignette, iterations=3)
+    valid = field_of_view(rgb, params.vignette_level)
     pixels = rgb[valid] if valid.any() else rgb.reshape(-1, 3)
     # The background is the brightest common colour; balancing on it undoes colour casts.
     background = np.percentile(pixels, 90, axis=0).clip(1, None)

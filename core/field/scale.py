@@ -16,6 +16,8 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
+from core.field.surround import field_of_view
+
 RED_CELL_UM = 7.5
 # A white cell's typical diameter (its detected box): the ruler where red cells are too few.
 # PBC train's detected white cells (at PBC's true scale) and Bio-Net train's boxed ones measure
@@ -119,23 +121,27 @@ def cell_masks(rgb: np.ndarray) -> CellMasks:
     """Cells against the background, in any stain, split into those without a nucleus (red
     cells) and those with one.
 
-    The background is the brightest common colour; optical density relative to it is zero there
-    and grows with any stain, whatever its hue. Cells are split from the background by Otsu's
+    The dark surround (an eyepiece's, a shifted crop's black bands) is left out. The background
+    is the brightest common colour; optical density relative to it is zero there and grows with
+    any stain, whatever its hue. Cells are split from the background by Otsu's
     threshold over the pixels outside nuclei, so a dark nucleus does not set the split.
     """
-    background = np.percentile(rgb.reshape(-1, 3), 90, axis=0).clip(1, None)
+    inside = field_of_view(rgb)
+    empty = np.zeros(inside.shape, dtype=bool)
+    if not inside.any():
+        return CellMasks(empty, empty)
+    background = np.percentile(rgb[inside], 90, axis=0).clip(1, None)
     density = optical_density(rgb, background)
-    total = density.sum(axis=2)
-    violet = density[..., 1] - density[..., 2]
-    typical, pale = typical_violets(violet, total)
+    total = np.where(inside, density.sum(axis=2), 0.0)
+    violet = np.where(inside, density[..., 1] - density[..., 2], 0.0)
+    typical, pale = typical_violets(violet[inside], total[inside])
     nucleus = violet > nucleus_level(typical)
     if not nucleus.any():
         nucleus = violet > nucleus_level(pale)
-    rest = total[~nucleus]
-    empty = np.zeros(total.shape, dtype=bool)
+    rest = total[inside & ~nucleus]
     if rest.size < 20 or float(rest.max()) - float(rest.min()) < 1e-3:
         return CellMasks(empty, empty)
-    stained = total > float(threshold_otsu(rest))
+    stained = (total > float(threshold_otsu(rest))) & inside
     mask: np.ndarray = ndi.binary_fill_holes(ndi.binary_opening(stained))
     labels, _ = ndi.label(mask)
     nucleated_labels = np.unique(labels[nucleus & mask])
