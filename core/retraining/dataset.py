@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from core.data import Sample, index_image_folder
-from core.field.analyse import centred_crop, frame_side
+from core.field.analyse import cell_crop, frame_side
 from core.field.detect import DetectorParams, box_centre, working_masks
 from core.field.scale import image_scale
 from core.labels import PBC_CLASSES
@@ -54,9 +54,9 @@ def expert_crop(image: Image.Image, example: ExpertExample) -> Image.Image:
     """The cell as the classifier saw it: centred on its box at PBC's framing, at the image's
     own scale (a close-up's box is the whole image, or its white cell)."""
     scale = image_scale(image)
-    masks, _factor = working_masks(image, scale.red_cell_px, DetectorParams())
-    return centred_crop(image.convert("RGB"), box_centre(example.box), frame_side(scale),
-                        masks.background_rgb)
+    masks, factor = working_masks(image, scale.red_cell_px, DetectorParams())
+    return cell_crop(image.convert("RGB"), box_centre(example.box), frame_side(scale), masks,
+                     factor)
 
 
 def expert_tensors(examples: Sequence[ExpertExample], store: ImageStore,
