@@ -11,13 +11,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-# Darker than this share of the image's bright pixels (its 95th percentile grey) is surround
-# where it reaches the edge and is mostly black: no light at all, under ``BLACK_LEVEL`` (the
-# darkest stain of BCCD, Bio-Net and PBC train images is 0.13 of their bright pixels). A dark red
-# cell or nucleus cut by the edge of a heavily stained field reaches the first level, never the
-# second.
-SURROUND_LEVEL = 0.45
+# The surround is black: no light at all, under this share of the image's bright pixels (its
+# 95th percentile grey), where it reaches the edge. The darkest stain of BCCD, Bio-Net and PBC
+# train images is 0.13 of their bright pixels, so a dark red cell or nucleus cut by the edge of
+# a heavily stained field is never taken for it.
 BLACK_LEVEL = 0.10
+# The field stop's blurred rim: pixels under this share, up to ``RIM_PX`` from the black. Not
+# every such pixel connected to the black: a nucleus the rim cuts would go with it.
+SURROUND_LEVEL = 0.45
+RIM_PX = 6
 # Below this 95th-percentile grey there is no field of view at all (a black frame).
 NO_LIGHT = 25.0
 # Pixels this close to the surround are left out too: the rim of the field stop is blurred.
@@ -25,20 +27,17 @@ SURROUND_MARGIN = 3
 
 
 def field_of_view(rgb: np.ndarray, level: float = SURROUND_LEVEL) -> np.ndarray:
-    """Pixels of ``rgb`` (HxWx3) inside the field of view: not in a dark, mostly black region
-    that reaches the image's edge, nor within ``SURROUND_MARGIN`` pixels of one."""
+    """Pixels of ``rgb`` (HxWx3) inside the field of view: not in a black region that reaches
+    the image's edge, nor in its dark rim, nor within ``SURROUND_MARGIN`` pixels of them."""
     grey = rgb.mean(axis=2)
     bright = float(np.percentile(grey, 95))
     if bright < NO_LIGHT:
         return np.zeros(grey.shape, dtype=bool)
-    labels, count = ndi.label(grey < level * bright)
+    labels, _ = ndi.label(grey < BLACK_LEVEL * bright)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    black = np.bincount(labels.ravel(), weights=(grey < BLACK_LEVEL * bright).ravel(),
-                        minlength=count + 1)
-    area = np.bincount(labels.ravel(), minlength=count + 1)
-    edge = edge[(edge > 0) & (black[edge] >= area[edge] / 2)]
-    surround = np.isin(labels, edge)
-    if not surround.any():
+    black = np.isin(labels, edge[edge > 0])
+    if not black.any():
         return np.ones(grey.shape, dtype=bool)
-    inside: np.ndarray = ~ndi.binary_dilation(surround, iterations=SURROUND_MARGIN)
+    rim = (grey < level * bright) & (ndi.distance_transform_edt(~black) <= RIM_PX)
+    inside: np.ndarray = ~ndi.binary_dilation(black | rim, iterations=SURROUND_MARGIN)
     return inside

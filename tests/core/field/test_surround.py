@@ -39,3 +39,11 @@ def test_a_dark_red_cell_cut_by_the_edge_of_a_heavily_stained_field_stays_in_vie
     rgb = _image()
     rgb[30:60, :15] = (95, 45, 50)  # under half the field's brightness, far from black
     assert field_of_view(rgb).all()
+
+
+def test_a_nucleus_cut_by_the_eyepieces_rim_keeps_all_but_the_rim() -> None:
+    rgb = _image()
+    rgb[:, :20] = BLACK
+    rgb[40:60, 20:45] = NUCLEUS  # dark, and touching the black
+    inside = field_of_view(rgb)
+    assert inside[40:60, 35:45].all()
