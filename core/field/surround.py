@@ -22,7 +22,7 @@ SURROUND_LEVEL = 0.45
 RIM_PX = 6
 # Below this 95th-percentile grey there is no field of view at all (a black frame).
 NO_LIGHT = 25.0
-# Pixels this close to the surround are left out too: the rim of the field stop is blurred.
+# Pixels this close to the surround are left out too: JPEG rings and bleeds along its edge.
 SURROUND_MARGIN = 3
 
 
