@@ -131,7 +131,7 @@ def working_image(image: Image.Image, red_cell_px: float) -> tuple[Image.Image, 
 
 def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
     grey = rgb.mean(axis=2)
-    valid = field_of_view(rgb, params.vignette_level)
+    valid = field_of_view(grey, params.vignette_level)
     pixels = rgb[valid] if valid.any() else rgb.reshape(-1, 3)
     # The background is the brightest common colour; balancing on it undoes colour casts.
     background = np.percentile(pixels, 90, axis=0).clip(1, None)

@@ -126,7 +126,7 @@ def cell_masks(rgb: np.ndarray) -> CellMasks:
     any stain, whatever its hue. Cells are split from the background by Otsu's
     threshold over the pixels outside nuclei, so a dark nucleus does not set the split.
     """
-    inside = field_of_view(rgb)
+    inside = field_of_view(rgb.mean(axis=2))
     empty = np.zeros(inside.shape, dtype=bool)
     if not inside.any():
         return CellMasks(empty, empty)

@@ -26,10 +26,10 @@ NO_LIGHT = 25.0
 SURROUND_MARGIN = 3
 
 
-def field_of_view(rgb: np.ndarray, level: float = SURROUND_LEVEL) -> np.ndarray:
-    """Pixels of ``rgb`` (HxWx3) inside the field of view: not in a black region that reaches
-    the image's edge, nor in its dark rim, nor within ``SURROUND_MARGIN`` pixels of them."""
-    grey = rgb.mean(axis=2)
+def field_of_view(grey: np.ndarray, level: float = SURROUND_LEVEL) -> np.ndarray:
+    """Pixels of an image (``grey``: its channel mean, HxW) inside the field of view: not in a
+    black region that reaches the image's edge, nor in its dark rim, nor within
+    ``SURROUND_MARGIN`` pixels of them."""
     bright = float(np.percentile(grey, 95))
     if bright < NO_LIGHT:
         return np.zeros(grey.shape, dtype=bool)
