@@ -27,6 +27,14 @@ def pbc_fixtures() -> dict[str, Path]:
     return {p.name.split("__")[0]: p for p in sorted((FIXTURES / "pbc").glob("*.jpg"))}
 
 
+def shifted_into_black(image: Image.Image, dx: int, dy: int) -> Image.Image:
+    """``image`` moved inside its own frame, the bared edges black (as other laboratories'
+    shifted crops come)."""
+    out = Image.new("RGB", image.size, (0, 0, 0))
+    out.paste(image.convert("RGB"), (dx, dy))
+    return out
+
+
 def fixture_image_folder(root: Path, upper: bool = False) -> Path:
     """An ImageFolder tree (``root/<class>/<file>``) of the eight fixture cells."""
     for label, path in pbc_fixtures().items():

@@ -16,7 +16,7 @@ from core.field.detect import WORK_RED_CELL_PX, Detection, DetectorParams, worki
 from core.field.scale import RED_CELL_UM, TYPICAL_WHITE_CELL_UM, Scale, image_scale
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
-from tests.conftest import FIXTURES, pbc_fixtures
+from tests.conftest import FIXTURES, pbc_fixtures, shifted_into_black
 
 BCCD = FIXTURES / "bccd"
 
@@ -52,25 +52,19 @@ def test_a_single_cell_close_up_is_classified_directly(classifier: CellClassifie
     assert analysis.differential[0].label == "eosinophil"
 
 
-def _shifted_into_black(image: Image.Image, dx: int, dy: int) -> Image.Image:
-    out = Image.new("RGB", image.size, (0, 0, 0))
-    out.paste(image, (dx, dy))
-    return out
-
-
 @pytest.mark.parametrize("label", ["eosinophil", "lymphocyte", "monocyte", "neutrophil"])
 def test_a_close_up_shifted_inside_black_bands_keeps_its_label(classifier: CellClassifier,
                                                                label: str) -> None:
     # Other laboratories' crops often come shifted inside their frame, the bared edges black.
     image = Image.open(pbc_fixtures()[label]).convert("RGB")
-    analysis = analyse(_shifted_into_black(image, 40, -30), classifier)
+    analysis = analyse(shifted_into_black(image, 40, -30), classifier)
     assert analysis.mode == "cell"
     [cell] = analysis.classified
     assert cell.label == label
 
 
 def test_what_lies_outside_the_field_of_view_reaches_the_classifier_as_background() -> None:
-    shifted = _shifted_into_black(Image.open(pbc_fixtures()["monocyte"]).convert("RGB"), 60, 0)
+    shifted = shifted_into_black(Image.open(pbc_fixtures()["monocyte"]).convert("RGB"), 60, 0)
     masks, factor = working_masks(shifted, image_scale(shifted).red_cell_px, DetectorParams())
     seen = np.asarray(in_view(shifted, (0, 0), masks, factor), dtype=np.float32)
     assert seen[:, :60].min() > 150  # the black band, now the field's pale background

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core.field.scale import image_scale, measure_scale
-from tests.conftest import FIXTURES, pbc_fixtures
+from tests.conftest import FIXTURES, pbc_fixtures, shifted_into_black
 
 BACKGROUND = (226, 229, 231)
 
@@ -67,18 +67,10 @@ def test_red_cells_stay_the_ruler_where_there_are_enough_of_them() -> None:
     assert measure_scale(_discs(60), default_red_cell_px=1.0).ruler == "red cells"
 
 
-def _shifted_into_black(image: Image.Image, dx: int, dy: int) -> Image.Image:
-    """``image`` moved inside its own frame, the bared edges black (as other laboratories'
-    shifted crops come)."""
-    out = Image.new("RGB", image.size, (0, 0, 0))
-    out.paste(image, (dx, dy))
-    return out
-
-
 @pytest.mark.parametrize("shift", [(60, 0), (-50, 40)])
 def test_black_bands_of_a_shifted_crop_are_no_ruler(shift: tuple[int, int]) -> None:
     # PBC's red cells measure 56 px in these crops; a band takes up to a quarter of the image
     # and cuts the cells along it, so the reading is looser than the crop's own.
     for path in pbc_fixtures().values():
-        shifted = _shifted_into_black(Image.open(path).convert("RGB"), *shift)
+        shifted = shifted_into_black(Image.open(path).convert("RGB"), *shift)
         assert 33 < image_scale(shifted).red_cell_px < 80, path
