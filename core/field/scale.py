@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
-from skimage.filters import threshold_otsu
+from skimage.filters import threshold_multiotsu, threshold_otsu
 
 from core.field.surround import field_of_view
 
@@ -71,6 +71,12 @@ NUCLEUS_OVER_STAINED = 3.0
 STAINED_DENSITY = 0.25
 # Red cells must keep this share of the stained area for the nucleated cells to be left out.
 MIN_RED_SHARE = 0.15
+# In a crop the white cell fills, the split between background and cells can fall between its
+# cytoplasm and its nucleus, and the nucleated objects are little more than their nuclei: the
+# white cells are split again at the lowest of three levels to take their cytoplasm in. Not
+# where the nucleated objects already cover over half the image: there they hold the crowded
+# cells they touch (PBC's crowded close-ups), and a lower level only fills the gaps between.
+MAX_NUCLEATED_SHARE_FOR_PALE = 0.5
 
 
 def optical_density(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -110,11 +116,20 @@ def nucleus_level(typical: float, floor: float = NUCLEUS_VIOLET,
 class CellMasks:
     red: np.ndarray  # cells without a nucleus
     nucleated: np.ndarray  # stained objects holding a nucleus (white cells, erythroblasts)
+    # The nucleated objects with their pale cytoplasm (``NUCLEUS_ALONE``).
+    white: np.ndarray
 
     @property
     def enough_red(self) -> bool:
         """Red cells keep enough of the stained area to be the ruler."""
         return bool(self.red.sum() >= MIN_RED_SHARE * (self.red.sum() + self.nucleated.sum()))
+
+    @property
+    def whole_red(self) -> int:
+        """Red cells (and specks) that do not touch the image's edge."""
+        labels, count = ndi.label(self.red)
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        return count - int((edge > 0).sum())
 
 
 def cell_masks(rgb: np.ndarray) -> CellMasks:
@@ -129,7 +144,7 @@ def cell_masks(rgb: np.ndarray) -> CellMasks:
     inside = field_of_view(rgb.mean(axis=2))
     empty = np.zeros(inside.shape, dtype=bool)
     if not inside.any():
-        return CellMasks(empty, empty)
+        return CellMasks(empty, empty, empty)
     background = np.percentile(rgb[inside], 90, axis=0).clip(1, None)
     density = optical_density(rgb, background)
     total = np.where(inside, density.sum(axis=2), 0.0)
@@ -140,13 +155,35 @@ def cell_masks(rgb: np.ndarray) -> CellMasks:
         nucleus = violet > nucleus_level(pale)
     rest = total[inside & ~nucleus]
     if rest.size < 20 or float(rest.max()) - float(rest.min()) < 1e-3:
-        return CellMasks(empty, empty)
-    stained = (total > float(threshold_otsu(rest))) & inside
-    mask: np.ndarray = ndi.binary_fill_holes(ndi.binary_opening(stained))
+        return CellMasks(empty, empty, empty)
+    level = float(threshold_otsu(rest))
+    mask = _stained_objects(total > level, inside)
+    nucleated = _holding(mask, nucleus)
+    white = nucleated
+    if nucleated.sum() <= MAX_NUCLEATED_SHARE_FOR_PALE * inside.sum():
+        white = _holding(_stained_objects(total > _pale_level(rest, level), inside), nucleus)
+    return CellMasks(mask & ~nucleated, nucleated, white)
+
+
+def _stained_objects(stained: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    filled: np.ndarray = ndi.binary_fill_holes(ndi.binary_opening(stained & inside))
+    return filled
+
+
+def _holding(mask: np.ndarray, nucleus: np.ndarray) -> np.ndarray:
+    """The objects of ``mask`` that hold some of ``nucleus``."""
     labels, _ = ndi.label(mask)
-    nucleated_labels = np.unique(labels[nucleus & mask])
-    nucleated = np.isin(labels, nucleated_labels[nucleated_labels > 0])
-    return CellMasks(mask & ~nucleated, mask & nucleated)
+    held = np.unique(labels[nucleus & mask])
+    return np.isin(labels, held[held > 0])
+
+
+def _pale_level(rest: np.ndarray, level: float) -> float:
+    """The lowest of three Otsu levels over ``rest`` (background, pale cytoplasm, the rest),
+    never above the two-level split."""
+    try:
+        return min(level, float(threshold_multiotsu(rest, classes=3)[0]))
+    except ValueError:  # too few distinct values for three classes
+        return level
 
 
 def red_cell_mask(rgb: np.ndarray) -> np.ndarray:
@@ -188,20 +225,43 @@ def image_scale(image: Image.Image) -> Scale:
     return measure_scale(image, DEFAULT_RED_CELL_SHARE * max(image.size))
 
 
+# The red cells are the ruler only where they measure at least this share of what the white
+# cells imply. Around a white cell cropped tight, the only "red cells" are slivers cut by the
+# crop's edge and read far too small (Bio-Net train's tight crops: 0.41 of their field's scale
+# at the median, for the third read so): the white cell is the ruler there. Not higher: PBC's
+# monocytes and immature granulocytes, 15-20 µm across, imply red cells 0.6 of the true size.
+# Where this many red cells lie whole in the image it is a field, whatever the white cells
+# read: in a dense field, the pale level joins the white cell to its neighbours and the
+# background between them (a Bio-Net val field read 216 px against 67). Tight crops hold 0-9
+# whole objects (specks included), fields at least 4, most over 20.
+# Chosen on Bio-Net train crops and fields and 500 PBC val crops (BENCHMARKS.md).
+MIN_RED_OVER_WHITE = 0.5
+WHOLE_RED_CELLS_FOR_A_FIELD = 8
+# The white cells' pale cytoplasm is measured only in a close-up, where the nucleated objects'
+# half width is at least this share of the image's shorter side (Bio-Net train: tight crops
+# 0.10 at the 1st percentile, fields 0.09 at the 95th): in a field, the pale level also takes
+# in the tinted background between crowded cells and joins them into one object.
+CLOSE_UP_NUCLEATED_SHARE = 0.10
+
+
 def _ruler(rgb: np.ndarray) -> tuple[float, str] | None:
     """The typical red-cell diameter in ``rgb``'s pixels, and what it was read from: the red
-    cells, or the nucleated cells (at a white cell's typical size) where red cells are too few
-    (a tight crop around one white cell)."""
+    cells, or the white cells (at their typical size) where red cells are too few or are only
+    the slivers a tight crop cuts."""
     cells = cell_masks(rgb)
-    if cells.enough_red:
-        width = half_width(cells.red)
-        return None if width is None else (width * HALF_WIDTH_TO_DIAMETER, "red cells")
-    width = half_width(cells.nucleated)
-    if width is None:
-        width = half_width(cells.red)
-        return None if width is None else (width * HALF_WIDTH_TO_DIAMETER, "red cells")
-    return (width * HALF_WIDTH_TO_DIAMETER * RED_CELL_UM / TYPICAL_WHITE_CELL_UM,
-            "white cells")
+    red_width, white_width = half_width(cells.red), half_width(cells.nucleated)
+    if white_width is not None and white_width >= CLOSE_UP_NUCLEATED_SHARE * min(rgb.shape[:2]):
+        white_width = half_width(cells.white) or white_width
+    red = None if red_width is None else red_width * HALF_WIDTH_TO_DIAMETER
+    white = (None if white_width is None
+             else white_width * HALF_WIDTH_TO_DIAMETER * RED_CELL_UM / TYPICAL_WHITE_CELL_UM)
+    plausible = white is None or (red is not None and (
+        red >= MIN_RED_OVER_WHITE * white or cells.whole_red >= WHOLE_RED_CELLS_FOR_A_FIELD))
+    if red is not None and cells.enough_red and plausible:
+        return red, "red cells"
+    if white is not None:
+        return white, "white cells"
+    return None if red is None else (red, "red cells")
 
 
 def measure_scale(image: Image.Image, default_red_cell_px: float) -> Scale:

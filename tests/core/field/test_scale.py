@@ -63,6 +63,16 @@ def test_a_tight_crop_of_one_white_cell_is_measured_by_the_white_cell() -> None:
     assert scale.red_cell_px == pytest.approx(130 * 7.5 / 13.5, rel=0.2)
 
 
+def test_red_cell_slivers_around_a_tight_crop_are_no_ruler() -> None:
+    # PBC's neutrophil cut out tightly (the central 140 of 256 px): the only red cells left are
+    # the slivers the crop cuts, which read a third of their size; the white cell is the ruler.
+    path = pbc_fixtures()["neutrophil"]
+    tight = Image.open(path).convert("RGB").crop((58, 58, 198, 198))
+    scale = image_scale(tight)
+    assert scale.ruler == "white cells"
+    assert 40 < scale.red_cell_px < 75
+
+
 def test_red_cells_stay_the_ruler_where_there_are_enough_of_them() -> None:
     assert measure_scale(_discs(60), default_red_cell_px=1.0).ruler == "red cells"
 
