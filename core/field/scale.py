@@ -129,7 +129,7 @@ class CellMasks:
         """Red cells (and specks) that do not touch the image's edge."""
         labels, count = ndi.label(self.red)
         edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-        return count - int((edge > 0).sum())
+        return int(count) - int((edge > 0).sum())
 
 
 def cell_masks(rgb: np.ndarray) -> CellMasks:
