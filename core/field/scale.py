@@ -116,7 +116,7 @@ def nucleus_level(typical: float, floor: float = NUCLEUS_VIOLET,
 class CellMasks:
     red: np.ndarray  # cells without a nucleus
     nucleated: np.ndarray  # stained objects holding a nucleus (white cells, erythroblasts)
-    # The nucleated objects with their pale cytoplasm (``NUCLEUS_ALONE``).
+    # The nucleated objects with their pale cytoplasm (``MAX_NUCLEATED_SHARE_FOR_PALE``).
     white: np.ndarray
 
     @property
