@@ -57,6 +57,10 @@ class TrainConfig(BaseModel):
     init_from: Path | None = None
     # More than one laboratory: a model that has seen one stain and camera only learns them.
     extra_train: list[ExtraSource] = Field(default_factory=list)
+    # BatchNorm keeps the running statistics the network starts with (ImageNet's, or the init
+    # model's) instead of re-learning them from this data set: statistics learnt on one
+    # laboratory are what fails on another (Tsutsui et al. 2023).
+    frozen_norm_statistics: bool = False
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     seed: int = 0
     max_train: int | None = None  # cap per split, for smoke runs

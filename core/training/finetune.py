@@ -108,6 +108,13 @@ def _set_frozen(model: EfficientNetLite, frozen_blocks: int) -> None:
         module.train(not is_frozen)
 
 
+def _freeze_norm_statistics(model: EfficientNetLite) -> None:
+    # Eval mode on BatchNorm alone: its running statistics stay, its scale and shift still learn.
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+
+
 def _phase_of(config: TrainConfig, epoch: int) -> tuple[Phase, int]:
     for phase in config.phases:
         if epoch < phase.epochs:
@@ -206,6 +213,8 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
         _set_frozen(model, phase.frozen_blocks)
         model.classifier.train()
         model.head.train()
+        if config.frozen_norm_statistics:
+            _freeze_norm_statistics(model)
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
         order = torch.randperm(len(train.samples), generator=generator)
         epoch_started = time.monotonic()

@@ -134,6 +134,23 @@ def test_on_the_cpu_a_recipe_may_train_under_bf16_and_still_learns_in_fp32(
     assert {p.dtype for p in result.model.parameters()} == {torch.float32}
 
 
+def test_a_recipe_may_keep_the_normalisation_statistics_it_starts_with(
+    trained: tuple[Path, Path, list[str]], tmp_path: Path,
+) -> None:
+    model_path, root, _ = trained
+    config = TrainConfig(version="tiny-frozen-stats", batch_size=8, init_from=model_path,
+                         frozen_norm_statistics=True, serving_resolution=96,
+                         phases=[Phase(epochs=1, resolution=96, lr=1e-2)])
+    before = {k: v.clone() for k, v in initial_model(config, None).state_dict().items()}
+    result = fine_tune(root / "data", tmp_path / "run", root / "cache", config,
+                       progress=lambda _: None, splits_to_load=("train", "val"))
+    after = result.model.state_dict()
+    statistics = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    learnt = [k for k in before if k.endswith(".weight") and not k.startswith("classifier")]
+    assert statistics and all(torch.equal(before[k], after[k]) for k in statistics)
+    assert any(not torch.equal(before[k], after[k]) for k in learnt)
+
+
 def test_going_on_from_a_model_with_other_classes_is_refused(
     trained: tuple[Path, Path, list[str]], tmp_path: Path,
 ) -> None:
