@@ -135,6 +135,10 @@ class AugmentConfig:
     p_jpeg: float = 0.3
     p_noise: float = 0.2
     hue: float = 0.0  # hue turned by U(-h, h) radians
+    # The share of images whose colours (stain, white balance, brightness to gamma, hue) are
+    # jittered; the rest keep their own. Full colour invariance cost LISC's monocytes and
+    # lymphocytes what it gave Bio-Net's eosinophils (benchmarks.device_sweep, BENCHMARKS.md).
+    colour_share: float = 1.0
 
 
 def cache_size_for(crop: int) -> int:
@@ -173,19 +177,24 @@ def augment_batch(images: torch.Tensor, size: int, config: AugmentConfig,
                (torch.rand(n, 2, generator=generator) * 2 - 1) * config.shift,
                torch.rand(n, generator=generator) < 0.5)
     x = _centre(x, size).contiguous()
+    # 1 where an image's colours are jittered, 0 where it keeps its own. Drawn only when some
+    # keep theirs, so a recipe at the default draws the same numbers as before the share was.
+    k = (torch.ones(n) if config.colour_share >= 1
+         else (torch.rand(n, generator=generator) < config.colour_share).float())
+    kc = k[:, None]
     a, b = config.stain_alpha, config.stain_beta
-    x = hed_jitter(x, 1 + (torch.rand(n, 3, generator=generator) * 2 - 1) * a,
-                   (torch.rand(n, 3, generator=generator) * 2 - 1) * b)
+    x = hed_jitter(x, 1 + (torch.rand(n, 3, generator=generator) * 2 - 1) * a * kc,
+                   (torch.rand(n, 3, generator=generator) * 2 - 1) * b * kc)
     wb = config.white_balance
     x = colour(
-        x, 1 + (torch.rand(n, 3, generator=generator) * 2 - 1) * wb,
-        _uniform(n, 1 - config.brightness, 1 + config.brightness, generator),
-        _uniform(n, 1 - config.contrast, 1 + config.contrast, generator),
-        _uniform(n, 1 - config.saturation, 1 + config.saturation, generator),
-        torch.exp(_uniform(n, -config.gamma, config.gamma, generator)),
+        x, 1 + (torch.rand(n, 3, generator=generator) * 2 - 1) * wb * kc,
+        1 + (_uniform(n, -config.brightness, config.brightness, generator)) * k,
+        1 + (_uniform(n, -config.contrast, config.contrast, generator)) * k,
+        1 + (_uniform(n, -config.saturation, config.saturation, generator)) * k,
+        torch.exp(_uniform(n, -config.gamma, config.gamma, generator) * k),
     )
     if config.hue:
-        x = rotate_hue(x, _uniform(n, -config.hue, config.hue, generator))
+        x = rotate_hue(x, _uniform(n, -config.hue, config.hue, generator) * k)
     blur = torch.rand(n, generator=generator) < config.p_blur
     if blur.any():
         sigma = _uniform(int(blur.sum()), 0.3, config.max_blur_sigma, generator)

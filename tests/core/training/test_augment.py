@@ -31,6 +31,29 @@ def test_the_same_seed_gives_the_same_augmented_batch() -> None:
     assert not torch.equal(first, other)
 
 
+def test_images_outside_the_colour_share_keep_their_own_colours() -> None:
+    images = cache_squares(8)
+    strong = AugmentConfig(stain_alpha=0.7, stain_beta=0.25, white_balance=0.5, brightness=0.35,
+                           contrast=0.5, saturation=0.9, gamma=0.5, hue=1.2, p_blur=0, p_low_res=0,
+                           p_jpeg=0, p_noise=0)
+    colourless = AugmentConfig(stain_alpha=0, stain_beta=0, white_balance=0, brightness=0,
+                               contrast=0, saturation=0, gamma=0, hue=0, p_blur=0, p_low_res=0,
+                               p_jpeg=0, p_noise=0)
+
+    def seeded() -> torch.Generator:
+        return torch.Generator().manual_seed(5)
+
+    unjittered = augment_batch(images, 96, colourless, seeded())
+    none = augment_batch(images, 96, AugmentConfig(**{**strong.__dict__, "colour_share": 0.0}),
+                         seeded())
+    half = augment_batch(images, 96, AugmentConfig(**{**strong.__dict__, "colour_share": 0.5}),
+                         seeded())
+    kept = [torch.allclose(half[i], unjittered[i], atol=1e-5) for i in range(len(images))]
+    # Geometry is drawn before the share, so the images that keep their colours match exactly.
+    assert torch.allclose(none, unjittered, atol=1e-5)
+    assert any(kept) and not all(kept)
+
+
 def test_an_augmented_batch_is_the_view_size_in_the_unit_range() -> None:
     x = augment_batch(cache_squares(4), 128, AugmentConfig(p_jpeg=1.0, p_blur=1.0),
                       torch.Generator().manual_seed(0))
