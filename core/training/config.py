@@ -48,7 +48,7 @@ class TrainConfig(BaseModel):
     drop_path: float = 0.1
     threads: int = 2
     # On the CPU, forward and backward passes under bf16 autocast (weights and optimiser stay
-    # fp32). Where the CPU has AVX-512 BF16 (the dev machine's EPYC until 2026-12) a training
+    # fp32). Where the CPU has AVX-512 BF16 (the dev machine's EPYC in November 2026) a training
     # step runs 1.5-2.3x as fast (benchmarks.architecture_speed --recipe); where it has not
     # (AVX2 only, as on 2026-12-04) bf16 is emulated: 25 steps took over 5.5 minutes, not 2.
     # On CUDA they always do.
