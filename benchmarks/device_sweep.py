@@ -15,8 +15,8 @@ stays warm (30 s after a call), so the data go in two calls and the recipes run 
         var/cells/bionet/val ../shared/data/pbc/val
 
 A sample of PBC's train images (6,000 of 10,902: the recipes go on from v5, which saw them
-all) fits in two calls; Bio-Net's train and val cells are the
-unseen laboratory (its test cells stay for the chosen model).
+all) fits in two calls. Bio-Net's train and val cells are the unseen laboratory the choice is
+made on; its test cells stay for a chosen model.
 """
 
 from __future__ import annotations

@@ -188,9 +188,9 @@ def augment_batch(images: torch.Tensor, size: int, config: AugmentConfig,
     wb = config.white_balance
     x = colour(
         x, 1 + (torch.rand(n, 3, generator=generator) * 2 - 1) * wb * kc,
-        1 + (_uniform(n, -config.brightness, config.brightness, generator)) * k,
-        1 + (_uniform(n, -config.contrast, config.contrast, generator)) * k,
-        1 + (_uniform(n, -config.saturation, config.saturation, generator)) * k,
+        1 + _uniform(n, -config.brightness, config.brightness, generator) * k,
+        1 + _uniform(n, -config.contrast, config.contrast, generator) * k,
+        1 + _uniform(n, -config.saturation, config.saturation, generator) * k,
         torch.exp(_uniform(n, -config.gamma, config.gamma, generator) * k),
     )
     if config.hue:
