@@ -5,8 +5,11 @@ A lent machine takes at most 64 MiB a call with the working tree and keeps /tmp 
 stays warm (30 s after a call), so the data go in two calls and the recipes run in the second:
 
     python -m benchmarks.device_sweep pack --pbc ../shared/data/pbc --parts .gpuA .gpuB
-    # call 1 (carry .gpuA .whl): cp -r .gpuA /tmp/gpuA
-    # call 2 (carry .gpuB .whl): unzip both parts into /tmp/sweep, then
+    # The shipped weights fill the 64 MiB: move those the recipes do not start from (v4a, v7,
+    # the red-cell network) out of the working tree for the calls, and back after.
+    # call 1 (carry .gpuA .whl: pydantic and its needs): pip install --target /tmp/site
+    #   .whl/*.whl; cp -r .gpuA /tmp/gpuA; call 2 at once (carry .gpuB; PYTHONPATH=/tmp/site:.):
+    #   unzip both parts into /tmp/sweep, then
     python -m benchmarks.device_sweep run --data /tmp/sweep --out $OUT --budget-s 330 \\
         configs/sweep/*.json
     # here: each run's weights on Bio-Net's train and val cells (an unseen laboratory), PBC val
