@@ -136,8 +136,9 @@ class AugmentConfig:
     p_noise: float = 0.2
     hue: float = 0.0  # hue turned by U(-h, h) radians
     # The share of images whose colours (stain, white balance, brightness to gamma, hue) are
-    # jittered; the rest keep their own. Full colour invariance cost LISC's monocytes and
-    # lymphocytes what it gave Bio-Net's eosinophils (benchmarks.device_sweep, BENCHMARKS.md).
+    # jittered; the rest keep their own. Tried at 0.5 against full colour invariance, which cost
+    # LISC's monocytes and lymphocytes what it gave Bio-Net's eosinophils: worse on both
+    # (benchmarks.device_sweep, BENCHMARKS.md).
     colour_share: float = 1.0
 
 
