@@ -32,7 +32,7 @@ from core.storage import ImageStore
 from core.storage.models import ModelFiles
 from core.training.augment import AugmentConfig, cache_size_for
 from core.training.calibration import fit_temperature
-from core.training.finetune import predict_features, predict_logits
+from core.training.finetune import freeze_norm_statistics, predict_features, predict_logits
 from core.training.metrics import Report, classification_report
 from core.training.step import train_step
 
@@ -76,14 +76,6 @@ class RetrainOutcome:
                 "history": self.history, "expert_cells": self.expert_cells}
 
 
-def _freeze_batchnorm(model: EfficientNetLite) -> None:
-    # A few hundred images cannot re-estimate BatchNorm statistics better than the full run
-    # did; keeping them fixed also makes a zero learning rate reproduce the parent exactly.
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.eval()
-
-
 def _report(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
             temperature: float, crop: int) -> Report:
     logits = predict_logits(model, images, crop)
@@ -103,7 +95,9 @@ def _train(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
     history = []
     for epoch in range(config.epochs):
         model.train()
-        _freeze_batchnorm(model)
+        # A few hundred images cannot re-estimate BatchNorm statistics better than the full run
+        # did; keeping them fixed also makes a zero learning rate reproduce the parent exactly.
+        freeze_norm_statistics(model)
         order = torch.randperm(len(images), generator=generator)
         loss_value = 0.0
         for step in range(steps):

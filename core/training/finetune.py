@@ -108,8 +108,9 @@ def _set_frozen(model: EfficientNetLite, frozen_blocks: int) -> None:
         module.train(not is_frozen)
 
 
-def _freeze_norm_statistics(model: EfficientNetLite) -> None:
-    # Eval mode on BatchNorm alone: its running statistics stay, its scale and shift still learn.
+def freeze_norm_statistics(model: EfficientNetLite) -> None:
+    """BatchNorm alone in eval mode: its running statistics stay, its scale and shift still
+    learn. Call it after anything that puts the model back in training mode."""
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.eval()
@@ -214,7 +215,7 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
         model.classifier.train()
         model.head.train()
         if config.frozen_norm_statistics:
-            _freeze_norm_statistics(model)
+            freeze_norm_statistics(model)
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
         order = torch.randperm(len(train.samples), generator=generator)
         epoch_started = time.monotonic()

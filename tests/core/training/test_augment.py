@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from PIL import Image
@@ -44,10 +46,8 @@ def test_images_outside_the_colour_share_keep_their_own_colours() -> None:
         return torch.Generator().manual_seed(5)
 
     unjittered = augment_batch(images, 96, colourless, seeded())
-    none = augment_batch(images, 96, AugmentConfig(**{**strong.__dict__, "colour_share": 0.0}),
-                         seeded())
-    half = augment_batch(images, 96, AugmentConfig(**{**strong.__dict__, "colour_share": 0.5}),
-                         seeded())
+    none = augment_batch(images, 96, replace(strong, colour_share=0.0), seeded())
+    half = augment_batch(images, 96, replace(strong, colour_share=0.5), seeded())
     kept = [torch.allclose(half[i], unjittered[i], atol=1e-5) for i in range(len(images))]
     # Geometry is drawn before the share, so the images that keep their colours match exactly.
     assert torch.allclose(none, unjittered, atol=1e-5)
