@@ -39,6 +39,7 @@ from core.model.preprocess import Preprocessing
 from core.model.rejection import OodDetector
 from core.settings import DEFAULT_MODEL_PATH
 from core.training.adapt import AdaptConfig, adapt_head, embed_cells
+from core.training.noncell import non_cell_images
 
 SIZES = (0, 10, 25, 50, 100)
 DRAWS = 3
@@ -181,7 +182,8 @@ def load_labs(path: Path) -> list[Lab] | None:
 
 
 def score(head: torch.nn.Linear, detector: OodDetector, temperature: float,
-          features: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+          features: torch.Tensor, labels: torch.Tensor,
+          non_cells: torch.Tensor) -> dict[str, float]:
     with torch.no_grad():
         probabilities = (head(features) / temperature).softmax(dim=1)
     confidence, predicted = probabilities.max(dim=1)
@@ -193,24 +195,26 @@ def score(head: torch.nn.Linear, detector: OodDetector, temperature: float,
         "accuracy_if_all_labelled": float(right.float().mean()),
         "labelled": float(labelled.float().mean()),
         "wrong_at_90": float((~right[confident]).float().mean()) if confident.any() else 0.0,
+        "non_cells_accepted": float(detector.accepts(non_cells).float().mean()),
     }
 
 
 def curve(lab: Lab, model: EfficientNetLite, detector: OodDetector, temperature: float,
-          config: AdaptConfig) -> list[dict[str, float]]:
+          config: AdaptConfig, non_cells: torch.Tensor) -> list[dict[str, float]]:
     rows = []
     for size in SIZES:
         if size == 0:
             rows.append({"cells": 0, **score(model.classifier, detector, temperature,
-                                              *lab.held_out)})
+                                              *lab.held_out, non_cells)})
             continue
         draws = []
         for seed in range(DRAWS):
             embedded, labels = lab.draw(size, seed)
             fitted = adapt_head(model.classifier, embedded, labels, detector, temperature,
-                                replace(config, seed=seed), lambda _: None)
+                                replace(config, seed=seed), lambda _: None,
+                                non_cells=non_cells)
             draws.append(score(fitted.head, fitted.detector, fitted.temperature,
-                               *lab.held_out))
+                               *lab.held_out, non_cells))
         rows.append({"cells": size, **{key: float(np.mean([d[key] for d in draws]))
                                        for key in draws[0]}})
     return rows
@@ -238,19 +242,22 @@ def main() -> None:
                                    args.bionet_cells / "test", model, card.preprocess,
                                    card.classes, config.views))
         save_labs(labs, cache)
+    # Images of no blood cell: the share an adapted model lets through (the base model's, 0).
+    non_cells = embed_cells(model, [image for _, image in non_cell_images()], card.preprocess,
+                            1, lambda _: None)[:, 0]
     results = {}
     print(f"model {card.version}, {config.views} view(s) per labelled cell")
     print(f"{'lab':8s} {'cells':>5s} {'accuracy':>9s} {'if all labelled':>16s} "
-          f"{'labelled':>9s} {'wrong >= 90%':>13s}")
+          f"{'labelled':>9s} {'wrong >= 90%':>13s} {'non-cells in':>13s}")
     for lab in labs:
         pool_groups = len({(label, group) for _, label, group in lab.pool})
         print(f"# {lab.name}: pool {len(lab.pool)} images in {pool_groups} cell groups, "
               f"{len(lab.held_out[1])} held out")
-        results[lab.name] = curve(lab, model, detector, card.temperature, config)
+        results[lab.name] = curve(lab, model, detector, card.temperature, config, non_cells)
         for row in results[lab.name]:
             print(f"{lab.name:8s} {row['cells']:5d} {row['accuracy']:9.1%} "
                   f"{row['accuracy_if_all_labelled']:16.1%} {row['labelled']:9.1%} "
-                  f"{row['wrong_at_90']:13.1%}", flush=True)
+                  f"{row['wrong_at_90']:13.1%} {row['non_cells_accepted']:13.1%}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"model": card.version, "labs": results}, indent=2))
 

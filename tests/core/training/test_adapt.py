@@ -19,6 +19,7 @@ from core.training.adapt import (
     GaussianReplay,
     adapt_head,
     adapt_model,
+    capped_threshold,
     dihedral_views,
     fit_head,
 )
@@ -48,6 +49,35 @@ def test_replayed_embeddings_follow_the_class_means() -> None:
     for c in (0, 1):
         assert torch.allclose(samples[labels == c].mean(0), means[c], atol=0.05)
         assert torch.allclose(samples[labels == c].var(0), torch.full((2,), 0.25), atol=0.03)
+
+
+def test_a_laboratorys_threshold_stays_below_every_image_of_no_cell() -> None:
+    detector = OodDetector(torch.zeros(1, 1), torch.eye(1), threshold=9.0)
+    non_cells = torch.tensor([[4.0], [-5.0]])  # scores 16 and 25
+    assert capped_threshold(detector, 12.0, 9.0, non_cells) == 12.0
+    capped = capped_threshold(detector, 30.0, 9.0, non_cells)
+    assert 15.9 < capped < 16.0 and not detector.accepts(non_cells).any()
+    # Never below the base model's own threshold, nor capped with nothing to keep out.
+    assert capped_threshold(detector, 30.0, 20.0, non_cells) == 20.0
+    assert capped_threshold(detector, 30.0, 9.0, None) == 30.0
+
+
+def test_cells_scattered_far_from_the_base_classes_do_not_open_the_door_to_non_cells() -> None:
+    # A laboratory whose cells lie far from the base classes and spread widely: its own
+    # cross-fitted scores are large, and so would be its threshold.
+    generator = torch.Generator().manual_seed(0)
+    detector = OodDetector(torch.tensor([[0.0, 0.0], [10.0, 0.0]]), torch.eye(2), threshold=9.0)
+    base = torch.nn.Linear(2, 2)
+    labels = torch.tensor([0, 1] * 6)
+    centres = torch.tensor([[0.0, 20.0], [10.0, 20.0]])
+    embedded = (centres[labels] + 4.0 * torch.randn(12, 2, generator=generator))[:, None]
+    non_cells = torch.tensor([[5.0, 20.0], [5.0, 28.0]])
+    args = (base, embedded, labels, detector, 1.0, AdaptConfig(steps=20), lambda _: None)
+    open_door = adapt_head(*args)
+    assert open_door.detector.accepts(non_cells).all()
+    kept_out = adapt_head(*args, non_cells=non_cells)
+    assert not kept_out.detector.accepts(non_cells).any()
+    assert kept_out.detector.threshold >= detector.threshold
 
 
 @pytest.fixture(scope="module")
