@@ -51,6 +51,8 @@ class AdaptConfig:
     # Temperature and rejection threshold cross-fitted on the laboratory's cells; without, the
     # base model's are kept (with its base cells distilled, the head gives them what it did).
     recalibrate: bool = True
+    # The head's bias takes the laboratory's class frequencies (``laboratory_prior``).
+    class_prior: bool = True
 
 
 # Adding a whole labelled source beside the base data (Bio-Net's 232 train cells beside PBC's
@@ -60,7 +62,9 @@ class AdaptConfig:
 # the base cells), the L2 pull 0.06-0.3. The base model's calibration stays: refitted on PBC
 # val the temperature is 0.52 against its 0.51, and the laboratory's cross-fitted threshold
 # (1.8 times the base one) let 12% of the non-cell images through, against none.
-SOURCE_CONFIG = AdaptConfig(lab_weight=1 / 11, anchor=0.0, recalibrate=False)
+# A source is not the laboratory the model serves: its class frequencies are not taken.
+SOURCE_CONFIG = AdaptConfig(lab_weight=1 / 11, anchor=0.0, recalibrate=False,
+                            class_prior=False)
 
 
 def dihedral_views(x: torch.Tensor, views: int) -> list[torch.Tensor]:
@@ -168,6 +172,29 @@ def fit_head(base: torch.nn.Linear, features: torch.Tensor, labels: torch.Tensor
     return head.eval()
 
 
+def laboratory_prior(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """Per class, the log of how much likelier it is among the laboratory's cells than among
+    the head's (class-balanced) replay: the laboratory's labelled cells counted with one
+    pseudo-cell a class (Laplace), so a class its experts never labelled becomes rarer there,
+    never impossible.
+
+    The head learns the laboratory's look, not how often it sees each class; a laboratory whose
+    experts have labelled fifty cells and no immature granulocyte rarely sees one. On Bio-Net's
+    cells with v5 (a laboratory v5 never saw; 53 held out, three draws), accuracy after 10 / 25
+    / 50 labelled cells: 88.7 / 92.5 / 95.6% without, 90.6 / 96.9 / 98.1% with; 0.125 to 8
+    pseudo-cells a class gave 89.9-92.5 / 92.5-96.9 / 98.1% (every cell counted as labelled).
+    """
+    counts = torch.bincount(labels, minlength=classes).float()
+    return torch.log((counts + 1) / (counts.sum() + classes) * classes)
+
+
+def with_prior(head: torch.nn.Linear, labels: torch.Tensor) -> torch.nn.Linear:
+    """``head`` with ``laboratory_prior`` added to its bias."""
+    with torch.no_grad():
+        head.bias.add_(laboratory_prior(labels, head.out_features))
+    return head
+
+
 def with_laboratory_means(detector: OodDetector, features: torch.Tensor,
                           labels: torch.Tensor) -> OodDetector:
     """The base detector plus one mean per class of the laboratory's embeddings."""
@@ -223,6 +250,8 @@ def adapt_head(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tens
     flat_labels = labels.repeat_interleave(views)
     head = fit_head(base, embedded.flatten(0, 1), flat_labels, detector, config, progress,
                     base_cells)
+    if config.class_prior:
+        head = with_prior(head, labels)
     full = with_laboratory_means(detector, embedded.flatten(0, 1), flat_labels)
     folds = _two_folds(labels)
     if not config.recalibrate or min(len(f) for f in folds) < 2:
@@ -233,6 +262,8 @@ def adapt_head(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tens
         fold_labels = labels[fitted].repeat_interleave(views)
         fold_head = fit_head(base, fold_features, fold_labels, detector, config,
                              lambda _: None, base_cells)
+        if config.class_prior:
+            fold_head = with_prior(fold_head, labels[fitted])
         fold_detector = with_laboratory_means(detector, fold_features, fold_labels)
         with torch.no_grad():
             logits.append(fold_head(embedded[judged, 0]))

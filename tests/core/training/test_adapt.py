@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -22,6 +23,7 @@ from core.training.adapt import (
     capped_threshold,
     dihedral_views,
     fit_head,
+    laboratory_prior,
 )
 from tests.conftest import pbc_fixtures
 
@@ -49,6 +51,13 @@ def test_replayed_embeddings_follow_the_class_means() -> None:
     for c in (0, 1):
         assert torch.allclose(samples[labels == c].mean(0), means[c], atol=0.05)
         assert torch.allclose(samples[labels == c].var(0), torch.full((2,), 0.25), atol=0.03)
+
+
+def test_classes_a_laboratory_never_labelled_become_rarer_there_never_impossible() -> None:
+    prior = laboratory_prior(torch.tensor([0, 0, 1]), classes=4)
+    # Counted with one pseudo-cell a class: 3, 2, 1 and 1 of 7, against a quarter each.
+    assert torch.allclose(prior.exp(), torch.tensor([3, 2, 1, 1]) / 7 * 4)
+    assert prior[0] > prior[1] > 0 > prior[2] == prior[3] > -math.inf
 
 
 def test_a_laboratorys_threshold_stays_below_every_image_of_no_cell() -> None:
