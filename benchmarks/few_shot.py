@@ -11,8 +11,9 @@ adaptation may use) and *held-out* cells (scored), so that no cell is on both si
 
 Each point draws the labelled cells class-balanced, adapts the head exactly as
 ``hematovision adapt`` does (``core.training.adapt``) and scores the held-out cells as serving
-would: accuracy, the share labelled (not "not recognised") and the wrong share among labelled
-cells at >= 90% confidence. Three draws per point; their mean is printed.
+would: accuracy, the share labelled (not "not recognised"), the wrong share among labelled
+cells at >= 90% confidence, and the share of the images of no blood cell
+(``core.training.noncell``) the adapted model accepts. Three draws per point; their mean is printed.
 
     python -m benchmarks.few_shot --model core/weights/pbc-bionet-lite0-v7.safetensors
 """
