@@ -39,8 +39,7 @@ from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
 from core.model.rejection import OodDetector
 from core.settings import DEFAULT_MODEL_PATH
-from core.training.adapt import AdaptConfig, adapt_head, embed_cells
-from core.training.noncell import non_cell_images
+from core.training.adapt import AdaptConfig, adapt_head, embed_cells, non_cell_features
 
 SIZES = (0, 10, 25, 50, 100)
 DRAWS = 3
@@ -244,8 +243,7 @@ def main() -> None:
                                    card.classes, config.views))
         save_labs(labs, cache)
     # Images of no blood cell: the share an adapted model lets through (the base model's, 0).
-    non_cells = embed_cells(model, [image for _, image in non_cell_images()], card.preprocess,
-                            1, lambda _: None)[:, 0]
+    non_cells = non_cell_features(model, card.preprocess)
     results = {}
     print(f"model {card.version}, {config.views} view(s) per labelled cell")
     print(f"{'lab':8s} {'cells':>5s} {'accuracy':>9s} {'if all labelled':>16s} "

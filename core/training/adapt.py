@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -92,6 +92,13 @@ def embed_cells(model: EfficientNetLite, images: Sequence[Image.Image], preproce
                                    for view in dihedral_views(batch, views)], dim=1))
         progress(f"  embedded {min(start + batch_size, len(images))}/{len(images)} cells")
     return torch.cat(chunks)
+
+
+def non_cell_features(model: EfficientNetLite, preprocess: Preprocessing) -> torch.Tensor:
+    """Embeddings (N x D) of the built-in images of no blood cell (``core.training.noncell``),
+    one view each, as serving sees them."""
+    return embed_cells(model, [image for _, image in non_cell_images()], preprocess, 1,
+                       lambda _: None)[:, 0]
 
 
 class Replay(Protocol):
@@ -254,6 +261,19 @@ def capped_threshold(detector: OodDetector, wanted: float, base: float,
     return min(threshold, below)
 
 
+def _fit_laboratory(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tensor,
+                    detector: OodDetector, config: AdaptConfig, progress: Progress,
+                    base_cells: torch.Tensor | None) -> tuple[torch.nn.Linear, OodDetector]:
+    """The head (with the laboratory's prior) and the detector fitted on these cells' views
+    (``embedded``: cells x views x D)."""
+    features = embedded.flatten(0, 1)
+    flat_labels = labels.repeat_interleave(embedded.shape[1])
+    head = fit_head(base, features, flat_labels, detector, config, progress, base_cells)
+    if config.class_prior:
+        head = with_prior(head, labels)
+    return head, with_laboratory_cells(detector, features, flat_labels, config.widen_covariance)
+
+
 def adapt_head(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tensor,
                detector: OodDetector, base_temperature: float, config: AdaptConfig,
                progress: Progress, base_cells: torch.Tensor | None = None,
@@ -265,29 +285,15 @@ def adapt_head(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tens
     on one half of the cells, judged on the other half's serving view, and the other way round.
     The threshold never lets in one of ``non_cells`` (``capped_threshold``).
     """
-    views = embedded.shape[1]
-    flat_labels = labels.repeat_interleave(views)
-    head = fit_head(base, embedded.flatten(0, 1), flat_labels, detector, config, progress,
-                    base_cells)
-    if config.class_prior:
-        head = with_prior(head, labels)
-    full = with_laboratory_cells(detector, embedded.flatten(0, 1), flat_labels,
-                                 config.widen_covariance)
+    head, full = _fit_laboratory(base, embedded, labels, detector, config, progress, base_cells)
     folds = _two_folds(labels)
     if not config.recalibrate or min(len(f) for f in folds) < 2:
         threshold = capped_threshold(full, detector.threshold, detector.threshold, non_cells)
-        return LaboratoryHead(head, OodDetector(full.means, full.precision, threshold),
-                              base_temperature)
+        return LaboratoryHead(head, replace(full, threshold=threshold), base_temperature)
     logits, scores, targets = [], [], []
     for fitted, judged in (folds, folds[::-1]):
-        fold_features = embedded[fitted].flatten(0, 1)
-        fold_labels = labels[fitted].repeat_interleave(views)
-        fold_head = fit_head(base, fold_features, fold_labels, detector, config,
-                             lambda _: None, base_cells)
-        if config.class_prior:
-            fold_head = with_prior(fold_head, labels[fitted])
-        fold_detector = with_laboratory_cells(detector, fold_features, fold_labels,
-                                              config.widen_covariance)
+        fold_head, fold_detector = _fit_laboratory(base, embedded[fitted], labels[fitted],
+                                                   detector, config, lambda _: None, base_cells)
         with torch.no_grad():
             logits.append(fold_head(embedded[judged, 0]))
         scores.append(fold_detector.scores(embedded[judged, 0]))
@@ -297,7 +303,7 @@ def adapt_head(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tens
                                  detector.threshold, non_cells)
     progress(f"  cross-fitted: temperature {temperature:.2f}, threshold {threshold:.0f} "
              f"(base {base_temperature:.2f}, {detector.threshold:.0f})")
-    return LaboratoryHead(head, OodDetector(full.means, full.precision, threshold), temperature)
+    return LaboratoryHead(head, replace(full, threshold=threshold), temperature)
 
 
 @dataclass(frozen=True)
@@ -322,8 +328,7 @@ def adapt_model(model: EfficientNetLite, detector: OodDetector, classes: Sequenc
     embedded = embed_cells(model, images, preprocess, config.views, progress)
     targets = torch.tensor(list(labels))
     progress("embedding the images that are no blood cell, to keep them out")
-    non_cells = embed_cells(model, [image for _, image in non_cell_images()], preprocess, 1,
-                            lambda _: None)[:, 0]
+    non_cells = non_cell_features(model, preprocess)
     progress("fitting the head")
     fitted = adapt_head(model.classifier, embedded, targets, detector, temperature, config,
                         progress, base_cells, non_cells)
