@@ -1,7 +1,7 @@
 """Every image through the one analysis path, on data from several laboratories.
 
-    python -m benchmarks.cross_lab [--sets bionet-val bionet-test bccd-val bccd-test pbc-val
-        pbc-test lisc bionet-val-crops bionet-test-crops] [--limit N] [--sizes] [--refusals]
+    python -m benchmarks.cross_lab [--sets bionet-val bionet-test bccd-val bccd-test pbc-train
+        pbc-val pbc-test lisc bionet-val-crops bionet-test-crops] [--limit N] [--sizes] [--refusals]
         [--phone] [--shifted] [--json OUT] [--model FILE] [--red-cells FILE]
 
 Fields (Bio-Net, BCCD): gate acceptance, white-cell recall and precision at IoU >= 0.5, the
@@ -10,8 +10,9 @@ per image; with ``--sizes`` also each field resized to 50%, 200% and to 256 px o
 with ``--phone`` also through an eyepiece and as a phone photo (``benchmarks.phone_conditions``);
 with ``--refusals`` the gate's refusals of each field blurred, darkened and over-exposed, of
 non-smear images, and the time for a 12 MP photo.
-Cell crops (PBC, LISC): gate acceptance, accuracy of the cell the crop is centred on, the share
-given a label, the accuracy of those, and the wrong share among cells given >= 90% confidence;
+Cell crops (PBC, LISC): gate acceptance, accuracy of the cell the crop is centred on (and of the
+classifier alone on the whole crop, with the crops it names right that the path loses), the
+share given a label, the accuracy of those, and the wrong share among cells given >= 90% confidence;
 with ``--shifted`` also each crop shifted inside its frame, the bared edges black, as other
 laboratories' crops come (LISC's copies are).
 LISC is an unseen laboratory: report it, never choose on it.
@@ -119,6 +120,10 @@ class CellScore:
     flagged: int = 0  # labelled, but flagged for review
     confident: int = 0
     confident_wrong: int = 0
+    # The classifier alone on the whole image, as ``hematovision evaluate`` sees it, and the
+    # images it names right that the path does not: the path's own losses.
+    alone_right: int = 0
+    lost_by_path: int = 0
     red_cell_px: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
 
@@ -127,6 +132,8 @@ class CellScore:
             "images": self.images,
             "gate_accepts": self.accepted / max(self.images, 1),
             "accuracy": self.right / max(self.images, 1),
+            "accuracy_classifier_alone": self.alone_right / max(self.images, 1),
+            "lost_by_path": self.lost_by_path,
             "labelled_share": self.labelled / max(self.images, 1),
             "accuracy_of_labelled": self.labelled_right / max(self.labelled, 1),
             "flagged_share": self.flagged / max(self.images, 1),
@@ -206,7 +213,8 @@ def shifted_into_black(image: Image.Image, seed: int) -> Image.Image:
 
 
 def score_cells(root: Path, run: Callable[[Image.Image], Analysis],
-                limit: int | None, shifted: bool = False) -> CellScore:
+                alone: Callable[[Image.Image], str], limit: int | None,
+                shifted: bool = False) -> CellScore:
     score = CellScore()
     samples = index_image_folder(root, PBC_CLASSES)
     if limit:
@@ -219,13 +227,17 @@ def score_cells(root: Path, run: Callable[[Image.Image], Analysis],
         analysis, seconds = _timed(image, run)
         score.images += 1
         score.seconds.append(seconds)
+        alone_right = alone(image) == truth
+        score.alone_right += alone_right
         if analysis.scale is not None:
             score.red_cell_px.append(analysis.scale.red_cell_px)
         if analysis.rejected:
+            score.lost_by_path += alone_right
             continue
         score.accepted += 1
         label, confidence, review = _centred_label(analysis)
         score.right += label == truth
+        score.lost_by_path += alone_right and label != truth
         if label is not None and label != NOT_RECOGNISED:
             score.labelled += 1
             score.labelled_right += label == truth
@@ -411,13 +423,19 @@ def main() -> None:
                 row = {"set": name, "framing": framing, **score.row()}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    crops = {"pbc-val": PBC / "val", "pbc-test": PBC / "test", "lisc": LISC}
+    def alone(image: Image.Image) -> str:
+        return classifier.classify_crops([image], reject_outliers=False)[0].label
+
+    # PBC train: cells the model has learnt, so what the path loses there is the path's doing
+    # (a sample, with ``--limit``), without reading the test split.
+    crops = {"pbc-train": PBC / "train", "pbc-val": PBC / "val", "pbc-test": PBC / "test",
+             "lisc": LISC}
     for name in args.sets:
         if name not in crops:
             continue
         for shifted in (False, True) if args.shifted else (False,):
             row = {"set": name, "size": "shifted into black" if shifted else "own size",
-                   **score_cells(crops[name], run, args.limit, shifted).row()}
+                   **score_cells(crops[name], run, alone, args.limit, shifted).row()}
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:
