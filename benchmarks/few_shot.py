@@ -24,6 +24,7 @@ import argparse
 import json
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from benchmarks.paths import LISC, WORK
 from core.data import index_image_folder
+from core.field.analyse import framed_cell
 from core.model.artifact import load_artifact
 from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
@@ -115,20 +117,25 @@ class Lab:
         return chosen
 
 
+Framing = Callable[[Image.Image], Image.Image]
+FRAMINGS: dict[str, Framing] = {"as-given": lambda image: image, "path": framed_cell}
+
+
 def _embed(model: EfficientNetLite, paths: list[Path], preprocess: Preprocessing,
-           views: int) -> torch.Tensor:
+           views: int, framing: Framing) -> torch.Tensor:
     images = []
     for path in paths:
         with Image.open(path) as image:
-            images.append(image.convert("RGB"))
+            images.append(framing(image.convert("RGB")))
     return embed_cells(model, images, preprocess, views, lambda _: None)
 
 
 def lisc_lab(model: EfficientNetLite, preprocess: Preprocessing, classes: list[str],
-             views: int) -> Lab:
+             views: int, framing: Framing) -> Lab:
     samples = index_image_folder(LISC, classes)
     paths = [s.path for s in samples]
-    single = _embed(model, paths, preprocess, 1)[:, 0]
+    # Copies are grouped by the images as given: the framing must not decide the split.
+    single = _embed(model, paths, preprocess, 1, FRAMINGS["as-given"])[:, 0]
     pool_members: list[tuple[int, int, int]] = []
     held, held_labels = [], []
     for label in sorted({s.label for s in samples}):
@@ -139,20 +146,23 @@ def lisc_lab(model: EfficientNetLite, preprocess: Preprocessing, classes: list[s
             if group < half:
                 pool_members.append((i, label, group))
             else:
-                held.append(single[i])
+                held.append(i)
                 held_labels.append(label)
+    held_embedded = single[held] if framing is FRAMINGS["as-given"] \
+        else _embed(model, [paths[i] for i in held], preprocess, 1, framing)[:, 0]
     # Only the pool needs the other views; the held-out cells are scored as serving sees them.
-    pooled = _embed(model, [paths[i] for i, _, _ in pool_members], preprocess, views)
+    pooled = _embed(model, [paths[i] for i, _, _ in pool_members], preprocess, views, framing)
     pool = [(pooled[k], label, group) for k, (_, label, group) in enumerate(pool_members)]
-    return Lab("lisc", pool, (torch.stack(held), torch.tensor(held_labels)))
+    return Lab("lisc", pool, (held_embedded, torch.tensor(held_labels)))
 
 
 def folder_lab(name: str, pool_root: Path, held_root: Path, model: EfficientNetLite,
-               preprocess: Preprocessing, classes: list[str], views: int) -> Lab:
+               preprocess: Preprocessing, classes: list[str], views: int,
+               framing: Framing) -> Lab:
     pool_samples = index_image_folder(pool_root, classes)
     held_samples = index_image_folder(held_root, classes)
-    pool_embedded = _embed(model, [s.path for s in pool_samples], preprocess, views)
-    held_embedded = _embed(model, [s.path for s in held_samples], preprocess, 1)[:, 0]
+    pool_embedded = _embed(model, [s.path for s in pool_samples], preprocess, views, framing)
+    held_embedded = _embed(model, [s.path for s in held_samples], preprocess, 1, framing)[:, 0]
     pool = [(pool_embedded[i], s.label, i) for i, s in enumerate(pool_samples)]
     return Lab(name, pool, (held_embedded, torch.tensor([s.label for s in held_samples])))
 
@@ -226,6 +236,8 @@ def main() -> None:
     parser.add_argument("--bionet-cells", type=Path, default=WORK / "cells" / "bionet")
     parser.add_argument("--views", type=int, default=AdaptConfig.views,
                         help="symmetries per labelled cell (1-8)")
+    parser.add_argument("--framing", choices=sorted(FRAMINGS), default="as-given",
+                        help="each cell as given, or framed as the analysis path frames it")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
@@ -233,19 +245,22 @@ def main() -> None:
     model, card, detector = load_artifact(args.model)
     assert detector is not None, "the model has no rejection step"
     config = AdaptConfig(views=args.views)
-    cache = WORK / "cache" / f"few-shot-{card.sha256[:16]}-{config.views}.safetensors"
+    framing = FRAMINGS[args.framing]
+    suffix = "" if args.framing == "as-given" else f"-{args.framing}"
+    cache = WORK / "cache" / f"few-shot-{card.sha256[:16]}-{config.views}{suffix}.safetensors"
     labs = load_labs(cache)
     if labs is None:
-        labs = [lisc_lab(model, card.preprocess, card.classes, config.views)]
+        labs = [lisc_lab(model, card.preprocess, card.classes, config.views, framing)]
         if args.bionet_cells.is_dir():
             labs.append(folder_lab("bionet", args.bionet_cells / "val",
                                    args.bionet_cells / "test", model, card.preprocess,
-                                   card.classes, config.views))
+                                   card.classes, config.views, framing))
         save_labs(labs, cache)
     # Images of no blood cell: the share an adapted model lets through (the base model's, 0).
     non_cells = non_cell_features(model, card.preprocess)
     results = {}
-    print(f"model {card.version}, {config.views} view(s) per labelled cell")
+    print(f"model {card.version}, {config.views} view(s) per labelled cell, "
+          f"cells {args.framing}")
     print(f"{'lab':8s} {'cells':>5s} {'accuracy':>9s} {'if all labelled':>16s} "
           f"{'labelled':>9s} {'wrong >= 90%':>13s} {'non-cells in':>13s}")
     for lab in labs:

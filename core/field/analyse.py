@@ -21,6 +21,7 @@ from core.field.detect import (
     FieldMasks,
     RedCellFinder,
     box_centre,
+    detect_white_cells,
     find_cells,
     working_masks,
 )
@@ -215,10 +216,10 @@ def framed_like_pbc(size: tuple[int, int], centre: tuple[float, float], side: in
             and abs(centre[0] - size[0] / 2) <= near and abs(centre[1] - size[1] / 2) <= near)
 
 
-def _close_up(image: Image.Image, classifier: CellClassifier, side: int, masks: FieldMasks,
-              white: list[Detection], factor: float) -> Cell:
-    """The one cell of a close-up: its white cell, framed as PBC frames it, or else whatever the
-    photographer centred (a platelet, a red cell), and "not recognised" if it is no cell."""
+def _close_up_framing(image: Image.Image, side: int, masks: FieldMasks,
+                      white: list[Detection], factor: float) -> tuple[Box, Image.Image]:
+    """A close-up's cell (its box in the photo, and the crop the classifier sees): its white
+    cell, framed as PBC frames it, or else whatever the photographer centred."""
     if white:
         box = _to_original(white[0].box, factor, image.size)
         centre = box_centre(box)
@@ -227,6 +228,40 @@ def _close_up(image: Image.Image, classifier: CellClassifier, side: int, masks: 
     crop = in_view(image, (0, 0), masks, factor) \
         if white and framed_like_pbc(image.size, centre, side) \
         else cell_crop(image, centre, side, masks, factor)
+    return box, crop
+
+
+def framed_cell(image: Image.Image, params: DetectorParams | None = None) -> Image.Image:
+    """The cell an image of one cell shows, framed as ``analyse`` frames it for the classifier
+    (with several white cells, the one nearest the centre, as in a field; no quality gate).
+
+    A laboratory's labelled cells come cropped its own way, tight or wide; the classifier meets
+    that laboratory's cells through ``analyse``, so this is how an adaptation should see them.
+    """
+    image = image.convert("RGB")
+    params = params or DetectorParams()
+    scale = image_scale(image)
+    masks, factor = working_masks(image, scale.red_cell_px, params)
+    white = detect_white_cells(masks, params)
+    if (better := checked_by_white_cells(scale, white)) is not None:
+        scale = better
+        masks, factor = working_masks(image, scale.red_cell_px, params)
+        white = detect_white_cells(masks, params)
+    side = frame_side(scale)
+    if len(white) > 1:
+        cx, cy = image.width / 2, image.height / 2
+        boxes = [_to_original(d.box, factor, image.size) for d in white]
+        centre = min((box_centre(b) for b in boxes),
+                     key=lambda c: abs(c[0] - cx) + abs(c[1] - cy))
+        return cell_crop(image, centre, side, masks, factor)
+    return _close_up_framing(image, side, masks, white, factor)[1]
+
+
+def _close_up(image: Image.Image, classifier: CellClassifier, side: int, masks: FieldMasks,
+              white: list[Detection], factor: float) -> Cell:
+    """The one cell of a close-up: its white cell, framed as PBC frames it, or else whatever the
+    photographer centred (a platelet, a red cell), and "not recognised" if it is no cell."""
+    box, crop = _close_up_framing(image, side, masks, white, factor)
     # As in a field: a detected white cell unlike the training images keeps its label and is
     # flagged for review; only what detection did not find a white cell in may be "not
     # recognised" (a photo of something else).
