@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from core.data import Sample, UnknownClassError, index_image_folder
+from core.field.analyse import framed_cell
 from core.model.artifact import ModelCard, ModelIntegrityError, load_artifact, save_artifact
 from core.model.classifier import CellClassifier
 from core.training.adapt import SOURCE_CONFIG, AdaptConfig, adapt_model
@@ -22,23 +23,29 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _images(samples: list[Sample]) -> list[Image.Image]:
+def _images(samples: list[Sample], framing: str = "as-given") -> list[Image.Image]:
+    """The labelled cells as the adaptation sees them. "path" frames each as the analysis path
+    frames a close-up's cell for the classifier (``framed_cell``): the laboratory's model learns
+    its cells as the bot and the worker will show them, whatever the laboratory's own cropping.
+    "as-given" takes each image whole, as ``hematovision evaluate`` does."""
     images = []
     for sample in samples:
         with Image.open(sample.path) as image:
-            images.append(image.convert("RGB"))
+            rgb = image.convert("RGB")
+            images.append(framed_cell(rgb) if framing == "path" else rgb)
     return images
 
 
-def _accuracy(model_path: Path, samples: list[Sample]) -> float:
+def _accuracy(model_path: Path, samples: list[Sample], framing: str) -> float:
     classifier = CellClassifier.from_artifact(model_path, "cpu")
-    probabilities = classifier.probabilities(_images(samples))
+    probabilities = classifier.probabilities(_images(samples, framing))
     labels = torch.tensor([s.label for s in samples])
     return classification_report(probabilities, labels, classifier.card.classes).accuracy
 
 
 def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
-              check: Path | None, base_cells: Path | None = None) -> int:
+              check: Path | None, base_cells: Path | None = None,
+              framing: str = "path") -> int:
     try:
         model, card, detector = load_artifact(base_path)
         samples = index_image_folder(examples, card.classes)
@@ -61,13 +68,13 @@ def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
         _progress(f"embedding {len(base_samples)} of the base model's cells to distil")
         base_features = extract_features(model, base_samples, card.preprocess, _progress)
     adapted = adapt_model(model, detector, card.classes, card.preprocess, card.temperature,
-                          _images(samples),
+                          _images(samples, framing),
                           [s.label for s in samples], config, _progress, base_features)
     version = version or f"{card.version}-adapted-{started:%Y%m%d%H%M}"
     new_card = ModelCard(
         version=version, architecture=card.architecture, classes=card.classes,
         preprocessing=card.preprocessing, temperature=adapted.temperature,
-        data={"adapted_from": card.version, "examples": str(examples),
+        data={"adapted_from": card.version, "examples": str(examples), "framing": framing,
               "cells": adapted.cells, "cells_per_class": adapted.per_class,
               **({"base_cells": str(base_cells), "base_cells_count": len(base_samples)}
                  if base_samples else {})},
@@ -80,7 +87,8 @@ def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
     print(f"adapted model written to {path} ({adapted.cells} cells: "
           + ", ".join(f"{label} {n}" for label, n in adapted.per_class.items()) + ")")
     if held_out:
-        before, after = _accuracy(base_path, held_out), _accuracy(path, held_out)
+        before = _accuracy(base_path, held_out, framing)
+        after = _accuracy(path, held_out, framing)
         saved = save_artifact(adapted.model, saved.model_copy(update={"metrics": {
             "held_out": {"cells": len(held_out), "accuracy_before": round(before, 5),
                          "accuracy_after": round(after, 5), "folder": str(check)}}}),

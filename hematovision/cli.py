@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="image folder of the base model's own training cells (e.g. PBC "
                             "train): kept by distillation on them, for adding a whole labelled "
                             "source rather than a few cells")
+    adapt.add_argument("--framing", choices=["path", "as-given"], default="path",
+                       help="frame each cell as the analysis path frames a close-up's cell for "
+                            "the classifier (default: the laboratory's cells are learnt as the "
+                            "bot will show them), or take each image whole")
 
     sub.add_parser("bot", help="run the Telegram bot (long polling)")
 
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         from hematovision.adapt_cli import run_adapt
 
         return run_adapt(args.model or settings.model_path, args.examples, args.out,
-                         args.version, args.check, args.base_cells)
+                         args.version, args.check, args.base_cells, args.framing)
     if args.command == "bot":
         from bot.app import run_bot
 

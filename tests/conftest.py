@@ -27,6 +27,13 @@ def pbc_fixtures() -> dict[str, Path]:
     return {p.name.split("__")[0]: p for p in sorted((FIXTURES / "pbc").glob("*.jpg"))}
 
 
+def tight_crop(image: Image.Image, share: float = 0.6) -> Image.Image:
+    """The middle ``share`` of ``image``: a laboratory that crops its cells tight."""
+    side = round(share * min(image.size))
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
 def shifted_into_black(image: Image.Image, dx: int, dy: int) -> Image.Image:
     """``image`` moved inside its own frame, the bared edges black (as other laboratories'
     shifted crops come)."""

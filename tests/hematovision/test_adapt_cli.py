@@ -9,10 +9,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from core.field.analyse import analyse
 from core.model.artifact import read_card
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
-from tests.conftest import pbc_fixtures
+from tests.conftest import pbc_fixtures, tight_crop
 from tests.core.training.test_adapt import stained_elsewhere
 
 
@@ -41,6 +42,7 @@ def test_an_adapted_model_is_written_and_loads_for_evaluate_and_serving(tmp_path
     assert card["version"] == "lab-a-v1"
     assert card["data"]["cells_per_class"] == {"lymphocyte": 1, "neutrophil": 1}
     assert card["data"]["adapted_from"] == read_card(DEFAULT_MODEL_PATH).version
+    assert card["data"]["framing"] == "path"
     assert card["metrics"]["held_out"]["accuracy_after"] == 1.0
     classifier = CellClassifier.from_artifact(weights, "cpu")  # the worker's loader
     assert classifier.version == "lab-a-v1"
@@ -48,6 +50,26 @@ def test_an_adapted_model_is_written_and_loads_for_evaluate_and_serving(tmp_path
                      "--png", str(tmp_path / "cm.png"))
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["accuracy"] == 1.0
+
+
+def test_a_laboratorys_tight_crops_are_learnt_as_the_bot_will_show_its_cells(
+    tmp_path: Path,
+) -> None:
+    # The laboratory crops tight; the bot frames its photos' cells as PBC does. Learnt as the
+    # bot shows them, its cells are named through the one analysis path the worker runs.
+    names = {"neutrophil": "neutrophil", "lymphocyte": "lymphocyte"}
+    examples = tmp_path / "lab"
+    for folder, label in names.items():
+        (examples / folder).mkdir(parents=True)
+        tight_crop(stained_elsewhere(Image.open(pbc_fixtures()[label]))).save(
+            examples / folder / "cell.png")
+    result = _run("adapt", "--examples", str(examples), "--out", str(tmp_path / "out"),
+                  "--version", "tight-lab-v1")
+    assert result.returncode == 0, result.stderr
+    classifier = CellClassifier.from_artifact(tmp_path / "out" / "tight-lab-v1.safetensors")
+    for folder, label in names.items():
+        analysis = analyse(Image.open(examples / folder / "cell.png"), classifier)
+        assert [c.label for c in analysis.classified] == [label]
 
 
 def test_a_folder_that_is_not_a_label_is_refused_clearly(tmp_path: Path) -> None:

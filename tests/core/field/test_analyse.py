@@ -9,14 +9,20 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from core.field.analyse import analyse, checked_by_white_cells, framed_like_pbc, in_view
+from core.field.analyse import (
+    analyse,
+    checked_by_white_cells,
+    framed_cell,
+    framed_like_pbc,
+    in_view,
+)
 from core.field.annotate import annotate
 from core.field.bccd import iou, read_boxes
 from core.field.detect import WORK_RED_CELL_PX, Detection, DetectorParams, working_masks
 from core.field.scale import RED_CELL_UM, TYPICAL_WHITE_CELL_UM, Scale, image_scale
 from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
-from tests.conftest import FIXTURES, pbc_fixtures, shifted_into_black
+from tests.conftest import FIXTURES, pbc_fixtures, shifted_into_black, tight_crop
 
 BCCD = FIXTURES / "bccd"
 
@@ -86,6 +92,27 @@ def test_only_a_centred_cell_at_pbcs_framing_keeps_the_photographers_framing() -
     assert not framed_like_pbc((256, 256), (180.0, 128.0), side=250)  # off-centre
     assert not framed_like_pbc((600, 600), (300.0, 300.0), side=250)  # wider than PBC's
     assert not framed_like_pbc((120, 120), (60.0, 60.0), side=250)  # tighter
+
+
+def test_a_cell_framed_as_pbc_frames_cells_is_learnt_as_the_photographer_framed_it() -> None:
+    image = Image.open(pbc_fixtures()["lymphocyte"]).convert("RGB")
+    assert np.array_equal(np.asarray(framed_cell(image)), np.asarray(image))
+
+
+def test_a_tight_crop_is_learnt_at_pbcs_framing_padded_with_its_background() -> None:
+    # Another laboratory's tight crop of the same cell: the path shows the classifier the cell
+    # at PBC's framing, so an adaptation must learn it so.
+    image = Image.open(pbc_fixtures()["neutrophil"]).convert("RGB")
+    tight = tight_crop(image)
+    framed = framed_cell(tight)
+    assert framed.width == framed.height
+    # The white cell is the ruler of a tight crop: a neutrophil, larger than the typical white
+    # cell, reads the scale some 20% small.
+    assert tight.width < framed.width <= 1.2 * max(image.size)
+    pixels = np.asarray(framed, dtype=np.float32)
+    assert pixels[:5, :5].min() > 150 and pixels[-5:, -5:].min() > 150  # background, not black
+    middle = framed.width // 2
+    assert pixels[middle - 5:middle + 5, middle - 5:middle + 5].mean() < 200  # the cell, centred
 
 
 @pytest.mark.parametrize("factor", [0.6, 1.0, 3.0])
