@@ -14,6 +14,10 @@ Each point draws the labelled cells class-balanced, adapts the head exactly as
 would: accuracy, the share labelled (not "not recognised"), the wrong share among labelled
 cells at >= 90% confidence, and the share of the images of no blood cell
 (``core.training.noncell``) the adapted model accepts. Three draws per point; their mean is printed.
+With ``--framing path`` every cell (labelled and held out) is first framed as the analysis path
+frames a close-up's cell (``core.field.analyse.framed_cell``), as ``hematovision adapt`` does
+by default and as the worker shows a laboratory's cells; the copies of a LISC cell are grouped
+by the images as given either way, so both framings split alike.
 
     python -m benchmarks.few_shot --model core/weights/pbc-bionet-lite0-v7.safetensors
 """

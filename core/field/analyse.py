@@ -231,12 +231,15 @@ def _close_up_framing(image: Image.Image, side: int, masks: FieldMasks,
     return box, crop
 
 
-def framed_cell(image: Image.Image, params: DetectorParams | None = None) -> Image.Image:
-    """The cell an image of one cell shows, framed as ``analyse`` frames it for the classifier
-    (with several white cells, the one nearest the centre, as in a field; no quality gate).
+def framed_cell(image: Image.Image, centre: tuple[float, float] | None = None,
+                params: DetectorParams | None = None) -> Image.Image:
+    """A cell of ``image`` framed as ``analyse`` frames it for the classifier (no quality gate):
+    the field's cell at ``centre``, or, without one, the cell an image of one cell shows (with
+    several white cells, the one nearest the centre, as in a field).
 
-    A laboratory's labelled cells come cropped its own way, tight or wide; the classifier meets
-    that laboratory's cells through ``analyse``, so this is how an adaptation should see them.
+    A laboratory's labelled cells come cropped its own way, tight or wide, and an expert's
+    corrected cell must be learnt as it was shown: the classifier meets a laboratory's cells
+    through ``analyse``, so this is how an adaptation or a retraining should see them.
     """
     image = image.convert("RGB")
     params = params or DetectorParams()
@@ -248,11 +251,12 @@ def framed_cell(image: Image.Image, params: DetectorParams | None = None) -> Ima
         masks, factor = working_masks(image, scale.red_cell_px, params)
         white = detect_white_cells(masks, params)
     side = frame_side(scale)
-    if len(white) > 1:
+    if centre is None and len(white) > 1:
         cx, cy = image.width / 2, image.height / 2
         boxes = [_to_original(d.box, factor, image.size) for d in white]
         centre = min((box_centre(b) for b in boxes),
                      key=lambda c: abs(c[0] - cx) + abs(c[1] - cy))
+    if centre is not None:
         return cell_crop(image, centre, side, masks, factor)
     return _close_up_framing(image, side, masks, white, factor)[1]
 

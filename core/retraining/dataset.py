@@ -11,9 +11,8 @@ import torch
 from PIL import Image
 
 from core.data import Sample, index_image_folder
-from core.field.analyse import cell_crop, frame_side
-from core.field.detect import DetectorParams, box_centre, working_masks
-from core.field.scale import image_scale
+from core.field.analyse import framed_cell
+from core.field.detect import box_centre
 from core.labels import PBC_CLASSES
 from core.model.preprocess import square_crop
 from core.reviews import ExpertExample
@@ -51,12 +50,9 @@ def load(samples: Sequence[Sample], cache_dir: Path, name: str, size: int,
 
 
 def expert_crop(image: Image.Image, example: ExpertExample) -> Image.Image:
-    """The cell as the classifier saw it: centred on its box at PBC's framing, at the image's
-    own scale (a close-up's box is the whole image, or its white cell)."""
-    scale = image_scale(image)
-    masks, factor = working_masks(image, scale.red_cell_px, DetectorParams())
-    return cell_crop(image.convert("RGB"), box_centre(example.box), frame_side(scale), masks,
-                     factor)
+    """The cell as the classifier saw it (``framed_cell``): a close-up framed as the analysis
+    path frames its one cell, a field's cell centred on its box at PBC's framing."""
+    return framed_cell(image, None if example.whole_image else box_centre(example.box))
 
 
 def expert_tensors(examples: Sequence[ExpertExample], store: ImageStore,

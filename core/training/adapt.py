@@ -107,17 +107,28 @@ class Replay(Protocol):
         ...
 
 
-class GaussianReplay:
-    """Embeddings drawn from the base training data's class Gaussians (shared covariance)."""
+@dataclass(frozen=True)
+class BaseGaussians:
+    """The base training data's class Gaussians (class means, one shared covariance), as the
+    rejection step stores them, inverted and factored once per adaptation: a 1280-wide inverse
+    costs a third of a second, and an adaptation fits three heads and three detectors."""
 
-    def __init__(self, detector: OodDetector) -> None:
+    means: torch.Tensor  # classes x D
+    covariance: torch.Tensor  # D x D, float64
+    factor: torch.Tensor  # its Cholesky factor, float32
+
+    @classmethod
+    def of(cls, detector: OodDetector, classes: int | None = None) -> BaseGaussians:
+        """The first ``classes`` means of ``detector`` (all by default): they are the classes'
+        own, in class order; an adapted model's detector holds its laboratory's means after
+        them, which have no class index of their own."""
         covariance = torch.linalg.inv(detector.precision.double())
-        # Factored once: a 1280-wide inverse and Cholesky cost half a second each.
-        self.factor = torch.linalg.cholesky((covariance + covariance.T) / 2).float()
-        self.means = detector.means
+        factor = torch.linalg.cholesky((covariance + covariance.T) / 2).float()
+        return cls(detector.means[:classes], covariance, factor)
 
     def sample(self, per_class: int,
                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``per_class`` embeddings of every class, and their class indices."""
         classes, dim = self.means.shape
         noise = torch.randn(classes * per_class, dim, generator=generator)
         labels = torch.arange(classes).repeat_interleave(per_class)
@@ -128,12 +139,10 @@ class GaussianBank:
     """One bank drawn up front, a fresh subset of it each step: drawing 1280-wide Gaussians
     every step would cost more than the fit itself."""
 
-    def __init__(self, detector: OodDetector, classes: int, config: AdaptConfig,
+    def __init__(self, gaussians: BaseGaussians, config: AdaptConfig,
                  generator: torch.Generator) -> None:
-        # The first means are the classes' own, in class order; an adapted model's detector
-        # holds its laboratory's means after them, which have no class index of their own.
-        base = OodDetector(detector.means[:classes], detector.precision, detector.threshold)
-        self.bank, labels = GaussianReplay(base).sample(4 * config.replay_per_class, generator)
+        classes = len(gaussians.means)
+        self.bank, labels = gaussians.sample(4 * config.replay_per_class, generator)
         self.targets = F.one_hot(labels, classes).float()
         self.per_step = config.replay_per_class * classes
 
@@ -156,17 +165,17 @@ class DistilledCells:
 
 
 def fit_head(base: torch.nn.Linear, features: torch.Tensor, labels: torch.Tensor,
-             detector: OodDetector, config: AdaptConfig, progress: Progress,
+             gaussians: BaseGaussians, config: AdaptConfig, progress: Progress,
              base_cells: torch.Tensor | None = None) -> torch.nn.Linear:
     """A copy of ``base`` fitted to the laboratory's embeddings plus replayed base classes:
     ``base_cells`` (embeddings of the base training cells, distilled) where given, else draws
-    from the detector's class Gaussians."""
+    from the base classes' Gaussians."""
     head = torch.nn.Linear(base.in_features, base.out_features)
     head.load_state_dict(base.state_dict())
     anchor = {name: value.detach().clone() for name, value in base.state_dict().items()}
     optimiser = torch.optim.Adam(head.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
-    replay: Replay = (GaussianBank(detector, base.out_features, config, generator)
+    replay: Replay = (GaussianBank(gaussians, config, generator)
                       if base_cells is None
                       else DistilledCells(base_cells, base))
     for step in range(config.steps):
@@ -207,9 +216,11 @@ def with_prior(head: torch.nn.Linear, labels: torch.Tensor) -> torch.nn.Linear:
 
 
 def with_laboratory_cells(detector: OodDetector, features: torch.Tensor, labels: torch.Tensor,
-                          widen: bool = True) -> OodDetector:
+                          widen: bool = True,
+                          covariance: torch.Tensor | None = None) -> OodDetector:
     """The base detector plus one mean per class of the laboratory's embeddings; with
-    ``widen``, its covariance widened by their scatter about those means.
+    ``widen``, its covariance (``covariance``, the inverse of its precision, where already at
+    hand) widened by their scatter about those means.
 
     Another laboratory's cells vary in directions the base cells hardly did (its stain, its
     camera), and under the base covariance alone they lie as far from every mean as images of
@@ -224,9 +235,9 @@ def with_laboratory_cells(detector: OodDetector, features: torch.Tensor, labels:
     if not widen:
         return OodDetector(means, detector.precision, detector.threshold)
     residuals = (features - lab_means[torch.searchsorted(classes, labels)]).double()
-    covariance = torch.linalg.inv(detector.precision.double()) \
-        + residuals.T @ residuals / len(residuals)
-    precision = torch.linalg.inv((covariance + covariance.T) / 2)
+    base = torch.linalg.inv(detector.precision.double()) if covariance is None else covariance
+    widened = base + residuals.T @ residuals / len(residuals)
+    precision = torch.linalg.inv((widened + widened.T) / 2)
     return OodDetector(means, ((precision + precision.T) / 2).float(), detector.threshold)
 
 
@@ -262,16 +273,18 @@ def capped_threshold(detector: OodDetector, wanted: float, base: float,
 
 
 def _fit_laboratory(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tensor,
-                    detector: OodDetector, config: AdaptConfig, progress: Progress,
+                    detector: OodDetector, gaussians: BaseGaussians, config: AdaptConfig,
+                    progress: Progress,
                     base_cells: torch.Tensor | None) -> tuple[torch.nn.Linear, OodDetector]:
     """The head (with the laboratory's prior) and the detector fitted on these cells' views
     (``embedded``: cells x views x D)."""
     features = embedded.flatten(0, 1)
     flat_labels = labels.repeat_interleave(embedded.shape[1])
-    head = fit_head(base, features, flat_labels, detector, config, progress, base_cells)
+    head = fit_head(base, features, flat_labels, gaussians, config, progress, base_cells)
     if config.class_prior:
         head = with_prior(head, labels)
-    return head, with_laboratory_cells(detector, features, flat_labels, config.widen_covariance)
+    return head, with_laboratory_cells(detector, features, flat_labels, config.widen_covariance,
+                                       gaussians.covariance)
 
 
 def adapt_head(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tensor,
@@ -285,7 +298,9 @@ def adapt_head(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tens
     on one half of the cells, judged on the other half's serving view, and the other way round.
     The threshold never lets in one of ``non_cells`` (``capped_threshold``).
     """
-    head, full = _fit_laboratory(base, embedded, labels, detector, config, progress, base_cells)
+    gaussians = BaseGaussians.of(detector, base.out_features)
+    head, full = _fit_laboratory(base, embedded, labels, detector, gaussians, config, progress,
+                                 base_cells)
     folds = _two_folds(labels)
     if not config.recalibrate or min(len(f) for f in folds) < 2:
         threshold = capped_threshold(full, detector.threshold, detector.threshold, non_cells)
@@ -293,7 +308,8 @@ def adapt_head(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tens
     logits, scores, targets = [], [], []
     for fitted, judged in (folds, folds[::-1]):
         fold_head, fold_detector = _fit_laboratory(base, embedded[fitted], labels[fitted],
-                                                   detector, config, lambda _: None, base_cells)
+                                                   detector, gaussians, config, lambda _: None,
+                                                   base_cells)
         with torch.no_grad():
             logits.append(fold_head(embedded[judged, 0]))
         scores.append(fold_detector.scores(embedded[judged, 0]))

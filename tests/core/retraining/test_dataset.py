@@ -1,4 +1,5 @@
-"""Which base images a retraining replays beside the expert-labelled cells."""
+"""Which base images a retraining replays beside the expert-labelled cells, and how the expert's
+cells are shown to it."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from core.field.analyse import frame_side
+from core.field.bccd import read_boxes
+from core.field.detect import box_centre
+from core.field.scale import image_scale
 from core.labels import PBC_CLASSES
-from core.retraining.dataset import per_class_sample, proportional_sample
-from tests.conftest import pbc_fixtures
+from core.retraining.dataset import expert_crop, per_class_sample, proportional_sample
+from core.reviews import ExpertExample
+from tests.conftest import FIXTURES, pbc_fixtures
 
 # An unbalanced base set, like PBC's: many neutrophils, few basophils.
 COUNTS = {label: 4 for label in PBC_CLASSES} | {"neutrophil": 20, "basophil": 2}
@@ -52,3 +60,24 @@ def test_balanced_replay_takes_the_same_number_of_every_class_where_it_can(
 ) -> None:
     assert _counts(per_class_sample(unbalanced, 3, seed=0)) == (
         {label: 3 for label in PBC_CLASSES} | {"basophil": 2})
+
+
+def test_an_experts_close_up_is_learnt_as_the_classifier_was_shown_it() -> None:
+    # Framed as PBC frames its cells, the path classified it as the photographer framed it.
+    image = Image.open(pbc_fixtures()["lymphocyte"]).convert("RGB")
+    example = ExpertExample("sha", (60, 60, 190, 190), whole_image=True, label="lymphocyte")
+    assert np.array_equal(np.asarray(expert_crop(image, example)), np.asarray(image))
+
+
+def test_an_experts_field_cell_is_centred_on_its_box_at_pbcs_framing() -> None:
+    field = Image.open(FIXTURES / "bccd" / "BloodImage_00007.jpg").convert("RGB")
+    [box] = read_boxes(FIXTURES / "bccd" / "BloodImage_00007.xml")["wbc"]
+    crop = expert_crop(field, ExpertExample("sha", box, whole_image=False, label="neutrophil"))
+    assert crop.size == (frame_side(image_scale(field)),) * 2
+    centre = box_centre(box)
+    expected = field.crop((round(centre[0] - 10), round(centre[1] - 10),
+                           round(centre[0] + 10), round(centre[1] + 10)))
+    middle = crop.width // 2
+    seen = crop.crop((middle - 10, middle - 10, middle + 10, middle + 10))
+    assert np.abs(np.asarray(seen, dtype=np.float32)
+                  - np.asarray(expected, dtype=np.float32)).mean() < 1.0

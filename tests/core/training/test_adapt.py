@@ -16,8 +16,8 @@ from core.settings import DEFAULT_MODEL_PATH
 from core.training.adapt import (
     SOURCE_CONFIG,
     AdaptConfig,
+    BaseGaussians,
     DistilledCells,
-    GaussianReplay,
     adapt_head,
     adapt_model,
     capped_threshold,
@@ -47,7 +47,7 @@ def test_the_eight_views_are_the_symmetries_of_the_square() -> None:
 def test_replayed_embeddings_follow_the_class_means() -> None:
     means = torch.tensor([[0.0, 0.0], [10.0, -5.0]])
     detector = OodDetector(means, torch.eye(2) * 4.0, threshold=9.0)  # variance 1/4
-    samples, labels = GaussianReplay(detector).sample(4000, torch.Generator().manual_seed(0))
+    samples, labels = BaseGaussians.of(detector).sample(4000, torch.Generator().manual_seed(0))
     assert samples.shape == (8000, 2) and labels.tolist().count(1) == 4000
     for c in (0, 1):
         assert torch.allclose(samples[labels == c].mean(0), means[c], atol=0.05)
@@ -186,8 +186,8 @@ def test_a_second_source_is_learnt_while_the_base_cells_keep_their_answers() -> 
     source = torch.tensor([-3.0, 1.5]) + 0.2 * torch.randn(40, 2, generator=generator)
     assert set(base(source).argmax(1).tolist()) == {0}
     detector = OodDetector(torch.zeros(3, 2), torch.eye(2), threshold=1.0)
-    head = fit_head(base, source, torch.full((40,), 2), detector, SOURCE_CONFIG,
-                    lambda _: None, base_cells)
+    head = fit_head(base, source, torch.full((40,), 2), BaseGaussians.of(detector),
+                    SOURCE_CONFIG, lambda _: None, base_cells)
     with torch.no_grad():
         assert (head(source).argmax(1) == 2).float().mean() > 0.95
         kept = (head(base_cells).argmax(1) == base(base_cells).argmax(1)).float().mean()
@@ -214,7 +214,8 @@ def test_an_adapted_model_can_be_adapted_again() -> None:
     means = torch.tensor([[0.0, 0.0], [10.0, 0.0], [50.0, 50.0]])  # the third: a lab's mean
     detector = OodDetector(means, torch.eye(2), threshold=9.0)
     lab = torch.tensor([[10.0, 1.0], [0.0, 1.0]])
-    head = fit_head(base, lab, torch.tensor([1, 0]), detector, AdaptConfig(steps=100),
-                    lambda _: None)
+    fitted = adapt_head(base, lab[:, None], torch.tensor([1, 0]), detector, 1.0,
+                        AdaptConfig(steps=100, recalibrate=False), lambda _: None)
     with torch.no_grad():
-        assert head(means[:2]).argmax(1).tolist() == [0, 1]
+        assert fitted.head(means[:2]).argmax(1).tolist() == [0, 1]
+    assert len(fitted.detector.means) == 5  # the earlier laboratory's mean is kept
