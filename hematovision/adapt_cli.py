@@ -23,7 +23,7 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _images(samples: list[Sample], framing: str = "as-given") -> list[Image.Image]:
+def _images(samples: list[Sample], framing: str) -> list[Image.Image]:
     """The labelled cells as the adaptation sees them. "path" frames each as the analysis path
     frames a close-up's cell for the classifier (``framed_cell``): the laboratory's model learns
     its cells as the bot and the worker will show them, whatever the laboratory's own cropping.
@@ -36,10 +36,9 @@ def _images(samples: list[Sample], framing: str = "as-given") -> list[Image.Imag
     return images
 
 
-def _accuracy(model_path: Path, samples: list[Sample], framing: str) -> float:
+def _accuracy(model_path: Path, cells: list[Image.Image], labels: torch.Tensor) -> float:
     classifier = CellClassifier.from_artifact(model_path, "cpu")
-    probabilities = classifier.probabilities(_images(samples, framing))
-    labels = torch.tensor([s.label for s in samples])
+    probabilities = classifier.probabilities(cells)
     return classification_report(probabilities, labels, classifier.card.classes).accuracy
 
 
@@ -87,8 +86,9 @@ def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
     print(f"adapted model written to {path} ({adapted.cells} cells: "
           + ", ".join(f"{label} {n}" for label, n in adapted.per_class.items()) + ")")
     if held_out:
-        before = _accuracy(base_path, held_out, framing)
-        after = _accuracy(path, held_out, framing)
+        # Read and framed once for both models: framing a cell measures its scale anew.
+        cells, labels = _images(held_out, framing), torch.tensor([s.label for s in held_out])
+        before, after = _accuracy(base_path, cells, labels), _accuracy(path, cells, labels)
         saved = save_artifact(adapted.model, saved.model_copy(update={"metrics": {
             "held_out": {"cells": len(held_out), "accuracy_before": round(before, 5),
                          "accuracy_after": round(after, 5), "folder": str(check)}}}),
