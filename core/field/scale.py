@@ -158,6 +158,7 @@ def cell_masks(rgb: np.ndarray) -> CellMasks:
         return CellMasks(empty, empty, empty)
     level = float(threshold_otsu(rest))
     mask = _stained_objects(total > level, inside)
+    nucleus = _substantial(nucleus & mask, mask)
     nucleated = _holding(mask, nucleus)
     white = nucleated
     if nucleated.sum() <= MAX_NUCLEATED_SHARE_FOR_PALE * inside.sum():
@@ -168,6 +169,37 @@ def cell_masks(rgb: np.ndarray) -> CellMasks:
 def _stained_objects(stained: np.ndarray, inside: np.ndarray) -> np.ndarray:
     filled: np.ndarray = ndi.binary_fill_holes(ndi.binary_opening(stained & inside))
     return filled
+
+
+# A nucleus is as thick as a good share of the cell that holds it: a white cell's lobes, an
+# erythroblast's or a platelet's granules; not the dark specks many red cells show (BCCD's
+# crenated cells, stain precipitate), which made whole fields of red cells "nucleated".
+NUCLEUS_DEPTH_SHARE = 0.1
+
+
+def _substantial(nucleus: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The parts of ``nucleus`` at least ``NUCLEUS_DEPTH_SHARE`` as deep (their inscribed
+    radius) as the object of ``mask`` they lie in."""
+    if NUCLEUS_DEPTH_SHARE <= 0 or not nucleus.any():
+        return nucleus
+    objects, count = ndi.label(mask)
+    object_depth = _deepest(ndi.distance_transform_edt(mask), objects, count)
+    parts, part_count = ndi.label(nucleus)
+    part_depth = _deepest(ndi.distance_transform_edt(nucleus), parts, part_count)
+    owner = np.zeros(part_count + 1, dtype=np.int64)
+    owner[parts[nucleus]] = objects[nucleus]
+    keep = part_depth >= NUCLEUS_DEPTH_SHARE * object_depth[owner]
+    keep[0] = False
+    kept: np.ndarray = keep[parts]
+    return kept
+
+
+def _deepest(depth: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """The greatest ``depth`` in each label (index 0: the background)."""
+    deepest = np.zeros(count + 1)
+    inside = labels > 0
+    np.maximum.at(deepest, labels[inside], depth[inside])
+    return deepest
 
 
 def _holding(mask: np.ndarray, nucleus: np.ndarray) -> np.ndarray:

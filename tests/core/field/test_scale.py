@@ -73,6 +73,19 @@ def test_red_cell_slivers_around_a_tight_crop_are_no_ruler() -> None:
     assert 40 < scale.red_cell_px < 75
 
 
+def test_dark_specks_on_red_cells_do_not_make_them_nucleated() -> None:
+    # BCCD's crenated red cells carry dark violet dots a pixel or two wide: taken for nuclei,
+    # they made a field's red cells "nucleated" and the scale was read off the white-cell ruler.
+    image = _discs(60)
+    draw = ImageDraw.Draw(image)
+    for y in range(39, 600 - 30, 78):
+        for x in range(39, 800 - 30, 78):
+            draw.ellipse((x + 8, y - 10, x + 11, y - 7), fill=(95, 40, 140))
+    scale = measure_scale(image, default_red_cell_px=1.0)
+    assert scale.ruler == "red cells"
+    assert scale.red_cell_px == pytest.approx(60, rel=0.2)
+
+
 def test_red_cells_stay_the_ruler_where_there_are_enough_of_them() -> None:
     assert measure_scale(_discs(60), default_red_cell_px=1.0).ruler == "red cells"
 
