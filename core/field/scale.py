@@ -218,13 +218,6 @@ def _pale_level(rest: np.ndarray, level: float) -> float:
         return level
 
 
-def red_cell_mask(rgb: np.ndarray) -> np.ndarray:
-    """Red cells, less the cells that hold a nucleus (in a close-up the white cell is much of
-    the stained area); all cells where red cells are too few to be told apart."""
-    cells = cell_masks(rgb)
-    return cells.red if cells.enough_red else cells.red | cells.nucleated
-
-
 def _opened_share(mask: np.ndarray, depth: np.ndarray, radius: float, total: int) -> float:
     """Share of the mask that an opening by a disk of ``radius`` keeps."""
     core = depth > radius
