@@ -171,16 +171,17 @@ def _stained_objects(stained: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return filled
 
 
-# A nucleus is as thick as a good share of the cell that holds it: a white cell's lobes, an
-# erythroblast's or a platelet's granules; not the dark specks many red cells show (BCCD's
-# crenated cells, stain precipitate), which made whole fields of red cells "nucleated".
+# A nucleus is as thick as a good share of the cell that holds it (a white cell's lobes, an
+# erythroblast's nucleus, a platelet); the dark specks many red cells show (BCCD's crenated
+# cells, stain precipitate) are not, and made whole fields of red cells "nucleated". Chosen on
+# BCCD val and Bio-Net train and val fields and crops against their red-cell boxes (BENCHMARKS.md).
 NUCLEUS_DEPTH_SHARE = 0.1
 
 
 def _substantial(nucleus: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The parts of ``nucleus`` at least ``NUCLEUS_DEPTH_SHARE`` as deep (their inscribed
     radius) as the object of ``mask`` they lie in."""
-    if NUCLEUS_DEPTH_SHARE <= 0 or not nucleus.any():
+    if not nucleus.any():
         return nucleus
     objects, count = ndi.label(mask)
     object_depth = _deepest(ndi.distance_transform_edt(mask), objects, count)

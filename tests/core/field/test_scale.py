@@ -78,7 +78,7 @@ def test_dark_specks_on_red_cells_do_not_make_them_nucleated() -> None:
     # they made a field's red cells "nucleated" and the scale was read off the white-cell ruler.
     image = _discs(60)
     draw = ImageDraw.Draw(image)
-    for y in range(39, 600 - 30, 78):
+    for y in range(39, 600 - 30, 78):  # the centres of _discs(60)'s cells
         for x in range(39, 800 - 30, 78):
             draw.ellipse((x + 8, y - 10, x + 11, y - 7), fill=(95, 40, 140))
     scale = measure_scale(image, default_red_cell_px=1.0)
