@@ -281,6 +281,17 @@ def _subtypes(split: str) -> dict[tuple[str, Box], str]:
                 if row["split"] == split and row["label"] == "WBC" and row["wbc_subtype"]}
 
 
+def crop_around(image: Image.Image, box: Box, side: float) -> tuple[Image.Image, Box]:
+    """A square of ``side`` (at most the image's shorter side) centred on ``box`` but kept
+    inside ``image``, and the box in the crop's pixels."""
+    side = min(side, image.width, image.height)
+    left = min(max(0.0, (box[0] + box[2] - side) / 2), image.width - side)
+    top = min(max(0.0, (box[1] + box[3] - side) / 2), image.height - side)
+    crop = image.crop((round(left), round(top), round(left + side), round(top + side)))
+    x, y = round(left), round(top)
+    return crop, (box[0] - x, box[1] - y, box[2] - x, box[3] - y)
+
+
 def score_crops(items: list[Annotated], split: str, run: Callable[[Image.Image], Analysis],
                 ) -> dict[str, CropScore]:
     subtypes = _subtypes(split)
@@ -290,13 +301,7 @@ def score_crops(items: list[Annotated], split: str, run: Callable[[Image.Image],
         px_per_um = image_scale(field_image).px_per_um
         for box in item.boxes["wbc"]:
             for name, framing in FRAMINGS.items():
-                side = min(framing(box, px_per_um), field_image.width, field_image.height)
-                left = min(max(0.0, (box[0] + box[2] - side) / 2), field_image.width - side)
-                top = min(max(0.0, (box[1] + box[3] - side) / 2), field_image.height - side)
-                crop = field_image.crop((round(left), round(top), round(left + side),
-                                         round(top + side)))
-                inside: Box = (box[0] - round(left), box[1] - round(top), box[2] - round(left),
-                               box[3] - round(top))
+                crop, inside = crop_around(field_image, box, framing(box, px_per_um))
                 _score_crop(scores[name], run(crop), inside,
                             subtypes.get((item.image.name, box)))
     return scores
@@ -361,14 +366,17 @@ def twelve_megapixel_seconds(item: Annotated, run: Callable[[Image.Image], Analy
     return statistics.median(_timed(image, run)[1] for _ in range(repeats))
 
 
+FIELD_SOURCES: dict[str, tuple[Callable[[Path, str], list[Annotated]], Path]] = {
+    "bionet": (bionet.read_split, BIONET), "bccd": (bccd.read_split, BCCD)}
+
+
 def field_sets(names: list[str], limit: int | None) -> Iterator[tuple[str, list[Annotated]]]:
-    readers = {"bionet-val": lambda: bionet.read_split(BIONET, "val"),
-               "bionet-test": lambda: bionet.read_split(BIONET, "test"),
-               "bccd-val": lambda: bccd.read_split(BCCD, "val"),
-               "bccd-test": lambda: bccd.read_split(BCCD, "test")}
+    """The field sets among ``names`` (``bionet-val``, ``bccd-train``, ...), each read."""
     for name in names:
-        if name in readers:
-            items = readers[name]()
+        source, _, split = name.partition("-")
+        if source in FIELD_SOURCES and split in ("train", "val", "test"):
+            read, root = FIELD_SOURCES[source]
+            items = read(root, split)
             yield name, items[:limit] if limit else items
 
 

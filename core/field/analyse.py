@@ -231,6 +231,26 @@ def _close_up_framing(image: Image.Image, side: int, masks: FieldMasks,
     return box, crop
 
 
+def _settled(image: Image.Image, params: DetectorParams,
+             ) -> tuple[Scale, FieldMasks, float, list[Detection]]:
+    """The scale as ``analyse`` settles it (the red cells' reading, checked by the white cells),
+    with the working masks, their factor and the white cells at that scale; no quality gate."""
+    scale = image_scale(image)
+    masks, factor = working_masks(image, scale.red_cell_px, params)
+    white = detect_white_cells(masks, params)
+    if (better := checked_by_white_cells(scale, white)) is not None:
+        scale = better
+        masks, factor = working_masks(image, scale.red_cell_px, params)
+        white = detect_white_cells(masks, params)
+    return scale, masks, factor, white
+
+
+def settled_scale(image: Image.Image, params: DetectorParams | None = None) -> Scale:
+    """The scale ``analyse`` frames ``image``'s cells by (no quality gate): what a benchmark
+    holds against a field's red-cell boxes."""
+    return _settled(image.convert("RGB"), params or DetectorParams())[0]
+
+
 def framed_cell(image: Image.Image, centre: tuple[float, float] | None = None,
                 params: DetectorParams | None = None) -> Image.Image:
     """A cell of ``image`` framed as ``analyse`` frames it for the classifier (no quality gate):
@@ -242,14 +262,7 @@ def framed_cell(image: Image.Image, centre: tuple[float, float] | None = None,
     through ``analyse``, so this is how an adaptation or a retraining should see them.
     """
     image = image.convert("RGB")
-    params = params or DetectorParams()
-    scale = image_scale(image)
-    masks, factor = working_masks(image, scale.red_cell_px, params)
-    white = detect_white_cells(masks, params)
-    if (better := checked_by_white_cells(scale, white)) is not None:
-        scale = better
-        masks, factor = working_masks(image, scale.red_cell_px, params)
-        white = detect_white_cells(masks, params)
+    scale, masks, factor, white = _settled(image, params or DetectorParams())
     side = frame_side(scale)
     if centre is None and len(white) > 1:
         cx, cy = image.width / 2, image.height / 2
