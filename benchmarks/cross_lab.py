@@ -380,6 +380,12 @@ def field_sets(names: list[str], limit: int | None) -> Iterator[tuple[str, list[
             yield name, items[:limit] if limit else items
 
 
+def emit(rows: list[dict[str, object]], row: dict[str, object]) -> None:
+    """Print ``row`` as one JSON line (a long run's progress) and keep it for ``--json``."""
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -415,13 +421,11 @@ def main() -> None:
                       **(PHONE if args.phone else {})}
         for size, condition in conditions.items():
             row = {"set": name, "size": size, **score_fields(items, run, condition).row()}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            emit(rows, row)
         if args.refusals:
             row = {"set": name, "refused": refusals(items, run),
                    "seconds_12mp": twelve_megapixel_seconds(items[0], run)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            emit(rows, row)
     for name in args.sets:
         if name in ("bionet-val-crops", "bionet-test-crops"):
             split = name.split("-")[1]
@@ -429,8 +433,7 @@ def main() -> None:
             for framing, score in score_crops(items[:args.limit] if args.limit else items,
                                               split, run).items():
                 row = {"set": name, "framing": framing, **score.row()}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+                emit(rows, row)
     def alone(image: Image.Image) -> str:
         return classifier.classify_crops([image], reject_outliers=False)[0].label
 
@@ -444,8 +447,7 @@ def main() -> None:
         for shifted in (False, True) if args.shifted else (False,):
             row = {"set": name, "size": "shifted into black" if shifted else "own size",
                    **score_cells(crops[name], run, alone, args.limit, shifted).row()}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            emit(rows, row)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks.cross_lab import FRAMINGS, crop_around, field_sets
+from benchmarks.cross_lab import FRAMINGS, crop_around, emit, field_sets
 from core.field.analyse import settled_scale
 from core.field.bccd import Annotated
 from core.field.scale import RED_CELL_UM
@@ -90,8 +90,7 @@ def main() -> None:
         for framing, readings in read_set(items).items():
             row = {"set": name, "framing": framing,
                    **{k: round(v, 3) for k, v in readings.row().items()}}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            emit(rows, row)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 
