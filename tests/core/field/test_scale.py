@@ -11,8 +11,10 @@ from tests.conftest import FIXTURES, pbc_fixtures, shifted_into_black
 BACKGROUND = (226, 229, 231)
 
 
-def _discs(diameter: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
-    """Pink red cells of ``diameter`` px on a pale background, a little apart."""
+def _discs(diameter: int, size: tuple[int, int] = (800, 600),
+           specks: bool = False) -> Image.Image:
+    """Pink red cells of ``diameter`` px on a pale background, a little apart; with ``specks``,
+    each with a dark violet dot 3 px wide off its centre."""
     image = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(image)
     step = round(diameter * 1.3)
@@ -20,6 +22,8 @@ def _discs(diameter: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
         for x in range(step // 2, size[0] - diameter // 2, step):
             draw.ellipse((x - diameter // 2, y - diameter // 2, x + diameter // 2,
                           y + diameter // 2), fill=(196, 146, 148))
+            if specks:
+                draw.ellipse((x + 8, y - 10, x + 11, y - 7), fill=(95, 40, 140))
     return image
 
 
@@ -76,12 +80,7 @@ def test_red_cell_slivers_around_a_tight_crop_are_no_ruler() -> None:
 def test_dark_specks_on_red_cells_do_not_make_them_nucleated() -> None:
     # BCCD's crenated red cells carry dark violet dots a pixel or two wide: taken for nuclei,
     # they made a field's red cells "nucleated" and the scale was read off the white-cell ruler.
-    image = _discs(60)
-    draw = ImageDraw.Draw(image)
-    for y in range(39, 600 - 30, 78):  # the centres of _discs(60)'s cells
-        for x in range(39, 800 - 30, 78):
-            draw.ellipse((x + 8, y - 10, x + 11, y - 7), fill=(95, 40, 140))
-    scale = measure_scale(image, default_red_cell_px=1.0)
+    scale = measure_scale(_discs(60, specks=True), default_red_cell_px=1.0)
     assert scale.ruler == "red cells"
     assert scale.red_cell_px == pytest.approx(60, rel=0.2)
 
