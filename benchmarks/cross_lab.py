@@ -428,7 +428,7 @@ def main() -> None:
             emit(rows, row)
     for name in args.sets:
         if name in ("bionet-val-crops", "bionet-test-crops"):
-            split = name.split("-")[1]
+            split = name.removeprefix("bionet-").removesuffix("-crops")
             items = [i for i in bionet.read_split(BIONET, split) if i.boxes["wbc"]]
             for framing, score in score_crops(items[:args.limit] if args.limit else items,
                                               split, run).items():

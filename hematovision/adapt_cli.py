@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from core.model.classifier import CellClassifier
 from core.training.adapt import SOURCE_CONFIG, AdaptConfig, adapt_model
 from core.training.features import extract_features
 from core.training.metrics import classification_report
+from core.training.zoom import zoom_factors, zoomed
 
 
 def _progress(line: str) -> None:
@@ -44,7 +45,10 @@ def _accuracy(model_path: Path, cells: list[Image.Image], labels: torch.Tensor) 
 
 def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
               check: Path | None, base_cells: Path | None = None,
-              framing: str = "path") -> int:
+              framing: str = "path", zoom: float = 1.0) -> int:
+    if zoom < 1:
+        print(f"error: --zoom must be at least 1 (got {zoom})", file=sys.stderr)
+        return 2
     try:
         model, card, detector = load_artifact(base_path)
         samples = index_image_folder(examples, card.classes)
@@ -60,12 +64,18 @@ def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
         print(f"error: {base_path} has no rejection step to replay its classes from",
               file=sys.stderr)
         return 2
-    config = SOURCE_CONFIG if base_samples else AdaptConfig()
+    config = replace(SOURCE_CONFIG if base_samples else AdaptConfig(), zoom=zoom)
     started = datetime.now(UTC)
     base_features = None
     if base_samples:
         _progress(f"embedding {len(base_samples)} of the base model's cells to distil")
         base_features = extract_features(model, base_samples, card.preprocess, _progress)
+        if config.zoom > 1:
+            _progress("embedding them zoomed")
+            factors = zoom_factors(len(base_samples), config.zoom, config.seed + 1)
+            base_features = torch.stack([base_features, extract_features(
+                model, base_samples, card.preprocess, _progress,
+                view=lambda image, index: zoomed(image, factors[index]))], dim=1)
     adapted = adapt_model(model, detector, card.classes, card.preprocess, card.temperature,
                           _images(samples, framing),
                           [s.label for s in samples], config, _progress, base_features)

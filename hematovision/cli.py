@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="frame each cell as the analysis path frames a close-up's cell for "
                             "the classifier (default: the laboratory's cells are learnt as the "
                             "bot will show them), or take each image whole")
+    adapt.add_argument("--zoom", type=float, default=1.0,
+                       help="also learn every cell (and base cell) zoomed by a factor drawn "
+                            "log-uniformly within [1/ZOOM, ZOOM], as a misread scale frames it "
+                            "(default 1: off; v8, not shipped, used 1.43: BENCHMARKS.md)")
 
     sub.add_parser("bot", help="run the Telegram bot (long polling)")
 
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         from hematovision.adapt_cli import run_adapt
 
         return run_adapt(args.model or settings.model_path, args.examples, args.out,
-                         args.version, args.check, args.base_cells, args.framing)
+                         args.version, args.check, args.base_cells, args.framing, args.zoom)
     if args.command == "bot":
         from bot.app import run_bot
 

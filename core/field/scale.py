@@ -158,8 +158,9 @@ def cell_masks(rgb: np.ndarray) -> CellMasks:
         return CellMasks(empty, empty, empty)
     level = float(threshold_otsu(rest))
     mask = _stained_objects(total > level, inside)
-    nucleus = _substantial(nucleus & mask, mask)
-    nucleated = _holding(mask, nucleus)
+    objects, count = ndi.label(mask)
+    nucleus = _substantial(nucleus & mask, objects, count)
+    nucleated = _objects_holding(objects, nucleus)
     white = nucleated
     if nucleated.sum() <= MAX_NUCLEATED_SHARE_FOR_PALE * inside.sum():
         white = _holding(_stained_objects(total > _pale_level(rest, level), inside), nucleus)
@@ -178,13 +179,12 @@ def _stained_objects(stained: np.ndarray, inside: np.ndarray) -> np.ndarray:
 NUCLEUS_DEPTH_SHARE = 0.1
 
 
-def _substantial(nucleus: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _substantial(nucleus: np.ndarray, objects: np.ndarray, count: int) -> np.ndarray:
     """The parts of ``nucleus`` at least ``NUCLEUS_DEPTH_SHARE`` as deep (their inscribed
-    radius) as the object of ``mask`` they lie in."""
+    radius) as the object they lie in (``objects``: a mask's ``count`` labelled objects)."""
     if not nucleus.any():
         return nucleus
-    objects, count = ndi.label(mask)
-    object_depth = _deepest(ndi.distance_transform_edt(mask), objects, count)
+    object_depth = _deepest(ndi.distance_transform_edt(objects > 0), objects, count)
     parts, part_count = ndi.label(nucleus)
     part_depth = _deepest(ndi.distance_transform_edt(nucleus), parts, part_count)
     owner = np.zeros(part_count + 1, dtype=np.int64)
@@ -205,9 +205,13 @@ def _deepest(depth: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
 
 def _holding(mask: np.ndarray, nucleus: np.ndarray) -> np.ndarray:
     """The objects of ``mask`` that hold some of ``nucleus``."""
-    labels, _ = ndi.label(mask)
-    held = np.unique(labels[nucleus & mask])
-    return np.isin(labels, held[held > 0])
+    return _objects_holding(ndi.label(mask)[0], nucleus)
+
+
+def _objects_holding(objects: np.ndarray, nucleus: np.ndarray) -> np.ndarray:
+    """The labelled ``objects`` that hold some of ``nucleus``."""
+    held = np.unique(objects[nucleus])
+    return np.isin(objects, held[held > 0])
 
 
 def _pale_level(rest: np.ndarray, level: float) -> float:

@@ -38,6 +38,7 @@ from core.model.rejection import OodDetector
 from core.training.calibration import fit_temperature
 from core.training.features import Progress
 from core.training.noncell import non_cell_images
+from core.training.zoom import zoom_factors, zoomed
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class AdaptConfig:
     class_prior: bool = True
     # The rejection step's covariance takes the laboratory's scatter (``with_laboratory_cells``).
     widen_covariance: bool = True
+    # Above 1, every cell (the laboratory's and the replayed base cells) is also learnt zoomed by
+    # a factor drawn log-uniformly within [1 / zoom, zoom] (``core.training.zoom``), as a misread
+    # scale frames it on the analysis path; the base cells keep their as-framed answer there.
+    zoom: float = 1.0
 
 
 # Adding a whole labelled source beside the base data (Bio-Net's 232 train cells beside PBC's
@@ -153,12 +158,17 @@ class GaussianBank:
 
 class DistilledCells:
     """The base model's own training cells, embedded, with its head's probabilities as targets:
-    no labels needed, and the head keeps giving these cells what the base gave them."""
+    no labels needed, and the head keeps giving these cells what the base gave them.
+
+    ``features`` is N x D, or N x V x D for several views of each cell (view 0 as framed): every
+    view is given what the base head gives the cell as framed."""
 
     def __init__(self, features: torch.Tensor, base: torch.nn.Linear) -> None:
-        self.features = features
+        views = features if features.dim() == 3 else features[:, None]
+        self.features = views.flatten(0, 1)
         with torch.no_grad():
-            self.targets = F.softmax(base(features), dim=1)
+            self.targets = F.softmax(base(views[:, 0]), dim=1).repeat_interleave(
+                views.shape[1], dim=0)
 
     def batch(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return self.features, self.targets
@@ -277,14 +287,18 @@ def _fit_laboratory(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch
                     progress: Progress,
                     base_cells: torch.Tensor | None) -> tuple[torch.nn.Linear, OodDetector]:
     """The head (with the laboratory's prior) and the detector fitted on these cells' views
-    (``embedded``: cells x views x D)."""
-    features = embedded.flatten(0, 1)
-    flat_labels = labels.repeat_interleave(embedded.shape[1])
-    head = fit_head(base, features, flat_labels, gaussians, config, progress, base_cells)
+    (``embedded``: cells x views x D; the first ``config.views`` as framed, any after them
+    zoomed). The detector takes the views as framed only: its class means stay where a cell
+    framed right lies."""
+    head = fit_head(base, embedded.flatten(0, 1),
+                    labels.repeat_interleave(embedded.shape[1]), gaussians, config, progress,
+                    base_cells)
     if config.class_prior:
         head = with_prior(head, labels)
-    return head, with_laboratory_cells(detector, features, flat_labels, config.widen_covariance,
-                                       gaussians.covariance)
+    framed = embedded[:, :config.views]
+    return head, with_laboratory_cells(detector, framed.flatten(0, 1),
+                                       labels.repeat_interleave(framed.shape[1]),
+                                       config.widen_covariance, gaussians.covariance)
 
 
 def adapt_head(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tensor,
@@ -336,12 +350,19 @@ def adapt_model(model: EfficientNetLite, detector: OodDetector, classes: Sequenc
                 labels: Sequence[int], config: AdaptConfig,
                 progress: Progress = print, base_cells: torch.Tensor | None = None) -> Adapted:
     """``model`` (left untouched) with its head adapted to these labelled cells; with
-    ``base_cells`` (``extract_features`` of the base training cells) the base classes are kept by
-    distillation on them rather than by Gaussian replay."""
+    ``base_cells`` (``extract_features`` of the base training cells, N x D, or N x V x D with
+    each cell's zoomed views after it as framed) the base classes are kept by distillation on
+    them rather than by Gaussian replay."""
     if not images:
         raise ValueError("no labelled cells to adapt from")
     progress(f"embedding {len(images)} labelled cells x {config.views} views")
     embedded = embed_cells(model, images, preprocess, config.views, progress)
+    if config.zoom > 1:
+        progress(f"embedding them zoomed (within x{1 / config.zoom:.2f} to x{config.zoom:.2f})")
+        factors = zoom_factors(len(images), config.zoom, config.seed)
+        embedded = torch.cat([embedded, embed_cells(
+            model, [zoomed(image, factor) for image, factor in zip(images, factors, strict=True)],
+            preprocess, config.views, progress)], dim=1)
     targets = torch.tensor(list(labels))
     progress("embedding the images that are no blood cell, to keep them out")
     non_cells = non_cell_features(model, preprocess)

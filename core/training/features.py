@@ -22,15 +22,19 @@ Progress = Callable[[str], None]
 def extract_features(
     model: EfficientNetLite, samples: Sequence[Sample], preprocess: Preprocessing,
     progress: Progress, batch_size: int = 16,
+    view: Callable[[Image.Image, int], Image.Image] | None = None,
 ) -> torch.Tensor:
+    """Embeddings (N x D) of ``samples``, each image first turned into ``view(image, index)``
+    where given."""
     model = model.eval().to(memory_format=torch.channels_last)
     chunks = []
     started = time.monotonic()
     for start in range(0, len(samples), batch_size):
         images = []
-        for sample in samples[start:start + batch_size]:
+        for index, sample in enumerate(samples[start:start + batch_size], start=start):
             with Image.open(sample.path) as image:
-                images.append(image.convert("RGB"))
+                rgb = image.convert("RGB")
+                images.append(view(rgb, index) if view else rgb)
         batch = preprocess.batch(images).contiguous(memory_format=torch.channels_last)
         chunks.append(model.features(batch))
         done = min(start + batch_size, len(samples))

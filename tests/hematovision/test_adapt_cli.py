@@ -80,19 +80,31 @@ def test_a_folder_that_is_not_a_label_is_refused_clearly(tmp_path: Path) -> None
     assert not (tmp_path / "out").exists()
 
 
+def test_a_zoom_under_one_is_refused_clearly(tmp_path: Path) -> None:
+    examples = lab_folder(tmp_path / "lab", {"neutrophil": "neutrophil"})
+    result = _run("adapt", "--examples", str(examples), "--out", str(tmp_path / "out"),
+                  "--zoom", "0.7")
+    assert result.returncode == 2
+    assert "--zoom must be at least 1" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_whole_source_is_added_with_the_base_cells_distilled(tmp_path: Path) -> None:
+    """Here with every cell also learnt zoomed (``--zoom``), as v8 was built."""
     examples = lab_folder(tmp_path / "lab", {"neutrophil": "neutrophil"})
     base = tmp_path / "base"
     for label in ("basophil", "platelet", "neutrophil"):
         (base / label).mkdir(parents=True)
         Image.open(pbc_fixtures()[label]).save(base / label / "cell.png")
     result = _run("adapt", "--examples", str(examples), "--out", str(tmp_path / "out"),
-                  "--version", "two-sources-v1", "--base-cells", str(base))
+                  "--version", "two-sources-v1", "--base-cells", str(base), "--zoom", "1.43")
     assert result.returncode == 0, result.stderr
     assert "embedding 3 of the base model's cells to distil" in result.stderr
+    assert "embedding them zoomed" in result.stderr
     card = json.loads((tmp_path / "out" / "two-sources-v1.json").read_text())
     assert card["data"]["base_cells_count"] == 3
     assert card["training"]["adapt"]["lab_weight"] == 1 / 11
+    assert card["training"]["adapt"]["zoom"] == 1.43
     classifier = CellClassifier.from_artifact(tmp_path / "out" / "two-sources-v1.safetensors")
     for label in ("basophil", "platelet"):  # the base cells keep their names
         assert classifier.classify_crops([Image.open(base / label / "cell.png")])[0].label == label

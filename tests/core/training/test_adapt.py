@@ -175,6 +175,18 @@ def test_distilled_base_cells_are_given_the_base_heads_own_probabilities() -> No
     assert torch.allclose(targets, torch.softmax(base(cells), dim=1))
 
 
+def test_every_view_of_a_base_cell_is_given_what_the_base_head_gives_it_as_framed() -> None:
+    base = torch.nn.Linear(4, 3)
+    generator = torch.Generator().manual_seed(0)
+    framed, other_view = torch.randn(50, 4, generator=generator), torch.randn(50, 4,
+                                                                          generator=generator)
+    replayed, targets = DistilledCells(torch.stack([framed, other_view], dim=1),
+                                       base).batch(torch.Generator())
+    assert torch.equal(replayed[0::2], framed) and torch.equal(replayed[1::2], other_view)
+    as_framed = torch.softmax(base(framed), dim=1)
+    assert torch.allclose(targets[0::2], as_framed) and torch.allclose(targets[1::2], as_framed)
+
+
 def test_a_second_source_is_learnt_while_the_base_cells_keep_their_answers() -> None:
     generator = torch.Generator().manual_seed(0)
     base = torch.nn.Linear(2, 3)
@@ -205,6 +217,20 @@ def test_a_second_source_keeps_the_base_models_calibration() -> None:
                         torch.randn(20, 2, generator=generator))
     assert fitted.temperature == 0.5 and fitted.detector.threshold == 3.0
     assert len(fitted.detector.means) == 4  # the new source's class means join the base ones
+
+
+def test_zoomed_views_teach_the_head_but_the_rejection_step_keeps_the_cells_as_framed() -> None:
+    base = torch.nn.Linear(2, 2)
+    detector = OodDetector(torch.zeros(2, 2), torch.eye(2), threshold=3.0)
+    generator = torch.Generator().manual_seed(0)
+    framed = torch.randn(8, 2, generator=generator)
+    embedded = torch.stack([framed, framed + 20.0], dim=1)  # one view framed, one zoomed
+    labels = torch.tensor([0, 1] * 4)
+    fitted = adapt_head(base, embedded, labels, detector, 0.5,
+                        replace(SOURCE_CONFIG, views=1, steps=5), lambda _: None,
+                        torch.randn(20, 2, generator=generator))
+    assert torch.allclose(fitted.detector.means[2:],
+                          torch.stack([framed[labels == c].mean(0) for c in (0, 1)]))
 
 
 def test_an_adapted_model_can_be_adapted_again() -> None:
