@@ -14,10 +14,8 @@ from core.data import Sample, UnknownClassError, index_image_folder
 from core.field.analyse import framed_cell
 from core.model.artifact import ModelCard, ModelIntegrityError, load_artifact, save_artifact
 from core.model.classifier import CellClassifier
-from core.training.adapt import SOURCE_CONFIG, AdaptConfig, adapt_model
-from core.training.features import extract_features
+from core.training.adapt import SOURCE_CONFIG, AdaptConfig, adapt_model, embed_base_cells
 from core.training.metrics import classification_report
-from core.training.zoom import zoom_factors, zoomed
 
 
 def _progress(line: str) -> None:
@@ -69,13 +67,8 @@ def run_adapt(base_path: Path, examples: Path, out: Path, version: str | None,
     base_features = None
     if base_samples:
         _progress(f"embedding {len(base_samples)} of the base model's cells to distil")
-        base_features = extract_features(model, base_samples, card.preprocess, _progress)
-        if config.zoom > 1:
-            _progress("embedding them zoomed")
-            factors = zoom_factors(len(base_samples), config.zoom, config.seed + 1)
-            base_features = torch.stack([base_features, extract_features(
-                model, base_samples, card.preprocess, _progress,
-                view=lambda image, index: zoomed(image, factors[index]))], dim=1)
+        base_features = embed_base_cells(model, base_samples, card.preprocess, config,
+                                         _progress)
     adapted = adapt_model(model, detector, card.classes, card.preprocess, card.temperature,
                           _images(samples, framing),
                           [s.label for s in samples], config, _progress, base_features)

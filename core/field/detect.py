@@ -24,6 +24,7 @@ from skimage.morphology import disk, remove_small_objects
 from core.field.scale import (
     NUCLEUS_OVER_STAINED,
     NUCLEUS_VIOLET,
+    background_colour,
     nucleus_level,
     optical_density,
     typical_violets,
@@ -135,8 +136,8 @@ def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
     grey = rgb.mean(axis=2)
     valid = field_of_view(grey, params.vignette_level)
     pixels = rgb[valid] if valid.any() else rgb.reshape(-1, 3)
-    # The background is the brightest common colour; balancing on it undoes colour casts.
-    background = np.percentile(pixels, 90, axis=0).clip(1, None)
+    # Balancing on the background undoes colour casts.
+    background = background_colour(pixels).clip(1, None)
     balanced = rgb * (BALANCED_WHITE / background)
     density = optical_density(rgb, background)
     purple = density[..., 1] - density[..., 2]

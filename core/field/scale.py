@@ -79,6 +79,16 @@ MIN_RED_SHARE = 0.15
 MAX_NUCLEATED_SHARE_FOR_PALE = 0.5
 
 
+# The background is the brightest common colour: this percentile of the pixels, per channel.
+BACKGROUND_PERCENTILE = 90
+
+
+def background_colour(pixels: np.ndarray) -> np.ndarray:
+    """The background colour (RGB, float) of ``pixels`` (N x 3, or H x W x 3)."""
+    colour: np.ndarray = np.percentile(pixels.reshape(-1, 3), BACKGROUND_PERCENTILE, axis=0)
+    return colour
+
+
 def optical_density(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Optical density per channel relative to ``background``: zero there, growing with any
     stain; capped at 5% transmission, where the sensor's noise and JPEG's rounding are all that
@@ -145,7 +155,7 @@ def cell_masks(rgb: np.ndarray) -> CellMasks:
     empty = np.zeros(inside.shape, dtype=bool)
     if not inside.any():
         return CellMasks(empty, empty, empty)
-    background = np.percentile(rgb[inside], 90, axis=0).clip(1, None)
+    background = background_colour(rgb[inside]).clip(1, None)
     density = optical_density(rgb, background)
     total = np.where(inside, density.sum(axis=2), 0.0)
     violet = np.where(inside, density[..., 1] - density[..., 2], 0.0)

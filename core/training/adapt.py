@@ -32,11 +32,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from core.data import Sample
 from core.model.efficientnet_lite import EfficientNetLite
 from core.model.preprocess import Preprocessing
 from core.model.rejection import OodDetector
 from core.training.calibration import fit_temperature
-from core.training.features import Progress
+from core.training.features import Progress, extract_features
 from core.training.noncell import non_cell_images
 from core.training.zoom import zoom_factors, zoomed
 
@@ -97,6 +98,21 @@ def embed_cells(model: EfficientNetLite, images: Sequence[Image.Image], preproce
                                    for view in dihedral_views(batch, views)], dim=1))
         progress(f"  embedded {min(start + batch_size, len(images))}/{len(images)} cells")
     return torch.cat(chunks)
+
+
+def embed_base_cells(model: EfficientNetLite, samples: Sequence[Sample],
+                     preprocess: Preprocessing, config: AdaptConfig,
+                     progress: Progress) -> torch.Tensor:
+    """The base model's own training cells embedded to be distilled (``DistilledCells``): N x D,
+    or with ``config.zoom`` above 1, N x 2 x D (each cell as framed, then zoomed once)."""
+    framed = extract_features(model, samples, preprocess, progress)
+    if config.zoom <= 1:
+        return framed
+    progress("embedding them zoomed")
+    factors = zoom_factors(len(samples), config.zoom, config.seed + 1)
+    return torch.stack([framed, extract_features(
+        model, samples, preprocess, progress,
+        view=lambda image, index: zoomed(image, factors[index]))], dim=1)
 
 
 def non_cell_features(model: EfficientNetLite, preprocess: Preprocessing) -> torch.Tensor:

@@ -15,14 +15,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-# The path's padding: the colour of the image's brightest common pixels, its background.
-BACKGROUND_PERCENTILE = 90
+from core.field.scale import background_colour
 
 
-def background_colour(image: Image.Image) -> tuple[int, int, int]:
-    """The image's background colour (each channel's ``BACKGROUND_PERCENTILE``th percentile)."""
-    pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
-    red, green, blue = (int(v) for v in np.percentile(pixels, BACKGROUND_PERCENTILE, axis=0))
+def padding_colour(image: Image.Image) -> tuple[int, int, int]:
+    """The image's background as 8-bit RGB, as the path measures it (``background_colour``)."""
+    red, green, blue = (int(v) for v in background_colour(np.asarray(image.convert("RGB"))))
     return red, green, blue
 
 
@@ -37,7 +35,7 @@ def zoomed(image: Image.Image, factor: float) -> Image.Image:
         return image.crop((round(left), round(top), round(left + inner_width),
                            round(top + inner_height)))
     canvas = Image.new("RGB", (round(width / factor), round(height / factor)),
-                       background_colour(image))
+                       padding_colour(image))
     canvas.paste(image.convert("RGB"), ((canvas.width - width) // 2, (canvas.height - height) // 2))
     return canvas
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.training.zoom import background_colour, zoom_factors, zoomed
+from core.training.zoom import padding_colour, zoom_factors, zoomed
 
 BACKGROUND = (240, 225, 220)
 CELL = (90, 40, 140)
@@ -21,8 +21,8 @@ def _cell(side: int = 100) -> Image.Image:
     return image
 
 
-def test_the_background_is_the_colour_of_the_brightest_common_pixels() -> None:
-    assert background_colour(_cell()) == BACKGROUND
+def test_the_padding_is_the_colour_of_the_brightest_common_pixels() -> None:
+    assert padding_colour(_cell()) == BACKGROUND
 
 
 def test_zooming_in_keeps_the_centre_so_the_cell_fills_more_of_the_frame() -> None:
