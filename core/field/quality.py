@@ -11,8 +11,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from core.field.detect import FieldMasks
+from core.field.detect import FieldMasks, dilate_by_disk
 from core.field.scale import STAINED_DENSITY
+
+# The two bands whose energies ``sharpness`` compares, in working pixels (a red cell is 51),
+# and the rim of the field of view left out of it (three times the coarse band).
+FOCUS_FINE_PX = 1.0
+FOCUS_COARSE_PX = 3.0
+FOCUS_RIM_PX = 9
 
 # Optical density by which green may fall short of the other channels in a stain-coloured pixel,
 # and the least spread between its channels, as a share of its total.
@@ -26,9 +32,11 @@ class QualityThresholds:
     one set serves every laboratory. Chosen on BCCD and Bio-Net train fields and PBC train
     crops against blurred, darkened, over-exposed and non-smear images (BENCHMARKS.md)."""
 
-    # Sharpness at the working scale: clean images >= 5.0 (1st percentiles: Bio-Net 5.0, PBC
-    # 17, BCCD 19); a Gaussian blur of 2 px there leaves 95% of them below 6, of 3 px below 4.
-    min_focus: float = 4.5
+    # Sharpness (``sharpness``): the lowest 1st percentile of clean train images, BCCD and
+    # Bio-Net fields at their own size, 50%, 200% and 256 px, Bio-Net's white cells cut out
+    # tight, at PBC's framing and wide, PBC crops (Bio-Net 3.95-6.6, BCCD 6.9-8.3, PBC 12); a
+    # Gaussian blur of 3 px at the working scale leaves 97-98% of those fields below it.
+    min_focus: float = 3.95
     min_brightness: float = 0.30
     max_clipped: float = 0.25
     # ... but only with the stain washed out: over-exposed (x1.8) train images keep at most 0.13
@@ -77,12 +85,24 @@ MESSAGES = {
 
 
 def sharpness(grey: np.ndarray, valid: np.ndarray) -> float:
-    """The Laplacian's variance over the image's own (x 1000): blur takes fine detail away far
-    faster than contrast, and the ratio does not depend on how strongly the smear is stained."""
-    if not valid.any():
+    """Fine detail against coarse (x 100): the Laplacian of Gaussian's variance at 1 px over
+    its variance at 3 px (scale-normalised), at the working scale. Blur takes the fine band away
+    far faster than the coarse one, and the ratio does not depend on how strongly the smear is
+    stained nor on how much of the image one large cell fills (the Laplacian's variance over the
+    image's, used before, read a tight crop of one cell as soft: 9% of Bio-Net's refused).
+    The field of view's rim (an eyepiece's, a shifted crop's black bands) is left out."""
+    inside = valid & ~dilate_by_disk(~valid, FOCUS_RIM_PX) if not valid.all() else valid
+    if not inside.any():
+        inside = valid
+    if not inside.any():
         return 0.0
-    spread = float(grey[valid].var())
-    return 1000.0 * float(ndi.laplace(grey)[valid].var()) / spread if spread > 1e-6 else 0.0
+    grey = grey.astype(np.float64)
+    coarse = _band_energy(grey, inside, FOCUS_COARSE_PX)
+    return 100.0 * _band_energy(grey, inside, FOCUS_FINE_PX) / coarse if coarse > 1e-9 else 0.0
+
+
+def _band_energy(grey: np.ndarray, inside: np.ndarray, sigma: float) -> float:
+    return float((sigma ** 2 * ndi.gaussian_laplace(grey, sigma))[inside].var())
 
 
 def measure(masks: FieldMasks, thresholds: QualityThresholds | None = None,
@@ -97,9 +117,12 @@ def measure(masks: FieldMasks, thresholds: QualityThresholds | None = None,
     brightness = float(inside.mean() / 255)
     clipped = float(((inside >= 250) | (inside <= 5)).mean())
     if upsampled > 1.0:
-        # Interpolation adds no detail: judge focus at the photo's own resolution.
-        focus = sharpness(ndi.zoom(grey, 1 / upsampled, order=1),
-                          ndi.zoom(valid.astype(np.uint8), 1 / upsampled, order=0) > 0)
+        # Interpolation adds no detail: judge focus at the photo's own resolution. Edges
+        # repeated, not zero: with "constant", rounding left the last row black, and that one
+        # edge outweighed the whole image's detail (a blurred field enlarged by 2% read sharp).
+        focus = sharpness(ndi.zoom(grey, 1 / upsampled, order=1, mode="nearest"),
+                          ndi.zoom(valid.astype(np.uint8), 1 / upsampled, order=0,
+                                   mode="nearest") > 0)
     else:
         focus = sharpness(grey, valid)
     density = masks.density

@@ -1,13 +1,16 @@
 """The quality gate judges the smear, not the lamp: a white background is no over-exposure
-unless the stain has washed out with it."""
+unless the stain has washed out with it; and focus by fine detail against coarse, whatever the
+photo's resolution or how much of it one cell fills."""
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+import pytest
+from PIL import Image, ImageFilter
 
-from core.field.detect import DetectorParams, working_masks
-from core.field.quality import Quality, measure
+from core.field.bccd import read_boxes
+from core.field.detect import WORK_RED_CELL_PX, DetectorParams, working_masks
+from core.field.quality import Quality, QualityThresholds, measure
 from core.field.scale import image_scale
 from tests.conftest import FIXTURES
 
@@ -37,3 +40,25 @@ def test_a_photo_whose_stain_washed_out_is_over_exposed() -> None:
     rgb = np.asarray(Image.open(FIELD).convert("RGB"), dtype=np.float32) * 1.8
     quality = _quality(Image.fromarray(rgb.clip(0, 255).astype(np.uint8)))
     assert quality.problem == "overexposed", quality
+
+
+def test_focus_judged_at_the_photos_own_resolution_is_the_photos() -> None:
+    # A working image enlarged by a hair: resampled back to the photo's pixels to be judged,
+    # it must not gain an edge of black rows that reads as sharp detail.
+    blurred = Image.open(FIELD).convert("RGB").filter(ImageFilter.GaussianBlur(4))
+    masks, factor = working_masks(blurred, WORK_RED_CELL_PX / 1.016, DetectorParams())
+    assert factor > 1
+    as_is = measure(masks).focus
+    assert measure(masks, upsampled=factor).focus == pytest.approx(as_is, rel=0.2)
+    assert measure(masks, upsampled=factor).problem == "blurred"
+
+
+def test_a_tight_crop_of_one_white_cell_is_sharp_and_blurred_it_is_not() -> None:
+    # Fine detail is judged against coarse, so one large cell filling the crop is no sign of
+    # blur; the same crop blurred by 3 px at the working scale is.
+    field = Image.open(FIELD).convert("RGB")
+    [box] = read_boxes(FIELD.with_suffix(".xml"))["wbc"]
+    crop = field.crop(box)
+    assert _quality(crop).focus >= QualityThresholds().min_focus
+    sigma = 3 * image_scale(crop).red_cell_px / WORK_RED_CELL_PX
+    assert _quality(crop.filter(ImageFilter.GaussianBlur(sigma))).problem == "blurred"
