@@ -14,8 +14,9 @@ from scipy import ndimage as ndi
 from core.field.detect import FieldMasks, dilate_by_disk
 from core.field.scale import STAINED_DENSITY
 
-# The two bands whose energies ``sharpness`` compares, in working pixels (a red cell is 51),
-# and the rim of the field of view left out of it (three times the coarse band).
+# The two bands whose energies ``sharpness`` compares, in the pixels focus is judged at (the
+# working image's, where a red cell is 51, or the photo's own where that is coarser), and the
+# rim of the field of view left out of it (three times the coarse band).
 FOCUS_FINE_PX = 1.0
 FOCUS_COARSE_PX = 3.0
 FOCUS_RIM_PX = 9
@@ -89,7 +90,8 @@ def sharpness(grey: np.ndarray, valid: np.ndarray) -> float:
     its variance at 3 px (scale-normalised), at the working scale. Blur takes the fine band away
     far faster than the coarse one, and the ratio does not depend on how strongly the smear is
     stained nor on how much of the image one large cell fills (the Laplacian's variance over the
-    image's, used before, read a tight crop of one cell as soft: 9% of Bio-Net's refused).
+    image's, used before, read a tight crop of one cell as soft: 9% of Bio-Net train's tight
+    crops were refused).
     The field of view's rim (an eyepiece's, a shifted crop's black bands) is left out."""
     inside = valid & ~dilate_by_disk(~valid, FOCUS_RIM_PX) if not valid.all() else valid
     if not inside.any():

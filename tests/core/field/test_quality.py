@@ -48,9 +48,9 @@ def test_focus_judged_at_the_photos_own_resolution_is_the_photos() -> None:
     blurred = Image.open(FIELD).convert("RGB").filter(ImageFilter.GaussianBlur(4))
     masks, factor = working_masks(blurred, WORK_RED_CELL_PX / 1.016, DetectorParams())
     assert factor > 1
-    as_is = measure(masks).focus
-    assert measure(masks, upsampled=factor).focus == pytest.approx(as_is, rel=0.2)
-    assert measure(masks, upsampled=factor).problem == "blurred"
+    judged = measure(masks, upsampled=factor)
+    assert judged.focus == pytest.approx(measure(masks).focus, rel=0.2)
+    assert judged.problem == "blurred"
 
 
 def test_a_tight_crop_of_one_white_cell_is_sharp_and_blurred_it_is_not() -> None:
