@@ -93,11 +93,11 @@ def sharpness(grey: np.ndarray, valid: np.ndarray) -> float:
     image's, used before, read a tight crop of one cell as soft: 9% of Bio-Net train's tight
     crops were refused).
     The field of view's rim (an eyepiece's, a shifted crop's black bands) is left out."""
-    inside = valid & ~dilate_by_disk(~valid, FOCUS_RIM_PX) if not valid.all() else valid
-    if not inside.any():
-        inside = valid
-    if not inside.any():
+    if not valid.any():
         return 0.0
+    inside = valid & ~dilate_by_disk(~valid, FOCUS_RIM_PX)
+    if not inside.any():  # a field of view too small to lose its rim is judged whole
+        inside = valid
     grey = grey.astype(np.float64)
     coarse = _band_energy(grey, inside, FOCUS_COARSE_PX)
     return 100.0 * _band_energy(grey, inside, FOCUS_FINE_PX) / coarse if coarse > 1e-9 else 0.0
