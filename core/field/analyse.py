@@ -26,7 +26,7 @@ from core.field.detect import (
     working_masks,
 )
 from core.field.learned_red_cells import LearnedRedCells
-from core.field.quality import Quality, QualityThresholds, measure
+from core.field.quality import Quality, QualityThresholds, measure, without_cells
 from core.field.results import (
     CLASSIFIED_KINDS,
     Analysis,
@@ -167,6 +167,12 @@ def analyse(image: Image.Image, classifier: CellClassifier,
             return _refused(image, scale, quality, classifier.version, timings)
         white, platelets, red = find_cells(masks, params, red_cells)
     timings["detect"] = time.perf_counter() - mark
+    if not (white or platelets or red):
+        # Nothing to name: classifying the photo's centre would put a cell's label on whatever
+        # is there (no such image among 1,200 PBC train and val cells or Bio-Net's and BCCD's
+        # val fields; one of 414 Bio-Net val crops: a white cell cut out tight, 96 px, that
+        # detection missed and the classifier called an erythroblast).
+        return _refused(image, scale, without_cells(quality), classifier.version, timings)
     side = frame_side(scale)
     close_up_sized = _close_up_sized(image, side)
 

@@ -6,7 +6,7 @@ Judged on the working image (scale measured, colour relative to the field's own 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -25,6 +25,11 @@ FOCUS_RIM_PX = 9
 # and the least spread between its channels, as a share of its total.
 STAIN_MARGIN = 0.05
 STAIN_CHROMA = 0.06
+# Optical density by which blue must exceed green for a stained pixel to read as yellow, orange
+# or brown: skin, wood, a fundus, DAB. Romanowsky stains give none of these (eosin, the
+# orange-pink of red cells, absorbs green most); smaller margins took in the edges of red cells
+# (BCCD train: up to 0.30 of its stained pixels at 0.05, 0.07 at 0.10).
+BROWN_MARGIN = 0.15
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,10 @@ class QualityThresholds:
     # admits Bio-Net train's down to 0.137 (0.15 refused 4 of 60) and no more of those images.
     min_background: float = 0.13
     min_stained: float = 0.10
+    # Share of stained pixels that are brown (``BROWN_MARGIN``): at most 0.12 in 1,800 clean
+    # train images of the three sets (0.06 under the phone's colour cast), 0.44 and 0.65 in a
+    # photograph of a person and an immunohistochemistry slide (2026-12-06).
+    max_brown: float = 0.25
     min_field: float = 0.15  # share of the photo inside the eyepiece circle
 
 
@@ -61,6 +70,7 @@ class Quality:
     clipped: float
     background: float
     stained: float
+    brown: float
     field: float
     problem: str | None  # None when the photo passes
     message: str | None
@@ -82,7 +92,15 @@ MESSAGES = {
     "overexposed": "The photo is overexposed (too much white). Lower the lamp and shoot again.",
     "blurred": "The photo is out of focus: tap the cells on the screen to focus before "
                "shooting, and keep the phone still.",
+    "no_cells": "I can't find any blood cells in this photo. Photograph a part of the smear "
+                "where the cells lie side by side, with the cells in focus.",
 }
+
+
+def without_cells(quality: Quality) -> Quality:
+    """``quality`` refused after detection: the gate passed the photo, but no cell was found
+    in it (a fundus photograph's one large disc; an empty part of the slide)."""
+    return replace(quality, problem="no_cells", message=MESSAGES["no_cells"])
 
 
 def sharpness(grey: np.ndarray, valid: np.ndarray) -> float:
@@ -141,6 +159,7 @@ def measure(masks: FieldMasks, thresholds: QualityThresholds | None = None,
     stain_coloured = stained & (green + STAIN_MARGIN >= blue) & (
         green + STAIN_MARGIN >= np.minimum(red, blue)) & (chroma > STAIN_CHROMA * total)
     stained_share = float(stain_coloured.sum() / count)
+    brown = float((stained & (blue > green + BROWN_MARGIN)).sum() / max(int(stained.sum()), 1))
     problem = None
     if field < t.min_field:
         problem = "no_field"
@@ -150,10 +169,11 @@ def measure(masks: FieldMasks, thresholds: QualityThresholds | None = None,
         # A white, clipped background is common (an analyser's crop, a bright lamp); it is
         # over-exposure when the stain itself has washed out with it.
         problem = "overexposed"
-    elif background < t.min_background or stained_share < t.min_stained:
+    elif (background < t.min_background or stained_share < t.min_stained
+          or brown > t.max_brown):
         problem = "not_a_smear"
     elif focus < t.min_focus:
         problem = "blurred"
     return Quality(round(focus, 2), round(brightness, 4), round(clipped, 4), round(background, 4),
-                   round(stained_share, 4), round(field, 4), problem,
+                   round(stained_share, 4), round(brown, 4), round(field, 4), problem,
                    MESSAGES[problem] if problem else None)

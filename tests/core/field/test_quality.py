@@ -62,3 +62,13 @@ def test_a_tight_crop_of_one_white_cell_is_sharp_and_blurred_it_is_not() -> None
     assert _quality(crop).focus >= QualityThresholds().min_focus
     sigma = 3 * image_scale(crop).red_cell_px / WORK_RED_CELL_PX
     assert _quality(crop.filter(ImageFilter.GaussianBlur(sigma))).problem == "blurred"
+
+
+def test_a_smear_under_a_warm_lamp_is_still_a_smear() -> None:
+    # The brown test must not take a yellow cast for brown stain: density is read against the
+    # field's own background, so the cast falls away with it.
+    rgb = np.asarray(Image.open(FIELD).convert("RGB"), dtype=np.float32)
+    warm = Image.fromarray((rgb * np.array([1.10, 1.0, 0.80])).clip(0, 255).astype(np.uint8))
+    quality = _quality(warm)
+    assert quality.passed, quality
+    assert quality.brown < QualityThresholds().max_brown / 2
