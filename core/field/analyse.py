@@ -26,7 +26,13 @@ from core.field.detect import (
     working_masks,
 )
 from core.field.learned_red_cells import LearnedRedCells
-from core.field.quality import Quality, QualityThresholds, measure, without_cells
+from core.field.quality import (
+    Quality,
+    QualityThresholds,
+    focus_of,
+    measure,
+    refused_after_all,
+)
 from core.field.results import (
     CLASSIFIED_KINDS,
     Analysis,
@@ -123,7 +129,8 @@ def checked_by_white_cells(scale: Scale, white: list[Detection]) -> Scale | None
     if size is None or WHITE_CELL_UM[0] <= size <= WHITE_CELL_UM[1]:
         return None
     return Scale(scale.red_cell_px * size / TYPICAL_WHITE_CELL_UM, measured=True,
-                 ruler="white cells")
+                 ruler="white cells", red_cells_px=scale.red_cells_px
+                 if scale.ruler == "white cells" else scale.red_cell_px)
 
 
 def _to_original(box: Box, scale: float, size: tuple[int, int]) -> Box:
@@ -147,6 +154,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     timings: dict[str, float] = {}
     image = image.convert("RGB")
     params = params or DetectorParams()
+    thresholds = thresholds or QualityThresholds()
     scale = image_scale(image)
     masks, factor = working_masks(image, scale.red_cell_px, params)
     timings["scale"] = time.perf_counter() - started
@@ -166,13 +174,18 @@ def analyse(image: Image.Image, classifier: CellClassifier,
         if not quality.passed:
             return _refused(image, scale, quality, classifier.version, timings)
         white, platelets, red = find_cells(masks, params, red_cells)
+    red_focus = _focus_at_red_cells(image, scale, params)
+    if red_focus is not None and red_focus < thresholds.min_focus_at_red_cells:
+        return _refused(image, scale, refused_after_all(quality, "blurred", red_focus),
+                        classifier.version, timings)
     timings["detect"] = time.perf_counter() - mark
     if not (white or platelets or red):
         # Nothing to name: classifying the photo's centre would put a cell's label on whatever
         # is there (no such image among 1,200 PBC train and val cells or Bio-Net's and BCCD's
         # val fields; one of 414 Bio-Net val crops: a white cell cut out tight, 96 px, that
         # detection missed and the classifier called an erythroblast).
-        return _refused(image, scale, without_cells(quality), classifier.version, timings)
+        return _refused(image, scale, refused_after_all(quality, "no_cells"),
+                        classifier.version, timings)
     side = frame_side(scale)
     close_up_sized = _close_up_sized(image, side)
 
@@ -200,6 +213,21 @@ def analyse(image: Image.Image, classifier: CellClassifier,
                     rbc_count=len(red), platelet_count=len(platelets), quality=quality,
                     model=classifier.version, timings=timings,
                     red_cell_model=red_cell_model_of(red_cells), scale=scale)
+
+
+def _focus_at_red_cells(image: Image.Image, scale: Scale, params: DetectorParams,
+                        ) -> float | None:
+    """Where the white cells set the scale, the photo's focus at the scale the red cells read
+    (None elsewhere). Blur swells a white cell's pale rim and merges the red cells around it, so a
+    blurred field passes for a close-up, is shrunk to the white cell's typical size and looks
+    sharp there (a Bio-Net train field blurred by 3 px: the white cell read at 262 px against
+    54); a real close-up's red cells are slivers cut by its edges, and their reading only
+    enlarges it, to be judged at its own resolution."""
+    red_px = scale.red_cells_px
+    if scale.ruler != "white cells" or red_px is None or red_px >= scale.red_cell_px:
+        return None
+    masks, factor = working_masks(image, red_px, params)
+    return focus_of(masks, upsampled=factor)
 
 
 def _close_up_sized(image: Image.Image, side: int) -> bool:

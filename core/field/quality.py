@@ -27,8 +27,9 @@ STAIN_MARGIN = 0.05
 STAIN_CHROMA = 0.06
 # Optical density by which blue must exceed green for a stained pixel to read as yellow, orange
 # or brown: skin, wood, a fundus, DAB. Romanowsky stains give none of these (eosin, the
-# orange-pink of red cells, absorbs green most); smaller margins took in the edges of red cells
-# (BCCD train: up to 0.30 of its stained pixels at 0.05, 0.07 at 0.10).
+# orange-pink of red cells, absorbs green most). Smaller margins take in the pale edges of red
+# cells: at 0.05 up to 0.30 of BCCD train's stained pixels and 0.46 of Bio-Net train's, at 0.10
+# 0.07 and 0.21, at 0.15 0.01 and 0.12.
 BROWN_MARGIN = 0.15
 
 
@@ -43,6 +44,10 @@ class QualityThresholds:
     # tight, at PBC's framing and wide, PBC crops (Bio-Net 3.95-6.6, BCCD 6.9-8.3, PBC 12); a
     # Gaussian blur of 3 px at the working scale leaves 97-98% of those fields below it.
     min_focus: float = 3.95
+    # Focus at the red cells' own reading, where the white cells set the scale: blurred train
+    # fields taken for close-ups read 2.0-3.1 there (one 4.2); Bio-Net train's clean white-cell
+    # crops, the images the white-cell ruler is for, 3.95 and up.
+    min_focus_at_red_cells: float = 3.5
     min_brightness: float = 0.30
     max_clipped: float = 0.25
     # ... but only with the stain washed out: over-exposed (x1.8) train images keep at most 0.13
@@ -56,9 +61,10 @@ class QualityThresholds:
     # admits Bio-Net train's down to 0.137 (0.15 refused 4 of 60) and no more of those images.
     min_background: float = 0.13
     min_stained: float = 0.10
-    # Share of stained pixels that are brown (``BROWN_MARGIN``): at most 0.12 in 1,800 clean
-    # train images of the three sets (0.06 under the phone's colour cast), 0.44 and 0.65 in a
-    # photograph of a person and an immunohistochemistry slide (2026-12-06).
+    # Share of stained pixels that are brown (``BROWN_MARGIN``): at most 0.12 in 1,656 clean
+    # train images (BCCD 205, Bio-Net 620 fields and 231 white-cell crops, PBC 600), 0.06 in
+    # 250 of them under the phone's colour cast and JPEG; 0.44 and 0.65 in a photograph of a
+    # person and an immunohistochemistry slide (2026-12-06).
     max_brown: float = 0.25
     min_field: float = 0.15  # share of the photo inside the eyepiece circle
 
@@ -97,10 +103,12 @@ MESSAGES = {
 }
 
 
-def without_cells(quality: Quality) -> Quality:
-    """``quality`` refused after detection: the gate passed the photo, but no cell was found
-    in it (a fundus photograph's one large disc; an empty part of the slide)."""
-    return replace(quality, problem="no_cells", message=MESSAGES["no_cells"])
+def refused_after_all(quality: Quality, problem: str, focus: float | None = None) -> Quality:
+    """``quality``, which the gate passed, refused for what was found after it: no cell at all
+    (``no_cells``: a fundus photograph's one large disc, an empty part of the slide), or blur
+    seen at the red cells' own reading (``blurred``, with the ``focus`` read there)."""
+    return replace(quality, problem=problem, message=MESSAGES[problem],
+                   focus=quality.focus if focus is None else round(focus, 2))
 
 
 def sharpness(grey: np.ndarray, valid: np.ndarray) -> float:
@@ -125,6 +133,18 @@ def _band_energy(grey: np.ndarray, inside: np.ndarray, sigma: float) -> float:
     return float((sigma ** 2 * ndi.gaussian_laplace(grey, sigma))[inside].var())
 
 
+def focus_of(masks: FieldMasks, upsampled: float = 1.0) -> float:
+    """``sharpness`` of the working image, or, where it was enlarged from the photo
+    (``upsampled`` > 1), of the photo's own pixels: interpolation adds no detail."""
+    if upsampled <= 1.0:
+        return sharpness(masks.grey, masks.valid)
+    # Edges repeated, not zero: with "constant", rounding left the last row black, and that one
+    # edge outweighed the whole image's detail (a blurred field enlarged by 2% read sharp).
+    return sharpness(ndi.zoom(masks.grey, 1 / upsampled, order=1, mode="nearest"),
+                     ndi.zoom(masks.valid.astype(np.uint8), 1 / upsampled, order=0,
+                              mode="nearest") > 0)
+
+
 def measure(masks: FieldMasks, thresholds: QualityThresholds | None = None,
             upsampled: float = 1.0) -> Quality:
     """The photo's quality from its working image's masks; ``upsampled`` > 1 when the working
@@ -136,15 +156,7 @@ def measure(masks: FieldMasks, thresholds: QualityThresholds | None = None,
     inside = grey[valid] if valid.any() else grey.ravel()
     brightness = float(inside.mean() / 255)
     clipped = float(((inside >= 250) | (inside <= 5)).mean())
-    if upsampled > 1.0:
-        # Interpolation adds no detail: judge focus at the photo's own resolution. Edges
-        # repeated, not zero: with "constant", rounding left the last row black, and that one
-        # edge outweighed the whole image's detail (a blurred field enlarged by 2% read sharp).
-        focus = sharpness(ndi.zoom(grey, 1 / upsampled, order=1, mode="nearest"),
-                          ndi.zoom(valid.astype(np.uint8), 1 / upsampled, order=0,
-                                   mode="nearest") > 0)
-    else:
-        focus = sharpness(grey, valid)
+    focus = focus_of(masks, upsampled)
     density = masks.density
     red, green, blue = density[..., 0], density[..., 1], density[..., 2]
     total = red + green + blue

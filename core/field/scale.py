@@ -44,6 +44,9 @@ class Scale:
     red_cell_px: float  # typical red-cell diameter in pixels of the original image
     measured: bool  # False: nothing to measure (a blank or uniform image); a default was used
     ruler: str = "red cells"  # or "white cells", where the red cells' reading was implausible
+    # Where the white cells are the ruler, what the red cells read (None if nothing): the gate
+    # judges focus at it too (``core.field.analyse``).
+    red_cells_px: float | None = None
 
     @property
     def px_per_um(self) -> float:
@@ -284,10 +287,10 @@ WHOLE_RED_CELLS_FOR_A_FIELD = 8
 CLOSE_UP_NUCLEATED_SHARE = 0.10
 
 
-def _ruler(rgb: np.ndarray) -> tuple[float, str] | None:
-    """The typical red-cell diameter in ``rgb``'s pixels, and what it was read from: the red
-    cells, or the white cells (at their typical size) where red cells are too few or are only
-    the slivers a tight crop cuts."""
+def _ruler(rgb: np.ndarray) -> tuple[float, str, float | None] | None:
+    """The typical red-cell diameter in ``rgb``'s pixels, what it was read from (the red
+    cells, or the white cells at their typical size where red cells are too few or are only
+    the slivers a tight crop cuts), and the red cells' own reading."""
     cells = cell_masks(rgb)
     red_width, white_width = half_width(cells.red), half_width(cells.nucleated)
     if white_width is not None and white_width >= CLOSE_UP_NUCLEATED_SHARE * min(rgb.shape[:2]):
@@ -298,10 +301,10 @@ def _ruler(rgb: np.ndarray) -> tuple[float, str] | None:
     plausible = white is None or (red is not None and (
         red >= MIN_RED_OVER_WHITE * white or cells.whole_red >= WHOLE_RED_CELLS_FOR_A_FIELD))
     if red is not None and cells.enough_red and plausible:
-        return red, "red cells"
+        return red, "red cells", red
     if white is not None:
-        return white, "white cells"
-    return None if red is None else (red, "red cells")
+        return white, "white cells", red
+    return None if red is None else (red, "red cells", red)
 
 
 def measure_scale(image: Image.Image, default_red_cell_px: float) -> Scale:
@@ -316,4 +319,6 @@ def measure_scale(image: Image.Image, default_red_cell_px: float) -> Scale:
         reading = _ruler(rgb) or reading
     if reading is None:
         return Scale(default_red_cell_px, measured=False)
-    return Scale(reading[0] / factor, measured=True, ruler=reading[1])
+    value, ruler, red = reading
+    return Scale(value / factor, measured=True, ruler=ruler,
+                 red_cells_px=None if red is None or ruler == "red cells" else red / factor)

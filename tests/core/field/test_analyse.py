@@ -180,6 +180,20 @@ def test_a_blurred_field_is_refused_with_a_focusing_tip(classifier: CellClassifi
     assert "focus" in (analysis.quality.message or "")
 
 
+def test_a_blurred_field_taken_for_a_close_up_is_still_refused(
+        classifier: CellClassifier) -> None:
+    # Blur swells the white cell's pale rim and merges the red cells: the white cell becomes
+    # the ruler, the field is shrunk to its typical size and looks sharp there. Judged at the
+    # red cells' own reading, it is blurred.
+    blurred = Image.open(BCCD / "BloodImage_00015.jpg").filter(ImageFilter.GaussianBlur(6))
+    analysis = analyse(blurred, classifier)
+    assert analysis.scale is not None and analysis.scale.ruler == "white cells"
+    assert analysis.scale.red_cells_px is not None
+    assert analysis.scale.red_cell_px > 2 * analysis.scale.red_cells_px
+    assert analysis.quality is not None and analysis.quality.problem == "blurred"
+    assert analysis.quality.focus < QualityThresholds().min_focus_at_red_cells
+
+
 @pytest.mark.parametrize("picture", ["astronaut", "immunohistochemistry"])
 def test_a_brown_or_skin_coloured_picture_is_not_a_smear(classifier: CellClassifier,
                                                          picture: str) -> None:
