@@ -9,7 +9,8 @@ red-cell count's mean absolute error against the boxes, the measured red-cell si
 per image; with ``--sizes`` also each field resized to 50%, 200% and to 256 px on its long side;
 with ``--phone`` also through an eyepiece and as a phone photo (``benchmarks.phone_conditions``);
 with ``--refusals`` the gate's refusals of each field blurred, darkened and over-exposed, of
-non-smear images, and the time for a 12 MP photo.
+non-smear images (and of other pictures kept out of choosing the thresholds), and the time for
+a 12 MP photo.
 Cell crops (PBC, LISC): gate acceptance, accuracy of the cell the crop is centred on (and of the
 classifier alone on the whole crop, with the crops it names right that the path loses), the
 share given a label, the accuracy of those, and the wrong share among cells given >= 90% confidence;
@@ -349,6 +350,22 @@ def non_smears() -> list[Image.Image]:
             Image.new("RGB", (1200, 900), (0, 0, 0))]
 
 
+def other_pictures() -> list[Image.Image]:
+    """Non-smear pictures kept out of choosing the gate's thresholds: matplotlib's sample
+    photograph and graphics, scikit-image's stereo pair and grey pictures."""
+    import matplotlib
+    from skimage import data
+
+    samples = Path(matplotlib.__file__).parent / "mpl-data" / "sample_data"
+    pictures = [Image.open(samples / name).convert("RGB") for name in
+                ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png", "logo2.png")]
+    left, right, _ = data.stereo_motorcycle()
+    grey = [data.cell(), data.microaneurysms(), data.checkerboard(),
+            (data.binary_blobs() * 255).astype(np.uint8),
+            (data.shepp_logan_phantom() * 255).astype(np.uint8)]
+    return [*pictures, *(Image.fromarray(a).convert("RGB") for a in (left, right, *grey))]
+
+
 def refusals(items: list[Annotated], run: Callable[[Image.Image], Analysis]) -> dict[str, float]:
     """Share of each degraded version refused by the gate, and of the non-smear images."""
     refused: dict[str, list[bool]] = {}
@@ -356,6 +373,7 @@ def refusals(items: list[Annotated], run: Callable[[Image.Image], Analysis]) -> 
         for name, image in _degradations(Image.open(item.image).convert("RGB")).items():
             refused.setdefault(name, []).append(run(image).rejected)
     refused["not a smear"] = [run(image).rejected for image in non_smears()]
+    refused["other pictures"] = [run(image).rejected for image in other_pictures()]
     return {name: sum(flags) / len(flags) for name, flags in refused.items()}
 
 
