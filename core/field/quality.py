@@ -26,10 +26,10 @@ FOCUS_RIM_PX = 9
 STAIN_MARGIN = 0.05
 STAIN_CHROMA = 0.06
 # Optical density by which blue must exceed green for a stained pixel to read as yellow, orange
-# or brown: skin, wood, a fundus, DAB. Romanowsky stains give none of these (eosin, the
-# orange-pink of red cells, absorbs green most). Smaller margins take in the pale edges of red
-# cells: at 0.05 up to 0.30 of BCCD train's stained pixels and 0.46 of Bio-Net train's, at 0.10
-# 0.07 and 0.21, at 0.15 0.01 and 0.12.
+# or brown: skin, wood, DAB. Romanowsky stains give none of these (eosin, the orange-pink of red
+# cells, absorbs green most). Smaller margins take in the pale edges of red cells: at 0.05 up to
+# 0.30 of BCCD train's stained pixels and 0.46 of Bio-Net train's, at 0.10 0.07 and 0.21, at
+# 0.15 0.01 and 0.12.
 BROWN_MARGIN = 0.15
 
 
