@@ -179,13 +179,6 @@ def analyse(image: Image.Image, classifier: CellClassifier,
         return _refused(image, scale, refused_after_all(quality, "blurred", red_focus),
                         classifier.version, timings)
     timings["detect"] = time.perf_counter() - mark
-    if not (white or platelets or red):
-        # Nothing to name: classifying the photo's centre would put a cell's label on whatever
-        # is there (no such image among 1,200 PBC train and val cells or Bio-Net's and BCCD's
-        # val fields; one of 414 Bio-Net val crops: a white cell cut out tight, 96 px, that
-        # detection missed and the classifier called an erythroblast).
-        return _refused(image, scale, refused_after_all(quality, "no_cells"),
-                        classifier.version, timings)
     side = frame_side(scale)
     close_up_sized = _close_up_sized(image, side)
 

@@ -98,15 +98,12 @@ MESSAGES = {
     "overexposed": "The photo is overexposed (too much white). Lower the lamp and shoot again.",
     "blurred": "The photo is out of focus: tap the cells on the screen to focus before "
                "shooting, and keep the phone still.",
-    "no_cells": "I can't find any blood cells in this photo. Photograph a part of the smear "
-                "where the cells lie side by side, with the cells in focus.",
 }
 
 
 def refused_after_all(quality: Quality, problem: str, focus: float | None = None) -> Quality:
-    """``quality``, which the gate passed, refused for what was found after it: no cell at all
-    (``no_cells``: a fundus photograph's one large disc, an empty part of the slide), or blur
-    seen at the red cells' own reading (``blurred``, with the ``focus`` read there)."""
+    """``quality``, which the gate passed, refused for what was found after it: blur seen at
+    the red cells' own reading (``blurred``, with the ``focus`` read there)."""
     return replace(quality, problem=problem, message=MESSAGES[problem],
                    focus=quality.focus if focus is None else round(focus, 2))
 

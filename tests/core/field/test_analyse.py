@@ -19,11 +19,10 @@ from core.field.analyse import (
 from core.field.annotate import annotate
 from core.field.bccd import iou, read_boxes
 from core.field.detect import WORK_RED_CELL_PX, Detection, DetectorParams, working_masks
-from core.field.learned_red_cells import load_red_cell_finder
 from core.field.quality import QualityThresholds
 from core.field.scale import RED_CELL_UM, TYPICAL_WHITE_CELL_UM, Scale, image_scale
 from core.model.classifier import CellClassifier
-from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from core.settings import DEFAULT_MODEL_PATH
 from tests.conftest import FIXTURES, pbc_fixtures, shifted_into_black, tight_crop
 
 BCCD = FIXTURES / "bccd"
@@ -204,19 +203,6 @@ def test_a_brown_or_skin_coloured_picture_is_not_a_smear(classifier: CellClassif
     analysis = analyse(photo, classifier)
     assert analysis.quality is not None and analysis.quality.problem == "not_a_smear"
     assert analysis.quality.brown > QualityThresholds().max_brown
-
-
-def test_a_picture_in_which_no_cell_is_found_is_refused_not_named(
-        classifier: CellClassifier) -> None:
-    # A fundus photograph passes the gate (stain-like reds, a pale disc for background), but
-    # the product's red-cell network finds no cell in it, nor detection a white cell or a
-    # platelet: no label may be put on its centre.
-    data = pytest.importorskip("skimage.data")
-    analysis = analyse(Image.fromarray(data.retina()), classifier,
-                       red_cells=load_red_cell_finder(DEFAULT_RED_CELL_MODEL_PATH))
-    assert analysis.quality is not None and analysis.quality.problem == "no_cells"
-    assert analysis.rejected and not analysis.cells
-    assert "can't find any blood cells" in (analysis.quality.message or "")
 
 
 def test_the_json_has_the_documented_fields(classifier: CellClassifier) -> None:
