@@ -29,9 +29,9 @@ from core.field.learned_red_cells import LearnedRedCells
 from core.field.quality import (
     Quality,
     QualityThresholds,
+    blurred_after_all,
     focus_of,
     measure,
-    refused_after_all,
 )
 from core.field.results import (
     CLASSIFIED_KINDS,
@@ -176,7 +176,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
         white, platelets, red = find_cells(masks, params, red_cells)
     red_focus = _focus_at_red_cells(image, scale, params)
     if red_focus is not None and red_focus < thresholds.min_focus_at_red_cells:
-        return _refused(image, scale, refused_after_all(quality, "blurred", red_focus),
+        return _refused(image, scale, blurred_after_all(quality, red_focus),
                         classifier.version, timings)
     timings["detect"] = time.perf_counter() - mark
     side = frame_side(scale)

@@ -101,11 +101,10 @@ MESSAGES = {
 }
 
 
-def refused_after_all(quality: Quality, problem: str, focus: float | None = None) -> Quality:
-    """``quality``, which the gate passed, refused for what was found after it: blur seen at
-    the red cells' own reading (``blurred``, with the ``focus`` read there)."""
-    return replace(quality, problem=problem, message=MESSAGES[problem],
-                   focus=quality.focus if focus is None else round(focus, 2))
+def blurred_after_all(quality: Quality, focus: float) -> Quality:
+    """``quality``, which the gate passed, refused as blurred for the ``focus`` read after it,
+    at the red cells' own scale (``core.field.analyse``)."""
+    return replace(quality, problem="blurred", message=MESSAGES["blurred"], focus=round(focus, 2))
 
 
 def sharpness(grey: np.ndarray, valid: np.ndarray) -> float:
