@@ -101,10 +101,12 @@ MESSAGES = {
 }
 
 
-def blurred_after_all(quality: Quality, focus: float) -> Quality:
-    """``quality``, which the gate passed, refused as blurred for the ``focus`` read after it,
-    at the red cells' own scale (``core.field.analyse``)."""
-    return replace(quality, problem="blurred", message=MESSAGES["blurred"], focus=round(focus, 2))
+def refused_after_all(quality: Quality, problem: str, focus: float | None = None) -> Quality:
+    """``quality``, which the gate passed, refused for ``problem`` found after it by the
+    analysis (``core.field.analyse``): blurred at the red cells' own scale (the ``focus`` read
+    there), or not a smear where no blood cell was found at all."""
+    refused = replace(quality, problem=problem, message=MESSAGES[problem])
+    return refused if focus is None else replace(refused, focus=round(focus, 2))
 
 
 def sharpness(grey: np.ndarray, valid: np.ndarray) -> float:

@@ -19,10 +19,11 @@ from core.field.analyse import (
 from core.field.annotate import annotate
 from core.field.bccd import iou, read_boxes
 from core.field.detect import WORK_RED_CELL_PX, Detection, DetectorParams, working_masks
+from core.field.learned_red_cells import load_red_cell_finder
 from core.field.quality import QualityThresholds
 from core.field.scale import RED_CELL_UM, TYPICAL_WHITE_CELL_UM, Scale, image_scale
 from core.model.classifier import CellClassifier
-from core.settings import DEFAULT_MODEL_PATH
+from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 from tests.conftest import FIXTURES, pbc_fixtures, shifted_into_black, tight_crop
 
 BCCD = FIXTURES / "bccd"
@@ -93,6 +94,10 @@ def test_only_a_centred_cell_at_pbcs_framing_keeps_the_photographers_framing() -
     assert not framed_like_pbc((256, 256), (180.0, 128.0), side=250)  # off-centre
     assert not framed_like_pbc((600, 600), (300.0, 300.0), side=250)  # wider than PBC's
     assert not framed_like_pbc((120, 120), (60.0, 60.0), side=250)  # tighter
+    # A crop's own scale reading is more than 15% off for one PBC crop in ten: within a
+    # quarter of PBC's framing the photographer's framing is trusted over it.
+    assert framed_like_pbc((256, 256), (128.0, 128.0), side=200)
+    assert not framed_like_pbc((256, 256), (128.0, 128.0), side=180)
 
 
 def test_a_cell_framed_as_pbc_frames_cells_is_learnt_as_the_photographer_framed_it() -> None:
@@ -203,6 +208,17 @@ def test_a_brown_or_skin_coloured_picture_is_not_a_smear(classifier: CellClassif
     analysis = analyse(photo, classifier)
     assert analysis.quality is not None and analysis.quality.problem == "not_a_smear"
     assert analysis.quality.brown > QualityThresholds().max_brown
+
+
+def test_a_photo_without_a_blood_cell_in_it_is_not_a_smear(classifier: CellClassifier) -> None:
+    # A fundus photograph passes the gate (a pale disc of red-violet vessels on a dark surround);
+    # the shipped red-cell network, white-cell and platelet detection find nothing in it, and
+    # the rejection step says its centre is no blood cell either.
+    data = pytest.importorskip("skimage.data")
+    analysis = analyse(Image.fromarray(data.retina()), classifier,
+                       red_cells=load_red_cell_finder(DEFAULT_RED_CELL_MODEL_PATH))
+    assert analysis.quality is not None and analysis.quality.problem == "not_a_smear"
+    assert analysis.quality.message and not analysis.cells
 
 
 def test_the_json_has_the_documented_fields(classifier: CellClassifier) -> None:
