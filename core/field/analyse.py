@@ -52,7 +52,7 @@ PBC_FRAME_UM = 34.3
 # up to the second size, one where no white cell is found is too (a platelet, an erythroblast).
 CLOSE_UP_FRAMES = 1.5
 CENTRED_CELL_FRAMES = 2.0
-# A close-up already framed as PBC frames its cells (its white cell within this share of a
+# A close-up already framed as PBC frames its cells (its white cell within the first share of a
 # frame from the centre, its longer side within the second share of the frame) is classified
 # as the photographer framed it: centring it again only shifts it and pads an edge (PBC val
 # 99.04% -> 99.17% through the path; Bio-Net val crops as they were). The size's share allows
@@ -60,7 +60,7 @@ CENTRED_CELL_FRAMES = 2.0
 # 30% for 3%. Of 3,634 PBC train crops, 10 that the classifier names right were lost by the
 # path, 2 of them reframed from a reading 16-20% off; within 25% both keep their framing (PBC
 # val and Bio-Net val crops as they were at 25% and 30%).
-FRAMED_LIKE_PBC = 0.15
+FRAMED_LIKE_PBC_CENTRE = 0.15
 FRAMED_LIKE_PBC_SIZE = 0.25
 REVIEW_BELOW = 0.70
 # What counted the red cells when no trained network was configured.
@@ -250,7 +250,7 @@ def _refused(image: Image.Image, scale: Scale, quality: Quality, model: str,
 def framed_like_pbc(size: tuple[int, int], centre: tuple[float, float], side: int) -> bool:
     """Whether an image of ``size`` with its white cell at ``centre`` is framed as PBC frames
     cells (``side`` px a frame at its scale)."""
-    near = FRAMED_LIKE_PBC * side
+    near = FRAMED_LIKE_PBC_CENTRE * side
     return (abs(side - max(size)) <= FRAMED_LIKE_PBC_SIZE * max(size)
             and abs(centre[0] - size[0] / 2) <= near and abs(centre[1] - size[1] / 2) <= near)
 
