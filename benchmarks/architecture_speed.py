@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from core.model.efficientnet_lite import EfficientNetLite
-from core.training.config import TrainConfig
+from vision.model.efficientnet_lite import EfficientNetLite
+from vision.training.config import TrainConfig
 
 VIEWS = {"efficientnet_lite0": (224, 288), "efficientnet_lite1": (240, 288),
          "efficientnet_lite2": (260, 288)}

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
+from vision.model.classifier import CellClassifier
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc"
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks.paths import BIONET, WORK
-from core.field.analyse import centred_crop, frame_side
-from core.field.detect import DetectorParams, box_centre, working_masks
-from core.field.scale import image_scale
+from vision.field.analyse import centred_crop, frame_side
+from vision.field.detect import DetectorParams, box_centre, working_masks
+from vision.field.scale import image_scale
 
 
 def write_cells(root: Path, out: Path) -> dict[str, int]:

@@ -39,17 +39,17 @@ from PIL import Image, ImageFilter
 
 from benchmarks.paths import BCCD, BIONET, LISC, PBC
 from benchmarks.phone_conditions import Boxes, Condition, phone_visible, vignette_visible
-from core.data import index_image_folder
-from core.field import bccd, bionet
-from core.field.analyse import PBC_FRAME_UM, analyse
-from core.field.bccd import Annotated, match
-from core.field.detect import WORK_RED_CELL_PX
-from core.field.learned_red_cells import load_red_cell_finder
-from core.field.results import Analysis
-from core.field.scale import image_scale
-from core.labels import NOT_RECOGNISED, PBC_CLASSES
-from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from lab.bccd import Annotated, match
+from vision.data import index_image_folder
+from vision.field import bccd, bionet
+from vision.field.analyse import PBC_FRAME_UM, analyse
+from vision.field.detect import WORK_RED_CELL_PX
+from vision.field.learned_red_cells import load_red_cell_finder
+from vision.field.results import Analysis
+from vision.field.scale import image_scale
+from vision.labels import NOT_RECOGNISED, PBC_CLASSES
+from vision.model.classifier import CellClassifier
 
 Box = tuple[int, int, int, int]
 Resize = Callable[[Image.Image], float]

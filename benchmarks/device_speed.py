@@ -25,12 +25,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from core.data import index_image_folder
-from core.labels import PBC_CLASSES
-from core.model.classifier import CellClassifier, resolve_device
-from core.model.preprocess import Preprocessing
 from core.settings import DEFAULT_MODEL_PATH
-from core.training.checkpoint import checkpoint_model
+from vision.data import index_image_folder
+from vision.labels import PBC_CLASSES
+from vision.model.classifier import CellClassifier, resolve_device
+from vision.model.preprocess import Preprocessing
+from vision.training.checkpoint import checkpoint_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pbc"
 

@@ -36,10 +36,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load, save
 
-from core.data import index_image_folder, subsample
-from core.labels import PBC_CLASSES
-from core.model.efficientnet_lite import EfficientNetLite
-from core.training.config import TrainConfig
+from vision.data import index_image_folder, subsample
+from vision.labels import PBC_CLASSES
+from vision.model.efficientnet_lite import EfficientNetLite
+from vision.training.config import TrainConfig
 
 PART_BYTES = 15_000_000
 CROP = 288
@@ -68,7 +68,7 @@ def pack(pbc: Path, parts: list[Path], train_images: int, val_images: int) -> No
 
 
 def _child(data: Path, config_path: Path, run_dir: Path, cache: Path, device: str) -> None:
-    from core.training.finetune import fine_tune
+    from vision.training.finetune import fine_tune
 
     config = TrainConfig.from_file(config_path)
     torch.backends.cudnn.benchmark = True
@@ -93,7 +93,7 @@ def _accuracy_per_class(logits: torch.Tensor, labels: torch.Tensor) -> str:
 
 
 def _judge(model: EfficientNetLite, root: Path, names: tuple[str, ...], cache: Path) -> str:
-    from core.training.finetune import load_split, predict_logits
+    from vision.training.finetune import load_split, predict_logits
 
     splits = [load_split(root, name, cache, None, 0, lambda _: None, crop=CROP) for name in names]
     images = torch.cat([s.images for s in splits])
@@ -115,8 +115,8 @@ def _export(run_dir: Path, name: str, out: Path) -> None:
 
 
 def run(data: Path, configs: list[Path], out: Path, budget_s: float, device: str) -> None:
-    from core.training.checkpoint import checkpoint_model
-    from core.training.finetune import load_split
+    from vision.training.checkpoint import checkpoint_model
+    from vision.training.finetune import load_split
 
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ def run(data: Path, configs: list[Path], out: Path, budget_s: float, device: str
 
 def judge(parts: Path, names: list[str], sets: list[Path]) -> None:
     """Each run's weights (from their parts) on each whole ImageFolder set, on this machine."""
-    from core.training.checkpoint import model_weights
+    from vision.training.checkpoint import model_weights
 
     for name in names:
         blob = b"".join(p.read_bytes() for p in sorted(parts.glob(f"{name}.part*"),

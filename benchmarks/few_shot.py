@@ -10,16 +10,17 @@ adaptation may use) and *held-out* cells (scored), so that no cell is on both si
 - Bio-Net: the pool is val, the held-out cells are test (framed by ``benchmarks.bionet_cells``).
 
 Each point draws the labelled cells class-balanced, adapts the head exactly as
-``hematovision adapt`` does (``core.training.adapt``) and scores the held-out cells as serving
+``hematovision adapt`` does (``vision.training.adapt``) and scores the held-out cells as serving
 would: accuracy, the share labelled (not "not recognised"), the wrong share among labelled
 cells at >= 90% confidence, and the share of the images of no blood cell
-(``core.training.noncell``) the adapted model accepts. Three draws per point; their mean is printed.
+(``vision.training.noncell``) the adapted model accepts. Three draws per point; their mean is
+printed.
 With ``--framing path`` every cell (labelled and held out) is first framed as the analysis path
-frames a close-up's cell (``core.field.analyse.framed_cell``), as ``hematovision adapt`` does
+frames a close-up's cell (``vision.field.analyse.framed_cell``), as ``hematovision adapt`` does
 by default and as the worker shows a laboratory's cells; the copies of a LISC cell are grouped
 by the images as given either way, so both framings split alike.
 
-    python -m benchmarks.few_shot --model core/weights/pbc-bionet-lite0-v7.safetensors
+    python -m benchmarks.few_shot --model vision/weights/pbc-bionet-lite0-v7.safetensors
 """
 
 from __future__ import annotations
@@ -38,14 +39,14 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from benchmarks.paths import LISC, WORK
-from core.data import index_image_folder
-from core.field.analyse import framed_cell
-from core.model.artifact import load_artifact
-from core.model.efficientnet_lite import EfficientNetLite
-from core.model.preprocess import Preprocessing
-from core.model.rejection import OodDetector
 from core.settings import DEFAULT_MODEL_PATH
-from core.training.adapt import AdaptConfig, adapt_head, embed_cells, non_cell_features
+from vision.data import index_image_folder
+from vision.field.analyse import framed_cell
+from vision.model.artifact import load_artifact
+from vision.model.efficientnet_lite import EfficientNetLite
+from vision.model.preprocess import Preprocessing
+from vision.model.rejection import OodDetector
+from vision.training.adapt import AdaptConfig, adapt_head, embed_cells, non_cell_features
 
 SIZES = (0, 10, 25, 50, 100)
 DRAWS = 3

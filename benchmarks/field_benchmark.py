@@ -18,8 +18,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from benchmarks.paths import BCCD
 from benchmarks.phone_conditions import CONDITIONS
-from core.field.analyse import analyse
-from core.field.bccd import (
+from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from lab.bccd import (
     Annotated,
     count_in_boxes,
     judge_centres,
@@ -28,7 +28,9 @@ from core.field.bccd import (
     red_coverage,
     score_centres,
 )
-from core.field.detect import (
+from lab.red_cell_centres import unboxed_red_cells
+from vision.field.analyse import analyse
+from vision.field.detect import (
     Detection,
     DetectorParams,
     RedCellFinder,
@@ -37,12 +39,10 @@ from core.field.detect import (
     red_cell_mask,
     working_image,
 )
-from core.field.learned_red_cells import load_red_cell_finder
-from core.field.quality import measure
-from core.field.scale import image_scale
-from core.model.classifier import CellClassifier
-from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
-from core.training.centres import unboxed_red_cells
+from vision.field.learned_red_cells import load_red_cell_finder
+from vision.field.quality import measure
+from vision.field.scale import image_scale
+from vision.model.classifier import CellClassifier
 
 
 def _red_cell_px(image: Image.Image) -> float:

@@ -28,20 +28,20 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
-from core.field.analyse import analyse
-from core.field.annotate import annotate
-from core.field.detect import (
+from core.intake import open_image
+from core.settings import DEFAULT_MODEL_PATH
+from core.storage import FolderBlobs, ImageStore
+from vision.field.analyse import analyse
+from vision.field.annotate import annotate
+from vision.field.detect import (
     DetectorParams,
     dilate_by_disk,
     field_masks,
     fill_holes,
     working_image,
 )
-from core.field.scale import image_scale
-from core.intake import open_image
-from core.model.classifier import CellClassifier
-from core.settings import DEFAULT_MODEL_PATH
-from core.storage import FolderBlobs, ImageStore
+from vision.field.scale import image_scale
+from vision.model.classifier import CellClassifier
 
 FIELD = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "bccd"
 LIMITS = {"max_pixels": 60_000_000, "max_bytes": 20_000_000}

@@ -29,20 +29,20 @@ from PIL import Image
 from benchmarks.paths import PBC, WORK
 from core.access import Sender, ensure_user
 from core.cases import case_for_upload
-from core.data import Sample, index_image_folder
 from core.db import migrate
 from core.db.models import CellResult, Submission, utcnow
 from core.db.session import make_engine, make_session_factory, transaction
 from core.enums import Role, SubmissionStatus
-from core.labels import PBC_CLASSES
-from core.model.artifact import read_card
-from core.model.classifier import CellClassifier
 from core.registry import register_model
 from core.retraining.config import RetrainConfig
 from core.retraining.run import RetrainSetup, run_retraining
 from core.settings import DEFAULT_MODEL_PATH
 from core.storage import FolderBlobs, ImageStore
 from core.storage.models import ModelFiles
+from vision.data import Sample, index_image_folder
+from vision.labels import PBC_CLASSES
+from vision.model.artifact import read_card
+from vision.model.classifier import CellClassifier
 
 
 def misclassified(train: list[Sample], limit: int, remembered: Path) -> list[Sample]:

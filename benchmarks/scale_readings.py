@@ -8,7 +8,7 @@ its red-cell boxes (the granulometry is calibrated to read the box side). Each f
 whole, and each of its boxed white cells is cut out as other laboratories crop them
 (``benchmarks.cross_lab.FRAMINGS``, framed by the boxes' scale so that the framing does not
 depend on the reading under test) and read alone, as ``analyse`` settles the scale
-(``core.field.analyse.settled_scale``). Per set and framing: the median reading over the truth,
+(``vision.field.analyse.settled_scale``). Per set and framing: the median reading over the truth,
 its 10th and 90th percentiles, the share more than 20% and 35% off, and the share read by the
 white-cell ruler. A frame 20-25% off costs the classifier about a point, 30-40% off 2-5 points
 (BENCHMARKS.md). Scale only: no classifier, a few minutes a set on two cores.
@@ -26,9 +26,9 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks.cross_lab import FRAMINGS, crop_around, emit, field_sets
-from core.field.analyse import settled_scale
-from core.field.bccd import Annotated
-from core.field.scale import RED_CELL_UM
+from lab.bccd import Annotated
+from vision.field.analyse import settled_scale
+from vision.field.scale import RED_CELL_UM
 
 MIN_RED_BOXES = 5
 WHOLE_FIELD = "whole field"

@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 from benchmarks.paths import PBC
-from core.model.artifact import load_artifact
-from core.model.efficientnet_lite import EfficientNetLite
-from core.model.preprocess import Preprocessing
-from core.training.finetune import load_split, predict_logits
+from vision.model.artifact import load_artifact
+from vision.model.efficientnet_lite import EfficientNetLite
+from vision.model.preprocess import Preprocessing
+from vision.training.finetune import load_split, predict_logits
 
 View = Callable[[torch.Tensor], torch.Tensor]
 DIHEDRAL: list[View] = [

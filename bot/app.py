@@ -30,6 +30,7 @@ from .services import BotServices
 log = logging.getLogger(__name__)
 BotApplication = Application[Any, Any, Any, Any, Any, Any]
 
+# Each command once: the menu Telegram shows and the handlers registered come from this list.
 COMMANDS = [
     BotCommand("start", "introduction and access request"),
     BotCommand("help", "how to send a photo"),
@@ -94,9 +95,9 @@ def build_application(settings: Settings, services: BotServices | None = None) -
     )
     # New messages only: an edited photo or command is not analysed or run a second time.
     new = filters.UpdateType.MESSAGE
-    for name in ("start", "help", "case", "history", "export", "models", "retrain", "adapt",
-                 "promote", "rollback", "group"):
-        application.add_handler(CommandHandler(name, getattr(handlers, name), filters=new))
+    for command in COMMANDS:
+        application.add_handler(CommandHandler(command.command, getattr(handlers, command.command),
+                                               filters=new))
     application.add_handler(CallbackQueryHandler(Callbacks(handlers).dispatch))
     application.add_handler(MessageHandler(new & (filters.PHOTO | filters.Document.ALL),
                                            handlers.image))

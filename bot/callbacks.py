@@ -10,8 +10,8 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from core.access import AccessDenied, audit, decide
 from core.cases import case_detail, history
 from core.export import export_case
-from core.labels import PBC_CLASSES
 from core.reviews import confirm, correct, reviewable_cell, reviewable_cells
+from vision.labels import PBC_CLASSES
 
 from . import keyboards, messages
 from .guard import Context, Need, Request, admit, refuse

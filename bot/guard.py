@@ -67,6 +67,7 @@ class Request:
     """An update whose sender may do what they asked, and what the handler needs to answer."""
 
     update: Update
+    sender: Sender
     member: Member
     services: BotServices
 
@@ -115,7 +116,7 @@ async def admit(update: Update, services: BotServices, action: str,
     if need is Need.REVIEWER and not member.can_review:
         await refuse(update, messages.REVIEWER_ONLY)
         return None
-    return Request(update, member, services)
+    return Request(update, sender, member, services)
 
 
 async def _log_refusal(update: Update, services: BotServices, telegram_id: int, action: str,

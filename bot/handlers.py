@@ -88,7 +88,7 @@ class Handlers:
     @guarded("photo")
     async def image(self, request: Request, _context: Context) -> None:
         if request.message:
-            await receive_image(request.message, self.services)
+            await receive_image(request.message, request.sender, self.services)
 
     @guarded("text")
     async def other(self, request: Request, _context: Context) -> None:

@@ -105,14 +105,8 @@ async def _download(attachment: PhotoSize | Document, message_id: int) -> bytes 
         return None
 
 
-async def receive_image(message: Message, services: BotServices) -> None:
+async def receive_image(message: Message, sender: Sender, services: BotServices) -> None:
     settings = services.settings
-    user = message.from_user
-    sender = Sender(
-        telegram_id=user.id if user else message.chat_id,
-        username=user.username if user else None,
-        full_name=user.full_name if user else None,
-    )
     attachment: PhotoSize | Document
     if message.photo:
         attachment = message.photo[-1]  # Telegram lists sizes smallest first

@@ -6,8 +6,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from core.cases import HistoryPage
 from core.enums import Role
-from core.labels import PBC_CLASSES, display_name
 from core.reviews import ReviewableCell
+from vision.labels import PBC_CLASSES, display_name
 
 # Button data carries numbers only; these are the access decisions' codes.
 DECISIONS: tuple[Role, ...] = (Role.DENIED, Role.USER, Role.REVIEWER)

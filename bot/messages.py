@@ -7,12 +7,12 @@ from datetime import timedelta
 from core.access import Member
 from core.cases import CaseDetail, HistoryPage
 from core.enums import JobStatus, Role, SubmissionStatus
-from core.field.results import in_clinical_order
-from core.labels import display_name
 from core.registry import ModelEntry
 from core.retraining.jobs import JobReport
 from core.reviews import ReviewableCell, Reviewed
 from core.submissions import CellView, Delivery
+from vision.field.results import in_clinical_order
+from vision.labels import display_name
 
 # Telegram's limits, counted in UTF-16 code units as Telegram counts them (an emoji is two).
 TEXT_LIMIT = 4096

@@ -14,8 +14,8 @@ from core.access import AccessDenied, Member
 from core.db.models import Case, CellResult, LabelReview, Submission, User
 from core.db.session import SessionFactory, transaction
 from core.enums import SubmissionStatus
-from core.field.results import CLASSIFIED_KINDS
-from core.labels import NOT_RECOGNISED
+from vision.field.results import CLASSIFIED_KINDS
+from vision.labels import NOT_RECOGNISED
 
 # A laboratory's own sample reference: letters, digits and . _ - / (never a patient's name).
 REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")

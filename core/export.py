@@ -15,10 +15,10 @@ from core.access import AccessDenied, Member
 from core.cases import CaseDetail, case_detail
 from core.db.models import CellResult
 from core.db.session import SessionFactory
-from core.field.results import in_clinical_order
-from core.labels import display_name
-from core.plotting import headless_pyplot
 from core.storage import BlobError, ImageStore
+from vision.field.results import in_clinical_order
+from vision.labels import display_name
+from vision.plotting import headless_pyplot
 
 NOTICE = ("Decision support only, not a diagnosis: a qualified person must confirm every result "
           "before it is used for patient care.")

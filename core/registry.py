@@ -21,7 +21,7 @@ from core.enums import ModelStatus
 
 if TYPE_CHECKING:
     # Only its type: the card module brings torch, which the bot must not load.
-    from core.model.artifact import ModelCard
+    from vision.model.artifact import ModelCard
 
 
 class RegistryError(Exception):

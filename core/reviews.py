@@ -11,8 +11,8 @@ from core.access import AccessDenied, Member
 from core.db.models import Case, CellResult, LabelReview, Submission
 from core.db.session import SessionFactory, transaction
 from core.enums import SubmissionStatus
-from core.field.results import CLASSIFIED_KINDS
-from core.labels import PBC_CLASSES
+from vision.field.results import CLASSIFIED_KINDS
+from vision.labels import PBC_CLASSES
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# The shipped weights are package data, so an installed copy finds them wherever it runs.
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+from vision.weights import WEIGHTS_DIR
+
 DEFAULT_MODEL_PATH = WEIGHTS_DIR / "pbc-bionet-lite0-v7.safetensors"
 # The version v7 replaced, shipped so that a deployment can roll back to it (v4a, beside them,
 # is where v5's recipe starts, and the faster 224 px option).

@@ -18,7 +18,7 @@ from core.db.models import CellResult, Submission, utcnow
 from core.db.notify import announce_result
 from core.db.session import SessionFactory, transaction
 from core.enums import FINISHED_STATUSES, SubmissionStatus
-from core.field.results import Analysis
+from vision.field.results import Analysis
 
 
 @dataclass(frozen=True)

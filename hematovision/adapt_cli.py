@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from core.data import Sample, UnknownClassError, index_image_folder
-from core.field.analyse import framed_cell
-from core.model.artifact import ModelCard, ModelIntegrityError, load_artifact, save_artifact
-from core.model.classifier import CellClassifier
-from core.training.adapt import SOURCE_CONFIG, AdaptConfig, adapt_model, embed_base_cells
-from core.training.metrics import classification_report
+from vision.data import Sample, UnknownClassError, index_image_folder
+from vision.field.analyse import framed_cell
+from vision.model.artifact import ModelCard, ModelIntegrityError, load_artifact, save_artifact
+from vision.model.classifier import CellClassifier
+from vision.training.adapt import SOURCE_CONFIG, AdaptConfig, adapt_model, embed_base_cells
+from vision.training.metrics import classification_report
 
 
 def _progress(line: str) -> None:

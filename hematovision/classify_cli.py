@@ -6,15 +6,15 @@ import json
 import sys
 from pathlib import Path
 
-from core.field.analyse import analyse
-from core.field.annotate import annotate
-from core.field.learned_red_cells import load_red_cell_finder
-from core.field.results import Analysis
 from core.intake import IntakeError, open_image
-from core.labels import display_name
-from core.model.artifact import ModelIntegrityError
-from core.model.classifier import CellClassifier
 from core.settings import Settings
+from vision.field.analyse import analyse
+from vision.field.annotate import annotate
+from vision.field.learned_red_cells import load_red_cell_finder
+from vision.field.results import Analysis
+from vision.labels import display_name
+from vision.model.artifact import ModelIntegrityError
+from vision.model.classifier import CellClassifier
 
 
 def _summary(path: Path, analysis: Analysis) -> list[str]:

@@ -23,24 +23,11 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="fine-tune the classifier on an image-folder data set")
     train.add_argument("--data", type=Path, required=True, help="folder with train/ val/ test/")
-    train.add_argument("--config", type=Path, help="JSON training recipe (core.training.config)")
+    train.add_argument("--config", type=Path, help="JSON training recipe (vision.training.config)")
     train.add_argument("--out", type=Path, default=Path("var/runs/latest"),
                        help="run folder: checkpoints (resumable) and the model")
     train.add_argument("--device", default="auto",
                        help="where the epochs run: auto (CUDA when present), cpu, cuda")
-
-    centres = sub.add_parser("train-red-cells",
-                             help="train the red-cell centre network on BCCD (resumable)")
-    centres.add_argument("--bccd", type=Path, required=True,
-                         help="BCCD in VOC layout (JPEGImages, Annotations, ImageSets)")
-    centres.add_argument("--out", type=Path, default=Path("var/runs/rbc-centres"),
-                         help="run folder; its name is the model's version")
-    centres.add_argument("--epochs", type=int, default=24)
-    centres.add_argument("--bionet", type=Path,
-                         help="also Bio-Net's train fields (its val joins the threshold choice)")
-    centres.add_argument("--init", type=Path,
-                         help="start from this centre network (.safetensors) instead of ImageNet")
-    centres.add_argument("--lr", type=float, default=1e-3)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a model on an image-folder tree")
     evaluate.add_argument("folder", type=Path)
@@ -123,12 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         from hematovision.storage_cli import run_purge
 
         return run_purge(settings, args.days, args.dry_run)
-    if args.command in ("train", "evaluate", "train-red-cells"):
-        from hematovision.training_cli import run_evaluate, run_train, run_train_red_cells
+    if args.command in ("train", "evaluate"):
+        from hematovision.training_cli import run_evaluate, run_train
 
-        if args.command == "train-red-cells":
-            return run_train_red_cells(args.bccd, args.out, args.epochs, args.bionet, args.init,
-                                       args.lr)
         if args.command == "train":
             return run_train(settings, args.data, args.config, args.out, args.device)
         return run_evaluate(settings, args.folder, args.model, args.json, args.png,

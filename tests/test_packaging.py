@@ -20,9 +20,9 @@ def test_the_wheel_ships_the_product_its_weights_and_migrations_but_no_test_supp
     [wheel] = tmp_path.glob("hematovision-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     tops = {name.split("/")[0] for name in names if not name.startswith("hematovision-")}
-    assert tops == {"core", "bot", "worker", "hematovision", "migrations"}
-    assert "core/weights/pbc-bionet-lite0-v7.safetensors" in names
-    assert "core/weights/pbc-lite0-ft-v5.safetensors" in names  # the rollback model
-    assert "core/weights/rbc-centres-v3.safetensors" in names
+    assert tops == {"vision", "core", "bot", "worker", "hematovision", "migrations"}
+    assert "vision/weights/pbc-bionet-lite0-v7.safetensors" in names
+    assert "vision/weights/pbc-lite0-ft-v5.safetensors" in names  # the rollback model
+    assert "vision/weights/rbc-centres-v3.safetensors" in names
     assert "migrations/env.py" in names and "migrations/script.py.mako" in names
     assert any(name.startswith("migrations/versions/0001_") for name in names)

@@ -9,16 +9,16 @@ from pathlib import Path
 import torch
 
 from core.db.session import SessionFactory, make_engine, make_session_factory
-from core.field.analyse import analyse
-from core.field.annotate import annotate
-from core.field.learned_red_cells import load_red_cell_finder
-from core.model.artifact import ModelIntegrityError, verified_card
-from core.model.classifier import CellClassifier
 from core.registry import ModelRef, active_model, register_model
 from core.settings import Settings
 from core.storage import ImageStore, blob_store
 from core.storage.models import ModelFiles
 from core.submissions import record_failure, start_processing, store_results, submission_group
+from vision.field.analyse import analyse
+from vision.field.annotate import annotate
+from vision.field.learned_red_cells import load_red_cell_finder
+from vision.model.artifact import ModelIntegrityError, verified_card
+from vision.model.classifier import CellClassifier
 
 log = logging.getLogger(__name__)
 # Versions kept in memory at once (about 15 MB each): the laboratory-wide one and a few

@@ -10,15 +10,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.data import Sample, index_image_folder
-from core.field.analyse import framed_cell
-from core.field.detect import box_centre
-from core.labels import PBC_CLASSES
-from core.model.preprocess import square_crop
 from core.reviews import ExpertExample
 from core.storage import ImageStore
-from core.training.cache import cached_split
-from core.training.features import Progress
+from vision.data import Sample, index_image_folder
+from vision.field.analyse import framed_cell
+from vision.field.detect import box_centre
+from vision.labels import PBC_CLASSES
+from vision.model.preprocess import square_crop
+from vision.training.cache import cached_split
+from vision.training.features import Progress
 
 
 def _sample_each_class(root: Path, how_many: Callable[[int], int], seed: int) -> list[Sample]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from core.training.metrics import Report
+from vision.training.metrics import Report
 
 
 @dataclass(frozen=True)

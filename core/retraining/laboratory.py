@@ -1,7 +1,7 @@
 """One laboratory's own version: the laboratory-wide model adapted to the group's expert cells.
 
 The group's expert-labelled cells are split, oldest first, into cells to learn from and every
-fourth cell held out. The candidate (``core.training.adapt``: the head only, the base classes
+fourth cell held out. The candidate (``vision.training.adapt``: the head only, the base classes
 replayed from their stored Gaussians) must name the held-out cells at least as well as the
 version now serving the group, and must not lose the base test set beyond the retraining gate's
 margins. Passing, it becomes the group's active version; nobody else's.
@@ -17,16 +17,16 @@ import torch
 from PIL import Image
 
 from core import registry
-from core.data import index_image_folder, subsample
-from core.labels import PBC_CLASSES
-from core.model.artifact import ModelCard, load_artifact, save_artifact
-from core.model.classifier import CellClassifier
 from core.retraining.dataset import expert_crop
 from core.retraining.gate import GateDecision, decide
 from core.retraining.run import ProgressSink, RetrainOutcome, RetrainSetup
 from core.reviews import ExpertExample, expert_examples
-from core.training.adapt import AdaptConfig, adapt_model
-from core.training.metrics import classification_report
+from vision.data import index_image_folder, subsample
+from vision.labels import PBC_CLASSES
+from vision.model.artifact import ModelCard, load_artifact, save_artifact
+from vision.model.classifier import CellClassifier
+from vision.training.adapt import AdaptConfig, adapt_model
+from vision.training.metrics import classification_report
 
 MIN_EXPERT_CELLS = 4
 HOLD_OUT_EVERY = 4

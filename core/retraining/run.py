@@ -13,12 +13,7 @@ from typing import Any
 import torch
 
 from core import registry
-from core.data import index_image_folder, subsample
 from core.db.session import SessionFactory
-from core.labels import PBC_CLASSES
-from core.model.artifact import ModelCard, load_artifact, save_artifact
-from core.model.efficientnet_lite import EfficientNetLite
-from core.model.rejection import OodDetector, fit_detector
 from core.retraining.config import RetrainConfig
 from core.retraining.dataset import (
     expert_tensors,
@@ -30,11 +25,16 @@ from core.retraining.gate import GateDecision, decide
 from core.reviews import expert_examples
 from core.storage import ImageStore
 from core.storage.models import ModelFiles
-from core.training.augment import AugmentConfig, cache_size_for
-from core.training.calibration import fit_temperature
-from core.training.finetune import freeze_norm_statistics, predict_features, predict_logits
-from core.training.metrics import Report, classification_report
-from core.training.step import train_step
+from vision.data import index_image_folder, subsample
+from vision.labels import PBC_CLASSES
+from vision.model.artifact import ModelCard, load_artifact, save_artifact
+from vision.model.efficientnet_lite import EfficientNetLite
+from vision.model.rejection import OodDetector, fit_detector
+from vision.training.augment import AugmentConfig, cache_size_for
+from vision.training.calibration import fit_temperature
+from vision.training.finetune import freeze_norm_statistics, predict_features, predict_logits
+from vision.training.metrics import Report, classification_report
+from vision.training.step import train_step
 
 # stage, details (epoch, step, loss, accuracy, eta_seconds...)
 ProgressSink = Callable[[str, dict[str, Any]], None]

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from core.db.session import SessionFactory
-from core.model.artifact import card_path, file_sha256
 from core.registry import ModelRef, model_card
 from core.storage.blobs import BlobStore, write_atomically
+from vision.model.artifact import card_path, file_sha256
 
 
 class ModelFiles:

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from benchmarks.device_speed import _model, compare
-from core.model.artifact import read_card
-from core.model.efficientnet_lite import EfficientNetLite
 from core.settings import DEFAULT_MODEL_PATH
-from core.training.checkpoint import save_checkpoint
 from tests.conftest import fixture_image_folder
+from vision.model.artifact import read_card
+from vision.model.efficientnet_lite import EfficientNetLite
+from vision.training.checkpoint import save_checkpoint
 
 
 def test_a_training_checkpoint_is_measured_with_its_own_weights(tmp_path: Path) -> None:

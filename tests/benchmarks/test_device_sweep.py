@@ -7,8 +7,8 @@ import zipfile
 from pathlib import Path
 
 from benchmarks.device_sweep import pack
-from core.labels import PBC_CLASSES
 from tests.conftest import fixture_image_folder
+from vision.labels import PBC_CLASSES
 
 
 def test_each_part_holds_every_class_and_the_last_holds_val(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from PIL import Image
 
 from benchmarks.field_benchmark import red_cells_against_gaps, unmatched_white_cells
 from benchmarks.phone_conditions import phone_visible
-from core.field.bccd import Annotated, read_boxes
-from core.field.learned_red_cells import LearnedRedCells
 from core.settings import DEFAULT_RED_CELL_MODEL_PATH
+from lab.bccd import Annotated, read_boxes
 from tests.conftest import FIXTURES
+from vision.field.learned_red_cells import LearnedRedCells
 
 FIELD = FIXTURES / "bccd" / "BloodImage_00007"
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from benchmarks.cross_lab import FRAMINGS, crop_around
 from benchmarks.scale_readings import WHOLE_FIELD, box_red_cell_px, read_set
-from core.field.bccd import Annotated, read_boxes
+from lab.bccd import Annotated, read_boxes
 from tests.conftest import FIXTURES
 
 FIELDS = [Annotated(path, read_boxes(path.with_suffix(".xml")))

@@ -11,11 +11,11 @@ from core.access import Member, Sender, assign_group, decide, register
 from core.db import migrate
 from core.db.session import make_engine, make_session_factory
 from core.enums import Role
-from core.field.results import Analysis, Cell
-from core.model.artifact import ModelCard
-from core.model.classifier import LabelScore
 from core.registry import register_model
 from core.submissions import Received, record_submission, start_processing, store_results
+from vision.field.results import Analysis, Cell
+from vision.model.artifact import ModelCard
+from vision.model.classifier import LabelScore
 
 ADMIN_ID = 1
 

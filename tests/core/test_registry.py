@@ -6,7 +6,6 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.enums import ModelStatus
-from core.model.artifact import ModelCard
 from core.registry import (
     RegistryError,
     active_model,
@@ -16,6 +15,7 @@ from core.registry import (
     register_model,
     rollback,
 )
+from vision.model.artifact import ModelCard
 
 
 def _card(version: str) -> ModelCard:

@@ -11,9 +11,6 @@ from core.db import migrate
 from core.db.models import Submission, utcnow
 from core.db.session import make_engine, make_session_factory, transaction
 from core.enums import SubmissionStatus
-from core.field.results import Analysis, Cell
-from core.model.artifact import ModelCard
-from core.model.classifier import LabelScore
 from core.registry import register_model
 from core.submissions import (
     ALBUM_SETTLE,
@@ -28,6 +25,9 @@ from core.submissions import (
     start_processing,
     store_results,
 )
+from vision.field.results import Analysis, Cell
+from vision.model.artifact import ModelCard
+from vision.model.classifier import LabelScore
 
 SENDER = Sender(77, "tech", "Lab Tech")
 

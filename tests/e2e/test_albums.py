@@ -18,11 +18,11 @@ from bot import messages
 from core.access import Sender
 from core.db.models import Submission, utcnow
 from core.db.session import transaction
-from core.labels import display_name
 from core.submissions import Received, record_submission
 from devkit.harness import Stack, running_stack
 from devkit.standin import BotAction, Fault
 from tests.conftest import FIXTURES, fresh_postgres_database, jpeg_bytes, pbc_fixtures
+from vision.labels import display_name
 
 CELLS = pbc_fixtures()
 QUOTA = 50_000_000

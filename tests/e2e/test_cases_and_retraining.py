@@ -21,10 +21,10 @@ from sqlalchemy import select
 
 from core.db.models import AuditEvent, CellResult, LabelReview, ModelVersion, Submission
 from core.enums import Role
-from core.labels import PBC_CLASSES
 from devkit.harness import Stack, running_stack
 from devkit.standin import BotAction
 from tests.conftest import fixture_image_folder, fresh_postgres_database, pbc_fixtures
+from vision.labels import PBC_CLASSES
 
 ADMIN = 900
 FIXTURES = pbc_fixtures()

@@ -17,10 +17,8 @@ import pytest
 from PIL import Image
 
 from core.enums import Role
-from core.labels import PBC_CLASSES
 from devkit.harness import Stack, running_stack
 from tests.conftest import fixture_image_folder, fresh_postgres_database, pbc_fixtures
-from tests.core.training.test_adapt import stained_elsewhere
 from tests.e2e.test_cases_and_retraining import (
     _finished_job,
     _version_of,
@@ -29,6 +27,8 @@ from tests.e2e.test_cases_and_retraining import (
     say,
     send_file,
 )
+from tests.vision.training.test_adapt import stained_elsewhere
+from vision.labels import PBC_CLASSES
 
 TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270,
          Image.Transpose.FLIP_LEFT_RIGHT)

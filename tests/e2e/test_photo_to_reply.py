@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 from core.enums import SubmissionStatus
-from core.labels import display_name
 from core.storage import FolderBlobs
 from devkit.harness import Stack, running_stack
 from devkit.standin import Fault
 from tests.conftest import FIXTURES as FIXTURES_DIR
 from tests.conftest import fresh_postgres_database, jpeg_bytes, pbc_fixtures
+from vision.labels import display_name
 
 FIXTURES = pbc_fixtures()
 

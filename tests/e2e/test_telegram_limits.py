@@ -15,10 +15,6 @@ import pytest
 from bot import messages
 from core.access import Sender
 from core.db.models import Submission
-from core.field.results import Analysis, Cell
-from core.labels import PBC_CLASSES
-from core.model.artifact import ModelCard, verified_card
-from core.model.classifier import LabelScore
 from core.registry import ModelRef, active_model, add_candidate, register_model
 from core.settings import DEFAULT_MODEL_PATH
 from core.submissions import (
@@ -32,6 +28,10 @@ from devkit.harness import Stack, running_stack
 from devkit.standin import BotAction, Fault, FloodLimits
 from tests.conftest import fresh_postgres_database, pbc_fixtures
 from tests.e2e.test_cases_and_retraining import say
+from vision.field.results import Analysis, Cell
+from vision.labels import PBC_CLASSES
+from vision.model.artifact import ModelCard, verified_card
+from vision.model.classifier import LabelScore
 
 ADMIN = 902
 PHOTOS = 30

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.field.analyse import analyse
-from core.model.artifact import read_card
-from core.model.classifier import CellClassifier
 from core.settings import DEFAULT_MODEL_PATH
 from tests.conftest import pbc_fixtures, tight_crop
-from tests.core.training.test_adapt import stained_elsewhere
+from tests.vision.training.test_adapt import stained_elsewhere
+from vision.field.analyse import analyse
+from vision.model.artifact import read_card
+from vision.model.classifier import CellClassifier
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

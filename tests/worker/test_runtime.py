@@ -8,9 +8,9 @@ import pytest
 
 from core.db import migrate
 from core.enums import ModelStatus
-from core.model.artifact import ModelIntegrityError, read_card
 from core.registry import list_models, register_model
 from core.settings import DEFAULT_MODEL_PATH, PREVIOUS_MODEL_PATH, Settings
+from vision.model.artifact import ModelIntegrityError, read_card
 from worker.runtime import WorkerRuntime
 
 PREVIOUS = PREVIOUS_MODEL_PATH

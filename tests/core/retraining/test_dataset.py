@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.field.analyse import frame_side
-from core.field.bccd import read_boxes
-from core.field.detect import box_centre
-from core.field.scale import image_scale
-from core.labels import PBC_CLASSES
 from core.retraining.dataset import expert_crop, per_class_sample, proportional_sample
 from core.reviews import ExpertExample
+from lab.bccd import read_boxes
 from tests.conftest import FIXTURES, pbc_fixtures
+from vision.field.analyse import frame_side
+from vision.field.detect import box_centre
+from vision.field.scale import image_scale
+from vision.labels import PBC_CLASSES
 
 # An unbalanced base set, like PBC's: many neutrophils, few basophils.
 COUNTS = {label: 4 for label in PBC_CLASSES} | {"neutrophil": 20, "basophil": 2}

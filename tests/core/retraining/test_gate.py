@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from core.retraining.gate import decide
-from core.training.metrics import classification_report
+from vision.training.metrics import classification_report
 
 CLASSES = ["a", "b", "c"]
 LABELS = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])

@@ -7,11 +7,11 @@ from PIL import Image
 
 from core.db import migrate
 from core.db.session import make_engine, make_session_factory
-from core.model.artifact import card_path, verified_card
 from core.registry import register_model
 from core.settings import DEFAULT_MODEL_PATH
 from core.storage import DatabaseBlobs, FolderBlobs, ImageStore
 from core.storage.migration import migrate_to_shared
+from vision.model.artifact import card_path, verified_card
 
 
 def test_images_and_models_move_once_and_every_hash_is_checked(postgres_url: str,

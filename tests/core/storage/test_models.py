@@ -9,12 +9,12 @@ from sqlalchemy import update
 from core.db import migrate
 from core.db.models import Blob
 from core.db.session import SessionFactory, make_engine, make_session_factory, transaction
-from core.model.artifact import card_path, read_card, verified_card
-from core.model.classifier import CellClassifier
 from core.registry import ModelRef, active_model, register_model
 from core.settings import DEFAULT_MODEL_PATH
 from core.storage import BlobIntegrityError, BlobNotFound, DatabaseBlobs, FolderBlobs
 from core.storage.models import ModelFiles
+from vision.model.artifact import card_path, read_card, verified_card
+from vision.model.classifier import CellClassifier
 
 
 @pytest.fixture

@@ -1,0 +1,96 @@
+"""What an analysis found, as plain data: what the bot, cases, reviews and exports read.
+
+Kept apart from the analysis itself so that reading a result never imports the networks
+(torch and its libraries cost the bot about 0.8 GB of memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vision.field.quality import Quality
+    from vision.field.scale import Scale
+    from vision.model.classifier import Box, LabelScore
+
+# The usual order of a white-cell differential; erythroblasts (NRBC) are reported beside it.
+CLINICAL_ORDER = ("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "ig",
+                  "erythroblast", "platelet")
+# Cells that carry a label: white cells in a field, the cell of a close-up.
+CLASSIFIED_KINDS = ("wbc", "cell")
+
+
+def in_clinical_order(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Counts in the usual clinical reading order, anything unexpected after."""
+    order = [label for label in CLINICAL_ORDER if label in counts]
+    order += sorted(set(counts) - set(order))
+    return [(label, counts[label]) for label in order]
+
+
+@dataclass(frozen=True)
+class Cell:
+    kind: str  # "cell" (a close-up), "wbc", "rbc" or "platelet"
+    box: Box  # pixels of the original image
+    at_border: bool = False
+    label: str | None = None
+    confidence: float | None = None
+    top3: tuple[LabelScore, ...] = ()
+    review: bool = False
+    out_of_domain: bool = False  # unlike the training images: the label is less reliable
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kind": self.kind, "box": list(self.box), "at_border": self.at_border,
+                "label": self.label,
+                "confidence": None if self.confidence is None else round(self.confidence, 6),
+                "top3": [{"label": s.label, "confidence": round(s.confidence, 6)}
+                         for s in self.top3],
+                "review": self.review, "out_of_domain": self.out_of_domain}
+
+
+@dataclass(frozen=True)
+class DifferentialRow:
+    label: str
+    count: int
+    percent: float
+
+
+@dataclass(frozen=True)
+class Analysis:
+    mode: str  # "cell" or "field"
+    width: int
+    height: int
+    cells: list[Cell]
+    differential: list[DifferentialRow]
+    rbc_count: int
+    platelet_count: int
+    quality: Quality | None
+    model: str
+    timings: dict[str, float] = field(default_factory=dict)
+    scale: Scale | None = None
+    # What found the red cells of a field (a network's version, or the colour rule); a result
+    # must say which models made it, and the count depends on this one.
+    red_cell_model: str | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.quality is not None and not self.quality.passed
+
+    @property
+    def classified(self) -> list[Cell]:
+        return [c for c in self.cells if c.label is not None]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "mode": self.mode, "width": self.width, "height": self.height,
+            "model": self.model, "red_cell_model": self.red_cell_model,
+            "scale": self.scale.to_dict() if self.scale else None,
+            "quality": self.quality.to_dict() if self.quality else None,
+            "cells": [c.to_dict() for c in self.cells],
+            "differential": [asdict(row) for row in self.differential],
+            "wbc_count": sum(1 for c in self.cells if c.kind == "wbc"),
+            "rbc_count": self.rbc_count,
+            "platelet_count": self.platelet_count,
+            "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
+        }
