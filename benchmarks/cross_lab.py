@@ -40,9 +40,9 @@ from PIL import Image, ImageFilter
 from benchmarks.paths import BCCD, BIONET, LISC, PBC
 from benchmarks.phone_conditions import Boxes, Condition, phone_visible, vignette_visible
 from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from lab import bccd, bionet
 from lab.bccd import Annotated, match
 from vision.data import index_image_folder
-from vision.field import bccd, bionet
 from vision.field.analyse import PBC_FRAME_UM, analyse
 from vision.field.detect import WORK_RED_CELL_PX
 from vision.field.learned_red_cells import load_red_cell_finder
