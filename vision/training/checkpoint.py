@@ -11,7 +11,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vision.labels import PBC_CLASSES
 from vision.model.efficientnet_lite import EfficientNetLite
 from vision.training.config import TrainConfig
 
@@ -64,6 +63,6 @@ def checkpoint_model(weights: Path) -> tuple[EfficientNetLite, TrainConfig]:
     header = weights.with_suffix(".json")
     recipe = json.loads(header.read_text()).get("config", {}) if header.exists() else {}
     config = TrainConfig.model_validate(recipe)
-    model = EfficientNetLite(num_classes=len(PBC_CLASSES), architecture=config.architecture)
+    model = EfficientNetLite(num_classes=len(config.classes), architecture=config.architecture)
     model.load_state_dict(model_weights(load_file(str(weights))))
     return model.eval(), config

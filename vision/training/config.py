@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
+from vision.labels import ALL_CLASSES, PBC_CLASSES
+from vision.model.artifact import PBC_SOURCE, DataSource
 from vision.model.efficientnet_lite import stages_of
 from vision.training.augment import AugmentConfig
 
@@ -30,6 +32,11 @@ class ExtraSource(BaseModel):
 
 class TrainConfig(BaseModel):
     version: str = "pbc-lite0-ft-v3"
+    # The labels the model names, in its output order (folder names of the data set). A model
+    # started from another (``init_from``) whose classes come first keeps their head rows.
+    classes: list[str] = Field(default_factory=lambda: list(PBC_CLASSES))
+    # What the model learns from (written on its card; shown by /models).
+    sources: list[DataSource] = Field(default_factory=lambda: [PBC_SOURCE])
     # The network: efficientnet_lite0, or lite1 / lite2 (their ImageNet weights: the ``larger``
     # extra). Ignored in favour of the model's own when ``init_from`` is set, which must agree.
     architecture: str = "efficientnet_lite0"
@@ -64,9 +71,20 @@ class TrainConfig(BaseModel):
     # laboratory are what fails on another (Tsutsui et al. 2023).
     frozen_norm_statistics: bool = False
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    # The test split under simulated corruptions, written on the card: a pass over the test
+    # split for each of twelve corruptions (about 20 minutes at 288 px on two cores).
+    robustness_benchmark: bool = True
     seed: int = 0
     max_train: int | None = None  # cap per split, for smoke runs
     max_eval: int | None = None
+
+    @field_validator("classes")
+    @classmethod
+    def _labels(cls, classes: list[str]) -> list[str]:
+        unknown = sorted(set(classes) - set(ALL_CLASSES))
+        if unknown or len(set(classes)) != len(classes):
+            raise ValueError(f"classes must be distinct labels of {ALL_CLASSES}; got {classes}")
+        return classes
 
     @field_validator("architecture")
     @classmethod

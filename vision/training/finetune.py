@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from vision.data import Sample, index_image_folder, manifest_hash, subsample
-from vision.labels import PBC_CLASSES
 from vision.model.artifact import load_artifact
 from vision.model.efficientnet_lite import EfficientNetLite, MBConvLite
 from vision.model.imagenet import load_imagenet
@@ -49,7 +48,7 @@ class TrainedModel:
 
 
 def load_split(root: Path, name: str, cache_dir: Path, limit: int | None, seed: int,
-               progress: Progress, classes: Sequence[str] = PBC_CLASSES,
+               progress: Progress, classes: Sequence[str],
                crop: int = SERVING_RESOLUTION) -> Split:
     samples = subsample(index_image_folder(root / name, classes), limit, seed)
     images, labels = cached_split(samples, cache_size_for(crop), cache_dir,
@@ -58,12 +57,12 @@ def load_split(root: Path, name: str, cache_dir: Path, limit: int | None, seed: 
 
 
 def with_extra_sources(train: Split, sources: Sequence[ExtraSource], cache_dir: Path,
-                       seed: int, progress: Progress, crop: int) -> Split:
+                       seed: int, progress: Progress, crop: int, classes: Sequence[str]) -> Split:
     """The train split with every extra source's images appended ``repeat`` times."""
     parts, labels, samples = [train.images], [train.labels], list(train.samples)
     for source in sources:
         extra = load_split(source.root.parent, source.root.name, cache_dir, None, seed,
-                           progress, crop=crop)
+                           progress, classes, crop=crop)
         progress(f"  + {len(extra.samples)} cells x {source.repeat} from {source.root}")
         parts += [extra.images] * source.repeat
         labels += [extra.labels] * source.repeat
@@ -150,14 +149,31 @@ def initial_model(config: TrainConfig, imagenet: Path | None) -> EfficientNetLit
     (``init_from``)."""
     if config.init_from is None:
         model = load_imagenet(imagenet, config.architecture)
-        model.replace_classifier(len(PBC_CLASSES))
+        model.replace_classifier(len(config.classes))
         return model
     model, card, _ = load_artifact(config.init_from)
-    if card.classes != list(PBC_CLASSES):
-        raise ValueError(f"{config.init_from} predicts {card.classes}, not {list(PBC_CLASSES)}")
+    if config.classes[:len(card.classes)] != card.classes:
+        raise ValueError(f"{config.init_from} predicts {card.classes}, which must come first in "
+                         f"the recipe's classes {config.classes}")
     if card.architecture != config.architecture:
         raise ValueError(f"{config.init_from} is {card.architecture}, but the recipe asks for "
                          f"{config.architecture}")
+    return with_more_classes(model, len(config.classes))
+
+
+def with_more_classes(model: EfficientNetLite, classes: int) -> EfficientNetLite:
+    """``model`` whose head names ``classes`` classes: its own first, as they were; each new
+    class starts unlikely (zero weights, a low bias), so the first steps do not unsettle the
+    classes the model already knows."""
+    old = model.classifier
+    if old.out_features == classes:
+        return model
+    model.replace_classifier(classes)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.fill_(float(old.bias.min()) - 2.0)
+        model.classifier.weight[:old.out_features] = old.weight
+        model.classifier.bias[:old.out_features] = old.bias
     return model
 
 
@@ -184,11 +200,11 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
     splits = {
         name: load_split(data_root, name, cache_dir,
                          config.max_train if name == "train" else config.max_eval,
-                         config.seed, progress, crop=config.serving_resolution)
+                         config.seed, progress, config.classes, crop=config.serving_resolution)
         for name in splits_to_load
     }
     train = with_extra_sources(splits["train"], config.extra_train, cache_dir, config.seed,
-                               progress, config.serving_resolution)
+                               progress, config.serving_resolution, config.classes)
 
     model = initial_model(config, imagenet)
     model.dropout.p = config.dropout

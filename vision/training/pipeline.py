@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 
-from vision.labels import PBC_CLASSES
 from vision.model.artifact import ModelCard, save_artifact
 from vision.model.efficientnet_lite import EfficientNetLite
 from vision.model.preprocess import Preprocessing
@@ -73,9 +72,9 @@ def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
         val_logits = model.classifier(val_features)
         test_logits = model.classifier(test_features)
     temperature = fit_temperature(val_logits, splits["val"].labels)
-    raw = classification_report(test_logits.softmax(1), splits["test"].labels, PBC_CLASSES)
+    raw = classification_report(test_logits.softmax(1), splits["test"].labels, config.classes)
     report = classification_report((test_logits / temperature).softmax(1),
-                                   splits["test"].labels, PBC_CLASSES)
+                                   splits["test"].labels, config.classes)
     progress(f"test accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}, "
              f"ECE {raw.ece:.4f} -> {report.ece:.4f} (T = {temperature:.3f})")
 
@@ -86,14 +85,17 @@ def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
     progress(f"rejection: false accepts {rejection['false_accept_rate']:.3f} of "
              f"{rejection['non_cell_images']} non-cell images, false rejects on test "
              f"{rejection['false_reject_rate_test']:.4f}")
-    progress("robustness benchmark on test")
-    corrupted = robustness(model, splits["test"].images, splits["test"].labels, crop,
-                           progress)
+    corrupted: dict[str, Any] = {}
+    if config.robustness_benchmark:
+        progress("robustness benchmark on test")
+        corrupted = robustness(model, splits["test"].images, splits["test"].labels, crop,
+                               progress)
 
     minutes = [entry["minutes"] for entry in trained.history]
     card = ModelCard(
         version=config.version,
-        classes=list(PBC_CLASSES),
+        classes=list(config.classes),
+        sources=config.sources,
         preprocessing=preprocess.to_dict(),
         temperature=temperature,
         metrics={
@@ -102,7 +104,8 @@ def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
             "rejection": rejection,
         },
         data={
-            "dataset": f"PBC (Acevedo et al. 2020), {data_root}",
+            "dataset": str(data_root),
+            "extra_train": [str(source.root) for source in config.extra_train],
             **{f"{name}_manifest_sha256": split.manifest for name, split in splits.items()},
             **{f"{name}_images": len(split.samples) for name, split in splits.items()},
         },
