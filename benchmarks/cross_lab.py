@@ -46,7 +46,7 @@ from vision.data import index_image_folder
 from vision.field.analyse import PBC_FRAME_UM, analyse
 from vision.field.detect import WORK_RED_CELL_PX
 from vision.field.learned_red_cells import load_red_cell_finder
-from vision.field.results import Analysis
+from vision.field.results import Analysis, Cell
 from vision.field.scale import image_scale
 from vision.labels import NOT_RECOGNISED, PBC_CLASSES
 from vision.model.classifier import CellClassifier
@@ -185,15 +185,21 @@ def score_fields(items: list[Annotated], run: Callable[[Image.Image], Analysis],
     return score
 
 
-def _centred_label(analysis: Analysis) -> tuple[str | None, float, bool]:
-    """The label, confidence and review flag of the classified cell nearest the image's centre
-    (the cell a crop shows)."""
+def centred_cell(analysis: Analysis) -> Cell | None:
+    """The classified cell nearest the image's centre (the cell a crop shows)."""
     cells = analysis.classified
     if not cells:
-        return None, 0.0, False
+        return None
     cx, cy = analysis.width / 2, analysis.height / 2
-    cell = min(cells, key=lambda c: abs((c.box[0] + c.box[2]) / 2 - cx)
+    return min(cells, key=lambda c: abs((c.box[0] + c.box[2]) / 2 - cx)
                + abs((c.box[1] + c.box[3]) / 2 - cy))
+
+
+def _centred_label(analysis: Analysis) -> tuple[str | None, float, bool]:
+    """The label, confidence and review flag of the cell a crop shows."""
+    cell = centred_cell(analysis)
+    if cell is None:
+        return None, 0.0, False
     return cell.label, cell.confidence or 0.0, cell.review
 
 

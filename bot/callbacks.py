@@ -11,7 +11,7 @@ from core.access import AccessDenied, audit, decide
 from core.cases import case_detail, history
 from core.export import export_case
 from core.reviews import confirm, correct, reviewable_cell, reviewable_cells
-from vision.labels import PBC_CLASSES
+from vision.labels import ALL_CLASSES
 
 from . import keyboards, messages
 from .guard import Context, Need, Request, admit, refuse
@@ -135,7 +135,9 @@ class Callbacks:
 
     async def set_label(self, request: Request, query: CallbackQuery, parts: list[int]) -> None:
         cell_id, class_index = parts
-        result = await request.run(correct, request.member, cell_id, PBC_CLASSES[class_index])
+        if class_index >= len(ALL_CLASSES):
+            raise ValueError(f"no class {class_index}")
+        result = await request.run(correct, request.member, cell_id, ALL_CLASSES[class_index])
         await _respond(query, messages.corrected(result, request.member), edit=True,
                        answer="Stored")
 

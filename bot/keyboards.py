@@ -7,7 +7,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from core.cases import HistoryPage
 from core.enums import Role
 from core.reviews import ReviewableCell
-from vision.labels import PBC_CLASSES, display_name
+from vision.field.results import in_clinical_order
+from vision.labels import ALL_CLASSES, display_name
 
 # Button data carries numbers only; these are the access decisions' codes.
 DECISIONS: tuple[Role, ...] = (Role.DENIED, Role.USER, Role.REVIEWER)
@@ -46,8 +47,10 @@ def cell_choice(cells: list[ReviewableCell]) -> InlineKeyboardMarkup:
 
 
 def class_choice(cell_id: int) -> InlineKeyboardMarkup:
-    buttons = [InlineKeyboardButton(display_name(label), callback_data=f"set:{cell_id}:{index}")
-               for index, label in enumerate(PBC_CLASSES)]
+    # Offered in clinical order; the button carries the label's fixed index in ALL_CLASSES.
+    buttons = [InlineKeyboardButton(display_name(label),
+                                    callback_data=f"set:{cell_id}:{ALL_CLASSES.index(label)}")
+               for label, _ in in_clinical_order(dict.fromkeys(ALL_CLASSES, 0))]
     return InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)])
 
 

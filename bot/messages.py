@@ -11,7 +11,8 @@ from core.registry import ModelEntry
 from core.retraining.jobs import JobReport
 from core.reviews import ReviewableCell, Reviewed
 from core.submissions import CellView, Delivery
-from vision.field.results import in_clinical_order
+from vision.field.results import REVIEW_REASONS, in_clinical_order
+from vision.findings import findings, of_counts
 from vision.labels import display_name
 
 # Telegram's limits, counted in UTF-16 code units as Telegram counts them (an emoji is two).
@@ -195,6 +196,8 @@ def result_text(delivery: Delivery) -> str:
             "please send the image again."
         )
     lines = _field_lines(delivery) if delivery.mode == "field" else _cell_lines(delivery)
+    if alert := findings(c.label for c in delivery.classified).alert():
+        lines.insert(0, alert)
     models = f"Model: {delivery.model_version}"
     if delivery.red_cell_model:
         models += f" · red cells: {delivery.red_cell_model}"
@@ -207,16 +210,18 @@ def result_text(delivery: Delivery) -> str:
 def album_text(album: list[Delivery]) -> str:
     """One answer for the photos of an album: the differential over all of them, then a line
     per photo (numbered in the order they were sent)."""
-    counts: dict[str, int] = {}
-    for delivery in album:
-        for cell in delivery.classified:
-            if delivery.status is SubmissionStatus.DONE and cell.label != "not_recognised":
-                counts[cell.label or ""] = counts.get(cell.label or "", 0) + 1
+    found = findings(cell.label for delivery in album if delivery.status is SubmissionStatus.DONE
+                     for cell in delivery.classified)
     lines = [f"🔬 Album of {len(album)} photos"]
-    if total := sum(counts.values()):
+    if alert := found.alert():
+        lines.insert(0, alert)
+    if found.differential:
+        total = sum(found.differential.values())
         lines.append(f"Differential over the album ({total} white cells):")
-        lines += [f"   {display_name(label)}: {count} ({100 * count / total:.0f}%)"
-                  for label, count in in_clinical_order(counts)]
+        lines += [f"   {display_name(label)}: {count} ({percent:.0f}%)"
+                  for label, count, percent in found.rows()]
+    if smudge := found.smudge_line():
+        lines.append(smudge)
     lines.append("")
     lines += [f"Photo {number}: {_album_line(delivery)}"
               for number, delivery in enumerate(album, start=1)]
@@ -251,6 +256,11 @@ def _label_line(cell: CellView) -> str:
     text = f"{display_name(cell.label or '')}: {_percent(cell.confidence or 0.0)}"
     if cell.review:
         text += "  ⚠️ please review"
+        # "Not recognised" is already the label; the other reasons are news.
+        why = [REVIEW_REASONS[r] for r in cell.reasons
+               if r in REVIEW_REASONS and r != "not_recognised"]
+        if why:
+            text += f": {'; '.join(why)}"
     return text
 
 
@@ -282,15 +292,13 @@ def _field_lines(delivery: Delivery) -> list[str]:
     if not cells:
         lines.append("No white cell found in this field.")
         return lines
-    counts: dict[str, int] = {}
-    for cell in cells:
-        if cell.label != "not_recognised":
-            counts[cell.label or ""] = counts.get(cell.label or "", 0) + 1
-    total = sum(counts.values())
-    if total:
+    found = findings(cell.label for cell in cells)
+    if found.differential:
         lines.append("Differential:")
-        for label, count in in_clinical_order(counts):
-            lines.append(f"   {display_name(label)}: {count} ({100 * count / total:.0f}%)")
+        lines += [f"   {display_name(label)}: {count} ({percent:.0f}%)"
+                  for label, count, percent in found.rows()]
+    if smudge := found.smudge_line():
+        lines.append(smudge)
     lines.append("Cells (numbered as in the picture):")
     lines += [f"   {n}. {_label_line(cell)}" for n, cell in enumerate(cells, start=1)]
     return lines
@@ -318,12 +326,9 @@ def group_assigned(member: Member) -> str:
 
 
 def _counts_line(counts: dict[str, int]) -> str:
-    rows = in_clinical_order(counts)
-    total = sum(count for _label, count in rows)
-    if not total:
-        return "no white cells"
-    return ", ".join(f"{display_name(label)} {count} ({100 * count / total:.0f}%)"
-                     for label, count in rows)
+    found = of_counts(counts)
+    smudge = f"; smudge cells {found.smudge}" if found.smudge else ""
+    return found.summary() + smudge
 
 
 def case_text(detail: CaseDetail, created: bool = False) -> str:
@@ -342,7 +347,10 @@ def case_text(detail: CaseDetail, created: bool = False) -> str:
         lines.append(f"Photo {photo.number} ({photo.received_at:%m-%d %H:%M}){status}: "
                      f"{_counts_line(photo.counts)}{flags}{reviewed}")
     totals = detail.totals
-    lines += ["", f"Case total: {sum(totals.values())} white cells: {_counts_line(totals)}",
+    if alert := of_counts(totals).alert():
+        lines.insert(1, alert)
+    lines += ["", f"Case total: {sum(of_counts(totals).differential.values())} white cells: "
+                  f"{_counts_line(totals)}",
               f"Red cells: {detail.rbc_total} · Platelets: {detail.platelet_total}"]
     if detail.corrections:
         lines.append("Corrections:")
@@ -394,6 +402,8 @@ def models_text(entries: list[ModelEntry]) -> str:
                      + (f" for {entry.group}" if entry.group else "")
                      + (f", {accuracy}" if accuracy else "")
                      + (f", from {entry.parent_version}" if entry.parent_version else ""))
+        if entry.sources:
+            lines.append(f"      learnt from: {', '.join(entry.sources)}")
         if entry.gate and not entry.gate.get("passed", True):
             lines.append(f"      gate: {'; '.join(entry.gate.get('reasons', []))}")
     lines.append("/promote VERSION or /rollback to switch.")

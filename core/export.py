@@ -17,6 +17,7 @@ from core.db.models import CellResult
 from core.db.session import SessionFactory
 from core.storage import BlobError, ImageStore
 from vision.field.results import in_clinical_order
+from vision.findings import of_counts
 from vision.labels import display_name
 from vision.plotting import headless_pyplot
 
@@ -115,15 +116,21 @@ def _thumbnail(image: Image.Image, side: int = 1600) -> Image.Image:
 
 def _summary_page(plt: object, detail: CaseDetail) -> object:
     figure = plt.figure(figsize=(8.27, 11.69))  # type: ignore[attr-defined]
-    totals = in_clinical_order(detail.totals)
+    found = of_counts(detail.totals)
+    totals = [(label, count) for label, count, _percent in found.rows()]
     total = sum(count for _label, count in totals)
     figure.text(0.07, 0.95, f"HematoVision case report: {detail.reference}", fontsize=16,
                 weight="bold")
+    if alert := found.alert():
+        # Before everything else on the page: the finding a haematologist must see first.
+        figure.text(0.07, 0.982, alert.removeprefix("🚨 "), fontsize=11, weight="bold",
+                    color="#b00020")
     facts = [
         f"Laboratory group: {detail.group}",
         f"Opened: {detail.created_at:%Y-%m-%d %H:%M} UTC by {detail.owner}",
         f"Photos: {len(detail.photos)} · white cells: {total} · red cells: {detail.rbc_total} "
         f"· platelets: {detail.platelet_total}",
+        *([line] if (line := found.smudge_line()) else []),
         f"Cells flagged for review: {detail.flagged} · expert corrections: "
         f"{len(detail.corrections)}",
         f"Model version(s): {', '.join(detail.model_versions) or 'none'}"

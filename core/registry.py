@@ -47,6 +47,8 @@ class ModelEntry:
     parent_version: str | None
     gate: dict[str, Any] | None
     group: str | None = None  # the laboratory a version was adapted to
+    # What it learnt from, "name (licence)" each (cards written before sources list none).
+    sources: tuple[str, ...] = ()
 
 
 def _ref(row: ModelVersion) -> ModelRef:
@@ -175,9 +177,11 @@ def list_models(factory: SessionFactory, limit: int = 10) -> list[ModelEntry]:
         entries = []
         for row, group in rows:
             test = (row.card.get("metrics") or {}).get("test") or {}
+            sources = tuple(f"{s.get('name')} ({s.get('licence')})"
+                            for s in row.card.get("sources") or [])
             entries.append(ModelEntry(_ref(row), row.status, row.created_at,
                                       test.get("accuracy"), test.get("macro_f1"),
-                                      row.parent_version, row.gate, group))
+                                      row.parent_version, row.gate, group, sources))
         return entries
 
 

@@ -12,7 +12,7 @@ from core.db.models import Case, CellResult, LabelReview, Submission
 from core.db.session import SessionFactory, transaction
 from core.enums import SubmissionStatus
 from vision.field.results import CLASSIFIED_KINDS
-from vision.labels import PBC_CLASSES
+from vision.labels import ALL_CLASSES
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def confirm(factory: SessionFactory, member: Member, submission_id: int) -> int:
 def correct(factory: SessionFactory, member: Member, cell_id: int, label: str) -> Reviewed:
     """Give a cell the expert's label, keeping who changed it from what, and when."""
     _reviewer(member)
-    if label not in PBC_CLASSES:
+    if label not in ALL_CLASSES:
         raise ValueError(f"unknown class {label!r}")
     with transaction(factory) as session:
         cell = session.get(CellResult, cell_id)
@@ -137,4 +137,4 @@ def expert_examples(factory: SessionFactory, group_id: int | None = None) -> lis
                               label)
                 for c, sha, mode in rows
                 if sha is not None and (label := c.expert_label) is not None
-                and label in PBC_CLASSES]
+                and label in ALL_CLASSES]

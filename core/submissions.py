@@ -47,6 +47,7 @@ class CellView:
     box: tuple[int, int, int, int]
     review: bool = False
     at_border: bool = False
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,8 @@ def store_results(
                 top3=[{"label": s.label, "confidence": s.confidence} for s in cell.top3]
                 if cell.label is not None else None,
                 box_x0=x0, box_y0=y0, box_x1=x1, box_y1=y1, at_border=cell.at_border,
-                review=cell.review, model_version_id=model_version_id,
+                review=cell.review, review_reasons=list(cell.reasons) or None,
+                model_version_id=model_version_id,
             ))
         quality = analysis.quality
         submission.status = SubmissionStatus.REJECTED if analysis.rejected \
@@ -350,7 +352,8 @@ def _delivery(row: Submission) -> Delivery:
         model_version=row.model_version.version if row.model_version else None,
         cells=[
             CellView(c.index, c.kind, c.label, c.confidence, c.top3 or [],
-                     (c.box_x0, c.box_y0, c.box_x1, c.box_y1), c.review, c.at_border)
+                     (c.box_x0, c.box_y0, c.box_x1, c.box_y1), c.review, c.at_border,
+                     tuple(c.review_reasons or ()))
             for c in row.cells
         ],
         mode=row.mode,

@@ -3,7 +3,7 @@ told: blasts first, then the differential, with smudge cells counted beside it."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from vision.field.results import in_clinical_order
@@ -59,12 +59,14 @@ class Findings:
 def findings(labels: Iterable[str | None]) -> Findings:
     """The findings of these cells' labels (an expert's where given: pass the final label)."""
     counts: dict[str, int] = {}
-    smudge = 0
     for label in labels:
-        if not label or label == NOT_RECOGNISED:
-            continue
-        if label == SMUDGE:
-            smudge += 1
-        else:
+        if label and label != NOT_RECOGNISED:
             counts[label] = counts.get(label, 0) + 1
-    return Findings(counts, smudge)
+    return of_counts(counts)
+
+
+def of_counts(counts: Mapping[str, int]) -> Findings:
+    """The findings of cells already counted by label."""
+    return Findings({label: count for label, count in counts.items()
+                     if label not in (SMUDGE, NOT_RECOGNISED) and count},
+                    counts.get(SMUDGE, 0))

@@ -205,6 +205,8 @@ class CellResult(Base):
     top3: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     at_border: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Why it is flagged (``vision.field.results.REVIEW_REASONS`` keys); None before 0009.
+    review_reasons: Mapped[list[str] | None] = mapped_column(JSON)
     # The label an expert gave (equal to ``label`` when confirmed); None until reviewed.
     expert_label: Mapped[str | None] = mapped_column(String(32))
     box_x0: Mapped[int] = mapped_column(Integer)

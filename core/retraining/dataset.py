@@ -15,33 +15,42 @@ from core.storage import ImageStore
 from vision.data import Sample, index_image_folder
 from vision.field.analyse import framed_cell
 from vision.field.detect import box_centre
-from vision.labels import PBC_CLASSES
 from vision.model.preprocess import square_crop
 from vision.training.cache import cached_split
 from vision.training.features import Progress
 
 
-def _sample_each_class(root: Path, how_many: Callable[[int], int], seed: int) -> list[Sample]:
+def _sample_each_class(root: Path, classes: Sequence[str], how_many: Callable[[int], int],
+                       seed: int) -> list[Sample]:
     """``how_many(n)`` of each class's n images, the same ones for the same seed."""
-    samples = index_image_folder(root, PBC_CLASSES)
+    samples = index_image_folder(root, classes)
     rng = random.Random(seed)
     chosen: list[Sample] = []
-    for label in range(len(PBC_CLASSES)):
+    for label in range(len(classes)):
         of_class = [s for s in samples if s.label == label]
         chosen += rng.sample(of_class, min(len(of_class), how_many(len(of_class))))
     return sorted(chosen, key=lambda s: s.path)
 
 
-def per_class_sample(root: Path, per_class: int | None, seed: int) -> list[Sample]:
-    """Up to ``per_class`` images of each class, the same ones for the same seed."""
+def per_class_sample(root: Path, classes: Sequence[str], per_class: int | None,
+                     seed: int) -> list[Sample]:
+    """Up to ``per_class`` images of each class, the same ones for the same seed (labels are
+    indices into ``classes``, the model's; the data set may hold only some of them)."""
     if per_class is None:
-        return index_image_folder(root, PBC_CLASSES)
-    return _sample_each_class(root, lambda _n: per_class, seed)
+        return index_image_folder(root, classes)
+    return _sample_each_class(root, classes, lambda _n: per_class, seed)
 
 
-def proportional_sample(root: Path, fraction: float, seed: int) -> list[Sample]:
+def proportional_sample(root: Path, classes: Sequence[str], fraction: float,
+                        seed: int) -> list[Sample]:
     """About ``fraction`` of each class's images, so the classes keep the data set's proportions."""
-    return _sample_each_class(root, lambda n: max(1, round(fraction * n)), seed)
+    return _sample_each_class(root, classes, lambda n: max(1, round(fraction * n)), seed)
+
+
+def learnable(examples: Sequence[ExpertExample], classes: Sequence[str]) -> list[ExpertExample]:
+    """The expert cells whose label the model names: a label it does not know (an abnormal
+    class an older model lacks) waits for a model that does."""
+    return [e for e in examples if e.label in classes]
 
 
 def load(samples: Sequence[Sample], cache_dir: Path, name: str, size: int,
@@ -55,12 +64,12 @@ def expert_crop(image: Image.Image, example: ExpertExample) -> Image.Image:
     return framed_cell(image, None if example.whole_image else box_centre(example.box))
 
 
-def expert_tensors(examples: Sequence[ExpertExample], store: ImageStore,
-                   size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def expert_tensors(examples: Sequence[ExpertExample], store: ImageStore, size: int,
+                   classes: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """The expert cells as ``size`` squares, like the cache of the base data."""
     images = torch.empty((len(examples), 3, size, size), dtype=torch.uint8)
     for index, example in enumerate(examples):
         crop = square_crop(expert_crop(store.open(example.image_sha256), example), size)
         images[index] = torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1)
-    labels = torch.tensor([PBC_CLASSES.index(e.label) for e in examples], dtype=torch.long)
+    labels = torch.tensor([list(classes).index(e.label) for e in examples], dtype=torch.long)
     return images, labels

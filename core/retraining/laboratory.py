@@ -17,12 +17,11 @@ import torch
 from PIL import Image
 
 from core import registry
-from core.retraining.dataset import expert_crop
+from core.retraining.dataset import expert_crop, learnable
 from core.retraining.gate import GateDecision, decide
 from core.retraining.run import ProgressSink, RetrainOutcome, RetrainSetup
 from core.reviews import ExpertExample, expert_examples
 from vision.data import index_image_folder, subsample
-from vision.labels import PBC_CLASSES
 from vision.model.artifact import ModelCard, load_artifact, save_artifact
 from vision.model.classifier import CellClassifier
 from vision.training.adapt import AdaptConfig, adapt_model
@@ -63,13 +62,13 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     serving_ref = registry.active_model(setup.sessions, group_id)
     if base_ref is None or serving_ref is None:
         raise RuntimeError("no active model to adapt")
-    examples = expert_examples(setup.sessions, group_id)
+    model, card, detector = load_artifact(setup.models.local_path(base_ref))
+    examples = learnable(expert_examples(setup.sessions, group_id), card.classes)
     if len(examples) < MIN_EXPERT_CELLS:
         raise NotEnoughCells(f"{group_name} has {len(examples)} expert-labelled cell(s); an "
                              f"adaptation needs at least {MIN_EXPERT_CELLS} (review some first)")
     learn, held = split_held_out(examples)
     crops = {id(e): expert_crop(setup.store.open(e.image_sha256), e) for e in examples}
-    model, card, detector = load_artifact(setup.models.local_path(base_ref))
     if detector is None:
         raise RuntimeError(f"{base_ref.version} has no rejection step to replay its classes from")
     sink("adapting", {"expert_examples": len(learn), "held_out": len(held)})
@@ -87,7 +86,7 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     held_crops, held_labels = [crops[id(e)] for e in held], [e.label for e in held]
     expert_cells = {"of": len(held), "candidate": _right(candidate, held_crops, held_labels),
                     "active": _right(serving, held_crops, held_labels)}
-    test = subsample(index_image_folder(setup.base_data / "test", PBC_CLASSES),
+    test = subsample(index_image_folder(setup.base_data / "test", card.classes),
                      setup.config.test_limit, setup.config.seed)
     test_images = []
     for sample in test:
@@ -96,8 +95,8 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     labels = torch.tensor([s.label for s in test])
     base = CellClassifier(model, card, device, detector)
     gate = decide(classification_report(candidate.probabilities(test_images), labels,
-                                        PBC_CLASSES),
-                  classification_report(base.probabilities(test_images), labels, PBC_CLASSES),
+                                        card.classes),
+                  classification_report(base.probabilities(test_images), labels, card.classes),
                   setup.config.overall_margin, setup.config.class_margin)
     if expert_cells["candidate"] < expert_cells["active"]:
         gate = GateDecision(False, [*gate.reasons, (
@@ -109,6 +108,7 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     minutes = round((time.monotonic() - started) / 60, 2)
     new_card = ModelCard(
         version=version, architecture=card.architecture, classes=card.classes,
+        sources=card.sources, blast_review_above=card.blast_review_above,
         preprocessing=card.preprocessing, temperature=adapted.temperature,
         metrics={"test": {"accuracy": gate.candidate_accuracy, "images": len(test)},
                  "gate": gate.to_dict(), "expert_cells": expert_cells},

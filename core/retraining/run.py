@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from core.db.session import SessionFactory
 from core.retraining.config import RetrainConfig
 from core.retraining.dataset import (
     expert_tensors,
+    learnable,
     load,
     per_class_sample,
     proportional_sample,
@@ -26,7 +27,6 @@ from core.reviews import expert_examples
 from core.storage import ImageStore
 from core.storage.models import ModelFiles
 from vision.data import index_image_folder, subsample
-from vision.labels import PBC_CLASSES
 from vision.model.artifact import ModelCard, load_artifact, save_artifact
 from vision.model.efficientnet_lite import EfficientNetLite
 from vision.model.rejection import OodDetector, fit_detector
@@ -77,10 +77,9 @@ class RetrainOutcome:
 
 
 def _report(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
-            temperature: float, crop: int) -> Report:
+            temperature: float, crop: int, classes: Sequence[str]) -> Report:
     logits = predict_logits(model, images, crop)
-    return classification_report((logits / temperature).softmax(1), labels,
-                                 PBC_CLASSES)
+    return classification_report((logits / temperature).softmax(1), labels, classes)
 
 
 def _train(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
@@ -135,8 +134,11 @@ def _agreeing(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tenso
 def _detector(model: EfficientNetLite, parent: OodDetector | None, images: torch.Tensor,
               labels: torch.Tensor, val_features: torch.Tensor,
               crop: int) -> OodDetector | None:
-    counts = torch.bincount(labels, minlength=len(PBC_CLASSES))
-    if int(counts.min()) < MIN_PER_CLASS_FOR_DETECTOR:
+    # The base data may hold only some of the model's classes: those it holds must each have
+    # enough cells.
+    counts = torch.bincount(labels)
+    if int(counts[counts > 0].min()) < MIN_PER_CLASS_FOR_DETECTOR or \
+            int((counts > 0).sum()) < model.classifier.out_features:
         return parent  # too few cells per class to estimate class means and a covariance
     return fit_detector(predict_features(model, images, crop), labels,
                         val_features)
@@ -160,17 +162,20 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     crop = parent_card.preprocess.crop
     size = cache_size_for(crop)
 
-    examples = expert_examples(setup.sessions)
-    expert_images, expert_labels = expert_tensors(examples, setup.store, size)
+    classes = parent_card.classes
+    examples = learnable(expert_examples(setup.sessions), classes)
+    expert_images, expert_labels = expert_tensors(examples, setup.store, size, classes)
     quiet: Callable[[str], None] = lambda _message: None  # noqa: E731
-    replay = (per_class_sample(setup.base_data / "train", config.replay_per_class, config.seed)
+    replay = (per_class_sample(setup.base_data / "train", classes, config.replay_per_class,
+                               config.seed)
               if config.replay_fraction is None else
-              proportional_sample(setup.base_data / "train", config.replay_fraction, config.seed))
+              proportional_sample(setup.base_data / "train", classes, config.replay_fraction,
+                                  config.seed))
     replay_images, replay_labels = load(replay, setup.cache_dir, "replay", size, quiet)
     val_images, val_labels = load(
-        per_class_sample(setup.base_data / "val", config.val_per_class, config.seed),
+        per_class_sample(setup.base_data / "val", classes, config.val_per_class, config.seed),
         setup.cache_dir, "val", size, quiet)
-    test = subsample(index_image_folder(setup.base_data / "test", PBC_CLASSES),
+    test = subsample(index_image_folder(setup.base_data / "test", classes),
                      config.test_limit, config.seed)
     test_images, test_labels = load(test, setup.cache_dir, "test", size, quiet)
     images = torch.cat([replay_images, *[expert_images] * config.expert_repeats])
@@ -189,8 +194,8 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
                          crop)
 
     sink("evaluating", {"test_images": len(test)})
-    candidate = _report(model, test_images, test_labels, temperature, crop)
-    baseline = _report(parent, test_images, test_labels, parent_card.temperature, crop)
+    candidate = _report(model, test_images, test_labels, temperature, crop, classes)
+    baseline = _report(parent, test_images, test_labels, parent_card.temperature, crop, classes)
     gate = decide(candidate, baseline, config.overall_margin, config.class_margin)
     expert_cells = {"of": len(examples),
                     "candidate": _agreeing(model, expert_images, expert_labels, crop),
@@ -199,7 +204,8 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     version = f"{parent_card.version.split('-rt')[0]}-rt{job_id}"
     minutes = round((time.monotonic() - started) / 60, 2)
     card = ModelCard(
-        version=version, classes=list(PBC_CLASSES), preprocessing=parent_card.preprocessing,
+        version=version, classes=list(classes), preprocessing=parent_card.preprocessing,
+        sources=parent_card.sources, blast_review_above=parent_card.blast_review_above,
         temperature=temperature,
         metrics={"test": candidate.to_dict(), "active_on_same_test": baseline.to_dict(),
                  "gate": gate.to_dict(), "expert_cells": expert_cells},

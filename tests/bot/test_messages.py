@@ -135,3 +135,34 @@ def test_an_album_of_ten_crowded_fields_still_fits_one_message() -> None:
     text = messages.album_text([_delivery(SubmissionStatus.DONE, crowded, mode="field")] * 10)
     assert messages.telegram_length(text) <= messages.TEXT_LIMIT
     assert "Photo 10: field: 160 white cell(s)" in text and DISCLAIMER in text
+
+
+def _flagged(index: int, label: str, confidence: float, reasons: tuple[str, ...]) -> CellView:
+    return CellView(index, "wbc", label, confidence,
+                    [{"label": label, "confidence": confidence}], (0, 0, 10, 10),
+                    review=bool(reasons), reasons=reasons)
+
+
+def test_a_result_holding_a_blast_opens_with_the_alert() -> None:
+    cells = [_cell(0, "blast", 0.93), _cell(1, "neutrophil", 0.9), _cell(2, "smudge", 0.9)]
+    text = result_text(_delivery(SubmissionStatus.DONE, cells, mode="field"))
+    assert text.startswith("🚨 Blasts seen: 1 of 2 white cells — urgent review by a "
+                           "haematologist\n🔬 Field analysis")
+    assert "Blast: 1 (50%)" in text
+    assert "Smudge cells: 1 (not in the differential)" in text
+
+
+def test_a_flag_says_why_in_plain_words() -> None:
+    text = result_text(_delivery(SubmissionStatus.DONE, [
+        _flagged(0, "monocyte", 0.95, ("possible_blast", "unusual"))]))
+    assert ("Monocyte: 95.0%  ⚠️ please review: could be a blast; unlike the cells it learnt "
+            "from") in text
+    assert "🚨" not in text  # a possible blast is flagged, not counted as one
+
+
+def test_an_albums_answer_opens_with_the_alert_over_all_its_photos() -> None:
+    album = [_delivery(SubmissionStatus.DONE, [_cell(0, "neutrophil", 0.95)]),
+             _delivery(SubmissionStatus.DONE, [_cell(0, "promonocyte", 0.9)])]
+    text = messages.album_text(album)
+    assert text.startswith("🚨 Blasts seen: 1 of 2 white cells")
+    assert text.index("🚨") < text.index("Differential over the album")

@@ -42,7 +42,7 @@ from vision.field.results import (
 )
 from vision.field.scale import RED_CELL_UM, TYPICAL_WHITE_CELL_UM, Scale, image_scale
 from vision.labels import NOT_RECOGNISED
-from vision.model.classifier import Box, CellClassifier, LabelScore
+from vision.model.classifier import Box, CellClassifier, CellPrediction
 
 # The side of a PBC image in micrometres (its red cells measure 56 px in our 256 px copies, by
 # ``vision.field.scale``): every white cell is cropped to this framing, the one the classifier
@@ -142,11 +142,17 @@ def _to_original(box: Box, scale: float, size: tuple[int, int]) -> Box:
             min(size[0], round(x1 / scale)), min(size[1], round(y1 / scale)))
 
 
-def _labelled(kind: str, box: Box, at_border: bool, prediction_label: str, confidence: float,
-              top3: tuple[LabelScore, ...], out_of_domain: bool = False) -> Cell:
-    review = (at_border or out_of_domain or confidence < REVIEW_BELOW
-              or prediction_label == NOT_RECOGNISED)
-    return Cell(kind, box, at_border, prediction_label, confidence, top3, review, out_of_domain)
+def _labelled(kind: str, box: Box, at_border: bool, prediction: CellPrediction,
+              classifier: CellClassifier, out_of_domain: bool = False) -> Cell:
+    reasons = [reason for reason, applies in (
+        ("possible_blast", classifier.possible_blast(prediction)),
+        ("not_recognised", prediction.label == NOT_RECOGNISED),
+        ("unusual", out_of_domain),
+        ("unsure", prediction.label != NOT_RECOGNISED and prediction.confidence < REVIEW_BELOW),
+        ("cut_by_edge", at_border),
+    ) if applies]
+    return Cell(kind, box, at_border, prediction.label, prediction.confidence, prediction.top3,
+                bool(reasons), out_of_domain, tuple(reasons), prediction.blast_probability)
 
 
 def analyse(image: Image.Image, classifier: CellClassifier,
@@ -196,7 +202,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
         # white cells, so a cell unlike the training images keeps its label and is flagged for
         # review (out of domain: another microscope, camera or stain), not "not recognised".
         predictions = classifier.classify_crops(crops, boxes, reject_outliers=False)
-        cells = [_labelled("wbc", box, d.at_border, p.label, p.confidence, p.top3,
+        cells = [_labelled("wbc", box, d.at_border, p, classifier,
                            out_of_domain=classifier.is_outlier(p.ood_score))
                  for d, box, p in zip(white, boxes, predictions, strict=True)]
         # A close-up is one cell: its neighbours are counted, but only a field lists them.
@@ -335,9 +341,8 @@ def _close_up(image: Image.Image, classifier: CellClassifier, side: int, masks: 
     # flagged for review; only what detection did not find a white cell in may be "not
     # recognised" (a photo of something else).
     [prediction] = classifier.classify_crops([crop], [box], reject_outliers=not white)
-    return _labelled("cell", box, False, prediction.label, prediction.confidence,
-                     prediction.top3, out_of_domain=bool(white)
-                     and classifier.is_outlier(prediction.ood_score))
+    return _labelled("cell", box, False, prediction, classifier,
+                     out_of_domain=bool(white) and classifier.is_outlier(prediction.ood_score))
 
 
 def red_cell_model_of(red_cells: RedCellFinder | None) -> str:

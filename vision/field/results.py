@@ -15,9 +15,19 @@ if TYPE_CHECKING:
     from vision.field.scale import Scale
     from vision.model.classifier import Box, LabelScore
 
-# The usual order of a white-cell differential; erythroblasts (NRBC) are reported beside it.
-CLINICAL_ORDER = ("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "ig",
-                  "erythroblast", "platelet")
+# The usual order of a white-cell differential, abnormal cells beside the normal ones they are
+# told from; erythroblasts (NRBC) and platelets are reported after it.
+CLINICAL_ORDER = ("blast", "promonocyte", "neutrophil", "lymphocyte", "reactive_lymphocyte",
+                  "monocyte", "eosinophil", "basophil", "ig", "plasma_cell", "erythroblast",
+                  "platelet", "smudge")
+# Why a cell is flagged for review, in plain words (the codes are stored with the cell).
+REVIEW_REASONS: dict[str, str] = {
+    "possible_blast": "could be a blast",
+    "unusual": "unlike the cells it learnt from",
+    "unsure": "two classes close",
+    "cut_by_edge": "cut by the edge of the photo",
+    "not_recognised": "not recognised as a blood cell",
+}
 # Cells that carry a label: white cells in a field, the cell of a close-up.
 CLASSIFIED_KINDS = ("wbc", "cell")
 
@@ -39,6 +49,8 @@ class Cell:
     top3: tuple[LabelScore, ...] = ()
     review: bool = False
     out_of_domain: bool = False  # unlike the training images: the label is less reliable
+    reasons: tuple[str, ...] = ()  # why it is flagged (keys of REVIEW_REASONS)
+    blast_probability: float = 0.0  # of the blast-like classes together
 
     def to_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "box": list(self.box), "at_border": self.at_border,
@@ -46,7 +58,8 @@ class Cell:
                 "confidence": None if self.confidence is None else round(self.confidence, 6),
                 "top3": [{"label": s.label, "confidence": round(s.confidence, 6)}
                          for s in self.top3],
-                "review": self.review, "out_of_domain": self.out_of_domain}
+                "review": self.review, "out_of_domain": self.out_of_domain,
+                "review_reasons": list(self.reasons)}
 
 
 @dataclass(frozen=True)

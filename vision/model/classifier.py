@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vision.labels import NOT_RECOGNISED
+from vision.labels import BLAST_LIKE, NOT_RECOGNISED
 from vision.model.artifact import ModelCard, load_artifact
 from vision.model.batching import DynamicBatcher, Forward
 from vision.model.efficientnet_lite import EfficientNetLite
@@ -35,6 +35,8 @@ class CellPrediction:
     top3: tuple[LabelScore, ...]
     box: Box  # x0, y0, x1, y1 in pixels of the original image
     ood_score: float | None = None
+    # The probability of the blast-like classes together (0 for a model that knows none).
+    blast_probability: float = 0.0
 
     @property
     def recognised(self) -> bool:
@@ -77,6 +79,7 @@ class CellClassifier:
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
         self._net: nn.Module = _Scoring(self.model)
         self._run: Forward = self.forward
+        self._blast_like = [i for i, label in enumerate(card.classes) if label in BLAST_LIKE]
 
     @classmethod
     def from_artifact(cls, path: Path, device: str = "auto") -> CellClassifier:
@@ -123,6 +126,13 @@ class CellClassifier:
             return torch.empty(0, len(self.card.classes)), None
         return self._run(self.preprocess.batch(images))
 
+    def possible_blast(self, prediction: CellPrediction) -> bool:
+        """Named otherwise, but the blast-like classes hold enough probability that a
+        haematologist should look: a blast must never leave with a normal label unflagged."""
+        threshold = self.card.blast_review_above
+        return (threshold is not None and prediction.label not in BLAST_LIKE
+                and prediction.blast_probability >= threshold)
+
     def is_outlier(self, ood_score: float | None) -> bool:
         return self.detector is not None and ood_score is not None \
             and ood_score > self.detector.threshold
@@ -157,7 +167,9 @@ class CellClassifier:
             score = float(ood[index]) if ood is not None else None
             label = NOT_RECOGNISED if reject_outliers and self.is_outlier(score) \
                 else top3[0].label
-            predictions.append(CellPrediction(label, top3[0].confidence, top3, box, score))
+            blast = float(row[self._blast_like].sum()) if self._blast_like else 0.0
+            predictions.append(CellPrediction(label, top3[0].confidence, top3, box, score,
+                                              blast))
         return predictions
 
     def classify_image(self, image: Image.Image) -> list[CellPrediction]:

@@ -11,14 +11,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.retraining.dataset import expert_crop, per_class_sample, proportional_sample
+from core.retraining.dataset import (
+    expert_crop,
+    learnable,
+    per_class_sample,
+    proportional_sample,
+)
 from core.reviews import ExpertExample
 from lab.bccd import read_boxes
 from tests.conftest import FIXTURES, pbc_fixtures
 from vision.field.analyse import frame_side
 from vision.field.detect import box_centre
 from vision.field.scale import image_scale
-from vision.labels import PBC_CLASSES
+from vision.labels import ALL_CLASSES, PBC_CLASSES
 
 # An unbalanced base set, like PBC's: many neutrophils, few basophils.
 COUNTS = {label: 4 for label in PBC_CLASSES} | {"neutrophil": 20, "basophil": 2}
@@ -40,26 +45,46 @@ def _counts(samples: list) -> Counter[str]:
 def test_proportional_replay_keeps_the_class_proportions_of_the_base_set(
     unbalanced: Path,
 ) -> None:
-    chosen = proportional_sample(unbalanced, 0.5, seed=0)
+    chosen = proportional_sample(unbalanced, PBC_CLASSES, 0.5, seed=0)
     assert _counts(chosen) == {label: n // 2 for label, n in COUNTS.items()}
 
 
 def test_proportional_replay_keeps_at_least_one_of_every_class(unbalanced: Path) -> None:
-    counts = _counts(proportional_sample(unbalanced, 0.1, seed=0))
+    counts = _counts(proportional_sample(unbalanced, PBC_CLASSES, 0.1, seed=0))
     assert counts["neutrophil"] == 2
     assert set(counts) == set(PBC_CLASSES)
 
 
 def test_replay_samples_are_the_same_for_the_same_seed(unbalanced: Path) -> None:
-    assert proportional_sample(unbalanced, 0.5, 3) == proportional_sample(unbalanced, 0.5, 3)
-    assert proportional_sample(unbalanced, 0.5, 3) != proportional_sample(unbalanced, 0.5, 4)
+    def replay(seed: int) -> list:
+        return proportional_sample(unbalanced, PBC_CLASSES, 0.5, seed)
+
+    assert replay(3) == replay(3)
+    assert replay(3) != replay(4)
 
 
 def test_balanced_replay_takes_the_same_number_of_every_class_where_it_can(
     unbalanced: Path,
 ) -> None:
-    assert _counts(per_class_sample(unbalanced, 3, seed=0)) == (
+    assert _counts(per_class_sample(unbalanced, PBC_CLASSES, 3, seed=0)) == (
         {label: 3 for label in PBC_CLASSES} | {"basophil": 2})
+
+
+def test_a_model_that_names_more_classes_replays_the_base_sets_under_its_own_indices(
+    unbalanced: Path,
+) -> None:
+    # A model that also knows the abnormal classes retrains on a base set that holds only the
+    # normal ones: the labels are the model's indices, every base class still replayed.
+    chosen = per_class_sample(unbalanced, ALL_CLASSES, 3, seed=0)
+    assert Counter(ALL_CLASSES[s.label] for s in chosen) == (
+        {label: 3 for label in PBC_CLASSES} | {"basophil": 2})
+
+
+def test_an_expert_label_the_model_does_not_name_waits_for_a_model_that_does() -> None:
+    blast = ExpertExample("a", (0, 0, 9, 9), whole_image=True, label="blast")
+    neutrophil = ExpertExample("b", (0, 0, 9, 9), whole_image=True, label="neutrophil")
+    assert learnable([blast, neutrophil], PBC_CLASSES) == [neutrophil]
+    assert learnable([blast, neutrophil], ALL_CLASSES) == [blast, neutrophil]
 
 
 def test_an_experts_close_up_is_learnt_as_the_classifier_was_shown_it() -> None:
