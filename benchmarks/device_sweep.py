@@ -95,7 +95,8 @@ def _accuracy_per_class(logits: torch.Tensor, labels: torch.Tensor) -> str:
 def _judge(model: EfficientNetLite, root: Path, names: tuple[str, ...], cache: Path) -> str:
     from vision.training.finetune import load_split, predict_logits
 
-    splits = [load_split(root, name, cache, None, 0, lambda _: None, crop=CROP) for name in names]
+    splits = [load_split(root, name, cache, None, 0, lambda _: None, PBC_CLASSES,
+                         crop=CROP) for name in names]
     images = torch.cat([s.images for s in splits])
     labels = torch.cat([s.labels for s in splits])
     return _accuracy_per_class(predict_logits(model, images, CROP), labels)
@@ -122,7 +123,7 @@ def run(data: Path, configs: list[Path], out: Path, budget_s: float, device: str
     out.mkdir(parents=True, exist_ok=True)
     cache = Path("var/cache")
     for split in ("train", "val"):  # decoded once here, so the runs only read the cache
-        load_split(data / "pbc", split, cache, None, 0, print, crop=CROP)
+        load_split(data / "pbc", split, cache, None, 0, print, PBC_CLASSES, crop=CROP)
     print(f"caches ready in {time.monotonic() - started:.0f} s", flush=True)
     runs = {}
     for config_path in configs:

@@ -53,7 +53,8 @@ def main() -> None:
     model, card, _ = load_artifact(args.model)
     model = model.to(memory_format=torch.channels_last)  # as predict_logits feeds it
     crop = card.preprocess.crop  # the views are taken around the model's own
-    splits = {name: load_split(args.data, name, args.cache, None, 0, print, crop=crop)
+    splits = {name: load_split(args.data, name, args.cache, None, 0, print, card.classes,
+                               crop=crop)
               for name in ("val", "test")}
     larger = Preprocessing.for_crop(crop).resize
     variants = [

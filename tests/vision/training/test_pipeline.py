@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import fixture_image_folder, pbc_fixtures
+from vision.labels import PBC_CLASSES
 from vision.model.artifact import load_artifact, save_artifact
 from vision.model.classifier import CellClassifier
 from vision.training.config import Phase, TrainConfig
@@ -203,9 +204,9 @@ def test_another_laboratorys_cells_join_the_train_split_as_often_as_the_recipe_s
     for label in ("Neutrophil", "lymphocyte"):  # a subset of the classes, any case
         (other / label).mkdir(parents=True)
         shutil.copy(pbc_fixtures()[label.lower()], other / label / "cell.jpg")
-    train = load_split(data, "train", tmp_path / "cache", None, 0, print)
+    train = load_split(data, "train", tmp_path / "cache", None, 0, print, PBC_CLASSES)
     joined = with_extra_sources(train, [ExtraSource(root=other, repeat=3)], tmp_path / "cache",
-                                0, print, 224)
+                                0, print, 224, PBC_CLASSES)
     assert len(joined.samples) == len(train.samples) + 6
     assert joined.images.shape[0] == joined.labels.shape[0] == len(joined.samples)
     extra_labels = sorted(joined.labels[len(train.samples):].tolist())
