@@ -11,7 +11,8 @@ from core.settings import Settings
 from vision.field.analyse import analyse
 from vision.field.annotate import annotate
 from vision.field.learned_red_cells import load_red_cell_finder
-from vision.field.results import Analysis
+from vision.field.results import REVIEW_REASONS, Analysis
+from vision.findings import findings
 from vision.labels import display_name
 from vision.model.artifact import ModelIntegrityError
 from vision.model.classifier import CellClassifier
@@ -21,6 +22,8 @@ def _summary(path: Path, analysis: Analysis) -> list[str]:
     if analysis.rejected and analysis.quality:
         return [f"{path}: not analysed: {analysis.quality.message}"]
     lines = []
+    if alert := findings(c.label for c in analysis.classified).alert():
+        lines.append(f"{path}: {alert}")
     if analysis.mode == "field":
         lines.append(f"{path}: field, {len(analysis.classified)} white cell(s), "
                      f"{analysis.rbc_count} red cells, {analysis.platelet_count} platelets")
@@ -28,7 +31,8 @@ def _summary(path: Path, analysis: Analysis) -> list[str]:
         alternatives = ", ".join(f"{display_name(s.label)} {s.confidence:.1%}"
                                  for s in cell.top3[1:])
         prefix = f"  {number}. " if analysis.mode == "field" else f"{path}: "
-        review = "  [review]" if cell.review else ""
+        why = ", ".join(REVIEW_REASONS[r] for r in cell.reasons if r != "not_recognised")
+        review = (f"  [review: {why}]" if why else "  [review]") if cell.review else ""
         lines.append(f"{prefix}{display_name(cell.label or '')} {cell.confidence or 0:.1%}"
                      f"  (next: {alternatives}){review}")
     if analysis.differential:

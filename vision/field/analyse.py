@@ -38,9 +38,9 @@ from vision.field.results import (
     Analysis,
     Cell,
     DifferentialRow,
-    in_clinical_order,
 )
 from vision.field.scale import RED_CELL_UM, TYPICAL_WHITE_CELL_UM, Scale, image_scale
+from vision.findings import findings
 from vision.labels import NOT_RECOGNISED
 from vision.model.classifier import Box, CellClassifier, CellPrediction
 
@@ -72,11 +72,10 @@ WHITE_CELL_UM = (6.0, 26.0)
 
 
 def differential(cells: list[Cell]) -> list[DifferentialRow]:
-    labels = [c.label for c in cells
-              if c.kind in CLASSIFIED_KINDS and c.label and c.label != NOT_RECOGNISED]
-    counts = {label: labels.count(label) for label in set(labels)}
-    return [DifferentialRow(label, count, round(100 * count / len(labels), 1))
-            for label, count in in_clinical_order(counts)]
+    """The classified cells by label in clinical order (smudge cells are counted apart)."""
+    found = findings(c.label for c in cells if c.kind in CLASSIFIED_KINDS)
+    return [DifferentialRow(label, count, round(percent, 1))
+            for label, count, percent in found.rows()]
 
 
 def frame_side(scale: Scale) -> int:

@@ -103,6 +103,7 @@ class Analysis:
             "cells": [c.to_dict() for c in self.cells],
             "differential": [asdict(row) for row in self.differential],
             "wbc_count": sum(1 for c in self.cells if c.kind == "wbc"),
+            "smudge_count": sum(1 for c in self.cells if c.label == "smudge"),
             "rbc_count": self.rbc_count,
             "platelet_count": self.platelet_count,
             "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
