@@ -196,8 +196,7 @@ def result_text(delivery: Delivery) -> str:
             "please send the image again."
         )
     lines = _field_lines(delivery) if delivery.mode == "field" else _cell_lines(delivery)
-    if alert := findings(c.label for c in delivery.classified).alert():
-        lines.insert(0, alert)
+    lines[:0] = _first_lines(delivery.classified)
     models = f"Model: {delivery.model_version}"
     if delivery.red_cell_model:
         models += f" · red cells: {delivery.red_cell_model}"
@@ -207,14 +206,26 @@ def result_text(delivery: Delivery) -> str:
     return fit("\n".join(lines), TEXT_LIMIT - telegram_length(tail)) + tail
 
 
+def _first_lines(cells: list[CellView]) -> list[str]:
+    """What a haematologist must see before the differential: blasts named, and cells named
+    otherwise that could be blasts."""
+    lines = []
+    if alert := findings(cell.label for cell in cells).alert():
+        lines.append(alert)
+    if possible := sum("possible_blast" in cell.reasons for cell in cells):
+        more = " more" if lines else ""
+        lines.append(f"⚠️ {possible}{more} cell(s) could be blasts: review by a haematologist "
+                     "(flagged below)")
+    return lines
+
+
 def album_text(album: list[Delivery]) -> str:
     """One answer for the photos of an album: the differential over all of them, then a line
     per photo (numbered in the order they were sent)."""
-    found = findings(cell.label for delivery in album if delivery.status is SubmissionStatus.DONE
-                     for cell in delivery.classified)
-    lines = [f"🔬 Album of {len(album)} photos"]
-    if alert := found.alert():
-        lines.insert(0, alert)
+    cells = [cell for delivery in album if delivery.status is SubmissionStatus.DONE
+             for cell in delivery.classified]
+    found = findings(cell.label for cell in cells)
+    lines = [*_first_lines(cells), f"🔬 Album of {len(album)} photos"]
     if found.differential:
         total = sum(found.differential.values())
         lines.append(f"Differential over the album ({total} white cells):")

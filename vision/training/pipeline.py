@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from vision.model.artifact import ModelCard, save_artifact
+from vision.model.artifact import ModelCard, attribution_of, save_artifact
 from vision.model.efficientnet_lite import EfficientNetLite
 from vision.model.preprocess import Preprocessing
 from vision.model.rejection import OodDetector, fit_detector
@@ -96,6 +96,7 @@ def run_training(data_root: Path, out: Path, run_dir: Path, cache_dir: Path,
         version=config.version,
         classes=list(config.classes),
         sources=config.sources,
+        attribution=attribution_of(config.sources),
         preprocessing=preprocess.to_dict(),
         temperature=temperature,
         metrics={
