@@ -25,10 +25,9 @@ from core.enums import Role
 from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 from devkit.harness import Stack, running_stack
 from tests.conftest import fresh_postgres_database, pbc_fixtures
-from tests.e2e.test_cases_and_retraining import buttons, press, say, send_cell
+from tests.e2e.test_cases_and_retraining import correct_the_cell, say, send_cell
 from vision.field.analyse import analyse
 from vision.field.learned_red_cells import load_red_cell_finder
-from vision.labels import ALL_CLASSES
 from vision.model.classifier import CellClassifier
 
 pytestmark = pytest.mark.data
@@ -96,12 +95,8 @@ def test_an_experts_correction_to_a_blast_is_stored_and_raises_the_alert(
     submission = send_cell(stack, reviewer, "lymphocyte")
     result = stack.result_for(reviewer)
     assert ALERT not in (result.text or "")
-    menu = press(stack, reviewer, result.message_id, f"fix:{submission.id}", replies=2)[-1]
-    [cell_button] = buttons(menu)
-    choice = press(stack, reviewer, menu.message_id, cell_button, replies=2)[-1]
-    blast = f"{cell_button.replace('cell:', 'set:')}:{ALL_CLASSES.index('blast')}"
-    assert blast in buttons(choice)  # the new labels are offered beside the normal ones
-    stored = press(stack, reviewer, menu.message_id, blast, replies=2)[-1]
+    # The new labels are offered beside the normal ones.
+    stored = correct_the_cell(stack, reviewer, result, submission.id, "blast")
     assert "Lymphocyte → Blast" in (stored.text or "")
 
     with stack.sessions() as session:

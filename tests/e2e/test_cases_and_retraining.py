@@ -24,7 +24,7 @@ from core.enums import Role
 from devkit.harness import Stack, running_stack
 from devkit.standin import BotAction
 from tests.conftest import fixture_image_folder, fresh_postgres_database, pbc_fixtures
-from vision.labels import PBC_CLASSES
+from vision.labels import ALL_CLASSES
 
 ADMIN = 900
 FIXTURES = pbc_fixtures()
@@ -91,6 +91,18 @@ def send_file(stack: Stack, user: int, data: bytes, name: str, mime_type: str) -
 def buttons(action: BotAction) -> list[str]:
     markup = action.reply_markup or {}
     return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+def correct_the_cell(stack: Stack, reviewer: int, result: BotAction, submission_id: int,
+                     label: str) -> BotAction:
+    """The reviewer corrects the one cell of a result to ``label`` through the buttons, as a
+    person presses them; returns the bot's answer."""
+    menu = press(stack, reviewer, result.message_id, f"fix:{submission_id}", replies=2)[-1]
+    [cell_button] = buttons(menu)
+    choice = press(stack, reviewer, menu.message_id, cell_button, replies=2)[-1]
+    chosen = f"{cell_button.replace('cell:', 'set:')}:{ALL_CLASSES.index(label)}"
+    assert chosen in buttons(choice)
+    return press(stack, reviewer, menu.message_id, chosen, replies=2)[-1]
 
 
 def test_registration_needs_an_admins_approval(stack: Stack) -> None:
@@ -220,12 +232,7 @@ def test_a_reviewers_correction_is_stored_and_appears_in_the_history(stack: Stac
     [refusal] = press(stack, plain, result.message_id, f"fix:{submission.id}")
     assert "Only reviewers" in (refusal.text or "")
 
-    menu = press(stack, reviewer, result.message_id, f"fix:{submission.id}", replies=2)[-1]
-    [cell_button] = buttons(menu)
-    choice = press(stack, reviewer, menu.message_id, cell_button, replies=2)[-1]
-    monocyte = f"{cell_button.replace('cell:', 'set:')}:{PBC_CLASSES.index('monocyte')}"
-    assert monocyte in buttons(choice)
-    stored = press(stack, reviewer, menu.message_id, monocyte, replies=2)[-1]
+    stored = correct_the_cell(stack, reviewer, result, submission.id, "monocyte")
     assert "Eosinophil → Monocyte" in (stored.text or "")
 
     with stack.sessions() as session:

@@ -39,32 +39,24 @@ class QualityThresholds:
     one set serves every laboratory. Chosen on BCCD and Bio-Net train fields and PBC train
     crops against blurred, darkened, over-exposed and non-smear images (BENCHMARKS.md)."""
 
-    # Sharpness (``sharpness``): the lowest 1st percentile of clean train images, BCCD and
-    # Bio-Net fields at their own size, 50%, 200% and 256 px, Bio-Net's white cells cut out
-    # tight, at PBC's framing and wide, PBC crops (Bio-Net 3.95-6.6, BCCD 6.9-8.3, PBC 12); a
-    # Gaussian blur of 3 px at the working scale leaves 97-98% of those fields below it.
+    # Sharpness (``sharpness``): the lowest 1st percentile of the clean train images of every
+    # set, size and framing.
     min_focus: float = 3.95
-    # Focus at the red cells' own reading, where the white cells set the scale: blurred train
-    # fields taken for close-ups read 2.0-3.1 there (one 4.2); Bio-Net train's clean white-cell
-    # crops, the images the white-cell ruler is for, 3.95 and up.
+    # Focus at the red cells' own reading, where the white cells set the scale: between blurred
+    # train fields taken for close-ups and the clean white-cell crops the ruler is for.
     min_focus_at_red_cells: float = 3.5
     min_brightness: float = 0.30
     max_clipped: float = 0.25
-    # ... but only with the stain washed out: over-exposed (x1.8) train images keep at most 0.13
-    # of stain-coloured pixels on BCCD and PBC; clean ones at least 0.27. A channel saturated in
-    # the stained pixels is no sign by itself: LISC's clean crops saturate blue in up to a third
-    # of them, as Bio-Net's fields x1.8 saturate red (tried 2026-12-02: LISC accepted 55%).
+    # ... but only with the stain washed out (between over-exposed and clean train images). A
+    # channel saturated in the stained pixels is no sign by itself: some analysers' clean crops
+    # saturate blue as much as over-exposed fields saturate red.
     min_stain_when_clipped: float = 0.20
-    # Clean fields: background share >= 0.22 and stain-coloured share >= 0.12 (1st
-    # percentiles over the three sets); noise, blank slides, grey pictures and most photographs
-    # fall below one of them. A tight crop around one white cell shows less background: 0.13
-    # admits Bio-Net train's down to 0.137 (0.15 refused 4 of 60) and no more of those images.
+    # Clean fields' 1st percentiles, lowered for the background to admit tight crops around one
+    # white cell; noise, blank slides, grey pictures and most photographs fall below one.
     min_background: float = 0.13
     min_stained: float = 0.10
-    # Share of stained pixels that are brown (``BROWN_MARGIN``): at most 0.12 in 1,656 clean
-    # train images (BCCD 205, Bio-Net 620 fields and 231 white-cell crops, PBC 600), 0.06 in
-    # 250 of them under the phone's colour cast and JPEG; 0.44 and 0.65 in a photograph of a
-    # person and an immunohistochemistry slide (2026-12-06).
+    # Share of stained pixels that are brown (``BROWN_MARGIN``): Romanowsky stains give none
+    # (clean train images at most half this); skin, wood and DAB give several times more.
     max_brown: float = 0.25
     min_field: float = 0.15  # share of the photo inside the eyepiece circle
 

@@ -221,10 +221,8 @@ def laboratory_prior(labels: torch.Tensor, classes: int) -> torch.Tensor:
     never impossible.
 
     The head learns the laboratory's look, not how often it sees each class; a laboratory whose
-    experts have labelled fifty cells and no immature granulocyte rarely sees one. On Bio-Net's
-    cells with v5 (a laboratory v5 never saw; 53 held out, three draws), accuracy after 10 / 25
-    / 50 labelled cells: 88.7 / 92.5 / 95.6% without, 90.6 / 96.9 / 98.1% with; 0.125 to 8
-    pseudo-cells a class gave 89.9-92.5 / 92.5-96.9 / 98.1% (every cell counted as labelled).
+    experts have labelled fifty cells and no immature granulocyte rarely sees one. The
+    pseudo-count matters little (chosen on Bio-Net's cells, a laboratory the base never saw).
     """
     counts = torch.bincount(labels, minlength=classes).float()
     return torch.log((counts + 1) / (counts.sum() + classes) * classes)
@@ -247,9 +245,8 @@ def with_laboratory_cells(detector: OodDetector, features: torch.Tensor, labels:
     Another laboratory's cells vary in directions the base cells hardly did (its stain, its
     camera), and under the base covariance alone they lie as far from every mean as images of
     no blood cell do: kept below every such image, the threshold then turned away most of the
-    laboratory's own cells. With its scatter added, on Bio-Net with v5 (an unseen laboratory;
-    held-out cells, three draws) 42% -> 69% of them are accepted after ten labelled cells and
-    57% -> 98% after fifty, still with no non-cell image (scatter weighted 1 or 4: the same).
+    laboratory's own cells. With its scatter added they are accepted, and images of no blood
+    cell still are not.
     """
     classes = labels.unique()
     lab_means = torch.stack([features[labels == c].mean(dim=0) for c in classes])
@@ -282,8 +279,8 @@ def capped_threshold(detector: OodDetector, wanted: float, base: float,
     gives the nearest of ``non_cells`` (embeddings of images that are no blood cell).
 
     A laboratory's cells, judged by means fitted on a handful of others, score far from every
-    mean, so the quantile of their cross-fitted scores lies far out: on Bio-Net with v5, ten
-    labelled cells put it where 31% of the non-cell images passed (none with the base one).
+    mean, so the quantile of their cross-fitted scores lies far out: after ten labelled cells
+    it would let in images of no blood cell the base threshold keeps out.
     """
     threshold = max(base, wanted)
     if non_cells is None or not len(non_cells):
