@@ -214,8 +214,8 @@ def _first_lines(cells: list[CellView]) -> list[str]:
         lines.append(alert)
     if possible := sum("possible_blast" in cell.reasons for cell in cells):
         more = " more" if lines else ""
-        lines.append(f"⚠️ {possible}{more} cell(s) could be blasts: review by a haematologist "
-                     "(flagged below)")
+        what = "cell could be a blast" if possible == 1 else "cells could be blasts"
+        lines.append(f"⚠️ {possible}{more} {what}: review by a haematologist (flagged below)")
     return lines
 
 

@@ -172,5 +172,5 @@ def test_cells_that_could_be_blasts_are_announced_before_the_differential() -> N
     text = result_text(_delivery(SubmissionStatus.DONE, [
         _flagged(0, "ig", 0.92, ("possible_blast",)), _cell(1, "neutrophil", 0.95)],
         mode="field"))
-    assert text.startswith("⚠️ 1 cell(s) could be blasts: review by a haematologist (flagged "
+    assert text.startswith("⚠️ 1 cell could be a blast: review by a haematologist (flagged "
                            "below)\n🔬 Field analysis")
