@@ -358,9 +358,10 @@ def case_text(detail: CaseDetail, created: bool = False) -> str:
         lines.append(f"Photo {photo.number} ({photo.received_at:%m-%d %H:%M}){status}: "
                      f"{_counts_line(photo.counts)}{flags}{reviewed}")
     totals = detail.totals
-    if alert := of_counts(totals).alert():
+    found = of_counts(totals)
+    if alert := found.alert():
         lines.insert(1, alert)
-    lines += ["", f"Case total: {sum(of_counts(totals).differential.values())} white cells: "
+    lines += ["", f"Case total: {sum(found.differential.values())} white cells: "
                   f"{_counts_line(totals)}",
               f"Red cells: {detail.rbc_total} · Platelets: {detail.platelet_total}"]
     if detail.corrections:

@@ -5,14 +5,19 @@ from __future__ import annotations
 from PIL import Image, ImageDraw, ImageFont
 
 from vision.field.results import CLASSIFIED_KINDS, Analysis
-from vision.labels import display_name
+from vision.labels import ABNORMAL_CLASSES, display_name
 
 COLOURS = {
     "neutrophil": (31, 119, 180), "lymphocyte": (44, 160, 44), "monocyte": (148, 103, 189),
     "eosinophil": (255, 127, 14), "basophil": (140, 86, 75), "ig": (227, 119, 194),
     "erythroblast": (188, 189, 34), "platelet": (23, 190, 207), "not_recognised": (90, 90, 90),
     "rbc": (214, 39, 40),
+    # The abnormal classes: dark, so that a blast's box stands out on any stain.
+    "blast": (0, 0, 0), "promonocyte": (70, 70, 70), "smudge": (170, 170, 170),
+    "reactive_lymphocyte": (0, 128, 128), "plasma_cell": (128, 0, 0),
 }
+NORMAL_LEGEND = ("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "ig",
+                 "erythroblast", "platelet")
 PANEL = 330
 MAX_SIDE = 1100
 
@@ -73,8 +78,9 @@ def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
     y += 10
     draw.text((x, y), "Legend", fill="black", font=normal)
     y += 22
-    for key in ("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "ig",
-                "erythroblast", "platelet", "rbc"):
+    present = {cell.label for cell in analysis.cells}
+    abnormal = [label for label in ABNORMAL_CLASSES if label in present]
+    for key in (*abnormal, *NORMAL_LEGEND, "rbc"):
         draw.rectangle((x, y + 2, x + 12, y + 12), fill=COLOURS[key])
         name = "Red cell" if key == "rbc" else display_name(key)
         draw.text((x + 18, y), name, fill="black", font=small)
