@@ -11,7 +11,7 @@ from core.registry import ModelEntry
 from core.retraining.jobs import JobReport
 from core.reviews import ReviewableCell, Reviewed
 from core.submissions import CellView, Delivery
-from vision.field.results import REVIEW_REASONS, in_clinical_order
+from vision.field.results import in_clinical_order, reasons_in_words
 from vision.findings import findings, of_counts
 from vision.labels import display_name
 
@@ -267,10 +267,7 @@ def _label_line(cell: CellView) -> str:
     text = f"{display_name(cell.label or '')}: {_percent(cell.confidence or 0.0)}"
     if cell.review:
         text += "  ⚠️ please review"
-        # "Not recognised" is already the label; the other reasons are news.
-        why = [REVIEW_REASONS[r] for r in cell.reasons
-               if r in REVIEW_REASONS and r != "not_recognised"]
-        if why:
+        if why := reasons_in_words(cell.reasons):
             text += f": {'; '.join(why)}"
     return text
 

@@ -11,7 +11,7 @@ from core.settings import Settings
 from vision.field.analyse import analyse
 from vision.field.annotate import annotate
 from vision.field.learned_red_cells import load_red_cell_finder
-from vision.field.results import REVIEW_REASONS, Analysis
+from vision.field.results import Analysis, reasons_in_words
 from vision.findings import findings
 from vision.labels import display_name
 from vision.model.artifact import ModelIntegrityError
@@ -31,7 +31,7 @@ def _summary(path: Path, analysis: Analysis) -> list[str]:
         alternatives = ", ".join(f"{display_name(s.label)} {s.confidence:.1%}"
                                  for s in cell.top3[1:])
         prefix = f"  {number}. " if analysis.mode == "field" else f"{path}: "
-        why = ", ".join(REVIEW_REASONS[r] for r in cell.reasons if r != "not_recognised")
+        why = ", ".join(reasons_in_words(cell.reasons))
         review = (f"  [review: {why}]" if why else "  [review]") if cell.review else ""
         lines.append(f"{prefix}{display_name(cell.label or '')} {cell.confidence or 0:.1%}"
                      f"  (next: {alternatives}){review}")

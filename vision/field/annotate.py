@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw, ImageFont
 
-from vision.field.results import CLASSIFIED_KINDS, Analysis
-from vision.labels import ABNORMAL_CLASSES, display_name
+from vision.field.results import CLASSIFIED_KINDS, CLINICAL_ORDER, Analysis
+from vision.labels import ABNORMAL_CLASSES, PBC_CLASSES, display_name
 
 COLOURS = {
     "neutrophil": (31, 119, 180), "lymphocyte": (44, 160, 44), "monocyte": (148, 103, 189),
@@ -16,8 +16,7 @@ COLOURS = {
     "blast": (0, 0, 0), "promonocyte": (70, 70, 70), "smudge": (170, 170, 170),
     "reactive_lymphocyte": (0, 128, 128), "plasma_cell": (128, 0, 0),
 }
-NORMAL_LEGEND = ("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "ig",
-                 "erythroblast", "platelet")
+NORMAL_LEGEND = tuple(label for label in CLINICAL_ORDER if label in PBC_CLASSES)
 PANEL = 330
 MAX_SIDE = 1100
 

@@ -6,9 +6,11 @@ Kept apart from the analysis itself so that reading a result never imports the n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
+
+from vision.labels import NOT_RECOGNISED, SMUDGE
 
 if TYPE_CHECKING:
     from vision.field.quality import Quality
@@ -28,6 +30,12 @@ REVIEW_REASONS: dict[str, str] = {
     "cut_by_edge": "cut by the edge of the photo",
     "not_recognised": "not recognised as a blood cell",
 }
+
+
+def reasons_in_words(reasons: Iterable[str]) -> list[str]:
+    """A flag's reasons as a person reads them; "not recognised" is left out, since the label
+    already says it."""
+    return [REVIEW_REASONS[r] for r in reasons if r in REVIEW_REASONS and r != NOT_RECOGNISED]
 # Cells that carry a label: white cells in a field, the cell of a close-up.
 CLASSIFIED_KINDS = ("wbc", "cell")
 
@@ -103,7 +111,7 @@ class Analysis:
             "cells": [c.to_dict() for c in self.cells],
             "differential": [asdict(row) for row in self.differential],
             "wbc_count": sum(1 for c in self.cells if c.kind == "wbc"),
-            "smudge_count": sum(1 for c in self.cells if c.label == "smudge"),
+            "smudge_count": sum(1 for c in self.cells if c.label == SMUDGE),
             "rbc_count": self.rbc_count,
             "platelet_count": self.platelet_count,
             "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},

@@ -31,10 +31,6 @@ class DataSource(BaseModel):
     licence: str
     citation: str = ""
 
-    @property
-    def open(self) -> bool:
-        return self.licence.startswith(("CC BY", "MIT", "CC0"))
-
 
 def attribution_of(sources: list[DataSource]) -> str:
     """The card's one-line attribution: every source with its citation and licence."""
