@@ -70,6 +70,16 @@ class TrainConfig(BaseModel):
     # model's) instead of re-learning them from this data set: statistics learnt on one
     # laboratory are what fails on another (Tsutsui et al. 2023).
     frozen_norm_statistics: bool = False
+    # Learning without forgetting (Li and Hoiem 2016): a model that already names some of the
+    # classes (its own come first in ``classes``) teaches its answers over them on every
+    # augmented training image, so that learning new classes from one laboratory does not move
+    # what the network says about the old ones elsewhere (other laboratories' normal cells).
+    distil_from: Path | None = None
+    distil_weight: float = 1.0
+    distil_temperature: float = 2.0
+    # The share of the main train split drawn (afresh) each epoch; extra sources come in full.
+    # Lets a small extra source be seen for more epochs in the same time.
+    base_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     # The test split under simulated corruptions, written on the card: a pass over the test
     # split for each of twelve corruptions (about 20 minutes at 288 px on two cores).

@@ -25,7 +25,7 @@ from vision.training.cache import cached_split
 from vision.training.checkpoint import load_checkpoint, save_checkpoint
 from vision.training.config import ExtraSource, Phase, TrainConfig
 from vision.training.features import Progress
-from vision.training.step import train_step
+from vision.training.step import Teacher, train_step
 
 SERVING_RESOLUTION = 224
 
@@ -177,6 +177,29 @@ def with_more_classes(model: EfficientNetLite, classes: int) -> EfficientNetLite
     return model
 
 
+def teacher_of(config: TrainConfig, device: torch.device) -> Teacher | None:
+    if config.distil_from is None:
+        return None
+    model, card, _ = load_artifact(config.distil_from)
+    if config.classes[:len(card.classes)] != card.classes:
+        raise ValueError(f"the teacher {config.distil_from} names {card.classes}, which must "
+                         f"come first in the recipe's classes {config.classes}")
+    model = model.to(device).to(memory_format=torch.channels_last).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return Teacher(model, config.distil_weight, config.distil_temperature)
+
+
+def epoch_order(images: int, base: int, drawn: int, generator: torch.Generator) -> torch.Tensor:
+    """An epoch's shuffled indices: ``drawn`` of the first ``base`` (the main train split),
+    then every index after them (the extra sources)."""
+    if drawn == base:
+        return torch.randperm(images, generator=generator)
+    chosen = torch.cat([torch.randperm(base, generator=generator)[:drawn],
+                        torch.arange(base, images)])
+    return chosen[torch.randperm(len(chosen), generator=generator)]
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"GPU {torch.cuda.get_device_name(device)}, torch {torch.__version__}"
@@ -223,8 +246,14 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
     if resumed:
         progress(f"resuming at epoch {first_epoch + 1} from {run_dir}")
 
+    teacher = teacher_of(config, device)
+    base = len(splits["train"].samples)
+    drawn = round(base * config.base_fraction)
+    per_epoch = len(train.samples) - base + drawn
+    if drawn < base:
+        progress(f"each epoch: {drawn} of the {base} main train images, and every extra one")
     total_epochs = sum(p.epochs for p in config.phases)
-    steps = math.ceil(len(train.samples) / config.batch_size)
+    steps = math.ceil(per_epoch / config.batch_size)
     for epoch in range(first_epoch, total_epochs):
         phase, in_phase = _phase_of(config, epoch)
         _set_frozen(model, phase.frozen_blocks)
@@ -233,7 +262,7 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
         if config.frozen_norm_statistics:
             freeze_norm_statistics(model)
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        order = torch.randperm(len(train.samples), generator=generator)
+        order = epoch_order(len(train.samples), base, drawn, generator)
         epoch_started = time.monotonic()
         running = 0.0
         for step in range(steps):
@@ -242,7 +271,8 @@ def fine_tune(data_root: Path, run_dir: Path, cache_dir: Path, config: TrainConf
                               train.labels[index].to(device), resolution=phase.resolution,
                               augment=augment, generator=generator,
                               lr=_lr(phase, in_phase, step, steps),
-                              label_smoothing=config.label_smoothing, autocast=autocast)
+                              label_smoothing=config.label_smoothing, autocast=autocast,
+                              teacher=teacher)
             running = 0.9 * running + 0.1 * loss if step else loss
             if (step + 1) % 25 == 0 or step + 1 == steps:
                 elapsed = time.monotonic() - epoch_started
