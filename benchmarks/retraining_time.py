@@ -98,7 +98,7 @@ def main() -> None:
         print(f"experts correct {len(experts)} train cells the active model gets wrong")
     with transaction(sessions) as session:
         user = ensure_user(session, Sender(1, "bench", "Benchmark"), admin_ids=[1])
-        assert user.role is Role.ADMIN
+        assert user.role is Role.OWNER
         case = case_for_upload(session, user, utcnow())
         assert case is not None
         for number, sample in enumerate(experts):

@@ -88,7 +88,7 @@ class Callbacks:
         admin = request.member
         decided = await request.run(decide, admin, user_id, role)
         await request.run(audit, admin.telegram_id, "access decision", True,
-                          f"{decided.telegram_id} -> {role.value}")
+                          f"{decided.telegram_id} -> {role.value}", decided.group_id)
         await _respond(query, messages.access_decided(decided, admin), edit=True)
         text = messages.access_granted(decided) if decided.approved else messages.DENIED
         await query.get_bot().send_message(decided.telegram_id, text)

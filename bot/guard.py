@@ -7,7 +7,8 @@ import enum
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+import unicodedata
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -40,6 +41,17 @@ def sender_of(update: Update) -> Sender | None:
     if user is None:
         return None
     return Sender(user.id, user.username, user.full_name)
+
+
+MAX_ARGUMENT = 64  # characters: a case reference, a version, a group name
+
+
+def arguments_fit(args: Sequence[str]) -> bool:
+    """No control or invisible format characters (NUL, zero-width spaces: a database refuses
+    the first, a reader cannot see the second) and nothing longer than a name needs."""
+    text = "".join(args)
+    return len(text) <= 2 * MAX_ARGUMENT and all(len(arg) <= MAX_ARGUMENT for arg in args) \
+        and not any(unicodedata.category(char) in ("Cc", "Cf") for char in text)
 
 
 async def refuse(update: Update, text: str) -> None:
@@ -141,8 +153,12 @@ def guarded(action: str, need: Need = Need.MEMBER) -> Callable[[Guarded[S]], Han
     def decorate(method: Guarded[S]) -> Handler[S]:
         @functools.wraps(method)
         async def handler(self: S, update: Update, context: Context) -> None:
-            if (request := await admit(update, self.services, action, need)) is not None:
-                await method(self, request, context)
+            if (request := await admit(update, self.services, action, need)) is None:
+                return
+            if context.args and not arguments_fit(context.args):
+                await refuse(update, messages.BAD_ARGUMENT)
+                return
+            await method(self, request, context)
 
         return handler
 

@@ -72,7 +72,8 @@ class Handlers:
         if (message := request.message) is None:
             return
         args = context.args or []
-        if len(args) != 2 or not args[0].isdigit():
+        # ASCII digits only: int() would also read Arabic-Indic and other scripts' digits.
+        if len(args) != 2 or not (args[0].isascii() and args[0].isdigit()):
             await message.reply_text("Usage: /group TELEGRAM_USER_ID GROUP_NAME")
             return
         try:
@@ -81,7 +82,7 @@ class Handlers:
             await message.reply_text(str(exc))
             return
         await request.run(audit, request.member.telegram_id, "group", True,
-                          f"{args[0]} -> {args[1]}")
+                          f"{args[0]} -> {moved.group_name}", moved.group_id)
         await message.reply_text(messages.group_assigned(moved))
 
     # ---- photos ---------------------------------------------------------------------------
@@ -173,8 +174,12 @@ class Handlers:
         except NoLaboratory:
             await message.reply_text(messages.ADAPT_NO_GROUP)
             return
+        except AccessDenied as exc:
+            await message.reply_text(f"Cannot start: {exc}.")
+            return
         action = "adapt" if for_group else "retrain"
-        await request.run(audit, admin.telegram_id, action, True, f"job {job_id}")
+        await request.run(audit, admin.telegram_id, action, True, f"job {job_id}",
+                          admin.group_id if for_group else None)
         text = (messages.ADAPT_QUEUED.format(job_id=job_id, group=admin.group_name)
                 if for_group else messages.RETRAIN_QUEUED.format(job_id=job_id))
         sent = await message.reply_text(text)
@@ -185,7 +190,7 @@ class Handlers:
     async def models(self, request: Request, _context: Context) -> None:
         if request.message is None:
             return
-        entries = await request.run(registry.list_models)
+        entries = await request.run(registry.list_models, 10, request.member)
         await reply_pages(request.message, messages.models_text(entries))
 
     @guarded("promote", Need.ADMIN)
@@ -196,11 +201,12 @@ class Handlers:
             await message.reply_text("Usage: /promote VERSION (see /models)")
             return
         try:
-            ref = await request.run(registry.promote, context.args[0])
+            ref = await request.run(registry.promote, context.args[0], request.member)
         except registry.RegistryError as exc:
             await message.reply_text(f"Cannot promote: {exc}.")
             return
-        await request.run(audit, request.member.telegram_id, "promote", True, ref.version)
+        await request.run(audit, request.member.telegram_id, "promote", True, ref.version,
+                          ref.group_id)
         await message.reply_text(f"▶️ {ref.version} is now active; workers switch on their "
                                  "next photo.")
 
@@ -210,11 +216,12 @@ class Handlers:
             return
         try:
             # The version serving the admin's own laboratory: its own if it has one.
-            restored, removed = await request.run(registry.rollback, request.member.group_id)
+            restored, removed = await request.run(registry.rollback, request.member.group_id,
+                                                  request.member)
         except registry.RegistryError as exc:
             await message.reply_text(f"Cannot roll back: {exc}.")
             return
         await request.run(audit, request.member.telegram_id, "rollback", True,
-                          f"{removed.version} -> {restored.version}")
+                          f"{removed.version} -> {restored.version}", removed.group_id)
         await message.reply_text(f"↩️ Rolled back from {removed.version}: {restored.version} is "
                                  "active again; workers switch on their next photo.")

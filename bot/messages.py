@@ -147,6 +147,8 @@ RETRAIN_RUNNING = (
 )
 
 
+BAD_ARGUMENT = ("I cannot read that command's argument: use letters, digits and - _ . (up to "
+                "64 characters, no invisible characters). /help lists the commands.")
 NOT_A_PHOTO = (
     "I can only analyse images. Please send a photo of a stained blood smear, ideally as a "
     "file (📎 → File) to keep its full resolution. /help explains more."

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.db.models import AuditEvent, Group, User
 from core.db.session import SessionFactory, transaction
-from core.enums import APPROVED_ROLES, Role
+from core.enums import ADMIN_ROLES, APPROVED_ROLES, Role
 
 DEFAULT_GROUP = "default"
 
@@ -42,11 +42,21 @@ class Member:
 
     @property
     def is_admin(self) -> bool:
-        return self.role is Role.ADMIN
+        return self.role in ADMIN_ROLES
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role is Role.OWNER
 
     @property
     def can_review(self) -> bool:
-        return self.role in (Role.REVIEWER, Role.ADMIN)
+        return self.role in (Role.REVIEWER, *ADMIN_ROLES)
+
+    def administers(self, group_id: int | None) -> bool:
+        """Whether this member may act on ``group_id``'s models and members: an owner on
+        every laboratory and on what serves them all (``None``), an admin on their own only."""
+        return self.is_owner or (self.is_admin and group_id is not None
+                                 and group_id == self.group_id)
 
 
 def member_of(user: User) -> Member:
@@ -70,16 +80,17 @@ def default_group(session: Session) -> Group:
 
 
 def ensure_user(session: Session, sender: Sender, admin_ids: Iterable[int] = ()) -> User:
-    """The user row for a sender, created as pending; configured admins are admins at once."""
+    """The user row for a sender, created as pending; configured admins are laboratory-wide
+    owners at once."""
     user = session.scalar(select(User).where(User.telegram_id == sender.telegram_id))
     if user is None:
         user = User(telegram_id=sender.telegram_id, role=Role.PENDING)
         session.add(user)
     user.username = sender.username
     user.full_name = sender.full_name
-    if sender.telegram_id in set(admin_ids) and user.role is not Role.ADMIN:
-        user.role = Role.ADMIN
-    if user.role is Role.ADMIN and user.group_id is None:
+    if sender.telegram_id in set(admin_ids) and user.role is not Role.OWNER:
+        user.role = Role.OWNER
+    if user.role in ADMIN_ROLES and user.group_id is None:
         user.group_id = default_group(session).id
     session.flush()
     return user
@@ -103,7 +114,7 @@ def lookup(factory: SessionFactory, sender: Sender, admin_ids: Iterable[int]) ->
     admin_ids = set(admin_ids)
     with factory() as session:
         user = session.scalar(select(User).where(User.telegram_id == sender.telegram_id))
-        if user is not None and (user.role is Role.ADMIN or sender.telegram_id not in admin_ids):
+        if user is not None and (user.role is Role.OWNER or sender.telegram_id not in admin_ids):
             return member_of(user)
     if sender.telegram_id in admin_ids:
         return register(factory, sender, admin_ids).member
@@ -111,13 +122,18 @@ def lookup(factory: SessionFactory, sender: Sender, admin_ids: Iterable[int]) ->
 
 
 def decide(factory: SessionFactory, admin: Member, target_user_id: int, role: Role) -> Member:
-    """An admin approves a pending user with a role, or denies them."""
+    """An admin approves a pending user with a role, or denies them: a user of another
+    laboratory only an owner; the owner role nobody (it comes from the settings)."""
     if not admin.is_admin:
         raise AccessDenied("only admins decide on access")
+    if role is Role.OWNER:
+        raise AccessDenied("owners are configured (HV_ADMIN_IDS), not granted in the chat")
     with transaction(factory) as session:
         user = session.get(User, target_user_id)
         if user is None:
             raise AccessDenied("no such user")
+        if not _may_move(session, admin, user):
+            raise AccessDenied("that user belongs to another laboratory")
         user.role = role
         user.decided_by = admin.telegram_id
         if role in APPROVED_ROLES and user.group_id is None:
@@ -128,30 +144,45 @@ def decide(factory: SessionFactory, admin: Member, target_user_id: int, role: Ro
 
 def assign_group(factory: SessionFactory, admin: Member, target_telegram_id: int,
                  group_name: str) -> Member:
-    """Move a user to a laboratory group (created on first use)."""
+    """Move a user to a laboratory group (created on first use). An admin who is not an owner
+    brings users into their own laboratory only, from it or from no laboratory yet."""
     if not admin.is_admin:
         raise AccessDenied("only admins assign groups")
     name = group_name.strip().lower()
     if not name or len(name) > 64:
         raise ValueError("a group name is 1 to 64 characters")
+    if not admin.is_owner and name != admin.group_name:
+        raise AccessDenied(f"you add users to your own laboratory ({admin.group_name}) only; "
+                           "a laboratory-wide owner can move anyone")
     with transaction(factory) as session:
         user = session.scalar(select(User).where(User.telegram_id == target_telegram_id))
         if user is None:
             raise AccessDenied("no such user")
+        if not _may_move(session, admin, user):
+            raise AccessDenied("that user belongs to another laboratory")
         user.group_id = group_named(session, name).id
         user.current_case_id = None  # a case of the old group is no longer theirs
         session.flush()
         return member_of(user)
 
 
+def _may_move(session: Session, admin: Member, user: User) -> bool:
+    """A user still without a laboratory (none, or the default one) is anyone's to take."""
+    return user.group_id is None or admin.administers(user.group_id) \
+        or user.group_id == default_group(session).id
+
+
 def admin_chat_ids(factory: SessionFactory, admin_ids: Iterable[int]) -> list[int]:
     with factory() as session:
-        stored = session.scalars(select(User.telegram_id).where(User.role == Role.ADMIN)).all()
+        stored = session.scalars(select(User.telegram_id)
+                                 .where(User.role.in_(ADMIN_ROLES))).all()
     return sorted(set(admin_ids) | set(stored))
 
 
 def audit(factory: SessionFactory, telegram_id: int, action: str, allowed: bool,
-          detail: str | None = None) -> None:
+          detail: str | None = None, group_id: int | None = None) -> None:
+    """Record an action; ``group_id``: the laboratory it acted in (the actor's, unless the
+    action names another)."""
     with transaction(factory) as session:
         session.add(AuditEvent(telegram_id=telegram_id, action=action[:64], allowed=allowed,
-                               detail=detail))
+                               detail=detail, group_id=group_id))

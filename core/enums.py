@@ -22,10 +22,12 @@ class Role(enum.StrEnum):
     DENIED = "denied"
     USER = "user"
     REVIEWER = "reviewer"  # may confirm and correct labels
-    ADMIN = "admin"
+    ADMIN = "admin"  # administers their own laboratory (group)
+    OWNER = "owner"  # administers every laboratory: the configured admins (HV_ADMIN_IDS)
 
 
-APPROVED_ROLES = (Role.USER, Role.REVIEWER, Role.ADMIN)
+APPROVED_ROLES = (Role.USER, Role.REVIEWER, Role.ADMIN, Role.OWNER)
+ADMIN_ROLES = (Role.ADMIN, Role.OWNER)
 
 
 class ModelStatus(enum.StrEnum):

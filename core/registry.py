@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.access import Member
 from core.db.models import Group, ModelVersion, utcnow
 from core.db.session import SessionFactory, transaction
 from core.enums import ModelStatus
@@ -49,6 +50,11 @@ class ModelEntry:
     group: str | None = None  # the laboratory a version was adapted to
     # What it learnt from, "name (licence)" each (cards written before sources list none).
     sources: tuple[str, ...] = ()
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A name as typed, cut short: an admin's argument is echoed, never at any length."""
+    return f"'{text}'" if len(text) <= limit else f"'{text[:limit]}…'"
 
 
 def _ref(row: ModelVersion) -> ModelRef:
@@ -124,28 +130,42 @@ def active_model(factory: SessionFactory, group_id: int | None = None) -> ModelR
         return _ref(row) if row else None
 
 
-def promote(factory: SessionFactory, version: str) -> ModelRef:
+def promote(factory: SessionFactory, version: str, by: Member | None = None) -> ModelRef:
+    """Make ``version`` active in its scope. ``by``: the admin asking, who must administer that
+    scope (``Member.administers``); None for the service's own gate."""
     with transaction(factory) as session:
         row = session.scalar(select(ModelVersion).where(ModelVersion.version == version)
                              .with_for_update())
-        if row is None:
-            raise RegistryError(f"there is no model version {version!r}")
+        if row is None or (by is not None and not by.administers(row.group_id)
+                           and row.group_id is not None):
+            # Another laboratory's version is not named to an admin who cannot see it.
+            raise RegistryError(f"there is no model version {_shown(version)} for your "
+                                "laboratory")
+        if by is not None and not by.administers(row.group_id):
+            raise RegistryError(f"{version} serves every laboratory: only a laboratory-wide "
+                                "owner can promote it")
         if row.is_active:
             raise RegistryError(f"{version} is already active")
         _activate(session, row)
         return _ref(row)
 
 
-def rollback(factory: SessionFactory, group_id: int | None = None) -> tuple[ModelRef, ModelRef]:
+def rollback(factory: SessionFactory, group_id: int | None = None,
+             by: Member | None = None) -> tuple[ModelRef, ModelRef]:
     """Take the version serving ``group_id`` out of service; the one active before it in the
     same scope comes back. A group whose first own version is rolled back returns to the
-    laboratory-wide model. Returns (now serving, removed)."""
+    laboratory-wide model. Returns (now serving, removed). ``by``: the admin asking, who must
+    administer the scope rolled back (a group without its own version rolls back everyone's)."""
     with transaction(factory) as session:
         current = None
         if group_id is not None:
             current = session.scalar(select(ModelVersion).where(
                 ModelVersion.is_active, _scope(group_id)).with_for_update())
         scope = group_id if current is not None else None
+        if by is not None and not by.administers(scope):
+            raise RegistryError("your laboratory has no version of its own to roll back, and "
+                                "only a laboratory-wide owner can roll back the one serving "
+                                "every laboratory")
         if current is None:
             current = session.scalar(select(ModelVersion).where(
                 ModelVersion.is_active, _scope(None)).with_for_update())
@@ -169,11 +189,17 @@ def rollback(factory: SessionFactory, group_id: int | None = None) -> tuple[Mode
         return _ref(serving), _ref(current)
 
 
-def list_models(factory: SessionFactory, limit: int = 10) -> list[ModelEntry]:
+def list_models(factory: SessionFactory, limit: int = 10,
+                for_member: Member | None = None) -> list[ModelEntry]:
+    """The latest versions; for an admin who is not an owner, the laboratory-wide ones and
+    their own laboratory's only."""
+    query = select(ModelVersion, Group.name).outerjoin(Group, Group.id == ModelVersion.group_id)
+    if for_member is not None and not for_member.is_owner:
+        query = query.where(ModelVersion.group_id.is_(None)
+                            | (ModelVersion.group_id == for_member.group_id))
     with factory() as session:
-        rows = session.execute(
-            select(ModelVersion, Group.name).outerjoin(Group, Group.id == ModelVersion.group_id)
-            .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc()).limit(limit)).all()
+        rows = session.execute(query.order_by(ModelVersion.created_at.desc(),
+                                              ModelVersion.id.desc()).limit(limit)).all()
         entries = []
         for row, group in rows:
             test = (row.card.get("metrics") or {}).get("test") or {}

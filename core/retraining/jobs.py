@@ -49,6 +49,10 @@ def request_job(factory: SessionFactory, admin: Member, chat_id: int,
     own group's expert cells."""
     if not admin.is_admin:
         raise AccessDenied("only admins start retraining")
+    if not for_group and not admin.is_owner:
+        # Its candidate would serve every laboratory.
+        raise AccessDenied("only a laboratory-wide owner retrains the model every laboratory "
+                           "uses; /adapt adapts your laboratory's own")
     if for_group and admin.group_id is None:
         raise NoLaboratory("you belong to no laboratory group")
     with transaction(factory) as session:

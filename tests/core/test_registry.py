@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.enums import ModelStatus
+from core.enums import ModelStatus, Role
 from core.registry import (
     RegistryError,
     active_model,
@@ -15,6 +15,7 @@ from core.registry import (
     register_model,
     rollback,
 )
+from tests.core.conftest import Lab
 from vision.model.artifact import ModelCard
 
 
@@ -106,3 +107,42 @@ def test_rolling_back_a_laboratorys_version_stays_within_that_laboratory(
     with pytest.raises(RegistryError):  # nothing left to roll back, for anyone
         rollback(sessions, lab_b)
     assert active_model(sessions).version == "base"  # type: ignore[union-attr]
+
+
+def test_an_admin_switches_their_own_laboratorys_versions_only(lab: Lab) -> None:
+    admin_a = lab.member(50, Role.ADMIN, group="lab-a")
+    admin_b = lab.member(51, Role.ADMIN, group="lab-b")
+    add_candidate(lab.sessions, _card("a1"), "a1.safetensors", "m1", {"passed": False},
+                  admin_a.group_id)
+    add_candidate(lab.sessions, _card("rt1"), "rt1.safetensors", "m1", {"passed": True})
+    # Another laboratory's version is not even named to them; the shared one is the owner's.
+    with pytest.raises(RegistryError, match="no model version 'a1' for your laboratory"):
+        promote(lab.sessions, "a1", by=admin_b)
+    with pytest.raises(RegistryError, match="only a laboratory-wide owner"):
+        promote(lab.sessions, "rt1", by=admin_a)
+    assert active_model(lab.sessions, admin_b.group_id).version == "m1"  # type: ignore[union-attr]
+
+    assert promote(lab.sessions, "a1", by=admin_a).version == "a1"
+    # Laboratory B has no version of its own: its rollback would be everyone's.
+    with pytest.raises(RegistryError, match="only a laboratory-wide owner"):
+        rollback(lab.sessions, admin_b.group_id, by=admin_b)
+    assert active_model(lab.sessions, admin_a.group_id).version == "a1"  # type: ignore[union-attr]
+    restored, removed = rollback(lab.sessions, admin_a.group_id, by=admin_a)
+    assert (restored.version, removed.version) == ("m1", "a1")
+    assert promote(lab.sessions, "rt1", by=lab.admin).version == "rt1"  # the owner may
+
+
+def test_an_admin_lists_the_shared_versions_and_their_own_laboratorys(lab: Lab) -> None:
+    admin_a = lab.member(52, Role.ADMIN, group="lab-a")
+    admin_b = lab.member(53, Role.ADMIN, group="lab-b")
+    add_candidate(lab.sessions, _card("a1"), "a1.safetensors", "m1", {"passed": True},
+                  admin_a.group_id)
+    seen_by_b = {e.ref.version for e in list_models(lab.sessions, for_member=admin_b)}
+    seen_by_owner = {e.ref.version for e in list_models(lab.sessions, for_member=lab.admin)}
+    assert (seen_by_b, seen_by_owner) == ({"m1"}, {"m1", "a1"})
+
+
+def test_a_long_version_typed_by_an_admin_is_not_echoed_in_full(lab: Lab) -> None:
+    with pytest.raises(RegistryError) as refused:
+        promote(lab.sessions, "\u200b" * 1200, by=lab.admin)
+    assert len(str(refused.value)) < 120

@@ -15,7 +15,12 @@ from collections.abc import Iterator
 
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
+from core import registry
+from core.access import group_named
+from core.db.models import ModelVersion, User
+from core.db.session import transaction
 from core.enums import Role
 from devkit.harness import Stack, running_stack
 from tests.conftest import fixture_image_folder, fresh_postgres_database, pbc_fixtures
@@ -29,6 +34,7 @@ from tests.e2e.test_cases_and_retraining import (
 )
 from tests.vision.training.test_adapt import stained_elsewhere
 from vision.labels import PBC_CLASSES
+from vision.model.artifact import ModelCard
 
 TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270,
          Image.Transpose.FLIP_LEFT_RIGHT)
@@ -104,3 +110,32 @@ def test_corrections_in_one_laboratory_give_it_a_model_that_serves_only_it(stack
     assert f"{version} is now active" in (promoted.text or "")
     assert _version_of(stack, tech_a) == version
     assert _version_of(stack, tech_b) == base
+
+
+def test_an_admin_of_another_laboratory_can_neither_switch_its_models_nor_join_it(
+    stack: Stack,
+) -> None:
+    admin_b = stack.new_user(role=Role.ADMIN, group="lab-b")
+    stack.new_user(group="lab-a")
+    with transaction(stack.sessions) as session:
+        lab_a = group_named(session, "lab-a").id
+    registry.add_candidate(stack.sessions, ModelCard(version="lab-a-candidate", classes=["a"],
+                                                     sha256="0" * 64),
+                           "models/lab-a-candidate.safetensors", None, {"passed": False}, lab_a)
+    refusals = {
+        "/promote lab-a-candidate": "no model version 'lab-a-candidate' for your laboratory",
+        "/rollback": "only a laboratory-wide owner can roll back",
+        f"/group {admin_b} lab-a": "to your own laboratory (lab-b) only",
+        "/retrain": "only a laboratory-wide owner retrains",
+        "/promote " + "\u200b" * 1200: "I cannot read that command's argument",
+        "/group ١٠٠٣ lab-b": "Usage: /group",
+    }
+    for command, expected in refusals.items():
+        [reply] = say(stack, admin_b, command)
+        assert expected in (reply.text or ""), (command[:20], reply.text)
+        assert len(reply.text or "") < 300
+    with stack.sessions() as session:
+        row = session.scalar(select(ModelVersion).where(ModelVersion.version == "lab-a-candidate"))
+        member = session.scalar(select(User).where(User.telegram_id == admin_b))
+        assert row is not None and member is not None
+        assert not row.is_active and member.group_id != lab_a

@@ -12,7 +12,7 @@ from core.access import AccessDenied
 from core.db.models import TrainingJob, utcnow
 from core.db.notify import ResultListener
 from core.db.session import transaction
-from core.enums import JobStatus
+from core.enums import JobStatus, Role
 from core.retraining import jobs
 from tests.core.conftest import Lab
 
@@ -84,3 +84,10 @@ def test_progress_and_the_end_of_a_job_wake_the_bot_at_once(lab: Lab) -> None:
         assert not woken.acquire(timeout=0.5)  # one wake-up per change, nothing more
     finally:
         listener.stop()
+
+
+def test_an_admin_of_one_laboratory_adapts_it_but_retrains_nobody_elses_model(lab: Lab) -> None:
+    admin_a = lab.member(41, Role.ADMIN, group="lab-a")
+    with pytest.raises(AccessDenied, match="laboratory-wide owner"):
+        jobs.request_job(lab.sessions, admin_a, chat_id=41)
+    assert jobs.request_job(lab.sessions, admin_a, chat_id=41, for_group=True) > 0
