@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vision.weights import WEIGHTS_DIR
@@ -25,13 +25,22 @@ DEFAULT_RED_CELL_MODEL_PATH = WEIGHTS_DIR / "rbc-centres-v3"
 
 
 def without_password(url: str) -> str:
-    """``url`` fit to print or log: any password replaced by ``***``."""
+    """``url`` fit to print or log: any password replaced by ``***``, in the user part
+    (``user:pw@host``) and in the query (libpq's ``?password=``, Redis' ``?password=``)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.password is None and not any(key.lower() in _SECRET_QUERY_KEYS for key, _ in pairs):
+        return url  # as given: rebuilding would drop the empty host of sqlite:////path
+    if parts.password is not None:
+        netloc = parts.netloc.rsplit("@", 1)
+        user = netloc[0].split(":", 1)[0]
+        parts = parts._replace(netloc=f"{user}:***@{netloc[1]}")
+    return urlunsplit(parts._replace(query="&".join(
+        f"{key}=***" if key.lower() in _SECRET_QUERY_KEYS else f"{key}={value}"
+        for key, value in pairs)))
+
+
+_SECRET_QUERY_KEYS = {"password", "passwd", "pwd", "sslpassword", "auth"}
 
 
 class Settings(BaseSettings):
@@ -107,10 +116,12 @@ class Settings(BaseSettings):
     @field_validator("webhook_secret")
     @classmethod
     def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # Telegram's rule for secret_token: 1-256 characters A-Z, a-z, 0-9, _ and -.
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}",
+        # Telegram's rule for secret_token: 1-256 characters A-Z, a-z, 0-9, _ and -; at least
+        # 32 of them, so that it cannot be guessed (`openssl rand -hex 16` makes one).
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{32,256}",
                                                   value.get_secret_value()):
-            raise ValueError("HV_WEBHOOK_SECRET: 1-256 characters of A-Z, a-z, 0-9, _ and -")
+            raise ValueError("32-256 characters of A-Z, a-z, 0-9, _ and - "
+                             "(for example: openssl rand -hex 16)")
         return value
 
     @field_validator("red_cell_model_path", mode="before")
@@ -169,3 +180,19 @@ class Settings(BaseSettings):
         if self.resolved_broker_url.startswith("filesystem"):
             for sub in ("queue", "processed", "control"):
                 (self.broker_folder / sub).mkdir(parents=True, exist_ok=True)
+
+
+class SettingsError(Exception):
+    """The environment does not make valid settings; the message names each variable and
+    why, never the value given (it may be a secret)."""
+
+
+def load_settings() -> Settings:
+    """The settings from the environment and ``.env``, built once at a process's start."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"HV_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False))
+        raise SettingsError(f"invalid settings: {problems}") from None

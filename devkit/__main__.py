@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.settings import Settings
+from core.settings import load_settings
 from hematovision.logs import configure_logging
 
 
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # The demo prints its own story; its children keep their full logs in the data dir.
         configure_logging("WARNING")
-        return run_demo(Settings(), args.image)
+        return run_demo(load_settings(), args.image)
     from devkit.standin import serve_forever
 
     configure_logging("INFO")

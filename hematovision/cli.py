@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.settings import Settings
+from core.settings import SettingsError, load_settings
 from hematovision.logs import configure_logging
 
 
@@ -91,7 +91,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"hematovision: {exc}", file=sys.stderr)
+        return 2
     if args.command == "classify":
         configure_logging("WARNING")
         from hematovision.classify_cli import run_classify

@@ -3,6 +3,7 @@ the test support, benchmarks or research."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -27,3 +28,15 @@ def test_the_wheel_ships_the_product_its_weights_and_migrations_but_no_test_supp
     assert "vision/weights/hv-lite0-v9-abnormal.safetensors" in names  # names blasts
     assert "migrations/env.py" in names and "migrations/script.py.mako" in names
     assert any(name.startswith("migrations/versions/0001_") for name in names)
+
+
+def test_the_compose_files_write_no_password_and_redis_always_requires_one() -> None:
+    for name in ("docker-compose.yml", "docker-compose.remote-worker.yml"):
+        text = (ROOT / name).read_text()
+        # Credentials in a URL and POSTGRES_PASSWORD come from the environment (.env) only.
+        for secret in re.findall(r"://[^:/@\s]*:([^@\s]+)@", text) + \
+                re.findall(r"POSTGRES_PASSWORD:\s*(\S+)", text):
+            assert secret.startswith("${"), (name, secret)
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert '"--requirepass", "${REDIS_PASSWORD:?' in compose
+    assert "redis://:${REDIS_PASSWORD" in compose

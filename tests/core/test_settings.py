@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings, without_password
+from core.settings import Settings, SettingsError, load_settings, without_password
 
 
 def test_admin_ids_accept_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,3 +42,23 @@ def test_database_and_broker_passwords_never_print() -> None:
 def test_a_url_without_a_password_prints_as_it_is() -> None:
     assert without_password("sqlite:////var/hv.db") == "sqlite:////var/hv.db"
     assert without_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_a_password_in_the_query_is_masked_too() -> None:
+    shown = without_password("postgresql://hv@db.lab/hv?sslmode=require&password=s3cret")
+    assert "s3cret" not in shown and "password=***" in shown and "sslmode=require" in shown
+
+
+def test_a_short_webhook_secret_is_refused_without_being_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HV_WEBHOOK_SECRET", "x")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert "HV_WEBHOOK_SECRET" in str(refused.value) and "32-256" in str(refused.value)
+    monkeypatch.setenv("HV_WEBHOOK_SECRET", "not!valid-but-secret-abcdefghijklmnop")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert "not!valid" not in str(refused.value)
+    monkeypatch.setenv("HV_WEBHOOK_SECRET", "a" * 32)
+    assert load_settings().webhook_secret is not None

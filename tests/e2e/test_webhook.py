@@ -13,7 +13,7 @@ import pytest
 from devkit.harness import Stack, running_stack
 from tests.conftest import fresh_postgres_database, pbc_fixtures
 
-SECRET = "a-long_Secret-token-0123456789"
+SECRET = "a-long_Secret-token-0123456789-abcdefgh"
 
 
 def free_port() -> int:
