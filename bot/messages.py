@@ -10,7 +10,7 @@ from core.enums import JobStatus, Role, SubmissionStatus
 from core.registry import ModelEntry
 from core.retraining.jobs import JobReport
 from core.reviews import ReviewableCell, Reviewed
-from core.submissions import CellView, Delivery
+from core.submissions import GAVE_UP, CellView, Delivery
 from vision.field.results import in_clinical_order, reasons_in_words
 from vision.findings import findings, of_counts
 from vision.labels import display_name
@@ -192,6 +192,10 @@ def _percent(value: float) -> str:
 def result_text(delivery: Delivery) -> str:
     if delivery.status is SubmissionStatus.REJECTED:
         return f"❌ I could not analyse this image.\n{delivery.error}"
+    if delivery.status is SubmissionStatus.FAILED and delivery.error == GAVE_UP:
+        # Sending it again would stop the workers again.
+        return (f"❌ {GAVE_UP} Please send another photo of the smear rather than this one "
+                "again.")
     if delivery.status is SubmissionStatus.FAILED:
         return (
             "❌ Sorry, the analysis of this image failed on our side. It has been recorded; "

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from core.db.session import SessionFactory
 from core.settings import Settings
 from core.storage.blobs import BlobStore
-from core.submissions import stored_bytes_total
+from core.submissions import MAX_ATTEMPTS, given_up, stored_bytes_total
 from core.tasks import celery_config
 
 
@@ -63,7 +63,21 @@ def _quota(settings: Settings, sessions: SessionFactory) -> Check:
     return Check("storage quota", used < quota, detail)
 
 
+def _given_up(sessions: SessionFactory) -> Check:
+    # Listed for an admin to look at; not a failure of this process (a health check that
+    # failed on them would restart healthy containers).
+    try:
+        total, latest = given_up(sessions)
+    except Exception as exc:
+        return Check("given up", False, f"{type(exc).__name__}: {exc}")
+    if not total:
+        return Check("given up", True, "no photo was given up")
+    return Check("given up", True, f"{total} photo(s) given up after {MAX_ATTEMPTS} unfinished "
+                                   f"analyses; latest submission ids: "
+                                   f"{', '.join(map(str, latest))}")
+
+
 def health(settings: Settings, sessions: SessionFactory, blobs: BlobStore,
            timeout: float = 5.0) -> list[Check]:
     return [_database(sessions), _broker(settings, timeout), _store(blobs),
-            _quota(settings, sessions)]
+            _quota(settings, sessions), _given_up(sessions)]

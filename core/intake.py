@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 from pillow_heif import register_heif_opener
 
-from core.jpeg import strip_metadata, with_orientation
+from core.jpeg import MAX_SCANS, scan_count, strip_metadata, with_orientation
 
 # iPhones send their "send as file" originals as HEIC: Pillow reads HEIF through the maintained
 # pillow-heif plugin (registering is idempotent), and AVIF itself when built with libavif.
@@ -114,6 +114,13 @@ def _decode(probe: Image.Image, data: bytes, *, max_pixels: int,
     if min(width, height) < MIN_SIDE:
         raise IntakeError(
             "too_small", f"The image is only {width}x{height} pixels: too small to analyse."
+        )
+    if fmt == "JPEG" and (scans := scan_count(data)) > MAX_SCANS:
+        # Refused before any decoding: each scan costs a pass over the whole image.
+        raise IntakeError(
+            "too_many_scans",
+            f"This JPEG is built of {scans} scans (a photo has about ten) and would take too "
+            "long to open. Please send the photo as the camera saved it.",
         )
     if plain := _plain_jpeg(probe, data, full_decode):
         return plain

@@ -35,6 +35,25 @@ def _clean_app0(segment: bytes) -> bytes:
     return b"\xff\xe0" + length.to_bytes(2, "big") + _JFIF + fields + b"\x00\x00"
 
 
+# A phone's or an encoder's progressive JPEG has about ten scans (libjpeg's default script),
+# mozjpeg's optimised scripts a few more; a file of thousands of near-empty scans exists only
+# to make a decoder redo its whole image that many times (2,000 scans of 4096x4096: 2 s).
+MAX_SCANS = 100
+
+
+def scan_count(data: bytes) -> int:
+    """How many scans (SOS segments) a JPEG holds, counted from its markers alone."""
+    scans, pos = 0, len(SOI)
+    while True:
+        at = data.find(b"\xff\xda", pos)
+        if at == -1:
+            return scans
+        # Entropy-coded data never holds 0xFF 0xDA (a 0xFF there is followed by 0x00 or RSTn),
+        # so every occurrence after the SOI is a scan header.
+        scans += 1
+        pos = at + 2
+
+
 def strip_metadata(data: bytes) -> bytes | None:
     """The same JPEG without metadata segments, or None if the structure is not plain.
 

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # A worker runs this many tasks at once in threads; above one, their cells share forward
     # passes (dynamic batching: up to batch_max_size cells, waiting at most batch_max_wait_ms).
     worker_concurrency: int = 1
+    # A photo's task still running after this long stops its worker (worker/deadline.py): a
+    # 12 MP field takes seconds on a CPU, a first task's model load a few more.
+    task_time_limit_seconds: float = Field(default=300.0, gt=0)
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from core.access import Sender, ensure_user
 from core.cases import case_for_upload
@@ -122,11 +122,30 @@ def record_submission(
         return RecordOutcome(existing, created=False)
 
 
+# A photo whose analysis was started this many times without finishing (its worker crashed,
+# was killed or hung) is given up: failed, its sender told once, the row kept for an admin
+# (``hematovision health`` lists them), never handed to another worker again.
+MAX_ATTEMPTS = 3
+GAVE_UP = (f"Its analysis was started {MAX_ATTEMPTS} times and never finished (a worker "
+           "stopped on it), so I stopped trying. It is kept for an administrator to look at.")
+
+
+def _give_up(session: Session, submission: Submission) -> None:
+    submission.status = SubmissionStatus.FAILED
+    submission.error = GAVE_UP
+    submission.finished_at = utcnow()
+    announce_result(session)
+
+
 def start_processing(factory: SessionFactory, submission_id: int) -> str | None:
-    """Mark a submission as being processed; returns its image hash, or None if already finished."""
+    """Mark a submission as being processed; returns its image hash, or None if already finished
+    (or given up now, after ``MAX_ATTEMPTS`` starts)."""
     with transaction(factory) as session:
         submission = session.get(Submission, submission_id, with_for_update=True)
         if submission is None or submission.status in FINISHED_STATUSES:
+            return None
+        if submission.attempts >= MAX_ATTEMPTS:
+            _give_up(session, submission)
             return None
         submission.status = SubmissionStatus.PROCESSING
         submission.attempts += 1
@@ -269,16 +288,33 @@ def claim_stale(factory: SessionFactory, older_than: timedelta) -> list[int]:
 
     A lost broker message or a task stuck on a dead worker would otherwise leave the user without
     an answer. Each claimed row is touched, so it is claimed again only after another period;
-    the worker's idempotence makes a duplicate task harmless.
+    the worker's idempotence makes a duplicate task harmless. A row already started
+    ``MAX_ATTEMPTS`` times is given up instead.
     """
     with transaction(factory) as session:
         rows = session.scalars(select(Submission).where(
             Submission.status.in_((SubmissionStatus.QUEUED, SubmissionStatus.PROCESSING)),
             Submission.updated_at < utcnow() - older_than,
         ).with_for_update(skip_locked=True)).all()
+        claimed = []
         for row in rows:
             row.updated_at = utcnow()
-        return [row.id for row in rows]
+            if row.attempts >= MAX_ATTEMPTS:
+                _give_up(session, row)
+            else:
+                claimed.append(row.id)
+        return claimed
+
+
+def given_up(factory: SessionFactory, limit: int = 10) -> tuple[int, list[int]]:
+    """How many submissions were given up after ``MAX_ATTEMPTS`` starts, and the latest ids."""
+    condition = (Submission.status == SubmissionStatus.FAILED) & (Submission.error == GAVE_UP)
+    with factory() as session:
+        total = session.scalar(select(func.count()).select_from(Submission)
+                               .where(condition)) or 0
+        latest = session.scalars(select(Submission.id).where(condition)
+                                 .order_by(Submission.id.desc()).limit(limit)).all()
+    return total, list(latest)
 
 
 def mark_picture_delivered(factory: SessionFactory, submission_id: int) -> None:

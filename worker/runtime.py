@@ -19,6 +19,7 @@ from vision.field.annotate import annotate
 from vision.field.learned_red_cells import load_red_cell_finder
 from vision.model.artifact import ModelIntegrityError, verified_card
 from vision.model.classifier import CellClassifier
+from worker.deadline import Deadlines
 
 log = logging.getLogger(__name__)
 # Versions kept in memory at once (about 15 MB each): the laboratory-wide one and a few
@@ -29,6 +30,7 @@ MAX_LOADED_MODELS = 8
 class WorkerRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.deadlines = Deadlines(settings.task_time_limit_seconds)
         # Loaded versions by registry id: the laboratory-wide one and laboratories' own.
         self._loaded: dict[int, CellClassifier] = {}
         self._offered = False  # the configured model is in the registry
@@ -96,6 +98,11 @@ class WorkerRuntime:
         if sha256 is None:
             log.info("submission %s already finished; nothing to do", submission_id)
             return
+        # Limited once its start is recorded, so that every stop counts as an attempt.
+        with self.deadlines.limit(submission_id):
+            self._analyse(submission_id, sha256)
+
+    def _analyse(self, submission_id: int, sha256: str) -> None:
         try:
             image = self.store.open(sha256)
         except (OSError, ValueError) as exc:

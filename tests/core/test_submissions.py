@@ -14,6 +14,8 @@ from core.enums import SubmissionStatus
 from core.registry import register_model
 from core.submissions import (
     ALBUM_SETTLE,
+    GAVE_UP,
+    MAX_ATTEMPTS,
     MAX_DELIVERY_ATTEMPTS,
     Received,
     claim_stale,
@@ -85,6 +87,30 @@ def test_a_submission_left_unfinished_is_claimed_for_requeueing_once_per_period(
         session.execute(update(Submission).values(updated_at=utcnow() - timedelta(hours=1)))
     assert claim_stale(factory, timedelta(minutes=10)) == [outcome.submission_id]
     assert claim_stale(factory, timedelta(minutes=10)) == []  # touched: not again at once
+
+
+def test_a_photo_whose_analysis_never_finishes_is_given_up_after_its_attempts(
+    database_url: str,
+) -> None:
+    factory = _factory(database_url)
+    crashing, hanging = (record_submission(factory, SENDER, Received(5, n, "photo", None, None),
+                                           reply_message_id=n + 1, sha256="d" * 64).submission_id
+                         for n in (11, 13))
+    # Each start is a worker that took the task and died (or hung) before finishing it.
+    for _ in range(MAX_ATTEMPTS):
+        assert start_processing(factory, crashing) is not None
+        assert start_processing(factory, hanging) is not None
+    assert start_processing(factory, crashing) is None  # redelivered once more: given up
+    with transaction(factory) as session:
+        session.execute(update(Submission).values(updated_at=utcnow() - timedelta(hours=1)))
+    assert claim_stale(factory, timedelta(minutes=10)) == []  # the stale pass gives up too
+    with factory() as session:
+        rows = [session.get(Submission, i) for i in (crashing, hanging)]
+        assert all(r is not None and r.status is SubmissionStatus.FAILED and r.error == GAVE_UP
+                   for r in rows)
+    # Its sender is told, once, like any other failure.
+    told = [d.submission_id for d in pending_deliveries(factory)]
+    assert sorted(told) == sorted([crashing, hanging])
 
 
 

@@ -15,10 +15,12 @@ from sqlalchemy import select
 from core.db.models import CellResult, Submission
 from core.db.session import make_engine, make_session_factory
 from core.enums import Role, SubmissionStatus
+from core.submissions import MAX_ATTEMPTS
 from devkit.harness import Stack, running_stack
 from devkit.standin import Fault
 from tests.conftest import PG_ADMIN_URL, fresh_postgres_database, pbc_fixtures
 from tests.faults import RedisServer, TcpLink
+from worker.deadline import EXIT_TIME_LIMIT
 
 CELLS = pbc_fixtures()
 # Short broker and requeue timings so that recovery happens within a test's patience.
@@ -226,3 +228,29 @@ def test_telegram_errors_delay_a_reply_but_deliver_it_once(
     assert not stack.standin.api.state.faults["editMessageText"]  # every planned fault was hit
     # Each failure was followed by a retry of the same edit.
     assert stack.standin.api.state.calls.count("editMessageText") - calls_before >= planned + 1
+
+
+def test_a_photo_that_outlasts_the_time_limit_stops_its_worker_and_is_given_up_at_last(
+    aof_redis: RedisServer, tmp_path: Path,
+) -> None:
+    # A limit no task can meet (a fresh worker loads its model inside the first task).
+    with stack_on(tmp_path, aof_redis.url, HV_TASK_TIME_LIMIT_SECONDS="0.05") as stack:
+        user = stack.new_user()
+        stack.standin.send_photo(user, CELLS["eosinophil"].read_bytes())
+        name = "worker"
+        # Each start is recorded before the limit applies, so every stop is an attempt.
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            worker = stack.children.pop(name)
+            wait_until(lambda w=worker: w.process.poll() is not None, 90, stack,
+                       f"worker {attempt} to stop at the limit")
+            assert worker.process.returncode == EXIT_TIME_LIMIT
+            assert "ran past the 0.05 s time limit" in worker.log()
+            assert stack.submissions(user)[0].attempts == attempt
+            name = f"worker-{attempt + 1}"
+            stack.start_worker(name)
+        # The next worker to receive it gives it up: the sender is told once.
+        told = stack.result_for(user, timeout=90)
+        assert "stopped trying" in (told.text or ""), told.text
+        [row] = stack.submissions(user)
+        assert row.status is SubmissionStatus.FAILED and row.attempts == MAX_ATTEMPTS
+        assert stack.children[name].process.poll() is None  # this worker lives on
