@@ -14,6 +14,7 @@ from telegram.error import TelegramError
 from core.access import Sender
 from core.intake import IntakeError, open_image
 from core.storage import ImageStore, StoredImage
+from core.storage.images import Encoding, encode
 from core.submissions import (
     Received,
     queue_depth,
@@ -38,12 +39,23 @@ class Accepted:
     height: int
 
 
-def _store(data: bytes, store: ImageStore, max_pixels: int, max_bytes: int) -> Accepted:
+JPEG: Encoding = "jpg"
+
+
+class QuotaReached(Exception):
+    """What would be stored does not fit in the storage quota's room."""
+
+
+def _store(data: bytes, store: ImageStore, max_pixels: int, max_bytes: int,
+           room: int | None) -> Accepted:
     # A JPEG is stored as sent, so its pixels are only checked, not kept (full_decode).
     clean = open_image(data, max_pixels=max_pixels, max_bytes=max_bytes, full_decode=False)
-    stored = (store.put_encoded(clean.encoded_jpeg, "jpg") if clean.encoded_jpeg
-              else store.put(clean.image))
-    return Accepted(stored, clean.width, clean.height)
+    encoded, encoding = ((clean.encoded_jpeg, JPEG) if clean.encoded_jpeg
+                         else encode(clean.image))
+    # The quota counts what is stored: a 1.5 MB WebP is kept as a PNG ten times its size.
+    if room is not None and len(encoded) > room:
+        raise QuotaReached(len(encoded))
+    return Accepted(store.put_encoded(encoded, encoding), clean.width, clean.height)
 
 
 async def _queue_depth(services: BotServices) -> int:
@@ -53,15 +65,16 @@ async def _queue_depth(services: BotServices) -> int:
         return 0  # the cap is best effort: a database hiccup is handled when recording
 
 
-async def _storage_full(services: BotServices, size: int) -> bool:
+async def _storage_room(services: BotServices) -> int | None:
+    """Bytes the quota still allows; None without a quota."""
     quota = services.settings.storage_quota_bytes
     if quota is None:
-        return False
+        return None
     try:
         used = await asyncio.to_thread(stored_bytes_total, services.sessions)
     except TRANSIENT:
-        return False  # best effort, as for the queue cap
-    return used + size > quota
+        return None  # best effort, as for the queue cap
+    return quota - used
 
 
 async def _acknowledge(message: Message, services: BotServices, text: str) -> int | None:
@@ -140,9 +153,10 @@ async def receive_image(message: Message, sender: Sender, services: BotServices)
     accepted: Accepted | None = None
     size = attachment.file_size or 0
     data = None
+    room = await _storage_room(services)
     if size > settings.max_upload_bytes:
         rejection = messages.too_large(size, settings.max_upload_bytes)
-    elif await _storage_full(services, size):
+    elif room is not None and size > room:
         log.error("storage quota of %s bytes reached: photo %s/%s refused",
                   settings.storage_quota_bytes, message.chat_id, message.message_id)
         rejection = messages.STORAGE_FULL
@@ -153,10 +167,15 @@ async def receive_image(message: Message, sender: Sender, services: BotServices)
         try:
             accepted = await asyncio.get_running_loop().run_in_executor(
                 services.decoder, _store, data, services.store, settings.max_image_pixels,
-                settings.max_upload_bytes)
+                settings.max_upload_bytes, room)
         except IntakeError as exc:
             log.info("rejected message %s/%s: %s", message.chat_id, message.message_id, exc.code)
             rejection = exc.user_message
+        except QuotaReached as exc:
+            log.error("storage quota of %s bytes reached: photo %s/%s (%s bytes stored) "
+                      "refused", settings.storage_quota_bytes, message.chat_id,
+                      message.message_id, exc.args[0])
+            rejection = messages.STORAGE_FULL
 
     async def tell_busy() -> None:
         await message.reply_text(messages.DATABASE_BUSY, do_quote=True)

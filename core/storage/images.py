@@ -19,24 +19,27 @@ class StoredImage:
     size: int  # bytes as stored
 
 
+def encode(image: Image.Image, *, for_display: bool = False) -> tuple[bytes, Encoding]:
+    """The bytes an image is stored as. Lossless PNG by default. A picture made only to be
+    looked at (the annotated field) is a JPEG: five times quicker to write, and Telegram
+    re-encodes photos as JPEG anyway."""
+    buffer = io.BytesIO()
+    if for_display:
+        # Full-resolution chroma keeps the coloured labels and thin boxes sharp.
+        image.save(buffer, format="JPEG", quality=90, subsampling=0)
+        return buffer.getvalue(), "jpg"
+    # Compress level 1 keeps 12 MP photos quick to write.
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue(), "png"
+
+
 class ImageStore:
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
 
     def put(self, image: Image.Image, *, for_display: bool = False) -> StoredImage:
-        """Store a clean RGB image with no metadata; idempotent for equal content.
-
-        Lossless PNG by default. A picture made only to be looked at (the annotated field) is
-        a JPEG: five times quicker to write, and Telegram re-encodes photos as JPEG anyway.
-        """
-        buffer = io.BytesIO()
-        if for_display:
-            # Full-resolution chroma keeps the coloured labels and thin boxes sharp.
-            image.save(buffer, format="JPEG", quality=90, subsampling=0)
-            return self.put_encoded(buffer.getvalue(), "jpg")
-        # Compress level 1 keeps 12 MP photos quick to write.
-        image.save(buffer, format="PNG", compress_level=1)
-        return self.put_encoded(buffer.getvalue(), "png")
+        """Store a clean RGB image with no metadata; idempotent for equal content."""
+        return self.put_encoded(*encode(image, for_display=for_display))
 
     def put_encoded(self, data: bytes, encoding: Encoding) -> StoredImage:
         """Store already-encoded, already-clean image bytes as they are."""

@@ -6,6 +6,7 @@ acknowledgement and one answer for all of them, nothing lost and nothing twice.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,3 +146,26 @@ def test_a_full_store_refuses_new_photos_with_a_clear_message(stack: Stack) -> N
                             .values(image_purged_at=utcnow(), delivered_at=utcnow()))
     stack.standin.send_photo(user, CELLS["monocyte"].read_bytes())
     stack.standin.wait_for(user, 1, 60, lambda a: "Monocyte" in (a.text or ""))
+
+
+def test_the_quota_counts_what_would_be_stored_not_what_telegram_declares(stack: Stack) -> None:
+    user = stack.new_user()
+    buffer = io.BytesIO()
+    Image.open(CELLS["eosinophil"]).convert("RGB").save(buffer, format="WEBP", quality=80)
+    webp = buffer.getvalue()
+    room = 4 * len(webp)  # room for the WebP as sent, not for the PNG it is stored as
+    filler = record_submission(stack.sessions, Sender(user, None, None),
+                               Received(user, 900_002, "document", None, "old.tif"),
+                               reply_message_id=None, sha256="d" * 64,
+                               stored_bytes=QUOTA - room)
+    try:
+        stack.standin.send_document(user, webp, "cell.webp", "image/webp")
+        [result] = stack.standin.wait_for(user, 1, 60, lambda a: "storage is full"
+                                          in (a.text or "").lower())
+        assert messages.STORAGE_FULL in (result.text or "")
+        refused = [r for r in stack.submissions(user) if r.id != filler.submission_id]
+        assert [r.status.value for r in refused] == ["rejected"] and refused[0].sha256 is None
+    finally:
+        with transaction(stack.sessions) as session:
+            session.execute(update(Submission).where(Submission.id == filler.submission_id)
+                            .values(image_purged_at=utcnow(), delivered_at=utcnow()))
