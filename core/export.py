@@ -74,6 +74,10 @@ def case_csv(rows: list[dict[str, object]]) -> bytes:
     return buffer.getvalue().encode()
 
 
+PICTURE_MISSING = ("Picture not available: the stored photo is gone (deleted after the "
+                   "retention period) or damaged. Its results below are as recorded.")
+
+
 def case_pdf(detail: CaseDetail, store: ImageStore) -> bytes:
     plt = headless_pyplot()
     from matplotlib.backends.backend_pdf import PdfPages
@@ -88,15 +92,19 @@ def case_pdf(detail: CaseDetail, store: ImageStore) -> bytes:
             if sha is None:
                 continue
             try:
-                picture = store.open(sha)
+                picture: Image.Image | None = store.open(sha)
             except (BlobError, OSError):
-                continue  # a missing or corrupted picture is left out, never trusted
+                picture = None  # a missing or corrupted picture is never drawn, but said
             figure = plt.figure(figsize=(8.27, 11.69))
             figure.suptitle(f"Photo {photo.number} · {photo.received_at:%Y-%m-%d %H:%M} UTC · "
                             f"{photo.model_version or 'no model'}", fontsize=11)
             axes = figure.add_axes((0.05, 0.25, 0.9, 0.68))
-            axes.imshow(_thumbnail(picture))
             axes.axis("off")
+            if picture is None:
+                axes.text(0.5, 0.5, PICTURE_MISSING, ha="center", va="center", fontsize=11,
+                          wrap=True)
+            else:
+                axes.imshow(_thumbnail(picture))
             counts = ", ".join(f"{display_name(k)} {v}" for k, v in in_clinical_order(photo.counts))
             figure.text(0.05, 0.2, f"White cells: {counts or 'none'}\n"
                         f"Red cells: {photo.rbc_count or 0} · Platelets: "

@@ -61,7 +61,9 @@ class BlobStore(Protocol):
     shared: bool
 
     def put(self, data: bytes, kind: Kind) -> str:
-        """Store ``data`` (idempotent) and return its SHA-256."""
+        """Store ``data`` (idempotent) and return its SHA-256. A stored copy that no longer
+        matches its name (a damaged disk or row) is replaced: sending the photo again repairs
+        it."""
         ...
 
     def get(self, sha256: str) -> bytes:
@@ -98,8 +100,8 @@ class FolderBlobs:
     def put(self, data: bytes, kind: Kind) -> str:
         digest = sha256_of(data)
         path = self._stem(digest).with_suffix(f".{kind}")
-        if not path.exists():
-            write_atomically(path, data)
+        if not path.exists() or sha256_of(path.read_bytes()) != digest:
+            write_atomically(path, data)  # new, or a damaged copy repaired
         return digest
 
     def get(self, sha256: str) -> bytes:

@@ -50,3 +50,25 @@ def test_another_laboratory_cannot_export_the_case(lab: Lab, tmp_path) -> None: 
     with pytest.raises(AccessDenied):
         export_case(lab.sessions, lab.member(32, group="b"), ImageStore(FolderBlobs(tmp_path)),
                     detail.case_id)
+
+
+def test_a_photo_whose_picture_is_gone_keeps_its_page_and_says_so(
+    lab: Lab, tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    blobs = FolderBlobs(tmp_path)
+    store = ImageStore(blobs)
+    stored = store.put(Image.new("RGB", (64, 48), (200, 120, 160)))
+    tech = lab.member(33)
+    detail, _ = open_case(lab.sessions, tech, "GONE-1")
+    submission = lab.photo(tech, ["monocyte"], mode="field")
+    with lab.sessions.begin() as session:
+        from core.db.models import Submission
+
+        session.get(Submission, submission).sha256 = stored.sha256  # type: ignore[union-attr]
+    blobs.delete(stored.sha256)  # purged after the retention period
+
+    exported = export_case(lab.sessions, tech, store, detail.case_id)
+    pdf = pypdfium2.PdfDocument(exported.pdf_bytes)
+    assert len(pdf) == 2
+    text = " ".join(pdf[1].get_textpage().get_text_range().split())
+    assert "Picture not available" in text and "Monocyte 1" in text

@@ -84,3 +84,10 @@ def test_a_deleted_blob_is_gone_and_deleting_again_says_so(blobs: BlobStore) -> 
     blobs.put(DATA, "png")
     assert blobs.delete(SHA) and not blobs.exists(SHA)
     assert not blobs.delete(SHA)
+
+
+def test_a_corrupted_blob_is_repaired_by_storing_the_same_bytes_again(blobs: BlobStore) -> None:
+    blobs.put(DATA, "png")
+    corrupt(blobs, SHA)
+    assert blobs.put(DATA, "png") == SHA  # the same photo sent again
+    assert blobs.get(SHA) == DATA
