@@ -10,7 +10,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from core.access import AccessDenied, audit, decide
 from core.cases import case_detail, history
 from core.export import export_case
-from core.reviews import confirm, correct, reviewable_cell, reviewable_cells
+from core.reviews import PhotoGone, confirm, correct, reviewable_cell, reviewable_cells
 from vision.labels import ALL_CLASSES
 
 from . import keyboards, messages
@@ -77,6 +77,9 @@ class Callbacks:
             press, action, need = self.buttons[kind]
             if (request := await admit(update, self.services, action, need)) is not None:
                 await press(request, query, parts)
+        except PhotoGone as exc:
+            log.info("callback %r refused: %s", query.data, exc)
+            await refuse(update, messages.PHOTO_GONE)
         except (ValueError, IndexError, KeyError, AccessDenied) as exc:
             # Forged or stale button data: the same answer as for anything not theirs.
             log.info("callback %r refused: %s", query.data, exc)

@@ -37,6 +37,15 @@ class Accepted:
     stored: StoredImage
     width: int
     height: int
+    encoded: bytes  # what was stored, to store again should a purge have taken it meanwhile
+    encoding: Encoding
+
+
+def _ensure_stored(store: ImageStore, accepted: Accepted) -> None:
+    """The same photo sent again may have been named by a purge's list of files to delete
+    while it was being recorded: once the row names it, the file is put back if it went."""
+    if not store.exists(accepted.stored.sha256):
+        store.put_encoded(accepted.encoded, accepted.encoding)
 
 
 JPEG: Encoding = "jpg"
@@ -55,7 +64,8 @@ def _store(data: bytes, store: ImageStore, max_pixels: int, max_bytes: int,
     # The quota counts what is stored: a 1.5 MB WebP is kept as a PNG ten times its size.
     if room is not None and len(encoded) > room:
         raise QuotaReached(len(encoded))
-    return Accepted(store.put_encoded(encoded, encoding), clean.width, clean.height)
+    return Accepted(store.put_encoded(encoded, encoding), clean.width, clean.height, encoded,
+                    encoding)
 
 
 async def _queue_depth(services: BotServices) -> int:
@@ -200,6 +210,8 @@ async def receive_image(message: Message, sender: Sender, services: BotServices)
     if not outcome.created:
         log.info("duplicate update for message %s ignored", message.message_id)
         return
+    if accepted is not None:
+        await asyncio.to_thread(_ensure_stored, services.store, accepted)
     if (ack_id := await _acknowledge(message, services, ack_text)) is not None:
         await with_db_retry(partial(set_reply_message, services.sessions,
                                     outcome.submission_id, ack_id), settings)

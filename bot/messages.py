@@ -147,6 +147,8 @@ RETRAIN_RUNNING = (
 )
 
 
+PHOTO_GONE = ("This photo was deleted after the retention period, so its labels can no longer be "
+              "reviewed: nothing was stored.")
 BAD_ARGUMENT = ("I cannot read that command's argument: use letters, digits and - _ . (up to "
                 "64 characters, no invisible characters). /help lists the commands.")
 NOT_A_PHOTO = (

@@ -57,5 +57,16 @@ def purge_images(factory: SessionFactory, blobs: BlobStore, older_than: timedelt
                 row.image_purged_at = now
     # Files go only once the rows say so: a crash in between leaves a file no row shows,
     # never a row pointing at a file that silently vanished.
-    files = len(names) if dry_run else sum(blobs.delete(sha) for sha in sorted(names))
+    files = len(names) if dry_run else sum(
+        blobs.delete(sha) for sha in sorted(names) if not _named_again(factory, sha))
     return PurgeReport(len(going), files, len(kept_open), len(kept_expert))
+
+
+def _named_again(factory: SessionFactory, sha: str) -> bool:
+    """Whether a row not purged names the file now: the same photo sent again since the
+    purge's transaction. Checked right before each deletion; intake stores its photo again
+    after recording the row (``ensure_stored``), which closes what remains of the window."""
+    with factory() as session:
+        return session.scalar(select(Submission.id).where(
+            (Submission.sha256 == sha) | (Submission.annotated_sha256 == sha),
+            Submission.image_purged_at.is_(None)).limit(1)) is not None

@@ -43,6 +43,16 @@ def _submission_in_group(session: Session, member: Member, submission_id: int) -
     return submission
 
 
+class PhotoGone(Exception):
+    """The result's photo was deleted after the retention period: a label given now could
+    never be learnt from (the cell cannot be cut out again), so none is stored."""
+
+
+def _photo_kept(submission: Submission) -> None:
+    if submission.image_purged_at is not None:
+        raise PhotoGone(f"submission {submission.id}'s photo was purged")
+
+
 def _reviewer(member: Member) -> None:
     if not member.can_review:
         raise AccessDenied("only reviewers may confirm or correct labels")
@@ -82,6 +92,7 @@ def confirm(factory: SessionFactory, member: Member, submission_id: int) -> int:
         submission = _submission_in_group(session, member, submission_id)
         if submission.status is not SubmissionStatus.DONE:
             raise AccessDenied("only finished results can be confirmed")
+        _photo_kept(submission)
         confirmed = 0
         for cell in _classified(submission):
             if cell.expert_label is None:
@@ -104,6 +115,7 @@ def correct(factory: SessionFactory, member: Member, cell_id: int, label: str) -
         if cell is None or cell.kind not in CLASSIFIED_KINDS:
             raise AccessDenied("no such cell in your laboratory")
         submission = _submission_in_group(session, member, cell.submission_id)
+        _photo_kept(submission)
         previous = cell.final_label
         session.add(LabelReview(cell_id=cell.id, reviewer_id=member.user_id,
                                 previous_label=previous, label=label))
@@ -123,11 +135,12 @@ class ExpertExample:
 
 
 def expert_examples(factory: SessionFactory, group_id: int | None = None) -> list[ExpertExample]:
-    """Every expert-labelled cell (confirmed or corrected), oldest first; with ``group_id``,
-    only those of that laboratory's cases."""
+    """Every expert-labelled cell (confirmed or corrected) whose photo is still kept, oldest
+    first; with ``group_id``, only those of that laboratory's cases."""
     query = (select(CellResult, Submission.sha256, Submission.mode)
              .join(Submission, Submission.id == CellResult.submission_id)
-             .where(CellResult.expert_label.is_not(None), Submission.sha256.is_not(None))
+             .where(CellResult.expert_label.is_not(None), Submission.sha256.is_not(None),
+                    Submission.image_purged_at.is_(None))
              .order_by(CellResult.id))
     if group_id is not None:
         query = query.join(Case, Case.id == Submission.case_id).where(Case.group_id == group_id)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from core.reviews import ExpertExample
 from core.storage import ImageStore
+from core.storage.blobs import BlobError
 from vision.data import Sample, index_image_folder
 from vision.field.analyse import framed_cell
 from vision.field.detect import box_centre
@@ -64,12 +65,27 @@ def expert_crop(image: Image.Image, example: ExpertExample) -> Image.Image:
     return framed_cell(image, None if example.whole_image else box_centre(example.box))
 
 
-def expert_tensors(examples: Sequence[ExpertExample], store: ImageStore, size: int,
+def readable_crops(examples: Sequence[ExpertExample], store: ImageStore,
+                   ) -> tuple[list[tuple[ExpertExample, Image.Image]], int]:
+    """Each example with its cell as the classifier saw it, leaving out (and counting) those
+    whose stored photo is missing or damaged: one lost file must not stop a training run."""
+    crops, unreadable = [], 0
+    for example in examples:
+        try:
+            image = store.open(example.image_sha256)
+        except (BlobError, OSError):
+            unreadable += 1
+            continue
+        crops.append((example, expert_crop(image, example)))
+    return crops, unreadable
+
+
+def expert_tensors(crops: Sequence[tuple[ExpertExample, Image.Image]], size: int,
                    classes: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """The expert cells as ``size`` squares, like the cache of the base data."""
-    images = torch.empty((len(examples), 3, size, size), dtype=torch.uint8)
-    for index, example in enumerate(examples):
-        crop = square_crop(expert_crop(store.open(example.image_sha256), example), size)
-        images[index] = torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1)
-    labels = torch.tensor([list(classes).index(e.label) for e in examples], dtype=torch.long)
+    images = torch.empty((len(crops), 3, size, size), dtype=torch.uint8)
+    for index, (_example, crop) in enumerate(crops):
+        square = square_crop(crop, size)
+        images[index] = torch.from_numpy(np.asarray(square).copy()).permute(2, 0, 1)
+    labels = torch.tensor([list(classes).index(e.label) for e, _crop in crops], dtype=torch.long)
     return images, labels

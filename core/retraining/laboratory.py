@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from core import registry
-from core.retraining.dataset import expert_crop, learnable
+from core.retraining.dataset import learnable, readable_crops
 from core.retraining.gate import GateDecision, decide
 from core.retraining.run import ProgressSink, RetrainOutcome, RetrainSetup
 from core.reviews import ExpertExample, expert_examples
@@ -63,15 +63,18 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     if base_ref is None or serving_ref is None:
         raise RuntimeError("no active model to adapt")
     model, card, detector = load_artifact(setup.models.local_path(base_ref))
-    examples = learnable(expert_examples(setup.sessions, group_id), card.classes)
+    readable, unreadable = readable_crops(
+        learnable(expert_examples(setup.sessions, group_id), card.classes), setup.store)
+    examples = [example for example, _crop in readable]
     if len(examples) < MIN_EXPERT_CELLS:
         raise NotEnoughCells(f"{group_name} has {len(examples)} expert-labelled cell(s); an "
                              f"adaptation needs at least {MIN_EXPERT_CELLS} (review some first)")
     learn, held = split_held_out(examples)
-    crops = {id(e): expert_crop(setup.store.open(e.image_sha256), e) for e in examples}
+    crops = {id(e): crop for e, crop in readable}
     if detector is None:
         raise RuntimeError(f"{base_ref.version} has no rejection step to replay its classes from")
-    sink("adapting", {"expert_examples": len(learn), "held_out": len(held)})
+    sink("adapting", {"expert_examples": len(learn), "held_out": len(held),
+                      "unreadable_photos": unreadable})
     adapted = adapt_model(model, detector, card.classes, card.preprocess, card.temperature,
                           [crops[id(e)] for e in learn],
                           [card.classes.index(e.label) for e in learn], AdaptConfig(),

@@ -21,6 +21,7 @@ from core.retraining.dataset import (
     load,
     per_class_sample,
     proportional_sample,
+    readable_crops,
 )
 from core.retraining.gate import GateDecision, decide
 from core.reviews import expert_examples
@@ -163,8 +164,10 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     size = cache_size_for(crop)
 
     classes = parent_card.classes
-    examples = learnable(expert_examples(setup.sessions), classes)
-    expert_images, expert_labels = expert_tensors(examples, setup.store, size, classes)
+    crops, unreadable = readable_crops(learnable(expert_examples(setup.sessions), classes),
+                                       setup.store)
+    examples = [example for example, _crop in crops]
+    expert_images, expert_labels = expert_tensors(crops, size, classes)
     quiet: Callable[[str], None] = lambda _message: None  # noqa: E731
     replay = (per_class_sample(setup.base_data / "train", classes, config.replay_per_class,
                                config.seed)
@@ -181,7 +184,7 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     images = torch.cat([replay_images, *[expert_images] * config.expert_repeats])
     labels = torch.cat([replay_labels, *[expert_labels] * config.expert_repeats])
     sink("data ready", {"expert_examples": len(examples), "replay_examples": len(replay),
-                        "test_images": len(test)})
+                        "test_images": len(test), "unreadable_photos": unreadable})
 
     history = _train(model, images, labels, (val_images, val_labels), config, crop, sink)
 

@@ -4,7 +4,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from PIL import Image
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
 
 from core.cases import open_case
 from core.db.models import CellResult, Submission, utcnow
@@ -91,3 +92,28 @@ def test_a_dry_run_deletes_nothing(lab: Lab, tmp_path: Path) -> None:
     report = purge_images(lab.sessions, blobs, PERIOD, utcnow(), dry_run=True)
     assert (report.photos, report.files_deleted) == (1, 1)
     assert row(lab, old).image_purged_at is None and store.exists(row(lab, old).sha256)
+
+
+def test_a_photo_sent_again_while_the_purge_runs_keeps_its_file(lab: Lab, tmp_path: Path) -> None:
+    blobs = FolderBlobs(tmp_path)
+    store = ImageStore(blobs)
+    old = photo(lab, store, 48, "teal", age_days=90)
+    sha = row(lab, old).sha256
+    again = lab.photo(lab.member(49), ["neutrophil"])
+    resent: list[int] = []
+
+    @event.listens_for(Session, "after_commit")
+    def send_it_again(_session: Session) -> None:
+        # Right after the purge's transaction marked the old row: the same photo arrives.
+        if not resent:
+            resent.append(0)
+            with lab.sessions.begin() as session:
+                session.execute(update(Submission).where(Submission.id == again)
+                                .values(sha256=sha))
+
+    try:
+        report = purge_images(lab.sessions, blobs, PERIOD, utcnow())
+    finally:
+        event.remove(Session, "after_commit", send_it_again)
+    assert resent and report.photos == 1 and report.files_deleted == 0
+    assert store.exists(sha)  # the new row's photo is still there

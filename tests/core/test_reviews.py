@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
 from core.access import AccessDenied
+from core.db.models import Submission, utcnow
+from core.db.session import transaction
 from core.enums import Role
-from core.reviews import confirm, correct, expert_examples, reviewable_cell, reviewable_cells
+from core.reviews import (
+    PhotoGone,
+    confirm,
+    correct,
+    expert_examples,
+    reviewable_cell,
+    reviewable_cells,
+)
 from tests.core.conftest import Lab
 
 
@@ -54,3 +64,20 @@ def test_an_unknown_class_is_refused(lab: Lab) -> None:
     [cell] = reviewable_cells(lab.sessions, reviewer, lab.photo(reviewer, ["monocyte"]))
     with pytest.raises(ValueError):
         correct(lab.sessions, reviewer, cell.cell_id, "dragon")
+
+
+def test_a_purged_photos_result_can_no_longer_be_reviewed_nor_learnt_from(lab: Lab) -> None:
+    reviewer = lab.member(25, Role.REVIEWER)
+    kept = lab.photo(reviewer, ["eosinophil"])
+    purged = lab.photo(reviewer, ["lymphocyte", "monocyte"], mode="field")
+    assert confirm(lab.sessions, reviewer, kept) == 1
+    cell = reviewable_cells(lab.sessions, reviewer, purged)[0]
+    with transaction(lab.sessions) as session:
+        session.execute(update(Submission).where(Submission.id == purged)
+                        .values(image_purged_at=utcnow()))
+    # An old button pressed after the purge: nothing is stored.
+    with pytest.raises(PhotoGone):
+        confirm(lab.sessions, reviewer, purged)
+    with pytest.raises(PhotoGone):
+        correct(lab.sessions, reviewer, cell.cell_id, "basophil")
+    assert [e.label for e in expert_examples(lab.sessions)] == ["eosinophil"]

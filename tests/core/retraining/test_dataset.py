@@ -16,8 +16,10 @@ from core.retraining.dataset import (
     learnable,
     per_class_sample,
     proportional_sample,
+    readable_crops,
 )
 from core.reviews import ExpertExample
+from core.storage import FolderBlobs, ImageStore
 from lab.bccd import read_boxes
 from tests.conftest import FIXTURES, pbc_fixtures
 from vision.field.analyse import frame_side
@@ -106,3 +108,21 @@ def test_an_experts_field_cell_is_centred_on_its_box_at_pbcs_framing() -> None:
     seen = crop.crop((middle - 10, middle - 10, middle + 10, middle + 10))
     assert np.abs(np.asarray(seen, dtype=np.float32)
                   - np.asarray(expected, dtype=np.float32)).mean() < 1.0
+
+
+def test_an_expert_cell_whose_photo_is_missing_or_damaged_is_left_out_and_counted(
+    tmp_path: Path,
+) -> None:
+    blobs = FolderBlobs(tmp_path)
+    store = ImageStore(blobs)
+    cells = [store.put(Image.open(pbc_fixtures()[label]).convert("RGB")).sha256
+             for label in ("lymphocyte", "monocyte", "eosinophil")]
+    blobs.delete(cells[1])  # purged behind the row's back
+    damaged = blobs.path_of(cells[2])
+    assert damaged is not None
+    damaged.write_bytes(b"X" + damaged.read_bytes()[1:])
+    examples = [ExpertExample(sha, (0, 0, 9, 9), whole_image=True, label="lymphocyte")
+                for sha in cells]
+    crops, unreadable = readable_crops(examples, store)
+    assert [example.image_sha256 for example, _crop in crops] == [cells[0]]
+    assert unreadable == 2
