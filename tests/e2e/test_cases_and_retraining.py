@@ -17,9 +17,10 @@ from pathlib import Path
 import pypdfium2
 import pytest
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from core.db.models import AuditEvent, CellResult, LabelReview, ModelVersion, Submission
+from core.db.models import AuditEvent, CellResult, LabelReview, ModelVersion, Submission, utcnow
+from core.db.session import transaction
 from core.enums import Role
 from devkit.harness import Stack, running_stack
 from devkit.standin import BotAction
@@ -247,6 +248,25 @@ def test_a_reviewers_correction_is_stored_and_appears_in_the_history(stack: Stac
     assert "Case total: 1 white cells: Monocyte 1 (100%)" in (shown.text or "")
     [listing] = say(stack, reviewer, "/history")
     assert "REV-1: 1 photo(s), 1 white cell(s), 1 correction(s)" in (listing.text or "")
+
+
+def test_a_button_of_a_purged_photo_says_the_photo_is_gone_and_stores_nothing(
+    stack: Stack,
+) -> None:
+    reviewer = stack.new_user(role=Role.REVIEWER)
+    say(stack, reviewer, "/case OLD-1")
+    submission = send_cell(stack, reviewer, "lymphocyte")
+    result = stack.result_for(reviewer)
+    with transaction(stack.sessions) as session:  # what the retention purge does
+        session.execute(update(Submission).where(Submission.id == submission.id)
+                        .values(image_purged_at=utcnow()))
+    [answer] = press(stack, reviewer, result.message_id, f"ok:{submission.id}")
+    assert answer.method == "answerCallbackQuery" and "deleted after the retention period" \
+        in (answer.text or "")
+    with stack.sessions() as session:
+        cell = session.scalars(select(CellResult).where(
+            CellResult.submission_id == submission.id)).one()
+        assert cell.expert_label is None
 
 
 def _version_of(stack: Stack, user: int, label: str = "neutrophil") -> str:
