@@ -6,6 +6,7 @@ acknowledgement and one answer for all of them, nothing lost and nothing twice.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 from collections.abc import Iterator
@@ -126,24 +127,37 @@ def test_an_album_whose_acknowledgement_fails_is_still_answered_once(stack: Stac
     assert result.method == "sendMessage" and "Album of 2 photos" in (result.text or "")
 
 
-def test_a_full_store_refuses_new_photos_with_a_clear_message(stack: Stack) -> None:
-    user = stack.new_user()
-    # Earlier uploads (recorded as the bot records them) fill the store to its quota.
+@contextlib.contextmanager
+def store_filled(stack: Stack, user: int, stored_bytes: int) -> Iterator[None]:
+    """Earlier uploads (recorded as the bot records them) fill the store to ``stored_bytes``;
+    afterwards they no longer count, as after the retention purge."""
     filler = record_submission(stack.sessions, Sender(user, None, None),
-                               Received(user, 900_001, "document", None, "old.tif"),
-                               reply_message_id=None, sha256="c" * 64, stored_bytes=QUOTA)
+                               Received(user, 900_000 + user, "document", None, "old.tif"),
+                               reply_message_id=None, sha256=f"{user:064x}",
+                               stored_bytes=stored_bytes)
     try:
-        stack.standin.send_photo(user, CELLS["neutrophil"].read_bytes())
-        [result] = stack.standin.wait_for(user, 1, 60, lambda a: "storage is full"
-                                          in (a.text or "").lower())
-        assert messages.STORAGE_FULL in (result.text or "")
-        refused = [r for r in stack.submissions(user) if r.id != filler.submission_id]
-        assert [r.status.value for r in refused] == ["rejected"] and refused[0].sha256 is None
+        yield
     finally:
-        # What the retention purge does: the old upload's bytes no longer count.
         with transaction(stack.sessions) as session:
             session.execute(update(Submission).where(Submission.id == filler.submission_id)
                             .values(image_purged_at=utcnow(), delivered_at=utcnow()))
+
+
+def refused_as_full(stack: Stack, user: int) -> None:
+    """The user's one new upload was answered "storage is full" and nothing was stored."""
+    [result] = stack.standin.wait_for(user, 1, 60, lambda a: "storage is full"
+                                      in (a.text or "").lower())
+    assert messages.STORAGE_FULL in (result.text or "")
+    refused = [r for r in stack.submissions(user) if r.source != "document"
+               or r.file_name != "old.tif"]
+    assert [r.status.value for r in refused] == ["rejected"] and refused[0].sha256 is None
+
+
+def test_a_full_store_refuses_new_photos_with_a_clear_message(stack: Stack) -> None:
+    user = stack.new_user()
+    with store_filled(stack, user, QUOTA):
+        stack.standin.send_photo(user, CELLS["neutrophil"].read_bytes())
+        refused_as_full(stack, user)
     stack.standin.send_photo(user, CELLS["monocyte"].read_bytes())
     stack.standin.wait_for(user, 1, 60, lambda a: "Monocyte" in (a.text or ""))
 
@@ -153,19 +167,7 @@ def test_the_quota_counts_what_would_be_stored_not_what_telegram_declares(stack:
     buffer = io.BytesIO()
     Image.open(CELLS["eosinophil"]).convert("RGB").save(buffer, format="WEBP", quality=80)
     webp = buffer.getvalue()
-    room = 4 * len(webp)  # room for the WebP as sent, not for the PNG it is stored as
-    filler = record_submission(stack.sessions, Sender(user, None, None),
-                               Received(user, 900_002, "document", None, "old.tif"),
-                               reply_message_id=None, sha256="d" * 64,
-                               stored_bytes=QUOTA - room)
-    try:
+    # Room for the WebP as sent, not for the PNG it is stored as.
+    with store_filled(stack, user, QUOTA - 4 * len(webp)):
         stack.standin.send_document(user, webp, "cell.webp", "image/webp")
-        [result] = stack.standin.wait_for(user, 1, 60, lambda a: "storage is full"
-                                          in (a.text or "").lower())
-        assert messages.STORAGE_FULL in (result.text or "")
-        refused = [r for r in stack.submissions(user) if r.id != filler.submission_id]
-        assert [r.status.value for r in refused] == ["rejected"] and refused[0].sha256 is None
-    finally:
-        with transaction(stack.sessions) as session:
-            session.execute(update(Submission).where(Submission.id == filler.submission_id)
-                            .values(image_purged_at=utcnow(), delivered_at=utcnow()))
+        refused_as_full(stack, user)
