@@ -19,7 +19,8 @@ DEFAULT_MODEL_PATH = WEIGHTS_DIR / "pbc-bionet-lite0-v7.safetensors"
 PREVIOUS_MODEL_PATH = WEIGHTS_DIR / "pbc-lite0-ft-v5.safetensors"
 # Names blasts and the other abnormal classes beside the normal eight, but costs other
 # laboratories' normal cells (BENCHMARKS.md): a choice for a deployment, not the default.
-ABNORMAL_MODEL_PATH = WEIGHTS_DIR / "hv-lite0-v9-abnormal.safetensors"
+# (v9, beside it, is where its recipe starts.)
+ABNORMAL_MODEL_PATH = WEIGHTS_DIR / "hv-lite0-v10-abnormal.safetensors"
 # Red-cell centre network (weights .safetensors and card .json share this stem).
 DEFAULT_RED_CELL_MODEL_PATH = WEIGHTS_DIR / "rbc-centres-v3"
 

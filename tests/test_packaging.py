@@ -25,7 +25,7 @@ def test_the_wheel_ships_the_product_its_weights_and_migrations_but_no_test_supp
     assert "vision/weights/pbc-bionet-lite0-v7.safetensors" in names
     assert "vision/weights/pbc-lite0-ft-v5.safetensors" in names  # the rollback model
     assert "vision/weights/rbc-centres-v3.safetensors" in names
-    assert "vision/weights/hv-lite0-v9-abnormal.safetensors" in names  # names blasts
+    assert "vision/weights/hv-lite0-v10-abnormal.safetensors" in names  # names blasts
     assert "migrations/env.py" in names and "migrations/script.py.mako" in names
     assert any(name.startswith("migrations/versions/0001_") for name in names)
 
