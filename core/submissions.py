@@ -130,9 +130,9 @@ GAVE_UP = (f"Its analysis was started {MAX_ATTEMPTS} times and never finished (a
            "stopped on it), so I stopped trying. It is kept for an administrator to look at.")
 
 
-def _give_up(session: Session, submission: Submission) -> None:
+def _fail(session: Session, submission: Submission, error: str) -> None:
     submission.status = SubmissionStatus.FAILED
-    submission.error = GAVE_UP
+    submission.error = error[:2000]
     submission.finished_at = utcnow()
     announce_result(session)
 
@@ -145,7 +145,7 @@ def start_processing(factory: SessionFactory, submission_id: int) -> str | None:
         if submission is None or submission.status in FINISHED_STATUSES:
             return None
         if submission.attempts >= MAX_ATTEMPTS:
-            _give_up(session, submission)
+            _fail(session, submission, GAVE_UP)
             return None
         submission.status = SubmissionStatus.PROCESSING
         submission.attempts += 1
@@ -212,10 +212,7 @@ def record_failure(factory: SessionFactory, submission_id: int, error: str) -> N
         submission = session.get(Submission, submission_id, with_for_update=True)
         if submission is None or submission.status in FINISHED_STATUSES:
             return
-        submission.status = SubmissionStatus.FAILED
-        submission.error = error[:2000]
-        submission.finished_at = utcnow()
-        announce_result(session)
+        _fail(session, submission, error)
 
 
 def set_reply_message(factory: SessionFactory, submission_id: int, reply_message_id: int) -> None:
@@ -300,7 +297,7 @@ def claim_stale(factory: SessionFactory, older_than: timedelta) -> list[int]:
         for row in rows:
             row.updated_at = utcnow()
             if row.attempts >= MAX_ATTEMPTS:
-                _give_up(session, row)
+                _fail(session, row, GAVE_UP)
             else:
                 claimed.append(row.id)
         return claimed

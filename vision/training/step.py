@@ -49,10 +49,10 @@ def train_step(model: EfficientNetLite, optimiser: torch.optim.Optimizer,
     for group in optimiser.param_groups:
         group["lr"] = lr
     with autocast or nullcontext():
-        logits = model(x)
-    loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+        logits = model(x).float()
+    loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
     if teacher is not None:
-        loss = loss + teacher.weight * teacher.disagreement(x, logits.float(), autocast)
+        loss = loss + teacher.weight * teacher.disagreement(x, logits, autocast)
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     optimiser.step()
