@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from tests.conftest import pbc_fixtures
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -112,6 +114,17 @@ def bombs() -> list[Upload]:
         Upload("bomb-real-144mp.png", zero_bytes_highly_compressible, "image/png"),
         Upload("gif-huge-screen.gif", _gif_claiming(65_535, 65_535), "image/gif"),
     ]
+
+
+def scan_bomb(extra_scans: int) -> bytes:
+    """A real progressive JPEG of a cell, its last scan repeated ``extra_scans`` more times
+    before the end of the image: the shape of a scan bomb (each scan is another pass)."""
+    buffer = io.BytesIO()
+    Image.open(pbc_fixtures()["neutrophil"]).convert("RGB").save(
+        buffer, format="JPEG", progressive=True, quality=90)
+    data = buffer.getvalue()
+    last = data.rfind(b"\xff\xda")
+    return data[:-2] + data[last:-2] * extra_scans + data[-2:]
 
 
 def _gif_claiming(width: int, height: int) -> bytes:

@@ -8,6 +8,7 @@ from PIL import Image, ImageOps
 from core.intake import IntakeError, open_image
 from core.jpeg import scan_count
 from tests.conftest import heic_bytes, jpeg_bytes, pbc_fixtures
+from tests.hostile import scan_bomb
 
 LIMITS = {"max_pixels": 50_000_000, "max_bytes": 20_000_000}
 
@@ -164,22 +165,11 @@ def test_a_truncated_jpeg_is_refused_even_when_only_checked() -> None:
     assert refused.value.code == "corrupt"
 
 
-def _progressive_jpeg(extra_scans: int) -> bytes:
-    """A real progressive JPEG of a cell, its last scan repeated ``extra_scans`` more times
-    before the end of the image: the shape of a scan bomb (each scan is another pass)."""
-    buffer = io.BytesIO()
-    Image.open(pbc_fixtures()["neutrophil"]).convert("RGB").save(
-        buffer, format="JPEG", progressive=True, quality=90)
-    data = buffer.getvalue()
-    last = data.rfind(b"\xff\xda")
-    return data[:-2] + data[last:-2] * extra_scans + data[-2:]
-
-
 def test_a_progressive_photo_opens_and_a_jpeg_of_hundreds_of_scans_is_refused_unread() -> None:
-    photo = _progressive_jpeg(0)
+    photo = scan_bomb(0)
     assert 2 < scan_count(photo) <= 12  # libjpeg's progressive script
     assert open_image(photo, max_pixels=10**8, max_bytes=10**8).image.size == (256, 258)
     with pytest.raises(IntakeError) as refused:
-        open_image(_progressive_jpeg(500), max_pixels=10**8, max_bytes=10**8)
+        open_image(scan_bomb(500), max_pixels=10**8, max_bytes=10**8)
     assert refused.value.code == "too_many_scans"
     assert "as the camera saved it" in refused.value.user_message

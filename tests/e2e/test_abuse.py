@@ -14,7 +14,7 @@ from core.storage import FolderBlobs
 from devkit.harness import Stack, running_stack
 from devkit.standin import BotAction
 from tests.conftest import fresh_postgres_database, pbc_fixtures
-from tests.hostile import Upload, bombs, corpus, not_images
+from tests.hostile import Upload, bombs, corpus, not_images, scan_bomb
 
 CELLS = pbc_fixtures()
 PHOTO_LIMIT = 4
@@ -123,3 +123,14 @@ def test_a_file_name_never_becomes_a_storage_path(stack: Stack) -> None:
     with stack.sessions() as session:
         assert session.scalars(select(CellResult).where(
             CellResult.submission_id == submission.id)).one().label == "lymphocyte"
+
+
+def test_a_scan_bomb_is_refused_unread_while_a_colleagues_photo_is_answered(stack: Stack) -> None:
+    bomber, colleague = stack.new_user(), stack.new_user()
+    stack.standin.send_document(bomber, scan_bomb(2000), "scans.jpg", "image/jpeg")
+    stack.standin.send_photo(colleague, CELLS["monocyte"].read_bytes())
+    refused = stack.result_for(bomber, timeout=60).text or ""
+    assert "built of 20" in refused and "scans" in refused, refused
+    assert "Monocyte" in (stack.result_for(colleague, timeout=90).text or "")
+    [row] = stack.submissions(bomber)
+    assert row.status.value == "rejected" and row.sha256 is None  # nothing stored or queued
