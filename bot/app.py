@@ -38,6 +38,7 @@ COMMANDS = [
     BotCommand("history", "recent cases of your laboratory"),
     BotCommand("export", "CSV and PDF of a case: /export REF"),
     BotCommand("models", "model versions (admins)"),
+    BotCommand("stats", "your laboratory's agreement with the bot, and its trust (admins)"),
     BotCommand("retrain", "retrain with the experts' corrections (admins)"),
     BotCommand("adapt", "a model version for your laboratory, from its experts' cells (admins)"),
     BotCommand("promote", "make a model version active (admins)"),

@@ -6,10 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram.error import TelegramError
 
 from core.access import AccessDenied, audit, decide
 from core.cases import case_detail, history
 from core.export import export_case
+from core.laboratory import propose_adaptation
 from core.reviews import PhotoGone, confirm, correct, reviewable_cell, reviewable_cells
 from vision.labels import ALL_CLASSES
 
@@ -124,6 +126,7 @@ class Callbacks:
         count = await request.run(confirm, request.member, parts[0])
         text = messages.confirmed(count, request.member)
         await _respond(query, text, answer=text)
+        await self._propose(request, query)
 
     async def review_menu(self, request: Request, query: CallbackQuery,
                           parts: list[int]) -> None:
@@ -143,6 +146,21 @@ class Callbacks:
         result = await request.run(correct, request.member, cell_id, ALL_CLASSES[class_index])
         await _respond(query, messages.corrected(result, request.member), edit=True,
                        answer="Stored")
+        await self._propose(request, query)
+
+    async def _propose(self, request: Request, query: CallbackQuery) -> None:
+        """Tell the laboratory's admins, once, when its experts' reviews make an adaptation
+        worth running."""
+        proposal = await request.run(propose_adaptation, request.member.group_id,
+                                     self.services.settings.propose_adaptation_after)
+        if proposal is None:
+            return
+        text = messages.adaptation_proposed(proposal)
+        for chat_id in proposal.admin_chat_ids:
+            try:
+                await query.get_bot().send_message(chat_id, text)
+            except TelegramError as exc:  # an admin who blocked the bot must not stop the rest
+                log.warning("adaptation proposal to %s not delivered: %s", chat_id, exc)
 
 
 async def _respond(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None,

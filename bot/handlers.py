@@ -15,6 +15,7 @@ from core.access import AccessDenied, Member, admin_chat_ids, assign_group, audi
 from core.cases import CaseDetail, InvalidReference, case_detail, find_case, history, open_case
 from core.enums import Role
 from core.export import CaseExport, differential_chart_png, export_case
+from core.laboratory import group_id_named, standing
 from core.retraining.jobs import JobAlreadyRunning, NoLaboratory, attach_message, request_job
 
 from . import keyboards, messages
@@ -192,6 +193,21 @@ class Handlers:
             return
         entries = await request.run(registry.list_models, 10, request.member)
         await reply_pages(request.message, messages.models_text(entries))
+
+    @guarded("stats", Need.ADMIN)
+    async def stats(self, request: Request, context: Context) -> None:
+        if (message := request.message) is None:
+            return
+        member = request.member
+        group_id = member.group_id
+        # Owners answer for every laboratory; a laboratory's admins for their own.
+        if context.args and member.is_owner:
+            group_id = await request.run(group_id_named, context.args[0])
+        if group_id is None:
+            await message.reply_text(messages.STATS_NO_GROUP)
+            return
+        found = await request.run(standing, group_id)
+        await reply_pages(message, messages.standing_text(found))
 
     @guarded("promote", Need.ADMIN)
     async def promote(self, request: Request, context: Context) -> None:

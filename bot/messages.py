@@ -7,10 +7,12 @@ from datetime import timedelta
 from core.access import Member
 from core.cases import CaseDetail, HistoryPage
 from core.enums import JobStatus, Role, SubmissionStatus
+from core.laboratory import Proposal, Standing
 from core.registry import ModelEntry
 from core.retraining.jobs import JobReport
 from core.reviews import ReviewableCell, Reviewed
 from core.submissions import GAVE_UP, CellView, Delivery
+from core.trust import TRUST_REASONS
 from vision.field.results import in_clinical_order, reasons_in_words
 from vision.findings import findings, of_counts
 from vision.labels import display_name
@@ -96,7 +98,8 @@ def help_text(bot_username: str) -> str:
         "they go to today's automatic case.\n"
         "Commands: /case REF, /history, /export REF, /help\n"
         "Reviewers confirm or correct labels with the buttons under each result.\n"
-        "Admins: /retrain, /adapt, /models, /promote VERSION, /rollback, /group USER_ID NAME\n\n"
+        "Admins: /stats, /retrain, /adapt, /models, /promote VERSION, /rollback, "
+        "/group USER_ID NAME\n\n"
         + DISCLAIMER
     )
 
@@ -208,7 +211,8 @@ def result_text(delivery: Delivery) -> str:
     models = f"Model: {delivery.model_version}"
     if delivery.red_cell_model:
         models += f" · red cells: {delivery.red_cell_model}"
-    tail = "\n".join(["", models, DISCLAIMER])
+    trust = [delivery.trust.line()] if delivery.trust is not None and delivery.classified else []
+    tail = "\n".join(["", *trust, models, DISCLAIMER])
     # The result is an edit of one message: a crowded field's list is shortened, never the
     # model line or the disclaimer.
     return fit("\n".join(lines), TEXT_LIMIT - telegram_length(tail)) + tail
@@ -245,7 +249,9 @@ def album_text(album: list[Delivery]) -> str:
     lines += [f"Photo {number}: {_album_line(delivery)}"
               for number, delivery in enumerate(album, start=1)]
     versions = sorted({d.model_version for d in album if d.model_version})
-    tail = "\n".join(["", f"Model: {', '.join(versions) or '-'}", DISCLAIMER])
+    # The photos of an album are answered together: the last one's trust is the laboratory's.
+    trusts = [d.trust.line() for d in album if d.trust is not None and d.classified][-1:]
+    tail = "\n".join(["", *trusts, f"Model: {', '.join(versions) or '-'}", DISCLAIMER])
     return fit("\n".join(lines), TEXT_LIMIT - telegram_length(tail)) + tail
 
 
@@ -273,10 +279,15 @@ def album_caption(number: int, delivery: Delivery) -> str:
 
 def _label_line(cell: CellView) -> str:
     text = f"{display_name(cell.label or '')}: {_percent(cell.confidence or 0.0)}"
-    if cell.review:
+    own = [reason for reason in cell.reasons if reason not in TRUST_REASONS]
+    if cell.review and (own or not cell.reasons):
         text += "  ⚠️ please review"
-        if why := reasons_in_words(cell.reasons):
+        if why := reasons_in_words(own):
             text += f": {'; '.join(why)}"
+    elif cell.review:
+        # Only the laboratory's trust asks for it (the reply's trust line says why): quieter
+        # than the model's own doubt, which must stand out among them.
+        text += "  · to confirm"
     return text
 
 
@@ -437,6 +448,39 @@ def _expert_cells_line(counts: dict[str, int] | None) -> list[str]:
         return []
     return [f"Expert-labelled cells given the expert's label: {counts['candidate']} of "
             f"{counts['of']} (active model: {counts['active']})."]
+
+
+def adaptation_proposed(proposal: Proposal) -> str:
+    return (f"📚 {proposal.group}: your experts have reviewed {proposal.new_cells} cells since "
+            f"the laboratory's last own model version, and kept the bot's first answer for "
+            f"{proposal.agreement.share:.0%} of them.\n"
+            "/adapt makes a version of the model for your laboratory from its experts' cells: "
+            "it learns from three quarters of them and replaces the version serving you only "
+            "if it names the other quarter better (you see both). /stats shows the agreement "
+            "per week and per class.")
+
+
+STATS_NO_GROUP = "No such laboratory (owners: /stats NAME; admins: /stats for your own)."
+
+
+def standing_text(found: Standing) -> str:
+    """A laboratory's agreement with the bot and the trust of its serving version, for its
+    admins."""
+    report = found.agreement
+    lines = [f"📈 {found.group}: served by {found.version or '-'}",
+             f"Your experts kept the bot's first answer for {report.overall.text()} reviewed "
+             "cells."]
+    if report.weeks:
+        lines.append("Per week of review:")
+        lines += [f"   {week:%d %b %Y}: {value.text()}" for week, value in report.weeks[-8:]]
+    if report.versions:
+        lines.append("Per model version:")
+        lines += [f"   {version}: {value.text()}" for version, value in report.versions.items()]
+    if report.classes:
+        lines.append("Per class (your experts' label):")
+        lines += [f"   {display_name(label)}: {value.text()}" for label, value in report.classes]
+    lines.append(found.trust.line())
+    return "\n".join(lines)
 
 
 def job_text(report: JobReport) -> str:

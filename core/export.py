@@ -15,6 +15,7 @@ from core.access import AccessDenied, Member
 from core.cases import CaseDetail, case_detail
 from core.db.models import CellResult
 from core.db.session import SessionFactory
+from core.laboratory import Standing, group_id_named, standing
 from core.storage import BlobError, ImageStore
 from vision.field.results import in_clinical_order
 from vision.findings import of_counts
@@ -78,14 +79,21 @@ PICTURE_MISSING = ("Picture not available: the stored photo is gone (deleted aft
                    "retention period) or damaged. Its results below are as recorded.")
 
 
-def case_pdf(detail: CaseDetail, store: ImageStore) -> bytes:
+def standing_footer(found: Standing) -> str:
+    """The laboratory's agreement with the bot, on every page of its reports."""
+    return (f"{found.group}'s experts kept the bot's first answer for "
+            f"{found.agreement.overall.text()} reviewed cells (serving {found.version or '-'}). "
+            f"{found.trust.summary()}")
+
+
+def case_pdf(detail: CaseDetail, store: ImageStore, footer: str = "") -> bytes:
     plt = headless_pyplot()
     from matplotlib.backends.backend_pdf import PdfPages
 
     buffer = io.BytesIO()
     with PdfPages(buffer, metadata={"Title": f"HematoVision case {detail.reference}",
                                     "Creator": "HematoVision"}) as pdf:
-        pdf.savefig(_summary_page(plt, detail))
+        pdf.savefig(_summary_page(plt, detail, footer))
         plt.close("all")
         for photo in detail.photos:
             sha = photo.annotated_sha256 or photo.image_sha256
@@ -110,6 +118,7 @@ def case_pdf(detail: CaseDetail, store: ImageStore) -> bytes:
                         f"Red cells: {photo.rbc_count or 0} · Platelets: "
                         f"{photo.platelet_count or 0} · Flagged for review: {photo.flagged}",
                         fontsize=9, va="top")
+            figure.text(0.05, 0.075, footer, fontsize=7, wrap=True)
             figure.text(0.05, 0.04, NOTICE, fontsize=7, wrap=True)
             pdf.savefig(figure)
             plt.close(figure)
@@ -122,7 +131,7 @@ def _thumbnail(image: Image.Image, side: int = 1600) -> Image.Image:
     return copy
 
 
-def _summary_page(plt: object, detail: CaseDetail) -> object:
+def _summary_page(plt: object, detail: CaseDetail, footer: str) -> object:
     figure = plt.figure(figsize=(8.27, 11.69))  # type: ignore[attr-defined]
     found = of_counts(detail.totals)
     totals = [(label, count) for label, count, _percent in found.rows()]
@@ -162,6 +171,7 @@ def _summary_page(plt: object, detail: CaseDetail) -> object:
                  f"({c.reviewer}, {c.at:%Y-%m-%d %H:%M})" for c in detail.corrections[:20]]
         figure.text(0.07, 0.47, "Expert corrections\n" + "\n".join(lines), fontsize=8.5,
                     va="top", linespacing=1.5)
+    figure.text(0.07, 0.09, footer, fontsize=8, wrap=True)
     figure.text(0.07, 0.05, NOTICE, fontsize=8, wrap=True, style="italic")
     return figure
 
@@ -197,5 +207,7 @@ def export_case(factory: SessionFactory, member: Member, store: ImageStore,
     detail = case_detail(factory, member, case_id)
     if detail is None:
         raise AccessDenied("no such case in your laboratory")
+    group_id = group_id_named(factory, detail.group)
+    footer = standing_footer(standing(factory, group_id)) if group_id is not None else ""
     return CaseExport(detail.reference, case_csv(_cell_rows(factory, detail)),
-                      case_pdf(detail, store))
+                      case_pdf(detail, store, footer))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from core.access import AccessDenied, Member
-from core.db.models import Case, CellResult, LabelReview, Submission
+from core.agreement import ReviewedAnswer
+from core.db.models import Case, CellResult, LabelReview, ModelVersion, Submission
 from core.db.session import SessionFactory, transaction
 from core.enums import SubmissionStatus
+from core.trust import own_flag
 from vision.field.results import CLASSIFIED_KINDS
 from vision.labels import ALL_CLASSES
 
@@ -151,3 +153,26 @@ def expert_examples(factory: SessionFactory, group_id: int | None = None) -> lis
                 for c, sha, mode in rows
                 if sha is not None and (label := c.expert_label) is not None
                 and label in ALL_CLASSES]
+
+
+def reviewed_answers(factory: SessionFactory, group_id: int) -> list[ReviewedAnswer]:
+    """Every answer of the bot in this laboratory that one of its experts reviewed, purged
+    photos included (the review happened; only the picture is gone), oldest review first."""
+    query = (select(CellResult, ModelVersion.version)
+             .join(Submission, Submission.id == CellResult.submission_id)
+             .join(Case, Case.id == Submission.case_id)
+             .join(ModelVersion, ModelVersion.id == CellResult.model_version_id)
+             .where(Case.group_id == group_id, CellResult.expert_label.is_not(None),
+                    CellResult.label.is_not(None), CellResult.kind.in_(CLASSIFIED_KINDS))
+             .options(selectinload(CellResult.reviews)))
+    with factory() as session:
+        answers = [
+            ReviewedAnswer(label, expert, cell.confidence or 0.0,
+                           own_flag(cell.review, cell.review_reasons), version,
+                           min(r.created_at for r in cell.reviews))
+            for cell, version in session.execute(query).all()
+            if (label := cell.label) is not None and (expert := cell.expert_label) is not None
+            and cell.reviews
+        ]
+    return sorted(answers, key=lambda a: a.reviewed_at)
+

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # Base data (train/val/test folders) that retraining replays and the gate evaluates on;
     # a deployment names its own copy (no default: retraining says so when it is missing).
     training_data_dir: Path | None = None
+    # A laboratory's admins are told, once per own model version, that /adapt could help when
+    # its experts have reviewed this many new cells (core.laboratory.propose_adaptation).
+    propose_adaptation_after: int = Field(default=50, ge=1)
     # Retraining recipe (JSON, core.retraining.config); read anew by every job.
     retrain_config: Path | None = None
     delivery_poll_seconds: float = 0.5

@@ -18,6 +18,7 @@ from core.db.models import CellResult, Submission, utcnow
 from core.db.notify import announce_result
 from core.db.session import SessionFactory, transaction
 from core.enums import FINISHED_STATUSES, SubmissionStatus
+from core.trust import Trust
 from vision.field.results import Analysis
 
 
@@ -70,6 +71,7 @@ class Delivery:
     annotated_sha256: str | None = None
     picture_delivered: bool = False
     media_group_id: str | None = None
+    trust: Trust | None = None  # the laboratory's, in the answering version
 
     @property
     def classified(self) -> list[CellView]:
@@ -165,7 +167,7 @@ def submission_group(factory: SessionFactory, submission_id: int) -> int | None:
 
 def store_results(
     factory: SessionFactory, submission_id: int, analysis: Analysis, model_version_id: int,
-    annotated_sha256: str | None = None,
+    annotated_sha256: str | None = None, trust: Trust | None = None,
 ) -> bool:
     """Write all cells and finish the submission in one transaction.
 
@@ -198,6 +200,7 @@ def store_results(
         submission.rbc_count = analysis.rbc_count
         submission.platelet_count = analysis.platelet_count
         submission.quality = quality.to_dict() if quality else None
+        submission.trust = trust.to_dict() if trust else None
         submission.timings = analysis.to_dict()["timings_ms"]  # type: ignore[assignment]
         submission.annotated_sha256 = annotated_sha256
         submission.model_version_id = model_version_id
@@ -396,4 +399,5 @@ def _delivery(row: Submission) -> Delivery:
         annotated_sha256=row.annotated_sha256,
         picture_delivered=row.picture_delivered_at is not None,
         media_group_id=row.media_group_id,
+        trust=Trust.from_dict(row.trust) if row.trust else None,
     )

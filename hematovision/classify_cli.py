@@ -8,6 +8,8 @@ from pathlib import Path
 
 from core.intake import IntakeError, open_image
 from core.settings import Settings
+from core.trust import NEW_LABORATORY, Trust
+from core.trust import apply as apply_trust
 from vision.field.analyse import analyse
 from vision.field.annotate import annotate
 from vision.field.learned_red_cells import load_red_cell_finder
@@ -51,8 +53,19 @@ def _as_json(path: Path, analysis: Analysis) -> dict[str, object]:
                             for c in cells if c["label"] is None]}
 
 
+def _trust(calibration: Path | None, version: str) -> Trust:
+    """The laboratory's trust from a calibration file, for the version it was measured on."""
+    if calibration is None:
+        return NEW_LABORATORY
+    data = json.loads(calibration.read_text())
+    if data.get("version") != version:
+        raise ValueError(f"{calibration} was measured on {data.get('version')}, not {version}")
+    return Trust.from_dict(data["trust"])
+
+
 def run_classify(settings: Settings, images: list[Path], as_json: bool,
-                 model_path: Path | None = None, annotate_dir: Path | None = None) -> int:
+                 model_path: Path | None = None, annotate_dir: Path | None = None,
+                 calibration: Path | None = None) -> int:
     try:
         classifier = CellClassifier.from_artifact(model_path or settings.model_path,
                                                   settings.device)
@@ -60,6 +73,13 @@ def run_classify(settings: Settings, images: list[Path], as_json: bool,
     except (ModelIntegrityError, FileNotFoundError) as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2
+    try:
+        trust = _trust(calibration, classifier.card.version)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: cannot use the calibration: {exc}", file=sys.stderr)
+        return 2
+    if not as_json:
+        print(trust.line())
     failures = 0
     for path in images:
         try:
@@ -72,7 +92,7 @@ def run_classify(settings: Settings, images: list[Path], as_json: bool,
             if as_json:
                 print(json.dumps({"image": str(path), "error": reason}))
             continue
-        analysis = analyse(clean.image, classifier, red_cells=red_cells)
+        analysis = apply_trust(analyse(clean.image, classifier, red_cells=red_cells), trust)
         if annotate_dir is not None and not analysis.rejected:
             annotate_dir.mkdir(parents=True, exist_ok=True)
             annotate(clean.image, analysis).save(annotate_dir / f"{path.stem}.annotated.png")

@@ -20,6 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--model", type=Path, help="model weights (.safetensors)")
     classify.add_argument("--annotate", type=Path, metavar="OUT_DIR",
                           help="write an annotated PNG per field photo into OUT_DIR")
+    classify.add_argument("--calibration", type=Path,
+                          help="a laboratory's measured trust (``hematovision stats --group G "
+                               "--calibration FILE``); without, every answer is to confirm, as "
+                               "for a new laboratory")
 
     train = sub.add_parser("train", help="fine-tune the classifier on an image-folder data set")
     train.add_argument("--data", type=Path, required=True, help="folder with train/ val/ test/")
@@ -84,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     purge.add_argument("--days", type=int, help="the period (default: HV_RETENTION_DAYS)")
     purge.add_argument("--dry-run", action="store_true", help="only say what would go")
 
+    stats = sub.add_parser("stats", help="a laboratory's agreement with the bot (per week, "
+                                         "model version and class) and its trust")
+    stats.add_argument("--group", required=True, help="the laboratory (group) name")
+    stats.add_argument("--calibration", type=Path,
+                       help="also write its measured trust here, for classify --calibration")
+
     sub.add_parser("health", help="exit 0 when the database, broker and file store answer")
 
     return parser
@@ -100,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging("WARNING")
         from hematovision.classify_cli import run_classify
 
-        return run_classify(settings, args.images, args.json, args.model, args.annotate)
+        return run_classify(settings, args.images, args.json, args.model, args.annotate,
+                            args.calibration)
+    if args.command == "stats":
+        from hematovision.stats_cli import run_stats
+
+        return run_stats(settings, args.group, args.calibration)
     if args.command == "health":
         from hematovision.storage_cli import run_health
 

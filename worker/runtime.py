@@ -9,11 +9,13 @@ from pathlib import Path
 import torch
 
 from core.db.session import SessionFactory, make_engine, make_session_factory
+from core.laboratory import serving_trust
 from core.registry import ModelRef, active_model, register_model
 from core.settings import Settings
 from core.storage import ImageStore, blob_store
 from core.storage.models import ModelFiles
 from core.submissions import record_failure, start_processing, store_results, submission_group
+from core.trust import apply as apply_trust
 from vision.field.analyse import analyse
 from vision.field.annotate import annotate
 from vision.field.learned_red_cells import load_red_cell_finder
@@ -108,11 +110,14 @@ class WorkerRuntime:
         except (OSError, ValueError) as exc:
             record_failure(self.sessions, submission_id, f"stored image unreadable: {exc}")
             return
-        ref, classifier = self.current_model(submission_group(self.sessions, submission_id))
-        analysis = analyse(image, classifier, red_cells=self.red_cells)
+        group_id = submission_group(self.sessions, submission_id)
+        ref, classifier = self.current_model(group_id)
+        trust = serving_trust(self.sessions, group_id, ref.id)
+        analysis = apply_trust(analyse(image, classifier, red_cells=self.red_cells), trust)
         annotated = None
         if analysis.mode == "field" and not analysis.rejected:
             annotated = self.store.put(annotate(image, analysis), for_display=True).sha256
-        written = store_results(self.sessions, submission_id, analysis, ref.id, annotated)
+        written = store_results(self.sessions, submission_id, analysis, ref.id, annotated,
+                                trust)
         log.info("submission %s: %s, %d cell(s), model %s, written=%s", submission_id,
                  analysis.mode, len(analysis.cells), ref.version, written)

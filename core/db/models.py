@@ -159,6 +159,9 @@ class Submission(Base):
     rbc_count: Mapped[int | None] = mapped_column(Integer)
     platelet_count: Mapped[int | None] = mapped_column(Integer)
     quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The laboratory's trust in the answering version when it answered (``core.trust.Trust``):
+    # which of its cells went unflagged depends on it.
+    trust: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     annotated_sha256: Mapped[str | None] = mapped_column(String(64))
     picture_delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

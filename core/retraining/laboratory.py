@@ -22,6 +22,7 @@ from core.retraining.gate import GateDecision, decide
 from core.retraining.run import ProgressSink, RetrainOutcome, RetrainSetup
 from core.reviews import ExpertExample, expert_examples
 from vision.data import index_image_folder, subsample
+from vision.field.analyse import crop_cell
 from vision.model.artifact import ModelCard, load_artifact, save_artifact
 from vision.model.classifier import CellClassifier
 from vision.training.adapt import AdaptConfig, adapt_model
@@ -52,6 +53,15 @@ def _right(classifier: CellClassifier, crops: Sequence[Image.Image], labels: Seq
         return 0
     predictions = classifier.classify_crops(list(crops), reject_outliers=False)
     return sum(p.label == label for p, label in zip(predictions, labels, strict=True))
+
+
+def held_out_answers(classifier: CellClassifier, crops: Sequence[Image.Image],
+                     labels: Sequence[str]) -> list[tuple[float, bool, bool]]:
+    """(confidence, right, flagged by the model) per held-out cell, as the path answers it."""
+    cells = [crop_cell(p, classifier) for p in classifier.classify_crops(list(crops))] \
+        if crops else []
+    return [(round(c.confidence or 0.0, 6), c.label == label, c.review)
+            for c, label in zip(cells, labels, strict=True)]
 
 
 def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: str,
@@ -89,6 +99,8 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     held_crops, held_labels = [crops[id(e)] for e in held], [e.label for e in held]
     expert_cells = {"of": len(held), "candidate": _right(candidate, held_crops, held_labels),
                     "active": _right(serving, held_crops, held_labels)}
+    # The laboratory's trust in the candidate starts from these (``core.laboratory``).
+    answers = held_out_answers(candidate, held_crops, held_labels)
     test = subsample(index_image_folder(setup.base_data / "test", card.classes),
                      setup.config.test_limit, setup.config.seed)
     test_images = []
@@ -114,7 +126,7 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
         sources=card.sources, blast_review_above=card.blast_review_above,
         preprocessing=card.preprocessing, temperature=adapted.temperature,
         metrics={"test": {"accuracy": gate.candidate_accuracy, "images": len(test)},
-                 "gate": gate.to_dict(), "expert_cells": expert_cells},
+                 "gate": gate.to_dict(), "expert_cells": {**expert_cells, "answers": answers}},
         data={"parent_version": card.version, "laboratory": group_name,
               "expert_examples": len(learn), "held_out": len(held),
               "cells_per_class": adapted.per_class, "test_images": len(test)},

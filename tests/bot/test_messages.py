@@ -1,10 +1,15 @@
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from bot import messages
 from bot.messages import DISCLAIMER, job_text, result_text
+from core.agreement import AgreementReport, ReviewedAnswer
 from core.enums import JobStatus, SubmissionStatus
+from core.laboratory import Standing
 from core.retraining.jobs import JobReport
 from core.submissions import CellView, Delivery
+from core.trust import NEW_LABORATORY, ScoredAnswer, Trust, measure
 
 
 def _delivery(
@@ -174,3 +179,36 @@ def test_cells_that_could_be_blasts_are_announced_before_the_differential() -> N
         mode="field"))
     assert text.startswith("⚠️ 1 cell could be a blast: review by a haematologist (flagged "
                            "below)\n🔬 Field analysis")
+
+
+def test_the_reply_says_in_one_line_which_trust_regime_the_laboratory_is_in() -> None:
+    cells = [_flagged(0, "neutrophil", 0.97, ("to_confirm",)),
+             _flagged(1, "monocyte", 0.95, ("unusual", "to_confirm"))]
+    learning = replace(_delivery(SubmissionStatus.DONE, cells, mode="field"),
+                       trust=measure([ScoredAnswer(0.9, True, False)] * 12))
+    text = result_text(learning)
+    assert "1. Neutrophil: 97.0%  · to confirm" in text  # only the laboratory asks
+    assert "2. Monocyte: 95.0%  ⚠️ please review: unlike the cells it learnt from" in text
+    assert ("🧪 New to your laboratory: every answer is to confirm until your experts have "
+            "reviewed 37 more cell(s)") in text
+    assert text.index("🧪") < text.index("Model: v1")
+    measured = replace(learning, trust=Trust(200, 190, 0.93, 0))
+    assert "✅ Measured in your laboratory: answers from 93% on agreed" in result_text(measured)
+    # Results from before trust was recorded, and rejections, carry no such line.
+    assert "🧪" not in result_text(replace(learning, trust=None))
+    assert messages.album_text([learning]).count("🧪 New to your laboratory") == 1
+
+
+def test_admins_see_their_laboratorys_agreement_per_week_version_and_class() -> None:
+    answers = [ReviewedAnswer("monocyte", "lymphocyte", 0.95, False, "v1",
+                              datetime(2026, 11, 2, tzinfo=UTC)),
+               ReviewedAnswer("lymphocyte", "lymphocyte", 0.99, False, "v1-lab-a-a3",
+                              datetime(2026, 11, 10, tzinfo=UTC))]
+    text = messages.standing_text(Standing("lab-a", "v1-lab-a-a3", AgreementReport.of(answers),
+                                           NEW_LABORATORY))
+    assert text.startswith("📈 lab-a: served by v1-lab-a-a3\nYour experts kept the bot's first "
+                           "answer for 50% of 2 reviewed cells.")
+    assert "   02 Nov 2026: 0% of 1\n   09 Nov 2026: 100% of 1" in text
+    assert "   v1: 0% of 1\n   v1-lab-a-a3: 100% of 1" in text
+    assert "   Lymphocyte: 50% of 2" in text
+    assert text.endswith(NEW_LABORATORY.line())

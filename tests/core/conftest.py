@@ -44,7 +44,8 @@ class Lab:
             member = assign_group(self.sessions, self.admin, telegram_id, group)
         return member
 
-    def photo(self, member: Member, labels: list[str], mode: str = "cell") -> int:
+    def photo(self, member: Member, labels: list[str], mode: str = "cell",
+              confidence: float = 0.9, model_id: int | None = None) -> int:
         """A classified submission by ``member`` with one white cell per label."""
         self.next_message += 1
         outcome = record_submission(
@@ -53,14 +54,14 @@ class Lab:
             reply_message_id=None, sha256="a" * 64)
         start_processing(self.sessions, outcome.submission_id)
         cells = [Cell("wbc" if mode == "field" else "cell", (10 * i, 0, 10 * i + 9, 9), False,
-                      label, 0.9, (LabelScore(label, 0.9),), False)
+                      label, confidence, (LabelScore(label, confidence),), False)
                  for i, label in enumerate(labels)]
         if mode == "field":
             cells.append(Cell("rbc", (0, 50, 9, 59), False))
         analysis = Analysis(mode, 100, 100, cells, [], rbc_count=1 if mode == "field" else 0,
                             platelet_count=0, quality=None,
                             model="m1")
-        store_results(self.sessions, outcome.submission_id, analysis, self.model_id)
+        store_results(self.sessions, outcome.submission_id, analysis, model_id or self.model_id)
         return outcome.submission_id
 
 

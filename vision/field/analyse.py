@@ -141,6 +141,12 @@ def _to_original(box: Box, scale: float, size: tuple[int, int]) -> Box:
             min(size[0], round(x1 / scale)), min(size[1], round(y1 / scale)))
 
 
+def crop_cell(prediction: CellPrediction, classifier: CellClassifier) -> Cell:
+    """A cell already cut out (a laboratory's reviewed crop), flagged as the path flags one."""
+    return _labelled("cell", prediction.box, False, prediction, classifier,
+                     out_of_domain=classifier.is_outlier(prediction.ood_score))
+
+
 def _labelled(kind: str, box: Box, at_border: bool, prediction: CellPrediction,
               classifier: CellClassifier, out_of_domain: bool = False) -> Cell:
     reasons = [reason for reason, applies in (

@@ -29,6 +29,9 @@ REVIEW_REASONS: dict[str, str] = {
     "unsure": "two classes close",
     "cut_by_edge": "cut by the edge of the photo",
     "not_recognised": "not recognised as a blood cell",
+    # The laboratory's trust (``core.trust``): not the model's doubt, the laboratory's measure.
+    "to_confirm": "to confirm: not yet measured in this laboratory",
+    "below_lab_threshold": "less sure than this laboratory's measured threshold",
 }
 
 
