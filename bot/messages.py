@@ -12,8 +12,12 @@ from core.registry import ModelEntry
 from core.retraining.jobs import JobReport
 from core.reviews import ReviewableCell, Reviewed
 from core.submissions import GAVE_UP, CellView, Delivery
-from core.trust import TRUST_REASONS
-from vision.field.results import in_clinical_order, reasons_in_words
+from vision.field.results import (
+    TRUST_REASONS,
+    flagged_by_model,
+    in_clinical_order,
+    reasons_in_words,
+)
 from vision.findings import findings, of_counts
 from vision.labels import display_name
 
@@ -279,10 +283,9 @@ def album_caption(number: int, delivery: Delivery) -> str:
 
 def _label_line(cell: CellView) -> str:
     text = f"{display_name(cell.label or '')}: {_percent(cell.confidence or 0.0)}"
-    own = [reason for reason in cell.reasons if reason not in TRUST_REASONS]
-    if cell.review and (own or not cell.reasons):
+    if flagged_by_model(cell.review, cell.reasons):
         text += "  ⚠️ please review"
-        if why := reasons_in_words(own):
+        if why := reasons_in_words(r for r in cell.reasons if r not in TRUST_REASONS):
             text += f": {'; '.join(why)}"
     elif cell.review:
         # Only the laboratory's trust asks for it (the reply's trust line says why): quieter

@@ -12,8 +12,7 @@ from core.agreement import ReviewedAnswer
 from core.db.models import Case, CellResult, LabelReview, ModelVersion, Submission
 from core.db.session import SessionFactory, transaction
 from core.enums import SubmissionStatus
-from core.trust import own_flag
-from vision.field.results import CLASSIFIED_KINDS
+from vision.field.results import CLASSIFIED_KINDS, flagged_by_model
 from vision.labels import ALL_CLASSES
 
 
@@ -168,7 +167,7 @@ def reviewed_answers(factory: SessionFactory, group_id: int) -> list[ReviewedAns
     with factory() as session:
         answers = [
             ReviewedAnswer(label, expert, cell.confidence or 0.0,
-                           own_flag(cell.review, cell.review_reasons), version,
+                           flagged_by_model(cell.review, cell.review_reasons), version,
                            min(r.created_at for r in cell.reviews))
             for cell, version in session.execute(query).all()
             if (label := cell.label) is not None and (expert := cell.expert_label) is not None

@@ -23,13 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from vision.field.results import Analysis
+from vision.field.results import TRUST_REASONS, Analysis
 
 TARGET_WRONG = 0.02
 MIN_REVIEWED = math.ceil(1 / TARGET_WRONG) - 1  # 49 agreeing answers bound the wrong share at 2%
-TO_CONFIRM = "to_confirm"
-BELOW_MEASURED = "below_lab_threshold"
-TRUST_REASONS = (TO_CONFIRM, BELOW_MEASURED)
+TO_CONFIRM, BELOW_MEASURED = TRUST_REASONS
 
 
 @dataclass(frozen=True)
@@ -123,10 +121,3 @@ def apply(analysis: Analysis, trust: Trust) -> Analysis:
                      else replace(cell, review=True, reasons=(*cell.reasons, reason)))
     return replace(analysis, cells=cells)
 
-
-def own_flag(review: bool, reasons: Sequence[str] | None) -> bool:
-    """Whether the model flagged a stored cell itself, the laboratory's trust left out (cells
-    stored before reasons were, flagged, count as flagged by the model)."""
-    if not review:
-        return False
-    return reasons is None or any(r not in TRUST_REASONS for r in reasons)

@@ -78,8 +78,6 @@ def run_classify(settings: Settings, images: list[Path], as_json: bool,
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: cannot use the calibration: {exc}", file=sys.stderr)
         return 2
-    if not as_json:
-        print(trust.line())
     failures = 0
     for path in images:
         try:
@@ -100,4 +98,6 @@ def run_classify(settings: Settings, images: list[Path], as_json: bool,
             print(json.dumps(_as_json(path, analysis)))
         else:
             print("\n".join(_summary(path, analysis)))
+    if not as_json:
+        print(trust.line())
     return 1 if failures else 0

@@ -26,6 +26,7 @@ from vision.data import Sample, index_image_folder, subsample
 from vision.field.analyse import framed_cell
 from vision.model.artifact import load_artifact
 from vision.model.efficientnet_lite import EfficientNetLite
+from vision.model.preprocess import Preprocessing
 from vision.training.adapt import AdaptConfig, adapt_head, embed_cells, non_cell_features
 from vision.training.tail import TailConfig, base_replay, cell_views, fit_tail, tail_logits, trunk
 
@@ -39,7 +40,8 @@ def _open(paths: list[Path], framing: bool) -> list[Image.Image]:
     return out
 
 
-def lisc_split(model: EfficientNetLite, card_classes: list[str], preprocess) -> tuple[
+def lisc_split(model: EfficientNetLite, card_classes: list[str],
+               preprocess: Preprocessing) -> tuple[
         list[tuple[Path, int, int]], list[tuple[Path, int]]]:
     samples = index_image_folder(LISC, card_classes)
     paths = [s.path for s in samples]

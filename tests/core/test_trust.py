@@ -17,9 +17,8 @@ from core.trust import (
     Trust,
     apply,
     measure,
-    own_flag,
 )
-from vision.field.results import REVIEW_REASONS, Analysis, Cell
+from vision.field.results import REVIEW_REASONS, Analysis, Cell, flagged_by_model
 
 
 def answers(*groups: tuple[int, float, bool]) -> list[ScoredAnswer]:
@@ -113,10 +112,10 @@ def test_apply_marks_cells_by_the_regime_and_keeps_the_models_own_reasons() -> N
 
 
 def test_a_stored_cell_counts_as_flagged_by_the_model_only_for_the_models_own_reasons() -> None:
-    assert not own_flag(False, None)
-    assert not own_flag(True, [TO_CONFIRM])
-    assert own_flag(True, ["unusual", BELOW_MEASURED])
-    assert own_flag(True, None)  # stored before reasons were
+    assert not flagged_by_model(False, None)
+    assert not flagged_by_model(True, [TO_CONFIRM])
+    assert flagged_by_model(True, ["unusual", BELOW_MEASURED])
+    assert flagged_by_model(True, None)  # stored before reasons were
 
 
 def test_trust_survives_the_database_round_trip() -> None:

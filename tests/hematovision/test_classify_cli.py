@@ -67,3 +67,40 @@ def test_an_iphone_heic_is_classified(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     [cell_result] = json.loads(result.stdout)["cells"]
     assert cell_result["label"] == "eosinophil"
+
+
+def test_without_a_calibration_every_answer_is_to_confirm_as_for_a_new_laboratory() -> None:
+    result = _run(str(pbc_fixtures()["neutrophil"]))
+    assert result.returncode == 0, result.stderr
+    assert "[review: to confirm: not yet measured in this laboratory]" in result.stdout
+    assert result.stdout.rstrip().endswith("(confirm or correct them).")
+
+
+def test_a_laboratorys_calibration_leaves_its_confident_answers_unflagged(tmp_path: Path) -> None:
+    image = pbc_fixtures()["neutrophil"]
+    [cell] = json.loads(_run("--json", str(image)).stdout)["cells"]
+    version = json.loads(Path("vision/weights/pbc-bionet-lite0-v7.json").read_text())["version"]
+
+    def calibration(threshold: float) -> str:
+        path = tmp_path / f"lab-a-{threshold}.json"
+        path.write_text(json.dumps({"laboratory": "lab-a", "version": version, "trust": {
+            "reviewed": 200, "agreeing": 196, "threshold": threshold, "needed": 0}}))
+        return str(path)
+
+    # The JSON rounds the confidence to six places: a threshold just under it.
+    result = _run("--json", "--calibration", calibration(cell["confidence"] - 1e-5), str(image))
+    assert result.returncode == 0, result.stderr
+    [calibrated] = json.loads(result.stdout)["cells"]
+    assert not calibrated["review"] and calibrated["review_reasons"] == []
+    [strict] = json.loads(_run("--json", "--calibration", calibration(1.0), str(image)).stdout)[
+        "cells"]
+    assert strict["review_reasons"] == ["below_lab_threshold"]
+
+
+def test_a_calibration_measured_on_another_version_is_refused(tmp_path: Path) -> None:
+    calibration = tmp_path / "old.json"
+    calibration.write_text(json.dumps({"version": "v1-retired", "trust": {
+        "reviewed": 100, "agreeing": 99, "threshold": 0.5, "needed": 0}}))
+    result = _run("--calibration", str(calibration), str(pbc_fixtures()["neutrophil"]))
+    assert result.returncode == 2
+    assert "measured on v1-retired" in result.stderr

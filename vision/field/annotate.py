@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw, ImageFont
 
-from vision.field.results import CLASSIFIED_KINDS, CLINICAL_ORDER, Analysis
+from vision.field.results import CLASSIFIED_KINDS, CLINICAL_ORDER, Analysis, flagged_by_model
 from vision.labels import ABNORMAL_CLASSES, PBC_CLASSES, display_name
 
 COLOURS = {
@@ -45,10 +45,13 @@ def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
     for number, cell in enumerate(analysis.classified, start=1):
         colour = COLOURS.get(cell.label or "", (0, 0, 0))
         box = scaled(cell.box)
-        draw.rectangle(box, outline=colour, width=4 if not cell.review else 2)
+        own_doubt = flagged_by_model(cell.review, cell.reasons)
+        draw.rectangle(box, outline=colour, width=2 if own_doubt else 4)
         text = f"{number} {display_name(cell.label or '')} {100 * (cell.confidence or 0):.0f}%"
-        if cell.review:
+        if own_doubt:
             text += " (review)"
+        elif cell.review:  # only the laboratory's trust asks for it
+            text += " (confirm)"
         tx, ty = box[0] + 2, max(0, box[1] - 18)
         bounds = draw.textbbox((tx, ty), text, font=normal)
         draw.rectangle(bounds, fill=colour)

@@ -33,6 +33,14 @@ REVIEW_REASONS: dict[str, str] = {
     "to_confirm": "to confirm: not yet measured in this laboratory",
     "below_lab_threshold": "less sure than this laboratory's measured threshold",
 }
+TRUST_REASONS = ("to_confirm", "below_lab_threshold")
+
+
+def flagged_by_model(review: bool, reasons: Iterable[str] | None) -> bool:
+    """Whether the model itself flagged a cell, the laboratory's trust left out (a flagged cell
+    without reasons, stored before they were, counts as the model's)."""
+    listed = list(reasons or ())
+    return review and (not listed or any(r not in TRUST_REASONS for r in listed))
 
 
 def reasons_in_words(reasons: Iterable[str]) -> list[str]:
