@@ -23,6 +23,7 @@ from core.db.models import ModelVersion, User
 from core.db.session import transaction
 from core.enums import Role
 from devkit.harness import Stack, running_stack
+from devkit.standin import BotAction
 from tests.conftest import fixture_image_folder, fresh_postgres_database, pbc_fixtures
 from tests.e2e.test_cases_and_retraining import (
     _finished_job,
@@ -46,7 +47,8 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     base = root / "base-data"
     for split in ("train", "val", "test"):
         fixture_image_folder(base / split)
-    env = {"HV_TRAINING_DATA_DIR": str(base)}
+    # Proposed on the eighth review: the last of the test's corrections.
+    env = {"HV_TRAINING_DATA_DIR": str(base), "HV_PROPOSE_ADAPTATION_AFTER": "8"}
     with fresh_postgres_database() as url, running_stack(root, url, redis_url, env) as running:
         running.start_worker("trainer", training=True)
         yield running
@@ -85,6 +87,18 @@ def test_corrections_in_one_laboratory_give_it_a_model_that_serves_only_it(stack
                   for label, turn in zip(labels, TURNS * 2, strict=True)]
     # Named wrong (eosinophil) or not recognised: never right.
     assert not any(said == label for said, label in zip(model_said, labels, strict=True))
+    # A new laboratory: every answer was marked to confirm, and the reply said why.
+    first = stack.standin.wait_for(admin, 1, 5, predicate=lambda a: "🔬" in (a.text or ""))[0]
+    assert "🧪 New to your laboratory: every answer is to confirm" in (first.text or "")
+
+    # The eighth review makes an adaptation worth proposing: the admins are told, once.
+    def proposal(action: BotAction) -> bool:
+        return "📚 lab-a: your experts have reviewed 8 cells" in (action.text or "")
+    assert len(stack.standin.wait_for(admin, 1, 30, predicate=proposal)) == 1
+    [stats] = say(stack, admin, "/stats")
+    assert "Your experts kept the bot's first answer for 0% of 8 reviewed cells." in (
+        stats.text or ""), stats.text
+    assert f"   {base}: 0% of 8" in (stats.text or "")
 
     [queued] = say(stack, admin, "/adapt")
     assert "adapted to lab-a's expert-labelled cells" in (queued.text or "")
@@ -102,6 +116,16 @@ def test_corrections_in_one_laboratory_give_it_a_model_that_serves_only_it(stack
     assert _version_of(stack, tech_b) == base  # another laboratory keeps the shared model
     [models] = say(stack, admin, "/models")
     assert f"▶️ {version}: active for lab-a" in (models.text or "")
+    # The adapted version starts measured on the two held-out cells it was judged on.
+    send_file(stack, tech_a, lab_a_cell("neutrophil", TURNS[0]), "cell.png", "image/png")
+    answer = stack.result_for(tech_a).text or ""
+    assert f"Model: {version}" in answer and "🧪 New to your laboratory" in answer, answer
+    with stack.sessions() as session:
+        card = session.scalars(select(ModelVersion.card)
+                               .where(ModelVersion.version == version)).one()
+    assert [right for _confidence, right, _flagged in card["metrics"]["expert_cells"][
+        "answers"]] == [True, True]
+    assert len(stack.standin.wait_for(admin, 1, 0, predicate=proposal)) == 1  # told once
 
     [rolled] = say(stack, admin, "/rollback")
     assert f"Rolled back from {version}: {base}" in (rolled.text or "")
