@@ -27,8 +27,10 @@ from vision.field.analyse import framed_cell
 from vision.model.artifact import load_artifact
 from vision.model.efficientnet_lite import EfficientNetLite
 from vision.model.preprocess import Preprocessing
+from vision.model.rejection import OodDetector
 from vision.training.adapt import AdaptConfig, adapt_head, embed_cells, non_cell_features
-from vision.training.tail import TailConfig, base_replay, cell_views, fit_tail, tail_logits, trunk
+from vision.training.noncell import non_cell_images
+from vision.training.tail import TailConfig, adapt_tail, tail_features, tail_logits, trunk
 
 
 def _open(paths: list[Path], framing: bool) -> list[Image.Image]:
@@ -64,6 +66,25 @@ def folder_split(pool_root: Path, held_root: Path, classes: list[str]) -> tuple[
     return pool, held
 
 
+def score(logits: torch.Tensor, features: torch.Tensor, detector: OodDetector,
+          temperature: float, labels: torch.Tensor) -> dict[str, float]:
+    """As the path answers: "not recognised" outside the rejection step, flagged below 70%."""
+    probabilities = (logits / temperature).softmax(1)
+    confidence, predicted = probabilities.max(1)
+    labelled = detector.accepts(features)
+    right = predicted == labels
+    sure = labelled & (confidence >= 0.9)
+    return {"accuracy": float((right & labelled).float().mean()),
+            "if_all_labelled": float(right.float().mean()),
+            "labelled": float(labelled.float().mean()),
+            "wrong_at_90": float((~right[sure]).float().mean()) if sure.any() else 0.0}
+
+
+def _line(name: str, row: dict[str, float]) -> str:
+    return (f"{name} {row['accuracy']:.1%} (all labelled {row['if_all_labelled']:.1%}, labelled "
+            f"{row['labelled']:.1%}, wrong@90 {row['wrong_at_90']:.1%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lab", choices=("lisc", "deepapl", "bionet"), required=True)
@@ -96,13 +117,10 @@ def main() -> None:
     held_labels = torch.tensor([label for _, label in held])
     held_acts = torch.cat([trunk(model, pre.batch(held_images[i:i + 16]), config.blocks)
                            for i in range(0, len(held_images), 16)])
-    held_features = model.features(pre.batch(held_images)) if len(held_images) < 0 else \
-        torch.cat([model.features(pre.batch(held_images[i:i + 16])).detach()
-                   for i in range(0, len(held_images), 16)])
     replay_samples: list[Sample] = subsample(index_image_folder(PBC / "train", classes),
                                              args.pbc_cells * len(classes), 0)
-    replay = base_replay(model, _open([s.path for s in replay_samples], False), pre,
-                         config.blocks)
+    replay_images = _open([s.path for s in replay_samples], False)
+    replay_labels = torch.tensor([s.label for s in replay_samples])
     pbc_val = subsample(index_image_folder(PBC / "val", classes), args.pbc_cells * len(classes), 1)
     pbc_acts = torch.cat([trunk(model, pre.batch(_open([s.path for s in pbc_val[i:i + 16]],
                                                         False)), config.blocks)
@@ -114,8 +132,12 @@ def main() -> None:
           f"{time.monotonic() - started:.0f} s", flush=True)
     index = Lab(args.lab, [(torch.empty(0), label, group) for _, label, group in pool],
                 (torch.empty(0), torch.empty(0)))
-    base_right = (tail_logits(model.eval(), held_acts, config.blocks).argmax(1) == held_labels)
-    print(f"base: held-out {float(base_right.float().mean()):.1%}", flush=True)
+    with torch.no_grad():
+        base_features = tail_features(model.eval(), held_acts, config.blocks)
+        base_pbc = (tail_logits(model, pbc_acts, config.blocks).argmax(1) == pbc_labels)
+    print(_line("base:", score(model.classifier(base_features), base_features, detector,
+                               card.temperature, held_labels))
+          + f", PBC val {float(base_pbc.float().mean()):.1%}", flush=True)
     present = len({label for _, label, _ in pool})
     for size in args.sizes:
         for draw in range(args.draws):
@@ -128,30 +150,25 @@ def main() -> None:
                                 replace(AdaptConfig(), seed=draw), lambda _: None,
                                 non_cells=non_cells)
             with torch.no_grad():
-                probs = (fitted.head(held_features) / fitted.temperature).softmax(1)
-            head_conf, head_pred = probs.max(1)
+                head = score(fitted.head(base_features), base_features, fitted.detector,
+                             fitted.temperature, held_labels)
             t1 = time.monotonic()
-            views = cell_views(model, images, pre, replace(config, seed=draw), lambda _: None)
+            adapted = adapt_tail(model, images, labels, replay_images, replay_labels, pre,
+                                 replace(config, seed=draw), lambda _: None, card.temperature)
             t2 = time.monotonic()
-            adapted = fit_tail(model, views, labels, replay, replace(config, seed=draw),
-                               lambda line: None)
-            t3 = time.monotonic()
             with torch.no_grad():
-                tail_probs = tail_logits(adapted, held_acts, config.blocks).softmax(1)
-                pbc_right = (tail_logits(adapted, pbc_acts, config.blocks).argmax(1)
+                features = tail_features(adapted.model.eval(), held_acts, config.blocks)
+                tail = score(adapted.model.classifier(features), features, adapted.detector,
+                             adapted.temperature, held_labels)
+                pbc_right = (tail_logits(adapted.model, pbc_acts, config.blocks).argmax(1)
                              == pbc_labels).float().mean()
-            tail_conf, tail_pred = tail_probs.max(1)
-
-            def wrong90(conf: torch.Tensor, pred: torch.Tensor) -> float:
-                sure = conf >= 0.9
-                return float((pred[sure] != held_labels[sure]).float().mean()) if sure.any() \
-                    else 0.0
-            print(f"{args.lab} {size}/class ({len(chosen)} cells) draw {draw}: head "
-                  f"{float((head_pred == held_labels).float().mean()):.1%} "
-                  f"(wrong@90 {wrong90(head_conf, head_pred):.1%}, {t1 - t0:.0f} s) | tail "
-                  f"{float((tail_pred == held_labels).float().mean()):.1%} "
-                  f"(wrong@90 {wrong90(tail_conf, tail_pred):.1%}, PBC val {float(pbc_right):.1%},"
-                  f" views {t2 - t1:.0f} s, fit {t3 - t2:.0f} s)", flush=True)
+                new_features = embed_cells(adapted.model, [i for _, i in non_cell_images()],
+                                           pre, 1, lambda _: None)[:, 0]
+            print(f"{args.lab} {size}/class ({len(chosen)} cells) draw {draw}: "
+                  + _line("head", head) + f" {t1 - t0:.0f} s | " + _line("tail", tail)
+                  + f", PBC val {float(pbc_right):.1%}, non-cells in "
+                  f"{float(adapted.detector.accepts(new_features).float().mean()):.1%}, "
+                  f"T {adapted.temperature:.2f}, {t2 - t1:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

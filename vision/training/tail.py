@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +28,12 @@ from PIL import Image
 
 from vision.model.efficientnet_lite import EfficientNetLite
 from vision.model.preprocess import Preprocessing, square_crop
+from vision.model.rejection import OodDetector
+from vision.training.adapt import capped_threshold, embed_cells
 from vision.training.augment import AugmentConfig, augment_batch, centre_batch, normalise
+from vision.training.calibration import fit_temperature
 from vision.training.features import Progress
+from vision.training.noncell import non_cell_images
 
 
 @dataclass(frozen=True)
@@ -165,3 +169,87 @@ def fit_tail(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
     for p in adapted.parameters():
         p.requires_grad_(True)
     return adapted.eval()
+
+
+@torch.no_grad()
+def _features(model: EfficientNetLite, activations: torch.Tensor, blocks: int,
+              chunk: int = 64) -> torch.Tensor:
+    model.eval()
+    return torch.cat([tail_features(model, activations[i:i + chunk], blocks)
+                      for i in range(0, len(activations), chunk)])
+
+
+def refit_detector(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
+                   replay: BaseReplay, replay_labels: torch.Tensor, non_cells: torch.Tensor,
+                   blocks: int, shrinkage: float = 0.01) -> OodDetector:
+    """The rejection step in the adapted network's feature space: the base classes' means from
+    the replayed base cells, the laboratory's from its cells, one covariance from both
+    scatters (the augmented views included: they are how the laboratory's cells vary), and a
+    threshold that accepts the base cells and every view of the laboratory's cells as the
+    base threshold accepted its own validation cells, always below every image of no blood
+    cell (``capped_threshold``)."""
+    base = _features(model, replay.activations, blocks).double()
+    lab = _features(model, views.flatten(0, 1), blocks).double()
+    lab_labels = labels.repeat_interleave(views.shape[1])
+    classes = int(replay.logits.shape[1])
+    means = torch.stack([base[replay_labels == c].mean(dim=0) for c in range(classes)])
+    present = lab_labels.unique()
+    lab_means = torch.stack([lab[lab_labels == c].mean(dim=0) for c in present])
+    centred = torch.cat([base - means[replay_labels],
+                         lab - lab_means[torch.searchsorted(present, lab_labels)]])
+    covariance = centred.T @ centred / len(centred)
+    scale = covariance.diagonal().mean().clamp_min(1e-6)
+    covariance += shrinkage * scale * torch.eye(covariance.shape[0], dtype=torch.float64)
+    precision = torch.linalg.inv(covariance)
+    detector = OodDetector(torch.cat([means, lab_means]).float(),
+                           ((precision + precision.T) / 2).float(), float("inf"))
+    accepted = torch.cat([detector.scores(base.float()), detector.scores(lab.float())])
+    wanted = float(torch.quantile(accepted.double(), 0.995))
+    return replace(detector, threshold=capped_threshold(detector, wanted, 0.0, non_cells))
+
+
+@dataclass(frozen=True)
+class TailAdapted:
+    model: EfficientNetLite
+    detector: OodDetector
+    temperature: float
+
+
+def _halves(labels: torch.Tensor) -> list[torch.Tensor]:
+    order = sorted(range(len(labels)), key=lambda i: (int(labels[i]), i))
+    return [torch.tensor(order[0::2]), torch.tensor(order[1::2])]
+
+
+def adapt_tail(model: EfficientNetLite, images: Sequence[Image.Image], labels: torch.Tensor,
+               base_images: Sequence[Image.Image], base_labels: torch.Tensor,
+               preprocess: Preprocessing, config: TailConfig, progress: Progress,
+               base_temperature: float) -> TailAdapted:
+    """``model``'s tail adapted to these labelled cells, with its rejection step refitted and its
+    temperature cross-fitted: a tail fitted on half the cells judges the other half, and the
+    other way round (a network is sure of the cells it learnt)."""
+    progress(f"views of {len(images)} labelled cells x {config.views}")
+    views = cell_views(model, images, preprocess, config, progress)
+    progress(f"the base model's answers on {len(base_images)} of its own cells")
+    replay = base_replay(model, base_images, preprocess, config.blocks)
+    adapted = fit_tail(model, views, labels, replay, config, progress)
+    halves = _halves(labels)
+    temperature = base_temperature
+    if min(len(h) for h in halves) >= 2:
+        logits, targets = [], []
+        for number, (fitted, judged) in enumerate((halves, halves[::-1]), start=1):
+            progress(f"cross-fitting the confidence: half {number} of 2")
+            # Half the cells, half the steps: the folds only judge how sure to be.
+            fold = fit_tail(model, views[fitted], labels[fitted], replay,
+                            replace(config, steps=max(1, config.steps // 2)), lambda _: None)
+            with torch.no_grad():
+                logits.append(tail_logits(fold.eval(), views[judged, 0], config.blocks))
+            targets.append(labels[judged])
+        temperature = min(20.0, max(0.5, fit_temperature(torch.cat(logits),
+                                                         torch.cat(targets))))
+    progress("refitting the rejection step")
+    non_cells = embed_cells(adapted, [image for _, image in non_cell_images()], preprocess, 1,
+                            lambda _: None)[:, 0]
+    detector = refit_detector(adapted, views, labels, replay, base_labels, non_cells,
+                              config.blocks)
+    progress(f"  temperature {temperature:.2f}, threshold {detector.threshold:.0f}")
+    return TailAdapted(adapted, detector, temperature)
