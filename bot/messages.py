@@ -498,6 +498,7 @@ def job_text(report: JobReport) -> str:
                  f"{report.outcome['expert_examples']} expert-labelled cell(s), "
                  f"{report.outcome['replay_examples']} replayed.",
                  *_expert_cells_line(report.outcome.get("expert_cells")),
+                 *([f"Learnt: {adapted}."] if (adapted := report.outcome.get("adapted")) else []),
                  *[f"epoch {h['epoch']}: validation accuracy {h['val_accuracy']:.2%}"
                    for h in report.outcome.get("history", [])],
                  f"Took {report.outcome['minutes']:.1f} min."]

@@ -67,6 +67,7 @@ class RetrainOutcome:
     # corrections were learnt ("of", "candidate", "active").
     expert_cells: dict[str, int]
     laboratory: str | None = None  # a laboratory's own version: adapted to that group's cells
+    adapted: str | None = None  # which part of the network an adaptation changed
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "parent_version": self.parent_version,
@@ -74,7 +75,8 @@ class RetrainOutcome:
                 "promoted": self.promoted, "gate": self.gate.to_dict(),
                 "expert_examples": self.expert_examples,
                 "replay_examples": self.replay_examples, "minutes": self.minutes,
-                "history": self.history, "expert_cells": self.expert_cells}
+                "history": self.history, "expert_cells": self.expert_cells,
+                "adapted": self.adapted}
 
 
 def _report(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,

@@ -279,13 +279,14 @@ def _version_of(stack: Stack, user: int, label: str = "neutrophil") -> str:
         return row.version
 
 
-def _finished_job(stack: Stack, queued: BotAction, admin: int = ADMIN) -> list[BotAction]:
+def _finished_job(stack: Stack, queued: BotAction, admin: int = ADMIN,
+                  timeout: float = 180) -> list[BotAction]:
     def ended(action: BotAction) -> bool:
         text = action.text or ""
         return (action.method == "editMessageText" and action.message_id == queued.message_id
                 and ("finished" in text or "failed" in text))
 
-    edits = stack.standin.wait_for(admin, 1, 180, predicate=ended)
+    edits = stack.standin.wait_for(admin, 1, timeout, predicate=ended)
     assert edits, stack.logs()
     return [a for a in stack.standin.wait_for(admin, 0, 0)
             if a.message_id == queued.message_id]

@@ -102,12 +102,14 @@ def test_corrections_in_one_laboratory_give_it_a_model_that_serves_only_it(stack
 
     [queued] = say(stack, admin, "/adapt")
     assert "adapted to lab-a's expert-labelled cells" in (queued.text or "")
-    final = _finished_job(stack, queued, admin)[-1].text or ""
+    # Two adaptations (the head, then the network's tail) and the gate: minutes on two cores.
+    final = _finished_job(stack, queued, admin, timeout=420)[-1].text or ""
     assert "now serves lab-a" in final, final
     learnt = re.search(r"label: (\d+) of (\d+) \(active model: (\d+)\)", final)
     assert learnt is not None, final
     right, held_out, before = map(int, learnt.groups())
     assert held_out == 2 and right == 2 and before == 0, final
+    assert re.search(r"Learnt: .+; held-out cells right: head \d, tail \d\.", final), final
     adapted = re.search(r"candidate (\S+)", final)
     assert adapted is not None
     version = adapted.group(1)
