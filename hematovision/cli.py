@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="also learn every cell (and base cell) zoomed by a factor drawn "
                             "log-uniformly within [1/ZOOM, ZOOM], as a misread scale frames it "
                             "(default 1: off; v8, not shipped, used 1.43: BENCHMARKS.md)")
+    adapt.add_argument("--replay", type=Path,
+                       help="adapt the network's last blocks too, not only its head, replaying "
+                            "a few of the base model's own cells from this image folder (e.g. "
+                            "PBC train) so that it keeps them: minutes rather than seconds")
 
     sub.add_parser("bot", help="run the Telegram bot (long polling)")
 
@@ -140,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         from hematovision.adapt_cli import run_adapt
 
         return run_adapt(args.model or settings.model_path, args.examples, args.out,
-                         args.version, args.check, args.base_cells, args.framing, args.zoom)
+                         args.version, args.check, args.base_cells, args.framing, args.zoom,
+                         args.replay)
     if args.command == "bot":
         from bot.app import run_bot
 

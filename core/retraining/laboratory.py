@@ -16,7 +16,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -32,7 +31,7 @@ from vision.model.artifact import ModelCard, load_artifact, save_artifact
 from vision.model.classifier import CellClassifier
 from vision.training.adapt import AdaptConfig, adapt_model
 from vision.training.metrics import classification_report
-from vision.training.tail import TailConfig, adapt_tail
+from vision.training.tail import TailConfig, adapt_tail, replay_cells
 
 MIN_EXPERT_CELLS = 4
 HOLD_OUT_EVERY = 4
@@ -80,31 +79,6 @@ class Adaptation:
     classifier: CellClassifier
 
 
-def base_sample(train: Path, classes: Sequence[str], seed: int,
-                per_class: int = 40) -> list[tuple[Image.Image, int]]:
-    """A few of the base model's own training cells a class, replayed by a tail adaptation so
-    that the laboratory's cells do not make it forget the base data; none where the deployment
-    has no base data, or lacks a class (the head-only adaptation needs none)."""
-    if not train.is_dir():
-        return []
-    samples = subsample(index_image_folder(train, list(classes)), per_class * len(classes), seed)
-    if {s.label for s in samples} != set(range(len(classes))):
-        return []  # the refitted rejection step needs every class's cells
-    cells = []
-    for sample in samples:
-        with Image.open(sample.path) as image:
-            cells.append((image.convert("RGB"), sample.label))
-    return cells
-
-
-def tail_config(cells: int) -> TailConfig:
-    """Steps in proportion to the cells (six a cell, 30 to 300), and batches no larger than
-    four views a cell: a dozen cells are learnt in well under a minute on two cores, a hundred
-    in a few."""
-    return TailConfig(steps=min(TailConfig.steps, max(30, 6 * cells)),
-                      batch=min(TailConfig.batch, 4 * cells))
-
-
 def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: str,
                    sink: ProgressSink) -> RetrainOutcome:
     started = time.monotonic()
@@ -138,13 +112,13 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     options = [Adaptation("head", CellClassifier(
         head.model, card.model_copy(update={"temperature": head.temperature}), device,
         head.detector))]
-    base_cells = base_sample(setup.base_data / "train", card.classes, setup.config.seed)
+    base_cells = replay_cells(setup.base_data / "train", card.classes, setup.config.seed)
     if base_cells:
         progress("the network's last blocks, beside the head")
         tail = adapt_tail(model, learn_crops, torch.tensor(learn_labels),
                           [image for image, _ in base_cells],
                           torch.tensor([label for _, label in base_cells]), card.preprocess,
-                          tail_config(len(learn)), progress, card.temperature)
+                          TailConfig.scaled(len(learn)), progress, card.temperature)
         options.append(Adaptation("tail", CellClassifier(
             tail.model, card.model_copy(update={"temperature": tail.temperature}), device,
             tail.detector)))

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from core.settings import DEFAULT_MODEL_PATH
-from tests.conftest import pbc_fixtures, tight_crop
+from tests.conftest import fixture_image_folder, pbc_fixtures, tight_crop
 from tests.vision.training.test_adapt import stained_elsewhere
 from vision.field.analyse import analyse
 from vision.model.artifact import read_card
@@ -110,3 +112,25 @@ def test_a_whole_source_is_added_with_the_base_cells_distilled(tmp_path: Path) -
         assert classifier.classify_crops([Image.open(base / label / "cell.png")])[0].label == label
     [cell] = classifier.classify_crops([Image.open(examples / "neutrophil" / "cell.png")])
     assert cell.label == "neutrophil"
+
+
+def test_the_networks_tail_learns_with_the_base_cells_replayed(tmp_path: Path) -> None:
+    examples = lab_folder(tmp_path / "lab", {"neutrophil": "neutrophil",
+                                             "lymphocyte": "lymphocyte"})
+    replay = fixture_image_folder(tmp_path / "base")
+    result = _run("adapt", "--examples", str(examples), "--out", str(tmp_path / "out"),
+                  "--version", "lab-a-tail", "--replay", str(replay), "--check", str(examples))
+    assert result.returncode == 0, result.stderr
+    assert "tail step 30/30" in result.stderr and "refitting the rejection step" in (
+        result.stderr)
+    weights = tmp_path / "out" / "lab-a-tail.safetensors"
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert (card["training"]["network"], card["training"]["replay_cells"]) == ("tail", 8)
+    assert card["metrics"]["held_out"]["accuracy_after"] == 1.0
+    # The tail moved; what comes before it did not.
+    base, adapted = load_file(str(DEFAULT_MODEL_PATH)), load_file(str(weights))
+    assert torch.equal(base["blocks.0.depthwise.0.weight"], adapted["blocks.0.depthwise.0.weight"])
+    assert not torch.equal(base["head.0.weight"], adapted["head.0.weight"])
+    refused = _run("adapt", "--examples", str(examples), "--out", str(tmp_path / "out2"),
+                   "--replay", str(examples))  # two classes: the replay lacks the others
+    assert refused.returncode == 2 and "holds no cells of some of" in refused.stderr
