@@ -59,10 +59,17 @@ def lisc_split(model: EfficientNetLite, card_classes: list[str],
     return pool, held
 
 
+def _known(root: Path, classes: list[str]) -> list[Sample]:
+    """The cells of the classes the model names (DeepAPL's blasts are not v7's to learn)."""
+    return [Sample(path, classes.index(folder.name))
+            for folder in sorted(root.iterdir()) if folder.name in classes
+            for path in sorted(folder.iterdir()) if path.suffix.lower() in (".jpg", ".png")]
+
+
 def folder_split(pool_root: Path, held_root: Path, classes: list[str]) -> tuple[
         list[tuple[Path, int, int]], list[tuple[Path, int]]]:
-    pool = [(s.path, s.label, i) for i, s in enumerate(index_image_folder(pool_root, classes))]
-    held = [(s.path, s.label) for s in index_image_folder(held_root, classes)]
+    pool = [(s.path, s.label, i) for i, s in enumerate(_known(pool_root, classes))]
+    held = [(s.path, s.label) for s in _known(held_root, classes)]
     return pool, held
 
 
