@@ -64,8 +64,9 @@ class Trust:
                     f"with your experts (at most {TARGET_WRONG:.0%} wrong, over {self.reviewed} "
                     f"reviewed cells); below that they are marked to confirm.")
         if self.needed:
+            # Reviews of answers the model flagged itself do not count: say which do.
             return (f"New to your laboratory: every answer is to confirm until your experts "
-                    f"have reviewed {self.needed} more cell(s) (confirm or correct them).")
+                    f"have reviewed {self.needed} more of those marked only \"to confirm\".")
         return (f"Your experts kept {self.agreeing} of {self.reviewed} reviewed answers, too "
                 f"few to leave any unconfirmed: every answer is to confirm (/adapt teaches the "
                 f"bot your cells).")

@@ -190,7 +190,7 @@ def test_the_reply_says_in_one_line_which_trust_regime_the_laboratory_is_in() ->
     assert "1. Neutrophil: 97.0%  · to confirm" in text  # only the laboratory asks
     assert "2. Monocyte: 95.0%  ⚠️ please review: unlike the cells it learnt from" in text
     assert ("🧪 New to your laboratory: every answer is to confirm until your experts have "
-            "reviewed 37 more cell(s)") in text
+            "reviewed 37 more of those marked only \"to confirm\"") in text
     assert text.index("🧪") < text.index("Model: v1")
     measured = replace(learning, trust=Trust(200, 190, 0.93, 0))
     assert "✅ Measured in your laboratory: answers from 93% on agreed" in result_text(measured)

@@ -36,7 +36,7 @@ def test_a_new_laboratory_confirms_every_answer_and_is_told_how_many_reviews_it_
     assert measure([]) == NEW_LABORATORY
     trust = measure(answers((12, 0.99, True)))
     assert (trust.threshold, trust.needed, trust.reviewed) == (None, 37, 12)
-    assert "37 more cell(s)" in trust.line() and trust.line().startswith("🧪")
+    assert "37 more of those marked only" in trust.line() and trust.line().startswith("🧪")
 
 
 def test_49_agreeing_answers_are_the_fewest_that_bound_the_wrong_share_at_2_percent() -> None:

@@ -73,7 +73,7 @@ def test_without_a_calibration_every_answer_is_to_confirm_as_for_a_new_laborator
     result = _run(str(pbc_fixtures()["neutrophil"]))
     assert result.returncode == 0, result.stderr
     assert "[review: to confirm: not yet measured in this laboratory]" in result.stdout
-    assert result.stdout.rstrip().endswith("(confirm or correct them).")
+    assert result.stdout.rstrip().endswith("more of those marked only \"to confirm\".")
 
 
 def test_a_laboratorys_calibration_leaves_its_confident_answers_unflagged(tmp_path: Path) -> None:
