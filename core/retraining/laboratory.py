@@ -54,9 +54,11 @@ def _slug(name: str) -> str:
 
 
 def _right(classifier: CellClassifier, crops: Sequence[Image.Image], labels: Sequence[str]) -> int:
+    """Held-out cells given their expert's label as the path answers them: a cell the rejection
+    step turns away ("not recognised") is not named right, whatever its best class."""
     if not crops:
         return 0
-    predictions = classifier.classify_crops(list(crops), reject_outliers=False)
+    predictions = classifier.classify_crops(list(crops))
     return sum(p.label == label for p, label in zip(predictions, labels, strict=True))
 
 
