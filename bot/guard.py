@@ -115,7 +115,10 @@ async def admit(update: Update, services: BotServices, action: str,
     member = await database_call(
         update, services, partial(lookup, services.sessions, sender, services.settings.admin_ids))
     if member is None or not member.approved:
-        text = messages.DENIED if member and member.role is Role.DENIED else messages.NOT_APPROVED
+        # A pending user already asked: telling them to send /start again would be wrong.
+        text = (messages.DENIED if member and member.role is Role.DENIED
+                else messages.PENDING if member and member.role is Role.PENDING
+                else messages.NOT_APPROVED)
         if need is Need.ADMIN:
             await _log_refusal(update, services, sender.telegram_id, action, "not approved")
         await refuse(update, text)

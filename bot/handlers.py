@@ -84,7 +84,7 @@ class Handlers:
             return
         await request.run(audit, request.member.telegram_id, "group", True,
                           f"{args[0]} -> {moved.group_name}", moved.group_id)
-        await message.reply_text(messages.group_assigned(moved))
+        await message.reply_text(messages.group_assigned(moved, args[1]))
 
     # ---- photos ---------------------------------------------------------------------------
     @guarded("photo")
@@ -94,8 +94,13 @@ class Handlers:
 
     @guarded("text")
     async def other(self, request: Request, _context: Context) -> None:
-        if request.message:
-            await request.message.reply_text(messages.NOT_A_PHOTO)
+        if (message := request.message) is None:
+            return
+        text = message.text or ""
+        if text.startswith("/"):
+            await message.reply_text(messages.unknown_command(text.split()[0]))
+        else:
+            await message.reply_text(messages.NOT_A_PHOTO)
 
     # ---- cases ----------------------------------------------------------------------------
     @guarded("case")

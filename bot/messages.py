@@ -163,6 +163,10 @@ NOT_A_PHOTO = (
     "file (📎 → File) to keep its full resolution. /help explains more."
 )
 
+def unknown_command(command: str) -> str:
+    return f"I do not know the command {command[:40]}. /help lists the commands."
+
+
 ACK_PHOTO = (
     "📥 Received, analysing…\n"
     "Tip: sending the image as a file (📎 → File) keeps its full resolution and gives better "
@@ -351,8 +355,12 @@ def access_granted(member: Member) -> str:
     return f"✅ Your access was approved ({member.role.value}).{extra}\n\n" + WELCOME
 
 
-def group_assigned(member: Member) -> str:
-    return f"{member.name} is now in laboratory group '{member.group_name}'."
+def group_assigned(member: Member, typed: str) -> str:
+    text = f"{member.name} is now in laboratory group '{member.group_name}'."
+    if typed.strip() != member.group_name:
+        # Group names are kept in lower case, so that "LabB" and "labb" are one laboratory.
+        text += f" (Group names are lower case: '{typed.strip()[:40]}' is '{member.group_name}'.)"
+    return text
 
 
 def _counts_line(counts: dict[str, int]) -> str:

@@ -4,8 +4,9 @@ from typing import Any
 
 from bot import messages
 from bot.messages import DISCLAIMER, job_text, result_text
+from core.access import Member
 from core.agreement import AgreementReport, ReviewedAnswer
-from core.enums import JobStatus, SubmissionStatus
+from core.enums import JobStatus, Role, SubmissionStatus
 from core.laboratory import Standing
 from core.retraining.jobs import JobReport
 from core.submissions import CellView, Delivery
@@ -212,3 +213,15 @@ def test_admins_see_their_laboratorys_agreement_per_week_version_and_class() -> 
     assert "   v1: 0% of 1\n   v1-lab-a-a3: 100% of 1" in text
     assert "   Lymphocyte: 50% of 2" in text
     assert text.endswith(NEW_LABORATORY.line())
+
+
+def test_a_group_name_typed_in_capitals_is_said_to_be_the_lower_case_one() -> None:
+    moved = Member(1, 2002, "@tech", Role.USER, 3, "labb", None)
+    assert messages.group_assigned(moved, "labb") == "@tech is now in laboratory group 'labb'."
+    assert messages.group_assigned(moved, "labB").endswith(
+        "(Group names are lower case: 'labB' is 'labb'.)")
+
+
+def test_an_unknown_command_is_named() -> None:
+    assert messages.unknown_command("/foo") == (
+        "I do not know the command /foo. /help lists the commands.")
