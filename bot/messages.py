@@ -416,8 +416,11 @@ def review_menu(cells: list[ReviewableCell]) -> str:
 
 
 def class_menu(cell: ReviewableCell) -> str:
-    current = display_name(cell.expert_label or cell.label or "?")
-    return f"Cell {cell.number} is now {current}. What is it?"
+    if cell.expert_label is not None:
+        said = f"an expert labelled it {display_name(cell.expert_label)}"
+    else:
+        said = f"the bot said {display_name(cell.label or '?')}"
+    return f"Cell {cell.number}: {said}. What is it?"
 
 
 def corrected(result: Reviewed, reviewer: Member) -> str:
@@ -427,7 +430,11 @@ def corrected(result: Reviewed, reviewer: Member) -> str:
 
 
 def confirmed(count: int, reviewer: Member) -> str:
-    return f"✅ Confirmed by {reviewer.name} ({count} cell label(s) accepted)."
+    if not count:
+        # A second press: say so rather than "0 accepted", which reads as a failure.
+        return ("Every label of this result was already confirmed or corrected; nothing "
+                "changed.")
+    return f"✅ {count} label(s) of this result confirmed by {reviewer.name}."
 
 
 def models_text(entries: list[ModelEntry]) -> str:

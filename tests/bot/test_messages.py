@@ -9,6 +9,7 @@ from core.agreement import AgreementReport, ReviewedAnswer
 from core.enums import JobStatus, Role, SubmissionStatus
 from core.laboratory import Standing
 from core.retraining.jobs import JobReport
+from core.reviews import ReviewableCell
 from core.submissions import CellView, Delivery
 from core.trust import NEW_LABORATORY, ScoredAnswer, Trust, measure
 
@@ -225,3 +226,18 @@ def test_a_group_name_typed_in_capitals_is_said_to_be_the_lower_case_one() -> No
 def test_an_unknown_command_is_named() -> None:
     assert messages.unknown_command("/foo") == (
         "I do not know the command /foo. /help lists the commands.")
+
+
+def test_a_confirmation_says_what_it_confirmed_and_a_second_press_changes_nothing() -> None:
+    reviewer = Member(1, 7, "@rev", Role.REVIEWER, 3, "laba", None)
+    assert messages.confirmed(3, reviewer) == "✅ 3 label(s) of this result confirmed by @rev."
+    assert messages.confirmed(0, reviewer).startswith(
+        "Every label of this result was already confirmed or corrected")
+
+
+def test_the_class_menu_says_who_gave_the_cells_current_label() -> None:
+    cell = ReviewableCell(9, 1, "eosinophil", None, 0.99)
+    assert messages.class_menu(cell) == "Cell 1: the bot said Eosinophil. What is it?"
+    corrected = ReviewableCell(9, 1, "eosinophil", "neutrophil", 0.99)
+    assert messages.class_menu(corrected) == (
+        "Cell 1: an expert labelled it Neutrophil. What is it?")

@@ -192,7 +192,7 @@ def test_a_button_pressed_while_the_database_is_down_is_answered_after_the_retry
         answered = stack.standin.wait_for(
             reviewer, 1, 60, predicate=lambda a: a.method == "answerCallbackQuery")
         assert answered, f"the press was never answered:\n{stack.logs()}"
-        assert "Confirmed by" in (answered[0].text or "")
+        assert "label(s) of this result confirmed by" in (answered[0].text or "")
         with stack.sessions() as session:
             cell = session.scalars(select(CellResult).where(
                 CellResult.submission_id == submission.id)).one()
