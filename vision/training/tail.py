@@ -54,6 +54,11 @@ class TailConfig:
     distil_weight: float = 1.0
     distil_temperature: float = 2.0
     hue: float = 0.25
+    # The replayed base cells' own labels beside the base answers (cross-entropy, this weight).
+    replay_labels_weight: float = 0.0
+    # Keep the tail's normalisation statistics as the base data set them (BatchNorm in eval
+    # mode while the tail learns): the laboratory's cells then move only the weights.
+    freeze_statistics: bool = False
     seed: int = 0
 
     @classmethod
@@ -127,15 +132,17 @@ class BaseReplay:
 
     activations: torch.Tensor  # N x C x H x W
     logits: torch.Tensor  # N x classes
+    labels: torch.Tensor | None = None  # their own labels, where known
 
 
 @torch.no_grad()
 def base_replay(model: EfficientNetLite, images: Sequence[Image.Image],
-                preprocess: Preprocessing, blocks: int) -> BaseReplay:
+                preprocess: Preprocessing, blocks: int,
+                labels: torch.Tensor | None = None) -> BaseReplay:
     acts = torch.cat([trunk(model, preprocess.batch(images[i:i + 16]), blocks)
                       for i in range(0, len(images), 16)])
     model.eval()
-    return BaseReplay(acts, tail_logits(model, acts, blocks))
+    return BaseReplay(acts, tail_logits(model, acts, blocks), labels)
 
 
 def fit_tail(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
@@ -156,6 +163,10 @@ def fit_tail(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
     flat_labels = labels.repeat_interleave(views.shape[1])
     generator = torch.Generator().manual_seed(config.seed)
     adapted.train()
+    if config.freeze_statistics:
+        for module in adapted.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
     for module in adapted.modules():  # the frozen trunk never runs here, but keep it still
         module.requires_grad_(False)
     for p in [*body, *adapted.classifier.parameters()]:
@@ -170,6 +181,9 @@ def fit_tail(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
         loss = loss + config.distil_weight * t * t * F.kl_div(
             F.log_softmax(logits[config.batch:] / t, dim=1),
             F.softmax(replay.logits[base] / t, dim=1), reduction="batchmean")
+        if config.replay_labels_weight and replay.labels is not None:
+            loss = loss + config.replay_labels_weight * F.cross_entropy(
+                logits[config.batch:], replay.labels[base])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -257,7 +271,7 @@ def adapt_tail(model: EfficientNetLite, images: Sequence[Image.Image], labels: t
     progress(f"views of {len(images)} labelled cells x {config.views}")
     views = cell_views(model, images, preprocess, config, progress)
     progress(f"the base model's answers on {len(base_images)} of its own cells")
-    replay = base_replay(model, base_images, preprocess, config.blocks)
+    replay = base_replay(model, base_images, preprocess, config.blocks, base_labels)
     adapted = fit_tail(model, views, labels, replay, config, progress)
     halves = _halves(labels)
     temperature = base_temperature
