@@ -13,6 +13,7 @@ frames them, and the tail model also on PBC val cells (it must not forget PBC).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -113,7 +114,17 @@ def main() -> None:
     config = TailConfig(blocks=args.blocks, views=args.views, steps=args.steps, lr=args.lr)
     started = time.monotonic()
     if args.lab == "lisc":
-        pool, held = lisc_split(model, classes, pre)
+        # Grouping LISC's copies takes minutes: the split is kept per model.
+        cache = WORK / "cache" / f"lisc-split-{card.sha256[:16]}.json"
+        if cache.exists():
+            stored = json.loads(cache.read_text())
+            pool = [(Path(p), label, group) for p, label, group in stored["pool"]]
+            held = [(Path(p), label) for p, label in stored["held"]]
+        else:
+            pool, held = lisc_split(model, classes, pre)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"pool": [(str(p), lb, g) for p, lb, g in pool],
+                                         "held": [(str(p), lb) for p, lb in held]}))
     elif args.lab == "deepapl":
         root = SHARED_DATA / "deepapl"
         pool, held = folder_split(root / "train", root / "val", classes)

@@ -3,7 +3,7 @@
 The group's expert-labelled cells are split, oldest first, into cells to learn from and every
 fourth cell held out. Two candidates learn them: the head alone (``vision.training.adapt``, the
 base classes replayed from their stored Gaussians; seconds) and, where the base data is at hand,
-the network's last blocks too (``vision.training.tail``, a few base cells a class replayed with
+the network's last blocks too (``vision.training.tail``, 100 base cells a class replayed with
 the base model's answers; minutes). Of those that keep the base test set within the retraining
 gate's margins, the one naming more held-out cells is the candidate (the head on a tie). It must
 name them at least as well as the version now serving the group, and keep the base test set;
