@@ -54,18 +54,19 @@ def _slug(name: str) -> str:
 
 
 def _right(classifier: CellClassifier, crops: Sequence[Image.Image], labels: Sequence[str]) -> int:
-    """Held-out cells given their expert's label as the path answers them: a cell the rejection
-    step turns away ("not recognised") is not named right, whatever its best class."""
+    """Held-out cells given their expert's label as the path answers a detected white cell:
+    one unlike the training cells keeps its label (flagged "unusual"), never "not recognised"."""
     if not crops:
         return 0
-    predictions = classifier.classify_crops(list(crops))
+    predictions = classifier.classify_crops(list(crops), reject_outliers=False)
     return sum(p.label == label for p, label in zip(predictions, labels, strict=True))
 
 
 def held_out_answers(classifier: CellClassifier, crops: Sequence[Image.Image],
                      labels: Sequence[str]) -> list[tuple[float, bool, bool]]:
     """(confidence, right, flagged by the model) per held-out cell, as the path answers it."""
-    cells = [crop_cell(p, classifier) for p in classifier.classify_crops(list(crops))] \
+    cells = [crop_cell(p, classifier)
+             for p in classifier.classify_crops(list(crops), reject_outliers=False)] \
         if crops else []
     return [(round(c.confidence or 0.0, 6), c.label == label, c.review)
             for c, label in zip(cells, labels, strict=True)]

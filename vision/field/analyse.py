@@ -142,7 +142,9 @@ def _to_original(box: Box, scale: float, size: tuple[int, int]) -> Box:
 
 
 def crop_cell(prediction: CellPrediction, classifier: CellClassifier) -> Cell:
-    """A cell already cut out (a laboratory's reviewed crop), flagged as the path flags one."""
+    """A white cell already cut out (a laboratory's reviewed crop), flagged as the path flags a
+    detected one (``prediction`` made without rejection: unlike the training cells, it is
+    flagged "unusual", not "not recognised")."""
     return _labelled("cell", prediction.box, False, prediction, classifier,
                      out_of_domain=classifier.is_outlier(prediction.ood_score))
 
