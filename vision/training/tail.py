@@ -59,6 +59,13 @@ class TailConfig:
     # Keep the tail's normalisation statistics as the base data set them (BatchNorm in eval
     # mode while the tail learns): the laboratory's cells then move only the weights.
     freeze_statistics: bool = False
+    # The adapted tail's weights (and statistics) are taken this far from the base model's
+    # towards the learnt ones (weight-space ensembling, Wortsman et al. 2022, "WiSE-FT"): on
+    # LISC's cells (v7, 10 a class) 1.0 cost PBC val half a point (98.62% against 99.12% of
+    # 800 cells), 0.4 a tenth (99.00%) and kept most of the gain (89.8% of LISC's held-out
+    # cells against 90.9%; the head alone 85.6%). Replay, distillation and frozen statistics
+    # had kept none of PBC's half point.
+    interpolate: float = 0.4
     seed: int = 0
 
     @classmethod
@@ -192,6 +199,12 @@ def fit_tail(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
             progress(f"  tail step {step + 1}/{config.steps}: loss {float(loss.detach()):.4f}")
     for p in adapted.parameters():
         p.requires_grad_(True)
+    if config.interpolate < 1:
+        start = model.state_dict()
+        adapted.load_state_dict({
+            name: start[name] + config.interpolate * (value - start[name])
+            if value.is_floating_point() else value
+            for name, value in adapted.state_dict().items()})
     return adapted.eval()
 
 
