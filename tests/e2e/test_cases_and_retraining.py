@@ -129,23 +129,33 @@ def test_registration_needs_an_admins_approval(stack: Stack) -> None:
 
 
 def test_an_unapproved_user_gets_only_a_polite_refusal(stack: Stack) -> None:
-    # They asked with /start already: told that the request waits, not to ask again.
-    stranger = stack.new_user(role=Role.PENDING)
+    stranger = stack.new_user(role=Role.PENDING)  # never sent /start
     for text in MEMBER_COMMANDS + ADMIN_COMMANDS:
         [reply] = say(stack, stranger, text)
-        assert reply.text == ("Your access request is still waiting for an administrator. I "
-                              "will tell you here as soon as it is decided."), text
+        assert reply.text == ("Sorry, this bot is for approved laboratory staff only. Send /start "
+                              "to ask for access."), text
     [reply] = press(stack, stranger, 1, "case:1")
-    assert reply.method == "answerCallbackQuery" and "still waiting" in (reply.text or "")
+    assert reply.method == "answerCallbackQuery" and "approved laboratory staff" in reply.text
     before = len(stack.standin.wait_for(stranger, 0, 0))
     stack.standin.send_photo(stranger, FIXTURES["neutrophil"].read_bytes())
     [reply] = stack.standin.wait_for(stranger, before + 1, 30)[before:]
-    assert "still waiting for an administrator" in (reply.text or "")
+    assert "approved laboratory staff" in (reply.text or "")
     assert stack.submissions(stranger) == []  # nothing was stored or queued
     with stack.sessions() as session:
         refused = session.scalars(select(AuditEvent.action).where(
             AuditEvent.telegram_id == stranger, AuditEvent.allowed.is_(False))).all()
     assert set(refused) == {"retrain", "models", "promote", "rollback", "group"}
+
+    # Once they have asked, they are told that the request waits, not to ask again.
+    say(stack, stranger, "/start")
+    before = len(stack.standin.wait_for(stranger, 0, 0))
+    stack.standin.send_photo(stranger, FIXTURES["neutrophil"].read_bytes())
+    [reply] = stack.standin.wait_for(stranger, before + 1, 30)[before:]
+    assert reply.text == ("Your access request is still waiting for an administrator. I will "
+                          "tell you here as soon as it is decided.")
+    [reply] = say(stack, stranger, "/history")
+    assert "still waiting for an administrator" in (reply.text or "")
+    assert stack.submissions(stranger) == []
 
 
 def test_an_unknown_command_is_named_as_one_not_taken_for_a_photo(stack: Stack) -> None:
