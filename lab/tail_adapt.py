@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=TailConfig.views)
     parser.add_argument("--steps", type=int, default=TailConfig.steps)
     parser.add_argument("--lr", type=float, default=TailConfig.lr)
+    parser.add_argument("--interpolate", type=float, default=TailConfig.interpolate,
+                        help="how far the learnt tail is taken from the base (1: unmixed)")
     parser.add_argument("--pbc-cells", type=int, default=40, help="a class, replayed and judged")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -111,7 +113,8 @@ def main() -> None:
     model, card, detector = load_artifact(args.model)
     assert detector is not None
     classes, pre = card.classes, card.preprocess
-    config = TailConfig(blocks=args.blocks, views=args.views, steps=args.steps, lr=args.lr)
+    config = TailConfig(blocks=args.blocks, views=args.views, steps=args.steps, lr=args.lr,
+                        interpolate=args.interpolate)
     started = time.monotonic()
     if args.lab == "lisc":
         # Grouping LISC's copies takes minutes: the split is kept per model.
