@@ -7,7 +7,7 @@ from datetime import timedelta
 from core.access import Member
 from core.cases import CaseDetail, HistoryPage
 from core.enums import JobStatus, Role, SubmissionStatus
-from core.laboratory import Proposal, Standing
+from core.laboratory import Proposal, Standing, breakdown
 from core.registry import ModelEntry
 from core.retraining.jobs import JobReport
 from core.reviews import ReviewableCell, Reviewed
@@ -484,20 +484,9 @@ STATS_NO_GROUP = "No such laboratory (owners: /stats NAME; admins: /stats for yo
 def standing_text(found: Standing) -> str:
     """A laboratory's agreement with the bot and the trust of its serving version, for its
     admins."""
-    report = found.agreement
     lines = [f"📈 {found.group}: served by {found.version or '-'}",
-             f"Your experts kept the bot's first answer for {report.overall.text()} reviewed "
-             "cells."]
-    if report.weeks:
-        lines.append("Per week of review:")
-        lines += [f"   {week:%d %b %Y}: {value.text()}" for week, value in report.weeks[-8:]]
-    if report.versions:
-        lines.append("Per model version:")
-        lines += [f"   {version}: {value.text()}" for version, value in report.versions.items()]
-    if report.classes:
-        lines.append("Per class (your experts' label):")
-        lines += [f"   {display_name(label)}: {value.text()}" for label, value in report.classes]
-    lines.append(found.trust.line())
+             f"Your experts kept the bot's first answer for {found.agreement.overall.text()} "
+             "reviewed cells.", *breakdown(found), found.trust.line()]
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from core.enums import Role
 from core.registry import active_model
 from core.reviews import reviewed_answers
 from core.trust import NEW_LABORATORY, ScoredAnswer, Trust, measure
+from vision.labels import display_name
 
 
 def held_out_answers(card: dict[str, object]) -> list[ScoredAnswer]:
@@ -49,6 +50,23 @@ class Standing:
     version: str | None  # the version serving it
     agreement: AgreementReport
     trust: Trust
+
+
+def breakdown(found: Standing, weeks: int = 8) -> list[str]:
+    """The agreement per week of review (the last ``weeks``), per model version and per class,
+    as the chat and the command line show it."""
+    report = found.agreement
+    lines = []
+    if report.weeks:
+        lines.append("Per week of review:")
+        lines += [f"   {week:%d %b %Y}: {value.text()}" for week, value in report.weeks[-weeks:]]
+    if report.versions:
+        lines.append("Per model version:")
+        lines += [f"   {version}: {value.text()}" for version, value in report.versions.items()]
+    if report.classes:
+        lines.append("Per class (the experts' label):")
+        lines += [f"   {display_name(label)}: {value.text()}" for label, value in report.classes]
+    return lines
 
 
 def group_id_named(factory: SessionFactory, name: str) -> int | None:

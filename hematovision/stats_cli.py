@@ -7,27 +7,15 @@ import sys
 from pathlib import Path
 
 from core.db.session import make_engine, make_session_factory
-from core.laboratory import Standing, group_id_named, standing
+from core.laboratory import Standing, breakdown, group_id_named, standing
 from core.settings import Settings
-from vision.labels import display_name
 
 
 def standing_lines(found: Standing) -> list[str]:
-    report = found.agreement
-    lines = [f"laboratory {found.group}: serving {found.version or '-'}",
-             f"agreement with its experts (first answer kept): {report.overall.text()} "
-             "reviewed cells"]
-    if report.weeks:
-        lines.append("per week of review:")
-        lines += [f"  {week.isoformat()}  {value.text()}" for week, value in report.weeks]
-    if report.versions:
-        lines.append("per model version:")
-        lines += [f"  {version}  {value.text()}" for version, value in report.versions.items()]
-    if report.classes:
-        lines.append("per class (the expert's label):")
-        lines += [f"  {display_name(label)}  {value.text()}" for label, value in report.classes]
-    lines.append(found.trust.line())
-    return lines
+    return [f"laboratory {found.group}: serving {found.version or '-'}",
+            f"agreement with its experts (first answer kept): "
+            f"{found.agreement.overall.text()} reviewed cells", *breakdown(found, weeks=52),
+            found.trust.line()]
 
 
 def run_stats(settings: Settings, group: str, calibration: Path | None) -> int:

@@ -25,8 +25,8 @@ def test_prints_the_agreement_and_writes_the_calibration_classify_reads(
     out = capsys.readouterr().out
     assert "laboratory lab-a: serving m1" in out
     assert "agreement with its experts (first answer kept): 99% of 110 reviewed cells" in out
-    assert "  m1  99% of 110" in out
-    assert "  Neutrophil  100% of 49" in out and "  Immature granulocyte  0% of 1" in out
+    assert "   m1: 99% of 110" in out
+    assert "   Neutrophil: 100% of 49" in out and "   Immature granulocyte: 0% of 1" in out
     assert "✅ Measured in your laboratory: answers from 99% on" in out
     written = json.loads(calibration.read_text())
     assert (written["version"], written["trust"]["threshold"]) == ("m1", 0.99)
