@@ -18,7 +18,7 @@ from core.trust import NEW_LABORATORY, ScoredAnswer, Trust, measure
 from vision.labels import display_name
 
 
-def held_out_answers(card: dict[str, object]) -> list[ScoredAnswer]:
+def answers_in_card(card: dict[str, object]) -> list[ScoredAnswer]:
     """The answers a laboratory's adapted version gave the group's held-out reviewed cells when
     it was made (``core.retraining.laboratory``): measured before it served a single photo."""
     metrics = card.get("metrics")
@@ -38,10 +38,10 @@ def serving_trust(factory: SessionFactory, group_id: int | None, version_id: int
         version = session.get(ModelVersion, version_id)
         if version is None:
             return NEW_LABORATORY
-        name, card = version.version, dict(version.card)
+        card = dict(version.card)
     answers = [ScoredAnswer(a.confidence, a.kept, a.flagged)
-               for a in reviewed_answers(factory, group_id) if a.version == name]
-    return measure([*held_out_answers(card), *answers])
+               for a in reviewed_answers(factory, group_id, version_id)]
+    return measure([*answers_in_card(card), *answers])
 
 
 @dataclass(frozen=True)

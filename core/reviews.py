@@ -154,9 +154,11 @@ def expert_examples(factory: SessionFactory, group_id: int | None = None) -> lis
                 and label in ALL_CLASSES]
 
 
-def reviewed_answers(factory: SessionFactory, group_id: int) -> list[ReviewedAnswer]:
-    """Every answer of the bot in this laboratory that one of its experts reviewed, purged
-    photos included (the review happened; only the picture is gone), oldest review first."""
+def reviewed_answers(factory: SessionFactory, group_id: int,
+                     version_id: int | None = None) -> list[ReviewedAnswer]:
+    """Every answer of the bot in this laboratory that one of its experts reviewed (with
+    ``version_id``, of that model version only), purged photos included (the review happened;
+    only the picture is gone), oldest review first."""
     query = (select(CellResult, ModelVersion.version)
              .join(Submission, Submission.id == CellResult.submission_id)
              .join(Case, Case.id == Submission.case_id)
@@ -164,6 +166,8 @@ def reviewed_answers(factory: SessionFactory, group_id: int) -> list[ReviewedAns
              .where(Case.group_id == group_id, CellResult.expert_label.is_not(None),
                     CellResult.label.is_not(None), CellResult.kind.in_(CLASSIFIED_KINDS))
              .options(selectinload(CellResult.reviews)))
+    if version_id is not None:
+        query = query.where(CellResult.model_version_id == version_id)
     with factory() as session:
         answers = [
             ReviewedAnswer(label, expert, cell.confidence or 0.0,

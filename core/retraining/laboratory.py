@@ -53,23 +53,20 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:16] or "lab"
 
 
-def _right(classifier: CellClassifier, crops: Sequence[Image.Image], labels: Sequence[str]) -> int:
-    """Held-out cells given their expert's label as the path answers a detected white cell:
-    one unlike the training cells keeps its label (flagged "unusual"), never "not recognised"."""
-    if not crops:
-        return 0
-    predictions = classifier.classify_crops(list(crops), reject_outliers=False)
-    return sum(p.label == label for p, label in zip(predictions, labels, strict=True))
-
-
 def held_out_answers(classifier: CellClassifier, crops: Sequence[Image.Image],
                      labels: Sequence[str]) -> list[tuple[float, bool, bool]]:
-    """(confidence, right, flagged by the model) per held-out cell, as the path answers it."""
+    """(confidence, right, flagged by the model) per held-out cell, as the path answers a
+    detected white cell: one unlike the training cells keeps its label (flagged "unusual"),
+    never "not recognised"."""
     cells = [crop_cell(p, classifier)
              for p in classifier.classify_crops(list(crops), reject_outliers=False)] \
         if crops else []
     return [(round(c.confidence or 0.0, 6), c.label == label, c.review)
             for c, label in zip(cells, labels, strict=True)]
+
+
+def _right(answers: Sequence[tuple[float, bool, bool]]) -> int:
+    return sum(right for _confidence, right, _flagged in answers)
 
 
 ADAPTED = {"head": "the head only (frozen features)",
@@ -128,8 +125,9 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
 
     sink("evaluating", {"detail": f"{len(held)} held-out cells"})
     held_crops, held_labels = [crops[id(e)] for e in held], [e.label for e in held]
-    scores = {option.kind: _right(option.classifier, held_crops, held_labels)
-              for option in options}
+    answered = {option.kind: held_out_answers(option.classifier, held_crops, held_labels)
+                for option in options}
+    scores = {kind: _right(answers) for kind, answers in answered.items()}
     test = subsample(index_image_folder(setup.base_data / "test", card.classes),
                      setup.config.test_limit, setup.config.seed)
     test_images = []
@@ -155,9 +153,9 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     candidate, gate = chosen.classifier, gates[chosen.kind]
     serving = CellClassifier.from_artifact(setup.models.local_path(serving_ref), "cpu")
     expert_cells = {"of": len(held), "candidate": scores[chosen.kind],
-                    "active": _right(serving, held_crops, held_labels)}
+                    "active": _right(held_out_answers(serving, held_crops, held_labels))}
     # The laboratory's trust in the candidate starts from these (``core.laboratory``).
-    answers = held_out_answers(candidate, held_crops, held_labels)
+    answers = answered[chosen.kind]
     if expert_cells["candidate"] < expert_cells["active"]:
         gate = GateDecision(False, [*gate.reasons, (
             f"{group_name}'s held-out cells: {expert_cells['candidate']} of {len(held)} right, "

@@ -267,7 +267,7 @@ class LaboratoryHead:
     temperature: float
 
 
-def _two_folds(labels: torch.Tensor) -> list[torch.Tensor]:
+def two_folds(labels: torch.Tensor) -> list[torch.Tensor]:
     """Two halves of the cells with each class split between them as evenly as it goes."""
     order = sorted(range(len(labels)), key=lambda i: (int(labels[i]), i))
     return [torch.tensor(order[0::2]), torch.tensor(order[1::2])]
@@ -324,7 +324,7 @@ def adapt_head(base: torch.nn.Linear, embedded: torch.Tensor, labels: torch.Tens
     gaussians = BaseGaussians.of(detector, base.out_features)
     head, full = _fit_laboratory(base, embedded, labels, detector, gaussians, config, progress,
                                  base_cells)
-    folds = _two_folds(labels)
+    folds = two_folds(labels)
     if not config.recalibrate or min(len(f) for f in folds) < 2:
         threshold = capped_threshold(full, detector.threshold, detector.threshold, non_cells)
         return LaboratoryHead(head, replace(full, threshold=threshold), base_temperature)

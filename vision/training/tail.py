@@ -32,11 +32,10 @@ from vision.data import index_image_folder, subsample
 from vision.model.efficientnet_lite import EfficientNetLite
 from vision.model.preprocess import Preprocessing, square_crop
 from vision.model.rejection import OodDetector
-from vision.training.adapt import capped_threshold, embed_cells
+from vision.training.adapt import capped_threshold, non_cell_features, two_folds
 from vision.training.augment import AugmentConfig, augment_batch, centre_batch, normalise
 from vision.training.calibration import fit_temperature
 from vision.training.features import Progress
-from vision.training.noncell import non_cell_images
 
 
 @dataclass(frozen=True)
@@ -54,11 +53,6 @@ class TailConfig:
     distil_weight: float = 1.0
     distil_temperature: float = 2.0
     hue: float = 0.25
-    # The replayed base cells' own labels beside the base answers (cross-entropy, this weight).
-    replay_labels_weight: float = 0.0
-    # Keep the tail's normalisation statistics as the base data set them (BatchNorm in eval
-    # mode while the tail learns): the laboratory's cells then move only the weights.
-    freeze_statistics: bool = False
     # The adapted tail's weights (and statistics) are taken this far from the base model's
     # towards the learnt ones (weight-space ensembling, Wortsman et al. 2022, "WiSE-FT"): on
     # LISC's cells (v7, 10 a class) 1.0 cost PBC val half a point (98.62% against 99.12% of
@@ -96,20 +90,18 @@ def trunk(model: EfficientNetLite, x: torch.Tensor, blocks: int) -> torch.Tensor
     return activations
 
 
-def tail_logits(model: EfficientNetLite, activations: torch.Tensor, blocks: int) -> torch.Tensor:
-    out = activations
-    for block in model.blocks[len(model.blocks) - blocks:]:
-        out = block(out)
-    logits: torch.Tensor = model.classifier(model.dropout(torch.flatten(
-        model.pool(model.head(out)), 1)))
-    return logits
-
-
 def tail_features(model: EfficientNetLite, activations: torch.Tensor, blocks: int) -> torch.Tensor:
+    """The pooled embedding (``EfficientNetLite.features``) from the trunk's activations."""
     out = activations
     for block in model.blocks[len(model.blocks) - blocks:]:
         out = block(out)
     return torch.flatten(model.pool(model.head(out)), 1)
+
+
+def tail_logits(model: EfficientNetLite, activations: torch.Tensor, blocks: int) -> torch.Tensor:
+    logits: torch.Tensor = model.classifier(model.dropout(tail_features(model, activations,
+                                                                        blocks)))
+    return logits
 
 
 @torch.no_grad()
@@ -139,13 +131,12 @@ class BaseReplay:
 
     activations: torch.Tensor  # N x C x H x W
     logits: torch.Tensor  # N x classes
-    labels: torch.Tensor | None = None  # their own labels, where known
+    labels: torch.Tensor  # their own labels (the refitted rejection step's base classes)
 
 
 @torch.no_grad()
-def base_replay(model: EfficientNetLite, images: Sequence[Image.Image],
-                preprocess: Preprocessing, blocks: int,
-                labels: torch.Tensor | None = None) -> BaseReplay:
+def base_replay(model: EfficientNetLite, images: Sequence[Image.Image], labels: torch.Tensor,
+                preprocess: Preprocessing, blocks: int) -> BaseReplay:
     acts = torch.cat([trunk(model, preprocess.batch(images[i:i + 16]), blocks)
                       for i in range(0, len(images), 16)])
     model.eval()
@@ -170,10 +161,6 @@ def fit_tail(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
     flat_labels = labels.repeat_interleave(views.shape[1])
     generator = torch.Generator().manual_seed(config.seed)
     adapted.train()
-    if config.freeze_statistics:
-        for module in adapted.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.eval()
     for module in adapted.modules():  # the frozen trunk never runs here, but keep it still
         module.requires_grad_(False)
     for p in [*body, *adapted.classifier.parameters()]:
@@ -188,9 +175,6 @@ def fit_tail(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
         loss = loss + config.distil_weight * t * t * F.kl_div(
             F.log_softmax(logits[config.batch:] / t, dim=1),
             F.softmax(replay.logits[base] / t, dim=1), reduction="batchmean")
-        if config.replay_labels_weight and replay.labels is not None:
-            loss = loss + config.replay_labels_weight * F.cross_entropy(
-                logits[config.batch:], replay.labels[base])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -217,8 +201,7 @@ def _features(model: EfficientNetLite, activations: torch.Tensor, blocks: int,
 
 
 def refit_detector(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
-                   replay: BaseReplay, replay_labels: torch.Tensor, blocks: int,
-                   shrinkage: float = 0.1) -> OodDetector:
+                   replay: BaseReplay, blocks: int, shrinkage: float = 0.1) -> OodDetector:
     """The rejection step's class means and covariance in the adapted network's feature space
     (its threshold is the caller's): the base classes' means from the replayed base cells, the
     laboratory's from its cells, one covariance from both scatters (the augmented views
@@ -232,10 +215,10 @@ def refit_detector(model: EfficientNetLite, views: torch.Tensor, labels: torch.T
     lab = _features(model, views.flatten(0, 1), blocks).double()
     lab_labels = labels.repeat_interleave(views.shape[1])
     classes = int(replay.logits.shape[1])
-    means = torch.stack([base[replay_labels == c].mean(dim=0) for c in range(classes)])
+    means = torch.stack([base[replay.labels == c].mean(dim=0) for c in range(classes)])
     present = lab_labels.unique()
     lab_means = torch.stack([lab[lab_labels == c].mean(dim=0) for c in present])
-    centred = torch.cat([base - means[replay_labels],
+    centred = torch.cat([base - means[replay.labels],
                          lab - lab_means[torch.searchsorted(present, lab_labels)]])
     covariance = centred.T @ centred / len(centred)
     scale = covariance.diagonal().mean().clamp_min(1e-6)
@@ -270,11 +253,6 @@ class TailAdapted:
     temperature: float
 
 
-def _halves(labels: torch.Tensor) -> list[torch.Tensor]:
-    order = sorted(range(len(labels)), key=lambda i: (int(labels[i]), i))
-    return [torch.tensor(order[0::2]), torch.tensor(order[1::2])]
-
-
 def adapt_tail(model: EfficientNetLite, images: Sequence[Image.Image], labels: torch.Tensor,
                base_images: Sequence[Image.Image], base_labels: torch.Tensor,
                preprocess: Preprocessing, config: TailConfig, progress: Progress,
@@ -285,9 +263,9 @@ def adapt_tail(model: EfficientNetLite, images: Sequence[Image.Image], labels: t
     progress(f"views of {len(images)} labelled cells x {config.views}")
     views = cell_views(model, images, preprocess, config, progress)
     progress(f"the base model's answers on {len(base_images)} of its own cells")
-    replay = base_replay(model, base_images, preprocess, config.blocks, base_labels)
+    replay = base_replay(model, base_images, base_labels, preprocess, config.blocks)
     adapted = fit_tail(model, views, labels, replay, config, progress)
-    halves = _halves(labels)
+    halves = two_folds(labels)
     temperature = base_temperature
     judged_scores = []
     if min(len(h) for h in halves) >= 2:
@@ -300,16 +278,15 @@ def adapt_tail(model: EfficientNetLite, images: Sequence[Image.Image], labels: t
             with torch.no_grad():
                 logits.append(tail_logits(fold.eval(), views[judged, 0], config.blocks))
                 fold_detector = refit_detector(fold, views[fitted], labels[fitted], replay,
-                                               base_labels, config.blocks)
+                                               config.blocks)
                 judged_scores.append(fold_detector.scores(
                     _features(fold, views[judged, 0], config.blocks)))
             targets.append(labels[judged])
         temperature = min(20.0, max(0.5, fit_temperature(torch.cat(logits),
                                                          torch.cat(targets))))
     progress("refitting the rejection step")
-    non_cells = embed_cells(adapted, [image for _, image in non_cell_images()], preprocess, 1,
-                            lambda _: None)[:, 0]
-    detector = refit_detector(adapted, views, labels, replay, base_labels, config.blocks)
+    non_cells = non_cell_features(adapted, preprocess)
+    detector = refit_detector(adapted, views, labels, replay, config.blocks)
     # Cells the network did not learn lie far from means fitted on a few others: the threshold
     # accepts 95% of the cross-fitted ones, never an image of no blood cell (without folds,
     # as many as that allows).

@@ -62,9 +62,10 @@ def test_only_the_tail_learns_and_the_base_model_is_left_untouched(base: Base) -
              ("neutrophil", "basophil")]
     views = cell_views(model, cells, card.preprocess, SMALL, lambda _: None)
     replayed = [Image.open(path).convert("RGB") for path in pbc_fixtures().values()]
+    replayed_labels = torch.tensor([card.classes.index(label) for label in pbc_fixtures()])
     before = {k: v.clone() for k, v in model.state_dict().items()}
     adapted = fit_tail(model, views, torch.tensor([6, 0]), base_replay(
-        model, replayed, card.preprocess, SMALL.blocks), SMALL, lambda _: None)
+        model, replayed, replayed_labels, card.preprocess, SMALL.blocks), SMALL, lambda _: None)
     after = adapted.state_dict()
     tail = len(model.blocks) - SMALL.blocks
     for key, value in before.items():
