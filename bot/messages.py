@@ -13,10 +13,13 @@ from core.retraining.jobs import JobReport
 from core.reviews import ReviewableCell, Reviewed
 from core.submissions import GAVE_UP, CellView, Delivery
 from vision.field.results import (
+    CONFIDENCE_WITHHELD,
     TRUST_REASONS,
+    confidence_text,
     flagged_by_model,
     in_clinical_order,
     reasons_in_words,
+    reasons_tally,
 )
 from vision.findings import findings, of_counts
 from vision.labels import display_name
@@ -198,10 +201,6 @@ def picture_caption(delivery: Delivery) -> str:
             f"{delivery.platelet_count} platelets.", CAPTION_LIMIT)
 
 
-def _percent(value: float) -> str:
-    return f"{value * 100:.1f}%"
-
-
 def result_text(delivery: Delivery) -> str:
     if delivery.status is SubmissionStatus.REJECTED:
         return f"❌ I could not analyse this image.\n{delivery.error}"
@@ -286,7 +285,7 @@ def album_caption(number: int, delivery: Delivery) -> str:
 
 
 def _label_line(cell: CellView) -> str:
-    text = f"{display_name(cell.label or '')}: {_percent(cell.confidence or 0.0)}"
+    text = f"{display_name(cell.label or '')}: {confidence_text(cell.confidence, cell.reasons)}"
     if flagged_by_model(cell.review, cell.reasons):
         text += "  ⚠️ please review"
         if why := reasons_in_words(r for r in cell.reasons if r not in TRUST_REASONS):
@@ -299,7 +298,10 @@ def _label_line(cell: CellView) -> str:
 
 
 def _alternatives(cell: CellView) -> str:
-    return ", ".join(f"{display_name(str(alt['label']))} {_percent(float(alt['confidence']))}"
+    if CONFIDENCE_WITHHELD.intersection(cell.reasons):
+        return ", ".join(display_name(str(alt["label"])) for alt in cell.top3[1:])
+    return ", ".join(f"{display_name(str(alt['label']))} "
+                     f"{confidence_text(float(alt['confidence']), cell.reasons)}"
                      for alt in cell.top3[1:])
 
 
@@ -380,7 +382,8 @@ def case_text(detail: CaseDetail, created: bool = False) -> str:
         return "\n".join(lines)
     for photo in detail.photos:
         status = "" if photo.status is SubmissionStatus.DONE else f" [{photo.status.value}]"
-        flags = f" · ⚠️ {photo.flagged} to review" if photo.flagged else ""
+        why = f" ({reasons_tally(photo.flag_reasons)})" if photo.flag_reasons else ""
+        flags = f" · ⚠️ {photo.flagged} to review{why}" if photo.flagged else ""
         reviewed = f" · ✔️ {photo.reviewed} reviewed" if photo.reviewed else ""
         lines.append(f"Photo {photo.number} ({photo.received_at:%m-%d %H:%M}){status}: "
                      f"{_counts_line(photo.counts)}{flags}{reviewed}")

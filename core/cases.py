@@ -103,6 +103,8 @@ class Photo:
     image_sha256: str | None
     annotated_sha256: str | None
     error: str | None
+    # Why the model flagged the cells still awaiting review: reason code -> cells.
+    flag_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ def case_detail(factory: SessionFactory, member: Member, case_id: int) -> CaseDe
                 if submission.model_version else None,
                 red_cell_model=submission.red_cell_model,
                 image_sha256=submission.sha256, annotated_sha256=submission.annotated_sha256,
-                error=submission.error,
+                error=submission.error, flag_reasons=_flag_reasons(cells),
             ))
             for cell in cells:
                 for review in cell.reviews:
@@ -233,6 +235,16 @@ def case_detail(factory: SessionFactory, member: Member, case_id: int) -> CaseDe
             created_at=case.created_at, automatic=case.automatic, photos=photos,
             corrections=corrections,
         )
+
+
+def _flag_reasons(cells: list[CellResult]) -> dict[str, int]:
+    """Reason code -> flagged cells still awaiting review that carry it."""
+    reasons: dict[str, int] = {}
+    for cell in cells:
+        if cell.review and cell.expert_label is None:
+            for reason in cell.review_reasons or ():
+                reasons[reason] = reasons.get(reason, 0) + 1
+    return reasons
 
 
 def _handle(user: User) -> str:

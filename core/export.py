@@ -17,7 +17,7 @@ from core.db.models import CellResult
 from core.db.session import SessionFactory
 from core.laboratory import Standing, group_id_named, standing
 from core.storage import BlobError, ImageStore
-from vision.field.results import in_clinical_order
+from vision.field.results import in_clinical_order, reasons_tally
 from vision.findings import of_counts
 from vision.labels import display_name
 from vision.plotting import headless_pyplot
@@ -116,7 +116,9 @@ def case_pdf(detail: CaseDetail, store: ImageStore, footer: str = "") -> bytes:
             counts = ", ".join(f"{display_name(k)} {v}" for k, v in in_clinical_order(photo.counts))
             figure.text(0.05, 0.2, f"White cells: {counts or 'none'}\n"
                         f"Red cells: {photo.rbc_count or 0} · Platelets: "
-                        f"{photo.platelet_count or 0} · Flagged for review: {photo.flagged}",
+                        f"{photo.platelet_count or 0} · Flagged for review: {photo.flagged}"
+                        + (f" ({reasons_tally(photo.flag_reasons)})" if photo.flag_reasons
+                           else ""),
                         fontsize=9, va="top")
             figure.text(0.05, 0.075, footer, fontsize=7, wrap=True)
             figure.text(0.05, 0.04, NOTICE, fontsize=7, wrap=True)

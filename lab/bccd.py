@@ -85,14 +85,9 @@ def red_coverage(red: np.ndarray, boxes: list[tuple[int, int, int, int]], scale:
     return float((red & boxed).sum() / max(int(red.sum()), 1))
 
 
-def judge_centres(centres: Sequence[tuple[float, float]], boxes: Sequence[tuple[int, ...]],
-                  unboxed: np.ndarray) -> list[str]:
-    """Each detection "true", "false" or "unknown", against an annotation that misses cells.
-
-    A detection is true if its centre lies in an annotated box that no nearer detection took
-    (so a second centre in one cell is false). An unmatched one on red-cell stain that BCCD left
-    unboxed is unknown: it may be a real cell. Elsewhere (background, white cells) it is false.
-    """
+def matched_centres(centres: Sequence[tuple[float, float]],
+                    boxes: Sequence[tuple[float, ...]]) -> set[int]:
+    """The detections whose centre lies in an annotated box that no nearer detection took."""
     pairs = sorted((np.hypot(x - (b[0] + b[2]) / 2, y - (b[1] + b[3]) / 2), i, j)
                    for i, (x, y) in enumerate(centres) for j, b in enumerate(boxes)
                    if contains(b, x, y))
@@ -102,6 +97,18 @@ def judge_centres(centres: Sequence[tuple[float, float]], boxes: Sequence[tuple[
         if i not in matched and j not in taken:
             matched.add(i)
             taken.add(j)
+    return matched
+
+
+def judge_centres(centres: Sequence[tuple[float, float]], boxes: Sequence[tuple[int, ...]],
+                  unboxed: np.ndarray) -> list[str]:
+    """Each detection "true", "false" or "unknown", against an annotation that misses cells.
+
+    A detection is true if its centre lies in an annotated box that no nearer detection took
+    (so a second centre in one cell is false). An unmatched one on red-cell stain that BCCD left
+    unboxed is unknown: it may be a real cell. Elsewhere (background, white cells) it is false.
+    """
+    matched = matched_centres(centres, boxes)
     height, width = unboxed.shape
     return ["true" if i in matched
             else "unknown" if unboxed[min(int(y), height - 1), min(int(x), width - 1)]

@@ -6,6 +6,7 @@ from bot import messages
 from bot.messages import DISCLAIMER, job_text, result_text
 from core.access import Member
 from core.agreement import AgreementReport, ReviewedAnswer
+from core.cases import CaseDetail, Photo
 from core.enums import JobStatus, Role, SubmissionStatus
 from core.laboratory import Standing
 from core.retraining.jobs import JobReport
@@ -162,9 +163,23 @@ def test_a_result_holding_a_blast_opens_with_the_alert() -> None:
 def test_a_flag_says_why_in_plain_words() -> None:
     text = result_text(_delivery(SubmissionStatus.DONE, [
         _flagged(0, "monocyte", 0.95, ("possible_blast", "unusual"))]))
-    assert ("Monocyte: 95.0%  ⚠️ please review: could be a blast; unlike the cells it learnt "
-            "from") in text
+    assert ("Monocyte: best guess  ⚠️ please review: could be a blast; unlike the cells it "
+            "learnt from") in text
     assert "🚨" not in text  # a possible blast is flagged, not counted as one
+
+
+def test_a_cell_unlike_the_training_cells_shows_no_confidence_beside_its_flag() -> None:
+    cell = replace(_flagged(0, "eosinophil", 0.9999, ("unusual",)),
+                   top3=[{"label": "eosinophil", "confidence": 0.9999},
+                         {"label": "monocyte", "confidence": 0.0001}])
+    text = result_text(_delivery(SubmissionStatus.DONE, [cell]))
+    assert "Eosinophil: best guess  ⚠️ please review: unlike the cells it learnt from" in text
+    assert "next: Monocyte\n" in text + "\n" and "%" not in text.split("Model:")[0]
+
+
+def test_a_confident_answer_never_reads_100_percent() -> None:
+    text = result_text(_delivery(SubmissionStatus.DONE, [_cell(0, "neutrophil", 0.99996)]))
+    assert "Neutrophil: 99.9%" in text and "100.0%" not in text
 
 
 def test_an_albums_answer_opens_with_the_alert_over_all_its_photos() -> None:
@@ -190,7 +205,7 @@ def test_the_reply_says_in_one_line_which_trust_regime_the_laboratory_is_in() ->
                        trust=measure([ScoredAnswer(0.9, True, False)] * 12))
     text = result_text(learning)
     assert "1. Neutrophil: 97.0%  · to confirm" in text  # only the laboratory asks
-    assert "2. Monocyte: 95.0%  ⚠️ please review: unlike the cells it learnt from" in text
+    assert "2. Monocyte: best guess  ⚠️ please review: unlike the cells it learnt from" in text
     assert ("🧪 New to your laboratory: every answer is to confirm until your experts have "
             "reviewed 37 more of those marked only \"to confirm\"") in text
     assert text.index("🧪") < text.index("Model: v1")
@@ -241,3 +256,16 @@ def test_the_class_menu_says_who_gave_the_cells_current_label() -> None:
     corrected = ReviewableCell(9, 1, "eosinophil", "neutrophil", 0.99)
     assert messages.class_menu(corrected) == (
         "Cell 1: an expert labelled it Neutrophil. What is it?")
+
+
+def test_a_case_line_says_why_its_cells_await_review() -> None:
+    photo = Photo(number=1, submission_id=5, received_at=datetime(2026, 12, 7, 9, 30),
+                  status=SubmissionStatus.DONE, mode="field", counts={"monocyte": 2},
+                  rbc_count=40, platelet_count=None, flagged=2, reviewed=0,
+                  model_version="v1", red_cell_model=None, image_sha256=None,
+                  annotated_sha256=None, error=None,
+                  flag_reasons={"unusual": 2, "possible_blast": 1})
+    detail = CaseDetail(case_id=1, reference="H24-1", group="laba", owner="@tech",
+                        created_at=datetime(2026, 12, 7, 9, 0), automatic=False, photos=[photo])
+    assert ("Photo 1 (12-07 09:30): Monocyte 2 (100%) · ⚠️ 2 to review (2 unusual, 1 blast?)"
+            in messages.case_text(detail))

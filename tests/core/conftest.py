@@ -45,8 +45,10 @@ class Lab:
         return member
 
     def photo(self, member: Member, labels: list[str], mode: str = "cell",
-              confidence: float = 0.9, model_id: int | None = None) -> int:
-        """A classified submission by ``member`` with one white cell per label."""
+              confidence: float = 0.9, model_id: int | None = None,
+              reasons: tuple[str, ...] = ()) -> int:
+        """A classified submission by ``member`` with one white cell per label, each flagged
+        for ``reasons`` if any."""
         self.next_message += 1
         outcome = record_submission(
             self.sessions, Sender(member.telegram_id, f"u{member.telegram_id}", None),
@@ -54,7 +56,8 @@ class Lab:
             reply_message_id=None, sha256="a" * 64)
         start_processing(self.sessions, outcome.submission_id)
         cells = [Cell("wbc" if mode == "field" else "cell", (10 * i, 0, 10 * i + 9, 9), False,
-                      label, confidence, (LabelScore(label, confidence),), False)
+                      label, confidence, (LabelScore(label, confidence),), bool(reasons),
+                      reasons=reasons)
                  for i, label in enumerate(labels)]
         if mode == "field":
             cells.append(Cell("rbc", (0, 50, 9, 59), False))

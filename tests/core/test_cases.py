@@ -82,3 +82,17 @@ def test_a_correction_changes_the_case_totals_and_is_listed(lab: Lab) -> None:
         "neutrophil", "ig", "@u17")
     [line] = history(lab.sessions, reviewer).lines
     assert line.corrections == 1
+
+
+def test_a_photo_says_why_its_cells_await_review_until_an_expert_decides(lab: Lab) -> None:
+    reviewer = lab.member(18, Role.REVIEWER)
+    open_case(lab.sessions, reviewer, "C-2")
+    reviewer = lab.member(18, Role.REVIEWER)
+    submission = lab.photo(reviewer, ["monocyte", "lymphocyte"], mode="field",
+                           reasons=("unusual", "cut_by_edge"))
+    [photo] = open_case(lab.sessions, reviewer, "C-2")[0].photos
+    assert photo.flagged == 2 and photo.flag_reasons == {"unusual": 2, "cut_by_edge": 2}
+    first = reviewable_cells(lab.sessions, reviewer, submission)[0]
+    correct(lab.sessions, reviewer, first.cell_id, "lymphocyte")
+    [photo] = open_case(lab.sessions, reviewer, "C-2")[0].photos
+    assert photo.flagged == 1 and photo.flag_reasons == {"unusual": 1, "cut_by_edge": 1}

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw, ImageFont
 
-from vision.field.results import CLASSIFIED_KINDS, CLINICAL_ORDER, Analysis, flagged_by_model
-from vision.labels import ABNORMAL_CLASSES, PBC_CLASSES, display_name
+from vision.field.results import (
+    CLASSIFIED_KINDS,
+    REVIEW_REASONS_SHORT,
+    TRUST_REASONS,
+    Analysis,
+    confidence_text,
+    flagged_by_model,
+    in_clinical_order,
+)
+from vision.labels import display_name
 
 COLOURS = {
     "neutrophil": (31, 119, 180), "lymphocyte": (44, 160, 44), "monocyte": (148, 103, 189),
@@ -16,13 +24,21 @@ COLOURS = {
     "blast": (0, 0, 0), "promonocyte": (70, 70, 70), "smudge": (170, 170, 170),
     "reactive_lymphocyte": (0, 128, 128), "plasma_cell": (128, 0, 0),
 }
-NORMAL_LEGEND = tuple(label for label in CLINICAL_ORDER if label in PBC_CLASSES)
 PANEL = 330
 MAX_SIDE = 1100
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
+
+
+def legend_keys(analysis: Analysis) -> list[str]:
+    """What the picture shows, in clinical order: only the classes present, then red cells and
+    platelets where any were marked."""
+    present = {cell.label for cell in analysis.classified if cell.label}
+    keys = [label for label, _count in in_clinical_order(dict.fromkeys(present, 0))]
+    return keys + [kind for kind in ("rbc", "platelet")
+                   if any(cell.kind == kind for cell in analysis.cells)]
 
 
 def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
@@ -47,9 +63,12 @@ def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
         box = scaled(cell.box)
         own_doubt = flagged_by_model(cell.review, cell.reasons)
         draw.rectangle(box, outline=colour, width=2 if own_doubt else 4)
-        text = f"{number} {display_name(cell.label or '')} {100 * (cell.confidence or 0):.0f}%"
+        text = (f"{number} {display_name(cell.label or '')} "
+                f"{confidence_text(cell.confidence, cell.reasons, digits=0)}")
         if own_doubt:
-            text += " (review)"
+            why = [REVIEW_REASONS_SHORT[r] for r in cell.reasons
+                   if r in REVIEW_REASONS_SHORT and r not in TRUST_REASONS]
+            text += f" (review{': ' + ', '.join(why) if why else ''})"
         elif cell.review:  # only the laboratory's trust asks for it
             text += " (confirm)"
         tx, ty = box[0] + 2, max(0, box[1] - 18)
@@ -80,9 +99,7 @@ def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
     y += 10
     draw.text((x, y), "Legend", fill="black", font=normal)
     y += 22
-    present = {cell.label for cell in analysis.cells}
-    abnormal = [label for label in ABNORMAL_CLASSES if label in present]
-    for key in (*abnormal, *NORMAL_LEGEND, "rbc"):
+    for key in legend_keys(analysis):
         draw.rectangle((x, y + 2, x + 12, y + 12), fill=COLOURS[key])
         name = "Red cell" if key == "rbc" else display_name(key)
         draw.text((x + 18, y), name, fill="black", font=small)

@@ -176,7 +176,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return ~np.isin(outside, edge[edge > 0])
 
 
-def contains(box: tuple[int, ...], x: float, y: float) -> bool:
+def contains(box: tuple[float, ...], x: float, y: float) -> bool:
     """Whether the point lies in the box (``x0 <= x < x1``, ``y0 <= y < y1``)."""
     return box[0] <= x < box[2] and box[1] <= y < box[3]
 

@@ -43,6 +43,33 @@ def flagged_by_model(review: bool, reasons: Iterable[str] | None) -> bool:
     return review and (not listed or any(r not in TRUST_REASONS for r in listed))
 
 
+# The short form the annotated picture has room for.
+REVIEW_REASONS_SHORT: dict[str, str] = {
+    "possible_blast": "blast?", "unusual": "unusual", "unsure": "two close",
+    "cut_by_edge": "cut", "not_recognised": "not a cell?", "to_confirm": "to confirm",
+    "below_lab_threshold": "below lab's threshold",
+}
+# A model's confidence holds only for cells like those it learnt from: beside these flags a
+# "100%" would claim a certainty the model does not have there.
+CONFIDENCE_WITHHELD = frozenset({"unusual", NOT_RECOGNISED})
+
+
+def confidence_text(confidence: float | None, reasons: Iterable[str], digits: int = 1) -> str:
+    """A cell's confidence as shown to people: "best guess" where a flag says it does not hold,
+    never "100%" (a softmax is never certain; 0.9996 reads 99.9%)."""
+    if confidence is None or CONFIDENCE_WITHHELD.intersection(reasons):
+        return "best guess"
+    ceiling = 1 - 10 ** -(digits + 2)
+    return f"{100 * min(confidence, ceiling):.{digits}f}%"
+
+
+def reasons_tally(reasons: Mapping[str, int]) -> str:
+    """Flag reasons with their cells, most first, in the short form: "2 unusual, 1 cut"."""
+    ordered = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{count} {REVIEW_REASONS_SHORT.get(reason, reason)}"
+                     for reason, count in ordered)
+
+
 def reasons_in_words(reasons: Iterable[str]) -> list[str]:
     """A flag's reasons as a person reads them; "not recognised" is left out, since the label
     already says it."""
