@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 
+from core import registry
 from core.access import AccessDenied, audit, decide
 from core.cases import case_detail, history
 from core.export import export_case
 from core.laboratory import propose_adaptation
+from core.retraining.jobs import job_candidate
 from core.reviews import PhotoGone, confirm, correct, reviewable_cell, reviewable_cells
 from vision.labels import ALL_CLASSES
 
@@ -27,7 +29,8 @@ Press = Callable[[Request, CallbackQuery, list[int]], Awaitable[None]]
 # button kind has. Anything else ("-1", "+1", " 1", "١", "1_0", 20 digits) is forged.
 ROW_ID_MAX = 2**31 - 1
 USER_ID_MAX = 2**52
-ARITY = {"acc": 2, "hist": 1, "case": 1, "exp": 1, "ok": 1, "fix": 1, "cell": 1, "set": 2}
+ARITY = {"acc": 2, "hist": 1, "case": 1, "exp": 1, "ok": 1, "fix": 1, "cell": 1, "set": 2,
+         "mp": 1, "md": 1}
 
 
 def parse_numbers(kind: str, rest: str) -> list[int]:
@@ -65,6 +68,8 @@ class Callbacks:
             "fix": (self.review_menu, "correct", Need.REVIEWER),
             "cell": (self.class_menu, "correct", Need.REVIEWER),
             "set": (self.set_label, "correct", Need.REVIEWER),
+            "mp": (self.promote_candidate, "promote", Need.ADMIN),
+            "md": (self.discard_candidate, "discard", Need.ADMIN),
         }
 
     async def dispatch(self, update: Update, _context: Context) -> None:
@@ -147,6 +152,27 @@ class Callbacks:
         await _respond(query, messages.corrected(result, request.member), edit=True,
                        answer="Stored")
         await self._propose(request, query)
+
+    async def promote_candidate(self, request: Request, query: CallbackQuery,
+                                parts: list[int]) -> None:
+        await self._decide_candidate(request, query, parts[0], registry.promote, "promote")
+
+    async def discard_candidate(self, request: Request, query: CallbackQuery,
+                                parts: list[int]) -> None:
+        await self._decide_candidate(request, query, parts[0], registry.discard, "discard")
+
+    async def _decide_candidate(self, request: Request, query: CallbackQuery, job_id: int,
+                                act: Callable[..., registry.ModelRef], action: str) -> None:
+        version = await request.run(job_candidate, job_id)
+        try:
+            ref = await request.run(act, version, request.member)
+        except registry.RegistryError as exc:
+            await _respond(query, f"Cannot {action}: {exc}.", answer=f"Cannot {action}")
+            return
+        await request.run(audit, request.member.telegram_id, action, True, ref.version,
+                          ref.group_id)
+        await _respond(query, messages.candidate_decided(ref.version, action, request.member),
+                       answer="Done")
 
     async def _propose(self, request: Request, query: CallbackQuery) -> None:
         """Tell the laboratory's admins, once, when its experts' reviews make an adaptation

@@ -193,9 +193,11 @@ async def relay_job_progress(bot: ExtBot[Any], services: BotServices) -> None:
     """Edit each admin's retraining message with its job's latest progress."""
     for report in await asyncio.to_thread(pending_reports, services.sessions):
         try:
+            markup = (keyboards.candidate_decision(report.job_id)
+                      if messages.kept_candidate(report) else None)
             await bot.edit_message_text(messages.fit(messages.job_text(report)),
                                         chat_id=report.chat_id,
-                                        message_id=report.message_id)
+                                        message_id=report.message_id, reply_markup=markup)
         except RetryAfter:
             continue  # progress is coalesced: the next pass shows this job's latest
         except (BadRequest, Forbidden, ChatMigrated) as exc:

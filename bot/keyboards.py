@@ -71,3 +71,11 @@ def case_actions(case_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[
         InlineKeyboardButton("📄 Export CSV + PDF", callback_data=f"exp:{case_id}"),
     ]])
+
+
+def candidate_decision(job_id: int) -> InlineKeyboardMarkup:
+    """For a candidate the gate kept back: the admin decides."""
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton("▶️ Promote anyway", callback_data=f"mp:{job_id}"),
+        InlineKeyboardButton("🗑 Discard", callback_data=f"md:{job_id}"),
+    ]])

@@ -381,12 +381,17 @@ def case_text(detail: CaseDetail, created: bool = False) -> str:
         lines.append("No photos yet.")
         return "\n".join(lines)
     for photo in detail.photos:
+        when = f"Photo {photo.number} ({photo.received_at:%m-%d %H:%M})"
+        if photo.status is SubmissionStatus.REJECTED:
+            # The reason the reply gave, in its first sentence: a cat photo and a blurred
+            # field are not both "no white cells".
+            lines.append(f"{when}: ❌ not analysed: {photo.rejection}")
+            continue
         status = "" if photo.status is SubmissionStatus.DONE else f" [{photo.status.value}]"
         why = f" ({reasons_tally(photo.flag_reasons)})" if photo.flag_reasons else ""
         flags = f" · ⚠️ {photo.flagged} to review{why}" if photo.flagged else ""
         reviewed = f" · ✔️ {photo.reviewed} reviewed" if photo.reviewed else ""
-        lines.append(f"Photo {photo.number} ({photo.received_at:%m-%d %H:%M}){status}: "
-                     f"{_counts_line(photo.counts)}{flags}{reviewed}")
+        lines.append(f"{when}{status}: {_counts_line(photo.counts)}{flags}{reviewed}")
     totals = detail.totals
     found = of_counts(totals)
     if alert := found.alert():
@@ -493,6 +498,19 @@ def standing_text(found: Standing) -> str:
     return "\n".join(lines)
 
 
+def kept_candidate(report: JobReport) -> bool:
+    """A finished job whose candidate the gate kept back: its admin decides."""
+    return (report.status is JobStatus.DONE and report.outcome is not None
+            and not report.outcome["promoted"])
+
+
+def candidate_decided(version: str, action: str, by: Member) -> str:
+    if action == "promote":
+        return (f"▶️ {version} promoted by {by.name} and now active; workers switch on their "
+                "next photo. /rollback goes back.")
+    return f"🗑 {version} discarded by {by.name}; the active model keeps serving."
+
+
 def job_text(report: JobReport) -> str:
     head = f"🏋️ Retraining job {report.job_id}"
     if report.status is JobStatus.FAILED:
@@ -515,8 +533,13 @@ def job_text(report: JobReport) -> str:
         elif report.outcome["promoted"]:
             lines.append("✅ Passed the gate and is now active. /rollback goes back.")
         else:
-            lines.append("❌ Did not pass the gate; it stays a candidate: "
-                         + "; ".join(gate["reasons"]))
+            lines.append("⏸ Not promoted: it stays a candidate, and the active model keeps "
+                         "serving. Worse than the active model:")
+            lines += [f"   • {reason}" for reason in gate["reasons"]]
+            if gate.get("better"):
+                lines.append("Better:")
+                lines += [f"   • {what}" for what in gate["better"]]
+            lines.append("Promote it anyway, or discard it, with the buttons below.")
         return "\n".join(lines)
     p = report.progress
     if report.stage == "training":

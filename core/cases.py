@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from core.access import AccessDenied, Member
-from core.db.models import Case, CellResult, LabelReview, Submission, User
+from core.db.models import Case, CellResult, Group, LabelReview, Submission, User
 from core.db.session import SessionFactory, transaction
 from core.enums import SubmissionStatus
 from vision.field.results import CLASSIFIED_KINDS
@@ -106,6 +106,13 @@ class Photo:
     # Why the model flagged the cells still awaiting review: reason code -> cells.
     flag_reasons: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def rejection(self) -> str:
+        """Why the photo was not analysed, in the first sentence of the reply's reason."""
+        text = " ".join((self.error or "rejected").split())
+        end = text.find(". ")
+        return text if end < 0 else text[:end + 1]
+
 
 @dataclass(frozen=True)
 class CaseDetail:
@@ -117,6 +124,10 @@ class CaseDetail:
     automatic: bool
     photos: list[Photo]
     corrections: list[Correction] = field(default_factory=list)
+    laboratory: str = ""  # as the report's header names it
+    wbc_per_nl: float | None = None  # the analyser's white-cell count, x 10^9/L
+    # Who confirmed or corrected cells of the case, by name, in the order they first did.
+    reviewers: list[str] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -208,7 +219,7 @@ def case_detail(factory: SessionFactory, member: Member, case_id: int) -> CaseDe
         )
         if case is None:
             return None
-        photos, corrections = [], []
+        photos, corrections, reviewers = [], [], []
         for number, submission in enumerate(case.submissions, start=1):
             cells = list(submission.cells)
             photos.append(Photo(
@@ -225,6 +236,8 @@ def case_detail(factory: SessionFactory, member: Member, case_id: int) -> CaseDe
             ))
             for cell in cells:
                 for review in cell.reviews:
+                    if (name := person_name(review.reviewer)) not in reviewers:
+                        reviewers.append(name)
                     if review.is_correction:
                         corrections.append(Correction(
                             number, cell.index + 1, review.previous_label, review.label,
@@ -234,6 +247,8 @@ def case_detail(factory: SessionFactory, member: Member, case_id: int) -> CaseDe
             owner=_handle(case.owner),
             created_at=case.created_at, automatic=case.automatic, photos=photos,
             corrections=corrections,
+            laboratory=case.group.laboratory_name or case.group.name,
+            wbc_per_nl=case.wbc_per_nl, reviewers=reviewers,
         )
 
 
@@ -245,6 +260,57 @@ def _flag_reasons(cells: list[CellResult]) -> dict[str, int]:
             for reason in cell.review_reasons or ():
                 reasons[reason] = reasons.get(reason, 0) + 1
     return reasons
+
+
+def person_name(user: User) -> str:
+    """A person as a report names them: their full name, with their handle where known."""
+    if user.full_name:
+        return f"{user.full_name} ({_handle(user)})" if user.username else user.full_name
+    return _handle(user)
+
+
+class InvalidCount(ValueError):
+    pass
+
+
+# A white-cell count outside this (x 10^9/L) is a typing slip, not a patient.
+WBC_RANGE = (0.1, 500.0)
+
+
+def set_wbc(factory: SessionFactory, member: Member, text: str) -> CaseDetail:
+    """Record the analyser's white-cell count (x 10^9/L, "7.2" or "7,2") on the member's
+    current case, for the report's absolute counts."""
+    group_id = _approved(member)
+    try:
+        value = float(text.strip().replace(",", "."))
+    except ValueError as exc:
+        raise InvalidCount(text) from exc
+    if not WBC_RANGE[0] <= value <= WBC_RANGE[1]:
+        raise InvalidCount(text)
+    with transaction(factory) as session:
+        user = session.get(User, member.user_id)
+        case = session.get(Case, user.current_case_id) if user and user.current_case_id else None
+        if case is None or case.group_id != group_id:
+            raise LookupError("no open case")
+        case.wbc_per_nl = value
+        case_id = case.id
+    detail = case_detail(factory, member, case_id)
+    assert detail is not None
+    return detail
+
+
+def set_laboratory_name(factory: SessionFactory, admin: Member, name: str) -> str:
+    """The name the admin's laboratory's reports carry in their header."""
+    if not admin.is_admin or admin.group_id is None:
+        raise AccessDenied("only a laboratory's admin names it")
+    name = " ".join(name.split())[:128]
+    if not name:
+        raise ValueError("an empty name")
+    with transaction(factory) as session:
+        group = session.get(Group, admin.group_id)
+        assert group is not None
+        group.laboratory_name = name
+    return name
 
 
 def _handle(user: User) -> str:

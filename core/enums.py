@@ -35,6 +35,7 @@ class ModelStatus(enum.StrEnum):
     CANDIDATE = "candidate"  # trained, not serving (failed the gate, or not yet promoted)
     RETIRED = "retired"  # served before, replaced by a promotion
     ROLLED_BACK = "rolled_back"  # taken out of service by /rollback; skipped by later rollbacks
+    DISCARDED = "discarded"  # a candidate an admin turned down; never promoted
 
 
 class JobStatus(enum.StrEnum):

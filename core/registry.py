@@ -146,7 +146,24 @@ def promote(factory: SessionFactory, version: str, by: Member | None = None) -> 
                                 "owner can promote it")
         if row.is_active:
             raise RegistryError(f"{version} is already active")
+        if row.status is ModelStatus.DISCARDED:
+            raise RegistryError(f"{version} was discarded")
         _activate(session, row)
+        return _ref(row)
+
+
+def discard(factory: SessionFactory, version: str, by: Member) -> ModelRef:
+    """Turn down a candidate that never served: it stays listed, and cannot be promoted."""
+    with transaction(factory) as session:
+        row = session.scalar(select(ModelVersion).where(ModelVersion.version == version)
+                             .with_for_update())
+        if row is None or not by.administers(row.group_id):
+            raise RegistryError(f"there is no model version {_shown(version)} you can discard")
+        if row.status is not ModelStatus.CANDIDATE:
+            raise RegistryError(f"{version} is {row.status.value.replace('_', ' ')}, not a "
+                                "candidate")
+        row.status = ModelStatus.DISCARDED
+        session.flush()
         return _ref(row)
 
 

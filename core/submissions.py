@@ -154,6 +154,16 @@ def start_processing(factory: SessionFactory, submission_id: int) -> str | None:
         return submission.sha256
 
 
+def picture_caption(factory: SessionFactory, submission_id: int) -> str:
+    """What an annotated picture carries to be told from another: its case and its time."""
+    with factory() as session:
+        submission = session.get(Submission, submission_id)
+        if submission is None:
+            return ""
+        case = f"Case {submission.case.reference} · " if submission.case is not None else ""
+        return f"{case}{submission.created_at:%Y-%m-%d %H:%M} UTC"
+
+
 def submission_group(factory: SessionFactory, submission_id: int) -> int | None:
     """The laboratory a submission belongs to (its case's group), which picks its model."""
     with factory() as session:

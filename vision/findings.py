@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from vision.field.results import in_clinical_order
+from vision.field.results import CLASSIFIED_KINDS, Cell, DifferentialRow, in_clinical_order
 from vision.labels import BLAST_LIKE, NOT_RECOGNISED, SMUDGE, display_name
 
 # Neither white cells nor counted among them (erythroblasts are reported per 100 white cells,
@@ -70,3 +70,10 @@ def of_counts(counts: Mapping[str, int]) -> Findings:
     return Findings({label: count for label, count in counts.items()
                      if label not in (SMUDGE, NOT_RECOGNISED) and count},
                     counts.get(SMUDGE, 0))
+
+
+def differential(cells: Iterable[Cell]) -> list[DifferentialRow]:
+    """The classified cells by label in clinical order (smudge cells are counted apart)."""
+    found = findings(c.label for c in cells if c.kind in CLASSIFIED_KINDS)
+    return [DifferentialRow(label, count, round(percent, 1))
+            for label, count, percent in found.rows()]

@@ -14,7 +14,13 @@ from core.registry import ModelRef, active_model, register_model
 from core.settings import Settings
 from core.storage import ImageStore, blob_store
 from core.storage.models import ModelFiles
-from core.submissions import record_failure, start_processing, store_results, submission_group
+from core.submissions import (
+    picture_caption,
+    record_failure,
+    start_processing,
+    store_results,
+    submission_group,
+)
 from core.trust import apply as apply_trust
 from vision.field.analyse import analyse
 from vision.field.annotate import annotate
@@ -116,7 +122,9 @@ class WorkerRuntime:
         analysis = apply_trust(analyse(image, classifier, red_cells=self.red_cells), trust)
         annotated = None
         if analysis.mode == "field" and not analysis.rejected:
-            annotated = self.store.put(annotate(image, analysis), for_display=True).sha256
+            caption = picture_caption(self.sessions, submission_id)
+            annotated = self.store.put(annotate(image, analysis, caption),
+                                       for_display=True).sha256
         written = store_results(self.sessions, submission_id, analysis, ref.id, annotated,
                                 trust)
         log.info("submission %s: %s, %d cell(s), model %s, written=%s", submission_id,

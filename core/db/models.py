@@ -56,6 +56,8 @@ class Group(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # As its reports' header names it ("St Elsewhere Haematology"); the group name if unset.
+    laboratory_name: Mapped[str | None] = mapped_column(String(128))
 
 
 class User(Base):
@@ -90,6 +92,9 @@ class Case(Base):
     reference: Mapped[str] = mapped_column(String(64))
     automatic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The analyser's total white-cell count (x 10^9/L), given with /wbc: the report's absolute
+    # counts are the differential's shares of it.
+    wbc_per_nl: Mapped[float | None] = mapped_column(Float)
 
     owner: Mapped[User] = relationship(back_populates="cases")
     group: Mapped[Group] = relationship()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from core.retraining.gate import Margins
+
 
 class RetrainConfig(BaseModel):
     # Base data in ImageFolder layout with train/val/test; None means the settings' data set.
@@ -32,8 +34,15 @@ class RetrainConfig(BaseModel):
     # the active model's beyond these margins, on the same test images.
     overall_margin: float = 0.002
     class_margin: float = 0.02
+    # ... and only if it flags no more of the cells for review than the active model, beyond
+    # this share (one test cell in a hundred; on a laboratory's held-out cells, as many).
+    flag_margin: float = 0.01
     threads: int = 2
     seed: int = 0
+
+    @property
+    def margins(self) -> Margins:
+        return Margins(self.overall_margin, self.class_margin, self.flag_margin)
 
     @classmethod
     def from_file(cls, path: Path | None) -> RetrainConfig:

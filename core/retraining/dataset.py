@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ from vision.field.detect import box_centre
 from vision.model.preprocess import square_crop
 from vision.training.cache import cached_split
 from vision.training.features import Progress
+
+T = TypeVar("T")
 
 
 def _sample_each_class(root: Path, classes: Sequence[str], how_many: Callable[[int], int],
@@ -46,6 +49,17 @@ def proportional_sample(root: Path, classes: Sequence[str], fraction: float,
                         seed: int) -> list[Sample]:
     """About ``fraction`` of each class's images, so the classes keep the data set's proportions."""
     return _sample_each_class(root, classes, lambda n: max(1, round(fraction * n)), seed)
+
+
+# Every fourth expert cell, oldest first, is kept back from learning to judge the candidate.
+HOLD_OUT_EVERY = 4
+
+
+def split_held_out(examples: Sequence[T]) -> tuple[list[T], list[T]]:
+    """(cells to learn from, held-out cells): every fourth cell, oldest first, is held out."""
+    learn = [e for i, e in enumerate(examples) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
+    held = [e for i, e in enumerate(examples) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
+    return learn, held
 
 
 def learnable(examples: Sequence[ExpertExample], classes: Sequence[str]) -> list[ExpertExample]:

@@ -138,6 +138,15 @@ def finish(factory: SessionFactory, job_id: int, *, outcome: dict[str, Any] | No
         job.progress_seq += 1
 
 
+def job_candidate(factory: SessionFactory, job_id: int) -> str:
+    """The candidate version a finished job made (KeyError if it made none)."""
+    with factory() as session:
+        job = session.get(TrainingJob, job_id)
+        if job is None or job.candidate_version is None:
+            raise KeyError(f"job {job_id} made no candidate")
+        return job.candidate_version
+
+
 def pending_reports(factory: SessionFactory) -> list[JobReport]:
     with factory() as session:
         jobs = session.scalars(select(TrainingJob).where(

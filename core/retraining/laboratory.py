@@ -14,59 +14,32 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from PIL import Image
 
 from core import registry
-from core.retraining.dataset import learnable, readable_crops
-from core.retraining.gate import GateDecision, decide
+from core.retraining.dataset import learnable, readable_crops, split_held_out
+from core.retraining.gate import decide
+from core.retraining.judging import held_out_answers, right_count, scorecard
 from core.retraining.run import ProgressSink, RetrainOutcome, RetrainSetup
-from core.reviews import ExpertExample, expert_examples
+from core.reviews import expert_examples
 from vision.data import index_image_folder, subsample
-from vision.field.analyse import crop_cell
 from vision.model.artifact import ModelCard, load_artifact, save_artifact
 from vision.model.classifier import CellClassifier
 from vision.training.adapt import AdaptConfig, adapt_model
-from vision.training.metrics import classification_report
 from vision.training.tail import TailConfig, adapt_tail, replay_cells
 
 MIN_EXPERT_CELLS = 4
-HOLD_OUT_EVERY = 4
 
 
 class NotEnoughCells(ValueError):
     pass
 
 
-def split_held_out(examples: Sequence[ExpertExample]) -> tuple[list[ExpertExample],
-                                                               list[ExpertExample]]:
-    """(cells to learn from, held-out cells): every fourth cell, oldest first, is held out."""
-    learn = [e for i, e in enumerate(examples) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
-    held = [e for i, e in enumerate(examples) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
-    return learn, held
-
-
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:16] or "lab"
-
-
-def held_out_answers(classifier: CellClassifier, crops: Sequence[Image.Image],
-                     labels: Sequence[str]) -> list[tuple[float, bool, bool]]:
-    """(confidence, right, flagged by the model) per held-out cell, as the path answers a
-    detected white cell: one unlike the training cells keeps its label (flagged "unusual"),
-    never "not recognised"."""
-    cells = [crop_cell(p, classifier)
-             for p in classifier.classify_crops(list(crops), reject_outliers=False)] \
-        if crops else []
-    return [(round(c.confidence or 0.0, 6), c.label == label, c.review)
-            for c, label in zip(cells, labels, strict=True)]
-
-
-def _right(answers: Sequence[tuple[float, bool, bool]]) -> int:
-    return sum(right for _confidence, right, _flagged in answers)
 
 
 ADAPTED = {"head": "the head only (frozen features)",
@@ -127,7 +100,9 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
     held_crops, held_labels = [crops[id(e)] for e in held], [e.label for e in held]
     answered = {option.kind: held_out_answers(option.classifier, held_crops, held_labels)
                 for option in options}
-    scores = {kind: _right(answers) for kind, answers in answered.items()}
+    scores = {kind: right_count(answers) for kind, answers in answered.items()}
+    serving = CellClassifier.from_artifact(setup.models.local_path(serving_ref), "cpu")
+    serving_answers = held_out_answers(serving, held_crops, held_labels)
     test = subsample(index_image_folder(setup.base_data / "test", card.classes),
                      setup.config.test_limit, setup.config.seed)
     test_images = []
@@ -136,31 +111,26 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
             test_images.append(image.convert("RGB"))
     labels = torch.tensor([s.label for s in test])
     sink("evaluating", {"detail": f"the base model on {len(test)} base test cells"})
-    base_report = classification_report(
-        CellClassifier(model, card, device, detector).probabilities(test_images), labels,
-        card.classes)
+    base = CellClassifier(model, card, device, detector)
+    # The base test set against the laboratory-wide model the candidate was adapted from; the
+    # held-out cells against the version serving the laboratory now.
+    active = scorecard(base, *base.scores(test_images), labels, serving_answers)
     gates = {}
     for option in options:
         sink("evaluating", {"detail": f"the {option.kind} adaptation on {len(test)} base test "
                                       "cells"})
-        gates[option.kind] = decide(classification_report(
-            option.classifier.probabilities(test_images), labels, card.classes), base_report,
-            setup.config.overall_margin, setup.config.class_margin)
-    # Only what keeps the base data serves; of that, what names more of the laboratory's
-    # held-out cells; the head alone on a tie (the fast path).
+        gates[option.kind] = decide(
+            scorecard(option.classifier, *option.classifier.scores(test_images), labels,
+                      answered[option.kind]), active, setup.config.margins)
+    # Only what passes serves; of that, what names more of the laboratory's held-out cells; the
+    # head alone on a tie (the fast path).
     chosen = max(options, key=lambda option: (gates[option.kind].passed, scores[option.kind],
                                               option.kind == "head"))
     candidate, gate = chosen.classifier, gates[chosen.kind]
-    serving = CellClassifier.from_artifact(setup.models.local_path(serving_ref), "cpu")
     expert_cells = {"of": len(held), "candidate": scores[chosen.kind],
-                    "active": _right(held_out_answers(serving, held_crops, held_labels))}
+                    "active": right_count(serving_answers)}
     # The laboratory's trust in the candidate starts from these (``core.laboratory``).
     answers = answered[chosen.kind]
-    if expert_cells["candidate"] < expert_cells["active"]:
-        gate = GateDecision(False, [*gate.reasons, (
-            f"{group_name}'s held-out cells: {expert_cells['candidate']} of {len(held)} right, "
-            f"< {expert_cells['active']} by {serving_ref.version}")],
-            gate.candidate_accuracy, gate.baseline_accuracy, gate.recall_changes)
 
     version = f"{card.version.split('-rt')[0]}-{_slug(group_name)}-a{job_id}"
     minutes = round((time.monotonic() - started) / 60, 2)

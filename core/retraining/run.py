@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,19 +22,21 @@ from core.retraining.dataset import (
     per_class_sample,
     proportional_sample,
     readable_crops,
+    split_held_out,
 )
 from core.retraining.gate import GateDecision, decide
+from core.retraining.judging import cached_scores, held_out_answers, scorecard
 from core.reviews import expert_examples
 from core.storage import ImageStore
 from core.storage.models import ModelFiles
 from vision.data import index_image_folder, subsample
 from vision.model.artifact import ModelCard, load_artifact, save_artifact
+from vision.model.classifier import CellClassifier
 from vision.model.efficientnet_lite import EfficientNetLite
 from vision.model.rejection import OodDetector, fit_detector
 from vision.training.augment import AugmentConfig, cache_size_for
 from vision.training.calibration import fit_temperature
 from vision.training.finetune import freeze_norm_statistics, predict_features, predict_logits
-from vision.training.metrics import Report, classification_report
 from vision.training.step import train_step
 
 # stage, details (epoch, step, loss, accuracy, eta_seconds...)
@@ -77,12 +79,6 @@ class RetrainOutcome:
                 "replay_examples": self.replay_examples, "minutes": self.minutes,
                 "history": self.history, "expert_cells": self.expert_cells,
                 "adapted": self.adapted}
-
-
-def _report(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
-            temperature: float, crop: int, classes: Sequence[str]) -> Report:
-    logits = predict_logits(model, images, crop)
-    return classification_report((logits / temperature).softmax(1), labels, classes)
 
 
 def _train(model: EfficientNetLite, images: torch.Tensor, labels: torch.Tensor,
@@ -168,6 +164,8 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     classes = parent_card.classes
     crops, unreadable = readable_crops(learnable(expert_examples(setup.sessions), classes),
                                        setup.store)
+    # Every fourth expert cell judges the candidate instead of teaching it.
+    crops, held = split_held_out(crops)
     examples = [example for example, _crop in crops]
     expert_images, expert_labels = expert_tensors(crops, size, classes)
     quiet: Callable[[str], None] = lambda _message: None  # noqa: E731
@@ -198,10 +196,19 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
     detector = _detector(model, parent_detector, replay_images, replay_labels, val_features,
                          crop)
 
-    sink("evaluating", {"test_images": len(test)})
-    candidate = _report(model, test_images, test_labels, temperature, crop, classes)
-    baseline = _report(parent, test_images, test_labels, parent_card.temperature, crop, classes)
-    gate = decide(candidate, baseline, config.overall_margin, config.class_margin)
+    sink("evaluating", {"test_images": len(test), "held_out": len(held)})
+    device = torch.device("cpu")
+    judged = {"candidate": CellClassifier(
+        model, parent_card.model_copy(update={"temperature": temperature}), device, detector),
+        "active": CellClassifier(parent, parent_card, device, parent_detector)}
+    held_crops, held_labels = [c for _e, c in held], [e.label for e, _c in held]
+    figures = {name: scorecard(classifier, *cached_scores(classifier, test_images, crop),
+                               test_labels,
+                               held_out_answers(classifier, held_crops, held_labels) if held
+                               else None)
+               for name, classifier in judged.items()}
+    candidate = figures["candidate"].test
+    gate = decide(figures["candidate"], figures["active"], config.margins)
     expert_cells = {"of": len(examples),
                     "candidate": _agreeing(model, expert_images, expert_labels, crop),
                     "active": _agreeing(parent, expert_images, expert_labels, crop)}
@@ -212,7 +219,8 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
         version=version, classes=list(classes), preprocessing=parent_card.preprocessing,
         sources=parent_card.sources, blast_review_above=parent_card.blast_review_above,
         temperature=temperature,
-        metrics={"test": candidate.to_dict(), "active_on_same_test": baseline.to_dict(),
+        metrics={"test": candidate.to_dict(),
+                 "active_on_same_test": figures["active"].test.to_dict(),
                  "gate": gate.to_dict(), "expert_cells": expert_cells},
         data={"parent_version": parent_card.version, "expert_examples": len(examples),
               "replay_examples": len(replay), "base_data": str(setup.base_data),

@@ -269,3 +269,17 @@ def test_a_case_line_says_why_its_cells_await_review() -> None:
                         created_at=datetime(2026, 12, 7, 9, 0), automatic=False, photos=[photo])
     assert ("Photo 1 (12-07 09:30): Monocyte 2 (100%) · ⚠️ 2 to review (2 unusual, 1 blast?)"
             in messages.case_text(detail))
+
+
+def test_a_rejected_photo_in_a_case_gives_its_own_reason_in_one_line() -> None:
+    rejected = Photo(number=2, submission_id=6, received_at=datetime(2026, 12, 7, 9, 40),
+                     status=SubmissionStatus.REJECTED, mode=None, counts={}, rbc_count=None,
+                     platelet_count=None, flagged=0, reviewed=0, model_version=None,
+                     red_cell_model=None, image_sha256=None, annotated_sha256=None,
+                     error="The photo is out of focus: tap the cells on the screen to focus "
+                           "before shooting. Keep the phone still.")
+    detail = CaseDetail(case_id=1, reference="H24-1", group="laba", owner="@tech",
+                        created_at=datetime(2026, 12, 7, 9, 0), automatic=False,
+                        photos=[rejected])
+    assert ("Photo 2 (12-07 09:40): ❌ not analysed: The photo is out of focus: tap the cells on "
+            "the screen to focus before shooting.\n") in messages.case_text(detail)

@@ -355,9 +355,23 @@ def test_retraining_from_the_chat_is_gated_and_versions_switch_without_restart(
     config = Path(stack.env["HV_RETRAIN_CONFIG"])
     config.write_text(json.dumps(_tiny_retraining(lr=0.5)))
     queued, = say(stack, ADMIN, "/retrain")
-    final = _finished_job(stack, queued)[-1].text or ""
-    assert "Did not pass the gate" in final and "accuracy" in final, final
+    ended = _finished_job(stack, queued)[-1]
+    final = ended.text or ""
+    # Kept back, with what is worse in plain words: it names fewer cells right, and its doubt
+    # (a calibrated wreck is unsure of everything) would flag every cell for review.
+    assert "⏸ Not promoted: it stays a candidate" in final, final
+    assert "base test cells right, against 100.00% for the active model" in final, final
+    assert re.search(r"flags 100\.0% of the base test cells for review, against \d", final), final
+    assert buttons(ended) == ["mp:2", "md:2"]
     [models] = say(stack, ADMIN, "/models")
     assert f"▶️ {candidate}: active" in (models.text or "")
     assert f"{base}-rt2: candidate" in (models.text or "")
+    assert _version_of(stack, tech) == candidate
+    # A technician cannot decide; the admin discards it, and it can no longer be promoted.
+    [refused] = press(stack, tech, ended.message_id, "md:2")
+    assert refused.method == "answerCallbackQuery"
+    discarded = press(stack, ADMIN, ended.message_id, "md:2", replies=2)[-1]
+    assert f"🗑 {base}-rt2 discarded by" in (discarded.text or "")
+    [again] = say(stack, ADMIN, f"/promote {base}-rt2")
+    assert "was discarded" in (again.text or "")
     assert _version_of(stack, tech) == candidate

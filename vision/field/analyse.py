@@ -34,13 +34,11 @@ from vision.field.quality import (
     refused_after_all,
 )
 from vision.field.results import (
-    CLASSIFIED_KINDS,
     Analysis,
     Cell,
-    DifferentialRow,
 )
 from vision.field.scale import RED_CELL_UM, TYPICAL_WHITE_CELL_UM, Scale, image_scale
-from vision.findings import findings
+from vision.findings import differential
 from vision.labels import NOT_RECOGNISED
 from vision.model.classifier import Box, CellClassifier, CellPrediction
 
@@ -69,13 +67,6 @@ COLOUR_RULE = "colour-rule"
 # outside that is wrong (a close-up's few, cut red cells; a clump read as one cell): the white
 # cells are the ruler then, at their typical size.
 WHITE_CELL_UM = (6.0, 26.0)
-
-
-def differential(cells: list[Cell]) -> list[DifferentialRow]:
-    """The classified cells by label in clinical order (smudge cells are counted apart)."""
-    found = findings(c.label for c in cells if c.kind in CLASSIFIED_KINDS)
-    return [DifferentialRow(label, count, round(percent, 1))
-            for label, count, percent in found.rows()]
 
 
 def frame_side(scale: Scale) -> int:

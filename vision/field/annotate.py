@@ -41,7 +41,9 @@ def legend_keys(analysis: Analysis) -> list[str]:
                    if any(cell.kind == kind for cell in analysis.cells)]
 
 
-def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
+def annotate(image: Image.Image, analysis: Analysis, caption: str = "") -> Image.Image:
+    """The photo with every cell marked, beside a panel of the counts and the legend;
+    ``caption`` (the case and the time) under the title."""
     scale = min(1.0, MAX_SIDE / max(image.size))
     photo = image.convert("RGB").resize(
         (max(1, round(image.width * scale)), max(1, round(image.height * scale))))
@@ -65,7 +67,9 @@ def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
         draw.rectangle(box, outline=colour, width=2 if own_doubt else 4)
         text = (f"{number} {display_name(cell.label or '')} "
                 f"{confidence_text(cell.confidence, cell.reasons, digits=0)}")
-        if own_doubt:
+        if cell.reviewed:
+            text = f"{number} {display_name(cell.label or '')} (expert)"
+        elif own_doubt:
             why = [REVIEW_REASONS_SHORT[r] for r in cell.reasons
                    if r in REVIEW_REASONS_SHORT and r not in TRUST_REASONS]
             text += f" (review{': ' + ', '.join(why) if why else ''})"
@@ -78,7 +82,11 @@ def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
 
     x, y = photo.width + 16, 14
     draw.text((x, y), "HematoVision", fill="black", font=large)
-    y += 28
+    y += 24
+    if caption:
+        draw.text((x, y), caption, fill="black", font=small)
+        y += 18
+    y += 4
     wbc = [c for c in analysis.cells if c.kind in CLASSIFIED_KINDS]
     draw.text((x, y), f"white cells {len(wbc)}   red cells {analysis.rbc_count}   "
                       f"platelets {analysis.platelet_count}", fill="black", font=small)

@@ -97,6 +97,7 @@ class Cell:
     out_of_domain: bool = False  # unlike the training images: the label is less reliable
     reasons: tuple[str, ...] = ()  # why it is flagged (keys of REVIEW_REASONS)
     blast_probability: float = 0.0  # of the blast-like classes together
+    reviewed: bool = False  # the label is an expert's (a report's picture, redrawn)
 
     def to_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "box": list(self.box), "at_border": self.at_border,

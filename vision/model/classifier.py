@@ -157,6 +157,12 @@ class CellClassifier:
         if boxes is None:
             boxes = [(0, 0, crop.width, crop.height) for crop in crops]
         probs, ood = self.scores(crops)
+        return self.predictions(probs, ood, boxes, reject_outliers)
+
+    def predictions(self, probs: torch.Tensor, ood: torch.Tensor | None,
+                    boxes: Sequence[Box], reject_outliers: bool = True,
+                    ) -> list[CellPrediction]:
+        """What ``scores`` (for cells at ``boxes``) say each cell is."""
         predictions = []
         for index, (box, row) in enumerate(zip(boxes, probs, strict=True)):
             values, indices = row.topk(min(3, row.numel()))

@@ -1,0 +1,64 @@
+"""Each model's figures for the promotion gate, measured on the same cells as the path judges
+them (``vision.field.analyse.crop_cell``: a cell unlike the training cells keeps its label and
+is flagged "unusual")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+
+from core.retraining.gate import HeldOut, Scorecard
+from vision.field.analyse import crop_cell
+from vision.model.classifier import CellClassifier
+from vision.training.augment import centre_batch, normalise
+from vision.training.metrics import classification_report
+
+
+def held_out_answers(classifier: CellClassifier, crops: Sequence[Image.Image],
+                     labels: Sequence[str]) -> list[tuple[float, bool, bool]]:
+    """(confidence, right, flagged by the model) per held-out cell, as the path answers a
+    detected white cell: one unlike the training cells keeps its label (flagged "unusual"),
+    never "not recognised"."""
+    cells = [crop_cell(p, classifier)
+             for p in classifier.classify_crops(list(crops), reject_outliers=False)] \
+        if crops else []
+    return [(round(c.confidence or 0.0, 6), c.label == label, c.review)
+            for c, label in zip(cells, labels, strict=True)]
+
+
+def right_count(answers: Sequence[tuple[float, bool, bool]]) -> int:
+    return sum(right for _confidence, right, _flagged in answers)
+
+
+def cached_scores(classifier: CellClassifier, images: torch.Tensor, crop: int,
+                  chunk: int = 128) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``classifier``'s scores of cached base images (uint8 squares), seen as in training."""
+    parts = [classifier.forward(normalise(centre_batch(images[i:i + chunk], crop)))
+             for i in range(0, len(images), chunk)]
+    probs = torch.cat([p for p, _ in parts]) if parts else torch.empty(0)
+    oods = [o for _, o in parts if o is not None]
+    return probs, (torch.cat(oods) if oods else None)
+
+
+def flagged_share(classifier: CellClassifier, probs: torch.Tensor,
+                  ood: torch.Tensor | None) -> float:
+    """The share of cells (their calibrated ``probs`` and rejection scores) that the model
+    itself would flag for review: unusual, unsure or possibly a blast."""
+    if not len(probs):
+        return 0.0
+    boxes = [(0, 0, 1, 1)] * len(probs)
+    predictions = classifier.predictions(probs, ood, boxes, reject_outliers=False)
+    return sum(crop_cell(p, classifier).review for p in predictions) / len(predictions)
+
+
+def scorecard(classifier: CellClassifier, probs: torch.Tensor, ood: torch.Tensor | None,
+              labels: torch.Tensor, held_out: Sequence[tuple[float, bool, bool]] | None = None,
+              ) -> Scorecard:
+    """The gate's figures for ``classifier`` from its scores of the base test cells and its
+    answers (confidence, right, flagged) on a laboratory's held-out cells, if any."""
+    report = classification_report(probs, labels, classifier.card.classes)
+    answers = None if held_out is None else HeldOut(
+        right_count(held_out), sum(flagged for _c, _r, flagged in held_out), len(held_out))
+    return Scorecard(report, flagged_share(classifier, probs, ood), answers)
