@@ -37,6 +37,7 @@ COMMANDS = [
     BotCommand("case", "open or show a case: /case REF"),
     BotCommand("history", "recent cases of your laboratory"),
     BotCommand("export", "CSV and PDF of a case: /export REF"),
+    BotCommand("wbc", "the analyser's white-cell count for the open case: /wbc 7.2"),
     BotCommand("models", "model versions (admins)"),
     BotCommand("stats", "your laboratory's agreement with the bot, and its trust (admins)"),
     BotCommand("retrain", "retrain with the experts' corrections (admins)"),
@@ -44,6 +45,7 @@ COMMANDS = [
     BotCommand("promote", "make a model version active (admins)"),
     BotCommand("rollback", "go back to the previous model (admins)"),
     BotCommand("group", "put a user in a laboratory group (admins)"),
+    BotCommand("labname", "your laboratory's name on its reports (admins)"),
 ]
 
 

@@ -12,7 +12,17 @@ from telegram.error import TelegramError
 
 from core import registry
 from core.access import AccessDenied, Member, admin_chat_ids, assign_group, audit, register
-from core.cases import CaseDetail, InvalidReference, case_detail, find_case, history, open_case
+from core.cases import (
+    CaseDetail,
+    InvalidCount,
+    InvalidReference,
+    case_detail,
+    find_case,
+    history,
+    open_case,
+    set_laboratory_name,
+    set_wbc,
+)
 from core.enums import Role
 from core.export import CaseExport, differential_chart_png, export_case
 from core.laboratory import group_id_named, standing
@@ -131,6 +141,43 @@ class Handlers:
         if detail.totals:
             chart = await asyncio.to_thread(differential_chart_png, detail)
             await message.reply_photo(chart, caption=f"Differential of case {detail.reference}")
+
+    @guarded("wbc")
+    async def wbc(self, request: Request, context: Context) -> None:
+        if (message := request.message) is None:
+            return
+        args = context.args or []
+        if len(args) != 1:
+            await message.reply_text(messages.WBC_USAGE)
+            return
+        try:
+            detail = await request.run(set_wbc, request.member, args[0])
+        except InvalidCount:
+            await message.reply_text(messages.WBC_USAGE)
+            return
+        except LookupError:
+            await message.reply_text(messages.WBC_NO_CASE)
+            return
+        assert detail.wbc_per_nl is not None
+        await message.reply_text(messages.wbc_recorded(detail.reference, detail.wbc_per_nl))
+
+    @guarded("labname", Need.ADMIN)
+    async def labname(self, request: Request, context: Context) -> None:
+        if (message := request.message) is None:
+            return
+        try:
+            name = await request.run(set_laboratory_name, request.member,
+                                     " ".join(context.args or []))
+        except ValueError:
+            await message.reply_text(messages.LABNAME_USAGE)
+            return
+        except AccessDenied:
+            await message.reply_text("Only a laboratory's admin names it: you belong to no "
+                                     "laboratory group.")
+            return
+        await request.run(audit, request.member.telegram_id, "labname", True, name,
+                          request.member.group_id)
+        await message.reply_text(f"Reports of your laboratory now carry the header: {name}")
 
     @guarded("history")
     async def history(self, request: Request, _context: Context) -> None:

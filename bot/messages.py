@@ -18,6 +18,7 @@ from vision.field.results import (
     confidence_text,
     flagged_by_model,
     in_clinical_order,
+    platelet_text,
     reasons_in_words,
     reasons_tally,
 )
@@ -103,10 +104,11 @@ def help_text(bot_username: str) -> str:
         "one of my messages (I see nothing else there).\n\n"
         "Cases: /case REF opens (or switches to) a case; your next photos join it. Without a case "
         "they go to today's automatic case.\n"
-        "Commands: /case REF, /history, /export REF, /help\n"
+        "Commands: /case REF, /history, /export REF, /wbc COUNT (the analyser's white-cell "
+        "count, x10^9/L, for the report's absolute counts), /help\n"
         "Reviewers confirm or correct labels with the buttons under each result.\n"
         "Admins: /stats, /retrain, /adapt, /models, /promote VERSION, /rollback, "
-        "/group USER_ID NAME\n\n"
+        "/group USER_ID NAME, /labname NAME\n\n"
         + DISCLAIMER
     )
 
@@ -188,6 +190,18 @@ DOWNLOAD_FAILED = (
 )
 
 
+WBC_USAGE = ("Usage: /wbc COUNT, the analyser's total white-cell count in x10^9/L for the open "
+             "case (for example /wbc 7.2); the report then gives absolute counts.")
+WBC_NO_CASE = "No case is open: open one with /case REF, then send /wbc COUNT."
+LABNAME_USAGE = ("Usage: /labname NAME, your laboratory's name as its reports' header gives it "
+                 "(for example /labname St Elsewhere Haematology).")
+
+
+def wbc_recorded(reference: str, value: float) -> str:
+    return (f"Case {reference}: white-cell count {value:g} x10^9/L recorded; its report gives "
+            "absolute counts.")
+
+
 def too_large(size: int, limit: int) -> str:
     return (
         f"This file is {size / 1e6:.1f} MB; I can accept files up to {limit / 1e6:.0f} MB. "
@@ -196,9 +210,9 @@ def too_large(size: int, limit: int) -> str:
 
 
 def picture_caption(delivery: Delivery) -> str:
-    return fit(f"Numbered white cells, red cells (red circles) and platelets (cyan). "
-            f"{len(delivery.classified)} white cell(s), {delivery.rbc_count} red cells, "
-            f"{delivery.platelet_count} platelets.", CAPTION_LIMIT)
+    return fit(f"Numbered white cells and red cells (red circles). "
+               f"{len(delivery.classified)} white cell(s), {delivery.rbc_count} red cells, "
+               f"platelets {platelet_text(delivery.platelet_count)}.", CAPTION_LIMIT)
 
 
 def result_text(delivery: Delivery) -> str:
@@ -276,7 +290,8 @@ def _album_line(delivery: Delivery) -> str:
                           for label, count in in_clinical_order(counts))
         flag = "  ⚠️ please review" if any(c.review for c in cells) else ""
         return (f"field: {len(cells)} white cell(s){f' ({named})' if named else ''}, "
-                f"{delivery.rbc_count} red cells, {delivery.platelet_count} platelets{flag}")
+                f"{delivery.rbc_count} red cells, platelets "
+                f"{platelet_text(delivery.platelet_count)}{flag}")
     return "; ".join(_label_line(cell) for cell in cells) or "no cell recognised."
 
 
@@ -324,7 +339,7 @@ def _field_lines(delivery: Delivery) -> list[str]:
     cells = delivery.classified
     lines = ["🔬 Field analysis",
              f"White cells: {len(cells)} · Red cells: {delivery.rbc_count} · "
-             f"Platelets: {delivery.platelet_count}"]
+             f"Platelets: {platelet_text(delivery.platelet_count)}"]
     if not cells:
         lines.append("No white cell found in this field.")
         return lines
@@ -398,7 +413,8 @@ def case_text(detail: CaseDetail, created: bool = False) -> str:
         lines.insert(1, alert)
     lines += ["", f"Case total: {sum(found.differential.values())} white cells: "
                   f"{_counts_line(totals)}",
-              f"Red cells: {detail.rbc_total} · Platelets: {detail.platelet_total}"]
+              f"Red cells: {detail.rbc_total} · Platelets: "
+              f"{platelet_text(detail.platelet_total)}"]
     if detail.corrections:
         lines.append("Corrections:")
         lines += [f"   photo {c.photo_number} cell {c.cell_number}: "

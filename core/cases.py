@@ -142,8 +142,13 @@ class CaseDetail:
         return sum(p.rbc_count or 0 for p in self.photos)
 
     @property
-    def platelet_total(self) -> int:
-        return sum(p.platelet_count or 0 for p in self.photos)
+    def platelet_total(self) -> int | None:
+        """The photos' platelets, where every analysed photo has a count; None: not estimated
+        (``vision.field.results.Analysis.platelet_count``)."""
+        counts = [p.platelet_count for p in self.photos if p.status is SubmissionStatus.DONE]
+        if not counts or any(count is None for count in counts):
+            return None
+        return sum(count or 0 for count in counts)
 
     @property
     def flagged(self) -> int:

@@ -32,7 +32,7 @@ def reviewed_analysis(photo: Photo, rows: list[CellResult]) -> Analysis:
                           reasons=() if reviewed else tuple(row.review_reasons or ()),
                           reviewed=reviewed))
     return Analysis(photo.mode or "field", 0, 0, cells, differential(cells),
-                    rbc_count=photo.rbc_count or 0, platelet_count=photo.platelet_count or 0,
+                    rbc_count=photo.rbc_count or 0, platelet_count=photo.platelet_count,
                     quality=None, model=photo.model_version or "",
                     red_cell_model=photo.red_cell_model)
 

@@ -13,7 +13,7 @@ from core.trust import apply as apply_trust
 from vision.field.analyse import analyse
 from vision.field.annotate import annotate
 from vision.field.learned_red_cells import load_red_cell_finder
-from vision.field.results import Analysis, reasons_in_words
+from vision.field.results import Analysis, platelet_text, reasons_in_words
 from vision.findings import findings
 from vision.labels import display_name
 from vision.model.artifact import ModelIntegrityError
@@ -28,7 +28,8 @@ def _summary(path: Path, analysis: Analysis) -> list[str]:
         lines.append(f"{path}: {alert}")
     if analysis.mode == "field":
         lines.append(f"{path}: field, {len(analysis.classified)} white cell(s), "
-                     f"{analysis.rbc_count} red cells, {analysis.platelet_count} platelets")
+                     f"{analysis.rbc_count} red cells, platelets "
+                     f"{platelet_text(analysis.platelet_count)}")
     for number, cell in enumerate(analysis.classified, start=1):
         alternatives = ", ".join(f"{display_name(s.label)} {s.confidence:.1%}"
                                  for s in cell.top3[1:])

@@ -23,14 +23,14 @@ from PIL import Image
 from benchmarks.paths import BCCD, BIONET, WORK
 from lab import bccd, bionet
 from lab.bccd import Annotated, matched_centres
-from vision.field.detect import DetectorParams, contains, detect_white_cells, working_masks
-from vision.field.platelets import (
+from lab.platelet_net import (
     PlateletNet,
     candidates,
     patches,
     save_platelet_net,
     to_input,
 )
+from vision.field.detect import DetectorParams, contains, detect_white_cells, working_masks
 from vision.field.scale import image_scale
 
 SETS = {"bionet": (bionet.read_split, BIONET), "bccd": (bccd.read_split, BCCD)}

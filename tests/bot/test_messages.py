@@ -21,7 +21,7 @@ def _delivery(
 ) -> Delivery:
     return Delivery(1, 10, 5, 6, "photo", status, error, "v1", cells, mode=mode,
                     red_cell_model="rbc-centres-v2" if mode == "field" else None,
-                    rbc_count=40, platelet_count=3)
+                    rbc_count=40, platelet_count=None)
 
 
 def _cell(index: int, label: str, confidence: float) -> CellView:
@@ -59,7 +59,7 @@ def test_a_field_result_gives_counts_differential_and_numbered_cells() -> None:
     cells = [_cell(0, "neutrophil", 0.9), _cell(1, "lymphocyte", 0.6), _cell(2, "neutrophil", 0.8),
              CellView(3, "rbc", None, None, [], (0, 0, 5, 5))]
     text = result_text(_delivery(SubmissionStatus.DONE, cells, mode="field"))
-    assert "White cells: 3 · Red cells: 40 · Platelets: 3" in text
+    assert "White cells: 3 · Red cells: 40 · Platelets: not estimated" in text
     assert text.index("Neutrophil: 2 (67%)") < text.index("Lymphocyte: 1 (33%)")
     assert "2. Lymphocyte: 60.0%  ⚠️ please review" in text
     assert "Model: v1 · red cells: rbc-centres-v2" in text
@@ -132,7 +132,7 @@ def test_an_album_answer_gives_the_differential_over_all_photos_and_a_line_per_p
     assert text.index("Neutrophil: 2 (67%)") < text.index("Lymphocyte: 1 (33%)")
     assert "Photo 1: Neutrophil: 95.0%" in text
     assert ("Photo 2: field: 2 white cell(s) (Neutrophil 1, Lymphocyte 1), 40 red cells, "
-            "3 platelets  ⚠️ please review") in text
+            "platelets not estimated  ⚠️ please review") in text
     assert "Photo 3: ❌ not analysed: This file is not an image. Please send one." in text
     assert "Model: v1" in text and DISCLAIMER in text
 

@@ -62,7 +62,7 @@ class Lab:
         if mode == "field":
             cells.append(Cell("rbc", (0, 50, 9, 59), False))
         analysis = Analysis(mode, 100, 100, cells, [], rbc_count=1 if mode == "field" else 0,
-                            platelet_count=0, quality=None,
+                            platelet_count=None, quality=None,
                             model="m1")
         store_results(self.sessions, outcome.submission_id, analysis, model_id or self.model_id)
         return outcome.submission_id

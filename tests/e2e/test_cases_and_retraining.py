@@ -29,7 +29,8 @@ from vision.labels import ALL_CLASSES
 
 ADMIN = 900
 FIXTURES = pbc_fixtures()
-ADMIN_COMMANDS = ["/retrain", "/models", "/promote x", "/rollback", "/group 1 lab"]
+ADMIN_COMMANDS = ["/retrain", "/models", "/promote x", "/rollback", "/group 1 lab",
+                  "/labname X"]
 MEMBER_COMMANDS = ["/help", "/case R-1", "/history", "/export R-1", "hello"]
 
 
@@ -220,8 +221,15 @@ def test_cases_are_private_to_a_laboratory_group(stack: Stack) -> None:
 
 
 def test_export_sends_a_csv_of_every_cell_and_a_pdf_report(stack: Stack, tmp_path: Path) -> None:
+    lab_admin = stack.new_user(role=Role.ADMIN)
+    [named] = say(stack, lab_admin, "/labname St Elsewhere Haematology")
+    assert "header: St Elsewhere Haematology" in (named.text or "")
     tech = stack.new_user()
     say(stack, tech, "/case EXP-1")
+    [refused] = say(stack, tech, "/wbc lots")
+    assert "Usage: /wbc COUNT" in (refused.text or "")
+    [recorded] = say(stack, tech, "/wbc 7,2")
+    assert "Case EXP-1: white-cell count 7.2 x10^9/L recorded" in (recorded.text or "")
     send_cell(stack, tech, "basophil")
     send_cell(stack, tech, "ig")
 
@@ -233,7 +241,12 @@ def test_export_sends_a_csv_of_every_cell_and_a_pdf_report(stack: Stack, tmp_pat
     assert all(r["model_version"] and float(r["confidence"]) > 0 for r in rows)
 
     pdf = pypdfium2.PdfDocument(pdf_doc.file)
-    assert len(pdf) == 3  # the summary, then one page per photo
+    assert len(pdf) == 2  # the summary, then the photos six to a page
+    summary = " ".join(pdf[0].get_textpage().get_text_range().split())
+    assert "St Elsewhere Haematology" in summary and "Case EXP-1" in summary
+    # A basophil and an immature granulocyte: half of 7.2 x10^9/L each, above their ranges.
+    assert "Basophil 1 50.0 0-2 3.60 0.02-0.1 H" in summary, summary
+    assert "Reviewed and authorised by" in summary
     page = pdf[0].render(scale=1).to_pil()
     page.save(tmp_path / "first-page.png")
     assert page.size[0] > 500 and page.size[1] > 700

@@ -204,7 +204,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
                            out_of_domain=classifier.is_outlier(p.ood_score))
                  for d, box, p in zip(white, boxes, predictions, strict=True)]
         # A close-up is one cell: its neighbours are counted, but only a field lists them.
-        cells += [_plain(d, factor, image.size) for d in platelets + red]
+        cells += [_plain(d, factor, image.size) for d in red]
     if mode == "cell" and not (white or platelets or red) and cells[0].label == NOT_RECOGNISED:
         # No red cell, white cell or platelet anywhere, and what the photo centres is no blood
         # cell either (the rejection step): a photo of something else (a fundus photograph
@@ -215,7 +215,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     _lap(timings, "classify", mark)
     timings["total"] = time.perf_counter() - started
     return Analysis(mode, image.width, image.height, cells, differential(cells),
-                    rbc_count=len(red), platelet_count=len(platelets), quality=quality,
+                    rbc_count=len(red), platelet_count=None, quality=quality,
                     model=classifier.version, timings=timings,
                     red_cell_model=red_cell_model_of(red_cells), scale=scale)
 

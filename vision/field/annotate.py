@@ -12,6 +12,7 @@ from vision.field.results import (
     confidence_text,
     flagged_by_model,
     in_clinical_order,
+    platelet_text,
 )
 from vision.labels import display_name
 
@@ -89,7 +90,8 @@ def annotate(image: Image.Image, analysis: Analysis, caption: str = "") -> Image
     y += 4
     wbc = [c for c in analysis.cells if c.kind in CLASSIFIED_KINDS]
     draw.text((x, y), f"white cells {len(wbc)}   red cells {analysis.rbc_count}   "
-                      f"platelets {analysis.platelet_count}", fill="black", font=small)
+                      f"platelets {platelet_text(analysis.platelet_count)}", fill="black",
+              font=small)
     y += 26
     draw.text((x, y), "Differential", fill="black", font=normal)
     y += 22

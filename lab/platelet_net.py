@@ -1,4 +1,6 @@
-"""Platelets found by a small trained network that judges each violet speck in its context.
+"""Platelets found by a small trained network that judges each violet speck in its context
+(research: measured in BENCHMARKS.md; the product withholds the platelet count until a detector
+reaches 0.90 recall and precision on Bio-Net's and BCCD's boxes).
 
 The colour rule (``detect_platelets``) takes every small violet blob for a platelet: on Bio-Net
 val it found 1,861 where 265 are boxed (precision 0.05), most of them in red cells' pale centres
