@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from PIL import Image
 
 T = TypeVar("T")
@@ -525,6 +525,8 @@ class StandIn:
         self.app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self.app.router.add_post("/_control/users/{user_id}/{kind}", self._control_send)
         self.app.router.add_get("/_control/chats/{chat_id}/actions", self._control_actions)
+        self.app.router.add_get("/_control/chats/{chat_id}/actions/{index}/file",
+                                self._control_file)
 
     # ---- Bot API -------------------------------------------------------------------------
     async def _bot_method(self, request: web.Request) -> web.Response:
@@ -716,6 +718,18 @@ class StandIn:
         elif kind == "callback":
             body = await request.json()
             message = await self.press_button(user_id, int(body["message_id"]), body["data"])
+        elif kind == "album":
+            # A multipart form: each part named "photo" or "document", in the album's order.
+            items = []
+            async for part in await request.multipart():
+                if not isinstance(part, BodyPartReader) or part.name not in ("photo", "document"):
+                    return web.json_response({"error": "album parts are photo or document"},
+                                             status=400)
+                items.append((part.name, bytes(await part.read()), part.filename))
+            try:
+                return web.json_response(await self.send_album(user_id, items))
+            except ApiError as exc:  # what Telegram's apps would not let a user send either
+                return web.json_response({"error": exc.description}, status=400)
         else:
             return web.json_response({"error": f"unknown kind {kind}"}, status=404)
         return web.json_response(message)
@@ -727,9 +741,20 @@ class StandIn:
         actions = await self.wait_for_actions(chat_id, count, timeout)
         return web.json_response([
             {"method": a.method, "message_id": a.message_id, "text": a.text,
-             "caption": a.caption, "reply_markup": a.reply_markup, "reply_to": a.reply_to}
-            for a in actions
+             "caption": a.caption, "reply_markup": a.reply_markup, "reply_to": a.reply_to,
+             # Where the file the bot sent can be fetched (photos, documents, albums).
+             "file": (f"/_control/chats/{chat_id}/actions/{index}/file"
+                      if a.file is not None else None)}
+            for index, a in enumerate(actions)
         ])
+
+    async def _control_file(self, request: web.Request) -> web.Response:
+        """The bytes of a file the bot sent: the ``index``-th action of the chat's list."""
+        chat_id, index = int(request.match_info["chat_id"]), int(request.match_info["index"])
+        actions = await self.wait_for_actions(chat_id, 0, 0)
+        if not 0 <= index < len(actions) or actions[index].file is None:
+            return web.json_response({"error": "no file at that action"}, status=404)
+        return web.Response(body=actions[index].file, content_type="application/octet-stream")
 
 
 class StandInThread:

@@ -101,3 +101,38 @@ def test_a_users_album_arrives_as_one_update_per_item_sharing_a_media_group_id(
         standin.send_album(CHAT + 4, [("photo", _jpeg(), None)] * 11)
     with pytest.raises(ApiError, match=r"(?i)documents can't be mixed"):
         standin.send_album(CHAT + 4, [("photo", _jpeg(), None), ("document", _jpeg(), "a.jpg")])
+
+
+def test_the_control_api_sends_an_album_and_returns_every_file_the_bot_sent(
+        standin: StandInThread) -> None:
+    import aiohttp
+
+    chat = 4343
+    base = standin.base_url.removesuffix("/bot")
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(png, "PNG")
+
+    async def run() -> tuple[list[dict[str, object]], list[dict[str, object]], bytes]:
+        async with aiohttp.ClientSession() as session:
+            mixed = aiohttp.FormData()
+            mixed.add_field("photo", png.getvalue(), filename="a.png")
+            mixed.add_field("document", b"%PDF-1.4", filename="b.pdf")
+            async with session.post(f"{base}/_control/users/{chat}/album", data=mixed) as reply:
+                assert reply.status == 400  # Telegram's apps cannot mix them either
+            form = aiohttp.FormData()
+            for name in ("a.png", "b.png"):
+                form.add_field("photo", png.getvalue(), filename=name)
+            async with session.post(f"{base}/_control/users/{chat}/album", data=form) as reply:
+                sent = await reply.json()
+            bot = Bot(standin.token, base_url=standin.base_url, base_file_url=standin.file_url)
+            async with bot:
+                await bot.send_document(chat, b"col\n1\n", filename="case.csv")
+            async with session.get(f"{base}/_control/chats/{chat}/actions") as reply:
+                actions = await reply.json()
+            async with session.get(f"{base}{actions[-1]['file']}") as reply:
+                return sent, actions, await reply.read()
+
+    sent, actions, data = asyncio.run(run())
+    assert len(sent) == 2 and sent[0]["media_group_id"] == sent[1]["media_group_id"]
+    assert "photo" in sent[0] and "photo" in sent[1]
+    assert actions[-1]["method"] == "sendDocument" and data == b"col\n1\n"
