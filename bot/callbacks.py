@@ -15,7 +15,7 @@ from core.export import export_case
 from core.laboratory import propose_adaptation
 from core.retraining.jobs import job_candidate
 from core.reviews import PhotoGone, confirm, correct, reviewable_cell, reviewable_cells
-from vision.labels import ALL_CLASSES
+from vision.labels import EXPERT_LABELS
 
 from . import keyboards, messages
 from .guard import Context, Need, Request, admit, refuse
@@ -30,7 +30,7 @@ Press = Callable[[Request, CallbackQuery, list[int]], Awaitable[None]]
 ROW_ID_MAX = 2**31 - 1
 USER_ID_MAX = 2**52
 ARITY = {"acc": 2, "hist": 1, "case": 1, "exp": 1, "ok": 1, "fix": 1, "cell": 1, "set": 2,
-         "mp": 1, "md": 1}
+         "mp": 1, "md": 1, "cx": 1}
 
 
 def parse_numbers(kind: str, rest: str) -> list[int]:
@@ -68,6 +68,7 @@ class Callbacks:
             "fix": (self.review_menu, "correct", Need.REVIEWER),
             "cell": (self.class_menu, "correct", Need.REVIEWER),
             "set": (self.set_label, "correct", Need.REVIEWER),
+            "cx": (self.cancel_correction, "correct", Need.REVIEWER),
             "mp": (self.promote_candidate, "promote", Need.ADMIN),
             "md": (self.discard_candidate, "discard", Need.ADMIN),
         }
@@ -146,12 +147,18 @@ class Callbacks:
 
     async def set_label(self, request: Request, query: CallbackQuery, parts: list[int]) -> None:
         cell_id, class_index = parts
-        if class_index >= len(ALL_CLASSES):
+        if class_index >= len(EXPERT_LABELS):
             raise ValueError(f"no class {class_index}")
-        result = await request.run(correct, request.member, cell_id, ALL_CLASSES[class_index])
+        result = await request.run(correct, request.member, cell_id, EXPERT_LABELS[class_index])
         await _respond(query, messages.corrected(result, request.member), edit=True,
                        answer="Stored")
         await self._propose(request, query)
+
+    async def cancel_correction(self, request: Request, query: CallbackQuery,
+                                parts: list[int]) -> None:
+        cell = await request.run(reviewable_cell, request.member, parts[0])
+        await _respond(query, messages.correction_cancelled(cell), edit=True,
+                       answer="Cancelled")
 
     async def promote_candidate(self, request: Request, query: CallbackQuery,
                                 parts: list[int]) -> None:

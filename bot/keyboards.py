@@ -8,7 +8,7 @@ from core.cases import HistoryPage
 from core.enums import Role
 from core.reviews import ReviewableCell
 from vision.field.results import in_clinical_order
-from vision.labels import ALL_CLASSES, display_name
+from vision.labels import ALL_CLASSES, EXPERT_LABELS, NOT_RECOGNISED, display_name
 
 # Button data carries numbers only; these are the access decisions' codes.
 DECISIONS: tuple[Role, ...] = (Role.DENIED, Role.USER, Role.REVIEWER)
@@ -46,12 +46,21 @@ def cell_choice(cells: list[ReviewableCell]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)])
 
 
+ARTEFACT = "Artefact / not a cell"
+
+
 def class_choice(cell_id: int) -> InlineKeyboardMarkup:
-    # Offered in clinical order; the button carries the label's fixed index in ALL_CLASSES.
+    # Offered in clinical order; the button carries the label's fixed index in EXPERT_LABELS.
     buttons = [InlineKeyboardButton(display_name(label),
-                                    callback_data=f"set:{cell_id}:{ALL_CLASSES.index(label)}")
+                                    callback_data=f"set:{cell_id}:{EXPERT_LABELS.index(label)}")
                for label, _ in in_clinical_order(dict.fromkeys(ALL_CLASSES, 0))]
-    return InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)])
+    rows = [buttons[i:i + 2] for i in range(0, len(buttons), 2)]
+    rows.append([
+        InlineKeyboardButton(
+            f"🚫 {ARTEFACT}",
+            callback_data=f"set:{cell_id}:{EXPERT_LABELS.index(NOT_RECOGNISED)}"),
+        InlineKeyboardButton("✖️ Cancel", callback_data=f"cx:{cell_id}")])
+    return InlineKeyboardMarkup(rows)
 
 
 def history(page: HistoryPage) -> InlineKeyboardMarkup:

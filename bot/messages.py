@@ -23,7 +23,7 @@ from vision.field.results import (
     reasons_tally,
 )
 from vision.findings import findings, of_counts
-from vision.labels import display_name
+from vision.labels import NOT_RECOGNISED, display_name
 
 # Telegram's limits, counted in UTF-16 code units as Telegram counts them (an emoji is two).
 TEXT_LIMIT = 4096
@@ -441,16 +441,28 @@ def review_menu(cells: list[ReviewableCell]) -> str:
 
 def class_menu(cell: ReviewableCell) -> str:
     if cell.expert_label is not None:
-        said = f"an expert labelled it {display_name(cell.expert_label)}"
+        said = f"an expert labelled it {_expert_name(cell.expert_label)}"
     else:
         said = f"the bot said {display_name(cell.label or '?')}"
     return f"Cell {cell.number}: {said}. What is it?"
 
 
+def _expert_name(label: str) -> str:
+    return "artefact / not a cell" if label == NOT_RECOGNISED else display_name(label)
+
+
 def corrected(result: Reviewed, reviewer: Member) -> str:
+    if result.label == NOT_RECOGNISED:
+        return (f"✏️ Cell {result.cell_number}: {display_name(result.previous_label or '?')} → "
+                f"artefact / not a cell, by {reviewer.name}. Stored; it no longer counts in "
+                "the differential.")
     return (f"✏️ Cell {result.cell_number}: {display_name(result.previous_label or '?')} → "
             f"{display_name(result.label)}, by {reviewer.name}. Stored; it will be used in the "
             "next retraining.")
+
+
+def correction_cancelled(cell: ReviewableCell) -> str:
+    return f"Cell {cell.number}: correction cancelled; nothing changed."
 
 
 def confirmed(count: int, reviewer: Member) -> str:

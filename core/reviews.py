@@ -13,7 +13,7 @@ from core.db.models import Case, CellResult, LabelReview, ModelVersion, Submissi
 from core.db.session import SessionFactory, transaction
 from core.enums import SubmissionStatus
 from vision.field.results import CLASSIFIED_KINDS, flagged_by_model
-from vision.labels import ALL_CLASSES
+from vision.labels import ALL_CLASSES, EXPERT_LABELS
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def confirm(factory: SessionFactory, member: Member, submission_id: int) -> int:
 def correct(factory: SessionFactory, member: Member, cell_id: int, label: str) -> Reviewed:
     """Give a cell the expert's label, keeping who changed it from what, and when."""
     _reviewer(member)
-    if label not in ALL_CLASSES:
+    if label not in EXPERT_LABELS:
         raise ValueError(f"unknown class {label!r}")
     with transaction(factory) as session:
         cell = session.get(CellResult, cell_id)

@@ -47,3 +47,6 @@ def display_name(label: str) -> str:
 
 # The label of a cell the rejection step found unlike any class it knows.
 NOT_RECOGNISED = "not_recognised"
+# What an expert may call a cell: any class, or no blood cell at all (an artefact, stain
+# debris), which takes it out of the counts and out of the classes' training.
+EXPERT_LABELS: tuple[str, ...] = (*ALL_CLASSES, NOT_RECOGNISED)

@@ -96,3 +96,14 @@ def test_a_photo_says_why_its_cells_await_review_until_an_expert_decides(lab: La
     correct(lab.sessions, reviewer, first.cell_id, "lymphocyte")
     [photo] = open_case(lab.sessions, reviewer, "C-2")[0].photos
     assert photo.flagged == 1 and photo.flag_reasons == {"unusual": 1, "cut_by_edge": 1}
+
+
+def test_a_cell_an_expert_calls_an_artefact_leaves_the_differential(lab: Lab) -> None:
+    reviewer = lab.member(19, Role.REVIEWER)
+    open_case(lab.sessions, reviewer, "C-3")
+    reviewer = lab.member(19, Role.REVIEWER)
+    submission = lab.photo(reviewer, ["lymphocyte", "neutrophil"], mode="field")
+    first = reviewable_cells(lab.sessions, reviewer, submission)[0]
+    correct(lab.sessions, reviewer, first.cell_id, "not_recognised")
+    detail, _ = open_case(lab.sessions, reviewer, "C-3")
+    assert detail.totals == {"neutrophil": 1}
