@@ -17,6 +17,7 @@ from core.storage import ImageStore, StoredImage
 from core.storage.images import Encoding, encode
 from core.submissions import (
     Received,
+    mark_delivered,
     queue_depth,
     record_submission,
     set_reply_message,
@@ -29,6 +30,8 @@ from .services import AlbumAck, BotServices
 
 log = logging.getLogger(__name__)
 BUSY_REPEAT_SECONDS = 60.0
+# A photo's acknowledgement gives the "send it as a file" tip once a day, not every time.
+TIP_REPEAT_SECONDS = 24 * 3600.0
 ALBUM_ACK_MEMORY = 600.0  # seconds an album's acknowledgement is remembered for late photos
 
 
@@ -119,6 +122,22 @@ async def _send_ack(message: Message, text: str) -> int | None:
         return None
 
 
+async def _refuse_at_once(message: Message, services: BotServices, submission_id: int,
+                          reason: str | None) -> bool:
+    """A file refused before any analysis (not an image, too large) is answered with the
+    reason alone, never "analysing…" first; False when Telegram refused the reply."""
+    try:
+        sent = await message.reply_text(messages.refusal_text(reason), do_quote=True)
+    except TelegramError as exc:
+        log.warning("refusal of message %s not sent yet: %s", message.message_id, exc)
+        return False
+    await with_db_retry(partial(set_reply_message, services.sessions, submission_id,
+                                sent.message_id), services.settings)
+    await with_db_retry(partial(mark_delivered, services.sessions, submission_id),
+                        services.settings)
+    return True
+
+
 async def _download(attachment: PhotoSize | Document, message_id: int) -> bytes | None:
     try:
         telegram_file = await attachment.get_file()
@@ -135,7 +154,12 @@ async def receive_image(message: Message, sender: Sender, services: BotServices)
         attachment = message.photo[-1]  # Telegram lists sizes smallest first
         received = Received(message.chat_id, message.message_id, "photo",
                             attachment.file_unique_id, None, message.media_group_id)
-        ack_text = messages.ACK_PHOTO
+        ack_text = messages.ACK_DOCUMENT
+        now = time.monotonic()
+        if now - services.told_tip.get(sender.telegram_id, -TIP_REPEAT_SECONDS) \
+                >= TIP_REPEAT_SECONDS:
+            services.told_tip[sender.telegram_id] = now
+            ack_text = messages.ACK_PHOTO
     else:
         assert message.document is not None
         attachment = message.document
@@ -212,6 +236,10 @@ async def receive_image(message: Message, sender: Sender, services: BotServices)
         return
     if accepted is not None:
         await asyncio.to_thread(_ensure_stored, services.store, accepted)
+    elif message.media_group_id is None:
+        if not await _refuse_at_once(message, services, outcome.submission_id, rejection):
+            services.wake_delivery.set()  # the outbox answers with a new message
+        return
     if (ack_id := await _acknowledge(message, services, ack_text)) is not None:
         await with_db_retry(partial(set_reply_message, services.sessions,
                                     outcome.submission_id, ack_id), settings)

@@ -177,7 +177,7 @@ ACK_PHOTO = (
     "Tip: sending the image as a file (📎 → File) keeps its full resolution and gives better "
     "results."
 )
-ACK_DOCUMENT = "📥 Received, analysing…"
+ACK_DOCUMENT = "📥 Received, analysing…"  # a file, or a photo once the tip was given
 ACK_ALBUM = "📥 Album received: analysing its photos… I answer them all together here."
 STORAGE_FULL = (
     "⚠️ Our image storage is full, so this photo was not kept or analysed. The administrators "
@@ -215,9 +215,13 @@ def picture_caption(delivery: Delivery) -> str:
                f"platelets {platelet_text(delivery.platelet_count)}.", CAPTION_LIMIT)
 
 
+def refusal_text(reason: str | None) -> str:
+    return f"❌ I could not analyse this image.\n{reason}"
+
+
 def result_text(delivery: Delivery) -> str:
     if delivery.status is SubmissionStatus.REJECTED:
-        return f"❌ I could not analyse this image.\n{delivery.error}"
+        return refusal_text(delivery.error)
     if delivery.status is SubmissionStatus.FAILED and delivery.error == GAVE_UP:
         # Sending it again would stop the workers again.
         return (f"❌ {GAVE_UP} Please send another photo of the smear rather than this one "

@@ -37,6 +37,8 @@ class BotServices:
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="decode"))
     # When each user was last told the queue is full (monotonic seconds): once per burst.
     told_busy: dict[int, float] = field(default_factory=dict)
+    # When each user was last given the "send it as a file" tip (monotonic seconds).
+    told_tip: dict[int, float] = field(default_factory=dict)
     # One acknowledgement per album: its photos arrive as separate updates handled side by
     # side; the first sends it, the others wait for its message id (see bot.intake).
     album_acks: dict[tuple[int, str], AlbumAck] = field(default_factory=dict)

@@ -25,6 +25,9 @@ from core.enums import Role
 from devkit.processes import Child, start_child
 from devkit.standin import BotAction, StandInThread
 
+# How the bot's refusal of a file opens (``bot.messages.refusal_text``).
+REFUSED = "❌ I could not analyse this image."
+
 
 def is_result(action: BotAction) -> bool:
     """A delivered analysis (not an acknowledgement, a refusal or a 'database busy' notice):
@@ -87,9 +90,11 @@ class Stack:
         self.children.pop(name).stop()
 
     def result_for(self, user: int, timeout: float = 90) -> BotAction:
-        """The edit that carries the outcome of the user's latest upload."""
-        edits = self.standin.wait_for(user, 1, timeout,
-                                      predicate=lambda a: a.method == "editMessageText")
+        """What carries the outcome of the user's latest upload: the edit of its
+        acknowledgement, or the refusal of a file refused before any analysis."""
+        edits = self.standin.wait_for(user, 1, timeout, predicate=lambda a: (
+            a.method == "editMessageText" or (a.method == "sendMessage" and (
+                a.text or "").startswith(REFUSED))))
         assert edits, f"no result for user {user} within {timeout} s; logs:\n{self.logs()}"
         return edits[-1]
 

@@ -76,6 +76,12 @@ def test_a_photo_is_answered_with_its_true_class(stack: Stack) -> None:
     assert cell.top3[0]["label"] == "eosinophil"
     assert cell.model_version_id == submission.model_version_id is not None
 
+    # The "send it as a file" tip comes with the first photo, not with every one.
+    assert "Tip: sending the image as a file" in (ack.text or "")
+    stack.standin.send_photo(user, FIXTURES["lymphocyte"].read_bytes())
+    second = stack.standin.wait_for(user, 2, predicate=lambda a: a.method == "sendMessage")[1]
+    assert second.text == "📥 Received, analysing…"
+
 
 def test_a_document_keeps_full_resolution_and_loses_its_exif(stack: Stack) -> None:
     user = stack.new_user()
@@ -114,6 +120,8 @@ def test_bad_files_get_a_clear_message_and_are_recorded(
     stack.standin.send_document(user, payload, name, mime)
     result = stack.result_for(user, timeout=30)
     assert expected in (result.text or "")
+    # The refusal is the one answer: never "analysing…" first.
+    assert stack.standin.wait_for(user, 0, 0) == [result]
     [submission] = stack.delivered_submissions(user)
     assert submission.status is SubmissionStatus.REJECTED
     assert submission.error and submission.delivered_at is not None
