@@ -145,7 +145,7 @@ def test_an_unapproved_user_gets_only_a_polite_refusal(stack: Stack) -> None:
     with stack.sessions() as session:
         refused = session.scalars(select(AuditEvent.action).where(
             AuditEvent.telegram_id == stranger, AuditEvent.allowed.is_(False))).all()
-    assert set(refused) == {"retrain", "models", "promote", "rollback", "group"}
+    assert set(refused) == {"retrain", "models", "promote", "rollback", "group", "labname"}
 
     # Once they have asked, they are told that the request waits, not to ask again.
     say(stack, stranger, "/start")
