@@ -31,7 +31,7 @@ from vision.model.preprocess import Preprocessing
 from vision.model.rejection import OodDetector
 from vision.training.adapt import AdaptConfig, adapt_head, embed_cells, non_cell_features
 from vision.training.noncell import non_cell_images
-from vision.training.tail import TailConfig, adapt_tail, tail_features, tail_logits, trunk
+from vision.training.tail import TailConfig, adapt_tails, tail_features, tail_logits, trunk
 
 
 def _open(paths: list[Path], framing: bool) -> list[Image.Image]:
@@ -104,8 +104,10 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=TailConfig.views)
     parser.add_argument("--steps", type=int, default=TailConfig.steps)
     parser.add_argument("--lr", type=float, default=TailConfig.lr)
-    parser.add_argument("--interpolate", type=float, default=TailConfig.interpolate,
-                        help="how far the learnt tail is taken from the base (1: unmixed)")
+    parser.add_argument("--interpolate", type=float, nargs="+",
+                        default=[TailConfig.interpolate],
+                        help="how far the learnt tail is taken from the base (1: unmixed); "
+                             "several are judged from one learning")
     parser.add_argument("--pbc-cells", type=int, default=40, help="a class, replayed and judged")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -113,8 +115,7 @@ def main() -> None:
     model, card, detector = load_artifact(args.model)
     assert detector is not None
     classes, pre = card.classes, card.preprocess
-    config = TailConfig(blocks=args.blocks, views=args.views, steps=args.steps, lr=args.lr,
-                        interpolate=args.interpolate)
+    config = TailConfig(blocks=args.blocks, views=args.views, steps=args.steps, lr=args.lr)
     started = time.monotonic()
     if args.lab == "lisc":
         # Grouping LISC's copies takes minutes: the split is kept per model.
@@ -174,22 +175,27 @@ def main() -> None:
                 head = score(fitted.head(base_features), base_features, fitted.detector,
                              fitted.temperature, held_labels)
             t1 = time.monotonic()
-            adapted = adapt_tail(model, images, labels, replay_images, replay_labels, pre,
-                                 replace(config, seed=draw), lambda _: None, card.temperature)
+            tails = adapt_tails(model, images, labels, replay_images, replay_labels, pre,
+                                replace(config, seed=draw), lambda _: None, card.temperature,
+                                args.interpolate)
             t2 = time.monotonic()
-            with torch.no_grad():
-                features = tail_features(adapted.model.eval(), held_acts, config.blocks)
-                tail = score(adapted.model.classifier(features), features, adapted.detector,
-                             adapted.temperature, held_labels)
-                pbc_right = (tail_logits(adapted.model, pbc_acts, config.blocks).argmax(1)
-                             == pbc_labels).float().mean()
-                new_features = embed_cells(adapted.model, [i for _, i in non_cell_images()],
-                                           pre, 1, lambda _: None)[:, 0]
             print(f"{args.lab} {size}/class ({len(chosen)} cells) draw {draw}: "
-                  + _line("head", head) + f" {t1 - t0:.0f} s | " + _line("tail", tail)
-                  + f", PBC val {float(pbc_right):.1%}, non-cells in "
-                  f"{float(adapted.detector.accepts(new_features).float().mean()):.1%}, "
-                  f"T {adapted.temperature:.2f}, {t2 - t1:.0f} s", flush=True)
+                  + _line("head", head) + f" {t1 - t0:.0f} s; tails {t2 - t1:.0f} s",
+                  flush=True)
+            for interpolate, adapted in tails.items():
+                with torch.no_grad():
+                    features = tail_features(adapted.model.eval(), held_acts, config.blocks)
+                    tail = score(adapted.model.classifier(features), features,
+                                 adapted.detector, adapted.temperature, held_labels)
+                    pbc_right = (tail_logits(adapted.model, pbc_acts, config.blocks).argmax(1)
+                                 == pbc_labels).float().mean()
+                    new_features = embed_cells(adapted.model,
+                                               [i for _, i in non_cell_images()], pre, 1,
+                                               lambda _: None)[:, 0]
+                print("  " + _line(f"tail {interpolate:g}", tail)
+                      + f", PBC val {float(pbc_right):.1%}, non-cells in "
+                      f"{float(adapted.detector.accepts(new_features).float().mean()):.1%}, "
+                      f"T {adapted.temperature:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -183,13 +183,22 @@ def fit_tail(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
             progress(f"  tail step {step + 1}/{config.steps}: loss {float(loss.detach()):.4f}")
     for p in adapted.parameters():
         p.requires_grad_(True)
-    if config.interpolate < 1:
-        start = model.state_dict()
-        adapted.load_state_dict({
-            name: start[name] + config.interpolate * (value - start[name])
-            if value.is_floating_point() else value
-            for name, value in adapted.state_dict().items()})
-    return adapted.eval()
+    return mixed(model, adapted.eval(), config.interpolate)
+
+
+def mixed(base: EfficientNetLite, adapted: EfficientNetLite,
+          interpolate: float) -> EfficientNetLite:
+    """``adapted``'s weights taken ``interpolate`` of the way from ``base``'s (WiSE-FT: 1 is
+    ``adapted`` itself); a copy, ``adapted`` is left as it is."""
+    if interpolate >= 1:
+        return adapted
+    start = base.state_dict()
+    result = copy.deepcopy(adapted)
+    result.load_state_dict({
+        name: start[name] + interpolate * (value - start[name])
+        if value.is_floating_point() else value
+        for name, value in adapted.state_dict().items()})
+    return result.eval()
 
 
 @torch.no_grad()
@@ -260,38 +269,59 @@ def adapt_tail(model: EfficientNetLite, images: Sequence[Image.Image], labels: t
     """``model``'s tail adapted to these labelled cells, with its rejection step refitted and its
     temperature cross-fitted: a tail fitted on half the cells judges the other half, and the
     other way round (a network is sure of the cells it learnt)."""
+    return adapt_tails(model, images, labels, base_images, base_labels, preprocess, config,
+                       progress, base_temperature, [config.interpolate])[config.interpolate]
+
+
+def adapt_tails(model: EfficientNetLite, images: Sequence[Image.Image], labels: torch.Tensor,
+                base_images: Sequence[Image.Image], base_labels: torch.Tensor,
+                preprocess: Preprocessing, config: TailConfig, progress: Progress,
+                base_temperature: float, interpolations: Sequence[float],
+                ) -> dict[float, TailAdapted]:
+    """``adapt_tail`` at each of ``interpolations`` (``TailConfig.interpolate``), from one
+    learning: only the mixing, the confidence and the rejection step are redone for each."""
     progress(f"views of {len(images)} labelled cells x {config.views}")
     views = cell_views(model, images, preprocess, config, progress)
     progress(f"the base model's answers on {len(base_images)} of its own cells")
     replay = base_replay(model, base_images, base_labels, preprocess, config.blocks)
-    adapted = fit_tail(model, views, labels, replay, config, progress)
+    unmixed = replace(config, interpolate=1.0)
+    learnt = fit_tail(model, views, labels, replay, unmixed, progress)
     halves = two_folds(labels)
-    temperature = base_temperature
-    judged_scores = []
+    folds = []
     if min(len(h) for h in halves) >= 2:
-        logits, targets = [], []
         for number, (fitted, judged) in enumerate((halves, halves[::-1]), start=1):
             progress(f"cross-fitting the confidence and the rejection: half {number} of 2")
             # Half the cells, half the steps: the folds only judge how sure to be.
-            fold = fit_tail(model, views[fitted], labels[fitted], replay,
-                            replace(config, steps=max(1, config.steps // 2)), lambda _: None)
+            folds.append((fitted, judged, fit_tail(
+                model, views[fitted], labels[fitted], replay,
+                replace(unmixed, steps=max(1, config.steps // 2)), lambda _: None)))
+    results = {}
+    for interpolate in interpolations:
+        temperature = base_temperature
+        judged_scores, logits, targets = [], [], []
+        for fitted, judged, fold_learnt in folds:
+            fold = mixed(model, fold_learnt, interpolate)
             with torch.no_grad():
-                logits.append(tail_logits(fold.eval(), views[judged, 0], config.blocks))
+                logits.append(tail_logits(fold, views[judged, 0], config.blocks))
                 fold_detector = refit_detector(fold, views[fitted], labels[fitted], replay,
                                                config.blocks)
                 judged_scores.append(fold_detector.scores(
                     _features(fold, views[judged, 0], config.blocks)))
             targets.append(labels[judged])
-        temperature = min(20.0, max(0.5, fit_temperature(torch.cat(logits),
-                                                         torch.cat(targets))))
-    progress("refitting the rejection step")
-    non_cells = non_cell_features(adapted, preprocess)
-    detector = refit_detector(adapted, views, labels, replay, config.blocks)
-    # Cells the network did not learn lie far from means fitted on a few others: the threshold
-    # accepts 95% of the cross-fitted ones, never an image of no blood cell (without folds,
-    # as many as that allows).
-    wanted = float(torch.quantile(torch.cat(judged_scores).double(), 0.95)) \
-        if judged_scores else math.inf
-    detector = replace(detector, threshold=capped_threshold(detector, wanted, 0.0, non_cells))
-    progress(f"  temperature {temperature:.2f}, threshold {detector.threshold:.0f}")
-    return TailAdapted(adapted, detector, temperature)
+        if folds:
+            temperature = min(20.0, max(0.5, fit_temperature(torch.cat(logits),
+                                                             torch.cat(targets))))
+        progress(f"refitting the rejection step ({interpolate:g} of the way)")
+        adapted = mixed(model, learnt, interpolate)
+        non_cells = non_cell_features(adapted, preprocess)
+        detector = refit_detector(adapted, views, labels, replay, config.blocks)
+        # Cells the network did not learn lie far from means fitted on a few others: the
+        # threshold accepts 95% of the cross-fitted ones, never an image of no blood cell
+        # (without folds, as many as that allows).
+        wanted = float(torch.quantile(torch.cat(judged_scores).double(), 0.95)) \
+            if judged_scores else math.inf
+        detector = replace(detector,
+                           threshold=capped_threshold(detector, wanted, 0.0, non_cells))
+        progress(f"  temperature {temperature:.2f}, threshold {detector.threshold:.0f}")
+        results[interpolate] = TailAdapted(adapted, detector, temperature)
+    return results
