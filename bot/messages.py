@@ -583,8 +583,8 @@ def job_text(report: JobReport) -> str:
     elif report.stage == "data ready":
         detail = (f"{p.get('expert_examples')} expert-labelled cell(s), "
                   f"{p.get('replay_examples')} replayed, {p.get('test_images')} test images")
-    else:
-        detail = ""
+    else:  # adapting, evaluating: the job says where it is in words
+        detail = str(p.get("detail") or "")
     return f"{head}: {report.stage}" + (f" ({detail})" if detail else "") + "…"
 
 

@@ -4,7 +4,7 @@ is flagged "unusual")."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from PIL import Image
@@ -32,11 +32,37 @@ def right_count(answers: Sequence[tuple[float, bool, bool]]) -> int:
     return sum(right for _confidence, right, _flagged in answers)
 
 
+# Cells scored between two progress reports: a few seconds on two cores.
+CHUNK = 128
+Counted = Callable[[int, int], None]  # (cells scored, of how many)
+
+
+def counted(say: Callable[[str], None], name: str) -> Counted:
+    """Progress of scoring the base test cells with the model ``name``, as ``say`` tells it."""
+    return lambda done, total: say(f"{name}: {done} of {total} base test cells")
+
+
 def cached_scores(classifier: CellClassifier, images: torch.Tensor, crop: int,
-                  chunk: int = 128) -> tuple[torch.Tensor, torch.Tensor | None]:
+                  progress: Counted = lambda _done, _total: None,
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``classifier``'s scores of cached base images (uint8 squares), seen as in training."""
-    parts = [classifier.forward(normalise(centre_batch(images[i:i + chunk], crop)))
-             for i in range(0, len(images), chunk)]
+    return _chunked(lambda i: classifier.forward(normalise(centre_batch(
+        images[i:i + CHUNK], crop))), len(images), progress)
+
+
+def image_scores(classifier: CellClassifier, images: Sequence[Image.Image],
+                 progress: Counted = lambda _done, _total: None,
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``classifier``'s scores of ``images``, as it serves them."""
+    return _chunked(lambda i: classifier.scores(images[i:i + CHUNK]), len(images), progress)
+
+
+def _chunked(score: Callable[[int], tuple[torch.Tensor, torch.Tensor | None]], total: int,
+             progress: Counted) -> tuple[torch.Tensor, torch.Tensor | None]:
+    parts = []
+    for start in range(0, total, CHUNK):
+        parts.append(score(start))
+        progress(min(start + CHUNK, total), total)
     probs = torch.cat([p for p, _ in parts]) if parts else torch.empty(0)
     oods = [o for _, o in parts if o is not None]
     return probs, (torch.cat(oods) if oods else None)

@@ -22,7 +22,13 @@ from PIL import Image
 from core import registry
 from core.retraining.dataset import learnable, readable_crops, split_held_out
 from core.retraining.gate import decide
-from core.retraining.judging import held_out_answers, right_count, scorecard
+from core.retraining.judging import (
+    counted,
+    held_out_answers,
+    image_scores,
+    right_count,
+    scorecard,
+)
 from core.retraining.run import ProgressSink, RetrainOutcome, RetrainSetup
 from core.reviews import expert_examples
 from vision.data import index_image_folder, subsample
@@ -110,18 +116,22 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
         with Image.open(sample.path) as image:
             test_images.append(image.convert("RGB"))
     labels = torch.tensor([s.label for s in test])
-    sink("evaluating", {"detail": f"the base model on {len(test)} base test cells"})
+    def evaluating(line: str) -> None:
+        sink("evaluating", {"detail": line})
+
     base = CellClassifier(model, card, device, detector)
     # The base test set against the laboratory-wide model the candidate was adapted from; the
     # held-out cells against the version serving the laboratory now.
-    active = scorecard(base, *base.scores(test_images), labels, serving_answers)
+    active = scorecard(
+        base, *image_scores(base, test_images, counted(evaluating, "the base model")), labels,
+        serving_answers)
     gates = {}
     for option in options:
-        sink("evaluating", {"detail": f"the {option.kind} adaptation on {len(test)} base test "
-                                      "cells"})
+        scores_of = image_scores(option.classifier, test_images,
+                                 counted(evaluating, f"the {option.kind} adaptation"))
         gates[option.kind] = decide(
-            scorecard(option.classifier, *option.classifier.scores(test_images), labels,
-                      answered[option.kind]), active, setup.config.margins)
+            scorecard(option.classifier, *scores_of, labels, answered[option.kind]), active,
+            setup.config.margins)
     # Only what passes serves; of that, what names more of the laboratory's held-out cells; the
     # head alone on a tie (the fast path).
     chosen = max(options, key=lambda option: (gates[option.kind].passed, scores[option.kind],

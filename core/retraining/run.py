@@ -25,7 +25,7 @@ from core.retraining.dataset import (
     split_held_out,
 )
 from core.retraining.gate import GateDecision, decide
-from core.retraining.judging import cached_scores, held_out_answers, scorecard
+from core.retraining.judging import cached_scores, counted, held_out_answers, scorecard
 from core.reviews import expert_examples
 from core.storage import ImageStore
 from core.storage.models import ModelFiles
@@ -202,7 +202,12 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
         model, parent_card.model_copy(update={"temperature": temperature}), device, detector),
         "active": CellClassifier(parent, parent_card, device, parent_detector)}
     held_crops, held_labels = [c for _e, c in held], [e.label for e, _c in held]
-    figures = {name: scorecard(classifier, *cached_scores(classifier, test_images, crop),
+    def evaluating(line: str) -> None:
+        sink("evaluating", {"detail": line})
+
+    figures = {name: scorecard(classifier,
+                               *cached_scores(classifier, test_images, crop,
+                                              counted(evaluating, f"the {name} model")),
                                test_labels,
                                held_out_answers(classifier, held_crops, held_labels) if held
                                else None)

@@ -92,6 +92,27 @@ def test_a_retraining_without_corrections_or_from_before_the_count_says_nothing_
         assert "finished: candidate m-rt3" in text
 
 
+def test_a_kept_candidate_says_what_is_worse_and_what_is_better() -> None:
+    text = job_text(_finished_job({"promoted": False, "gate": {
+        "candidate_accuracy": 0.99, "baseline_accuracy": 0.991,
+        "reasons": ["flags 100.0% of the base test cells for review, against 3.1% (at most "
+                    "1.0 point more allowed)"],
+        "better": ["names 34 of the laboratory's 40 held-out expert cells right, against 30"]}}))
+    assert ("⏸ Not promoted: it stays a candidate, and the active model keeps serving. Worse "
+            "than the active model:\n   • flags 100.0% of the base test cells") in text
+    assert "Better:\n   • names 34 of the laboratory's 40 held-out" in text
+    assert text.endswith("Promote it anyway, or discard it, with the buttons below.")
+
+
+def test_a_running_job_says_where_its_evaluation_is() -> None:
+    running = JobReport(job_id=4, chat_id=1, message_id=2, status=JobStatus.RUNNING,
+                        stage="evaluating", progress={
+                            "detail": "the tail adaptation: 512 of 1710 base test cells"},
+                        seq=3, candidate_version=None, outcome=None, error=None)
+    assert job_text(running) == ("🏋️ Retraining job 4: evaluating (the tail adaptation: 512 of "
+                                 "1710 base test cells)…")
+
+
 def test_a_long_text_becomes_pages_within_the_limit_broken_between_lines() -> None:
     lines = [f"Photo {n}: Neutrophil 3 (60%), Lymphocyte 2 (40%) 🔬" for n in range(200)]
     text = "\n".join(lines)
