@@ -8,7 +8,7 @@ from core.cases import HistoryPage
 from core.enums import Role
 from core.reviews import ReviewableCell
 from vision.field.results import in_clinical_order
-from vision.labels import ALL_CLASSES, EXPERT_LABELS, NOT_RECOGNISED, display_name
+from vision.labels import ALL_CLASSES, ARTEFACT, EXPERT_LABELS, NOT_RECOGNISED, display_name
 
 # Button data carries numbers only; these are the access decisions' codes.
 DECISIONS: tuple[Role, ...] = (Role.DENIED, Role.USER, Role.REVIEWER)
@@ -44,9 +44,6 @@ def cell_choice(cells: list[ReviewableCell]) -> InlineKeyboardMarkup:
         f"{c.number}. {display_name(c.expert_label or c.label or '?')}",
         callback_data=f"cell:{c.cell_id}") for c in cells]
     return InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)])
-
-
-ARTEFACT = "Artefact / not a cell"
 
 
 def class_choice(cell_id: int) -> InlineKeyboardMarkup:

@@ -23,7 +23,7 @@ from vision.field.results import (
     reasons_tally,
 )
 from vision.findings import findings, of_counts
-from vision.labels import NOT_RECOGNISED, display_name
+from vision.labels import NOT_RECOGNISED, display_name, expert_name
 
 # Telegram's limits, counted in UTF-16 code units as Telegram counts them (an emoji is two).
 TEXT_LIMIT = 4096
@@ -422,7 +422,7 @@ def case_text(detail: CaseDetail, created: bool = False) -> str:
     if detail.corrections:
         lines.append("Corrections:")
         lines += [f"   photo {c.photo_number} cell {c.cell_number}: "
-                  f"{display_name(c.previous_label or '?')} → {display_name(c.label)} "
+                  f"{display_name(c.previous_label or '?')} → {expert_name(c.label)} "
                   f"by {c.reviewer} ({c.at:%m-%d %H:%M})" for c in detail.corrections]
     return "\n".join(lines)
 
@@ -445,14 +445,10 @@ def review_menu(cells: list[ReviewableCell]) -> str:
 
 def class_menu(cell: ReviewableCell) -> str:
     if cell.expert_label is not None:
-        said = f"an expert labelled it {_expert_name(cell.expert_label)}"
+        said = f"an expert labelled it {expert_name(cell.expert_label)}"
     else:
         said = f"the bot said {display_name(cell.label or '?')}"
     return f"Cell {cell.number}: {said}. What is it?"
-
-
-def _expert_name(label: str) -> str:
-    return "artefact / not a cell" if label == NOT_RECOGNISED else display_name(label)
 
 
 def corrected(result: Reviewed, reviewer: Member) -> str:

@@ -17,7 +17,7 @@ from core.enums import SubmissionStatus
 from core.reference_ranges import ADULT, SOURCE, outside
 from vision.field.results import reasons_tally
 from vision.findings import of_counts
-from vision.labels import display_name
+from vision.labels import display_name, expert_name
 from vision.plotting import headless_pyplot
 
 NOTICE = ("Decision support only, not a diagnosis: a qualified person must confirm every result "
@@ -144,7 +144,7 @@ def _summary_page(plt: object, detail: CaseDetail, footer: str, platelets: str) 
     if detail.corrections:
         lines.append("Expert corrections:")
         lines += [f"   Photo {c.photo_number} cell {c.cell_number}: "
-                  f"{display_name(c.previous_label or '?')} -> {display_name(c.label)} "
+                  f"{display_name(c.previous_label or '?')} -> {expert_name(c.label)} "
                   f"({c.reviewer}, {c.at:%Y-%m-%d %H:%M})" for c in detail.corrections[:12]]
         if len(detail.corrections) > 12:
             lines.append(f"   ... and {len(detail.corrections) - 12} more (in the CSV)")
@@ -162,19 +162,23 @@ def _photo_page(plt: object, detail: CaseDetail, photos: list[Photo],
     figure = plt.figure(figsize=A4)  # type: ignore[attr-defined]
     figure.text(0.07, 0.965, f"{detail.laboratory} · case {detail.reference} · photos",
                 fontsize=9)
+    width = 0.44  # of the page's width
     for index, photo in enumerate(photos):
         column, row = index % 2, index // 2
-        left, bottom = 0.05 + 0.46 * column, 0.66 - 0.3 * row
-        axes = figure.add_axes((left, bottom, 0.44, 0.26))
-        axes.axis("off")
+        left, top = 0.05 + 0.46 * column, 0.94 - 0.305 * row
         picture = pictures.get(photo.number)
+        # As tall as the picture's shape asks (at most the slot), the line right under it.
+        shape = picture.height / picture.width if picture is not None else 0.6
+        height = min(0.25, width * shape * A4[0] / A4[1])
+        axes = figure.add_axes((left, top - height, width, height))
+        axes.axis("off")
         if picture is None:
-            axes.text(0.5, 0.5, PICTURE_MISSING, ha="center", va="center", fontsize=7,
-                      wrap=True)
+            axes.text(0.5, 0.5, textwrap.fill(PICTURE_MISSING, 60), ha="center", va="center",
+                      fontsize=7)
         else:
             axes.imshow(picture)
-        figure.text(left, bottom - 0.012, textwrap.fill(photo_line(photo), 70), fontsize=7,
-                    va="top")
+        figure.text(left, top - height - 0.008, textwrap.fill(photo_line(photo), 70),
+                    fontsize=7, va="top")
     figure.text(0.93, 0.02, f"page {page}", fontsize=7, ha="right")
     return figure
 

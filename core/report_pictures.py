@@ -57,8 +57,10 @@ def report_pictures(factory: SessionFactory, store: ImageStore, detail: CaseDeta
 
 def _picture(store: ImageStore, detail: CaseDetail, photo: Photo,
              cells: list[CellResult]) -> Image.Image | None:
-    redraw = any(c.expert_label is not None for c in cells) or photo.annotated_sha256 is None
-    sha = photo.image_sha256 if redraw else photo.annotated_sha256
+    # A close-up is shown as it was sent: its one cell's label is in the line under it.
+    redraw = photo.mode == "field" and (any(c.expert_label is not None for c in cells)
+                                        or photo.annotated_sha256 is None)
+    sha = photo.annotated_sha256 if photo.mode == "field" and not redraw else photo.image_sha256
     try:
         picture = store.open(sha) if sha else None
     except (BlobError, OSError):

@@ -50,3 +50,10 @@ NOT_RECOGNISED = "not_recognised"
 # What an expert may call a cell: any class, or no blood cell at all (an artefact, stain
 # debris), which takes it out of the counts and out of the classes' training.
 EXPERT_LABELS: tuple[str, ...] = (*ALL_CLASSES, NOT_RECOGNISED)
+ARTEFACT = "Artefact / not a cell"
+
+
+def expert_name(label: str) -> str:
+    """A label as an expert gave it: "not recognised" from an expert is their verdict that the
+    object is no blood cell."""
+    return ARTEFACT if label == NOT_RECOGNISED else display_name(label)

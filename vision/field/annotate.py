@@ -14,7 +14,7 @@ from vision.field.results import (
     in_clinical_order,
     platelet_text,
 )
-from vision.labels import display_name
+from vision.labels import display_name, expert_name
 
 COLOURS = {
     "neutrophil": (31, 119, 180), "lymphocyte": (44, 160, 44), "monocyte": (148, 103, 189),
@@ -69,7 +69,7 @@ def annotate(image: Image.Image, analysis: Analysis, caption: str = "") -> Image
         text = (f"{number} {display_name(cell.label or '')} "
                 f"{confidence_text(cell.confidence, cell.reasons, digits=0)}")
         if cell.reviewed:
-            text = f"{number} {display_name(cell.label or '')} (expert)"
+            text = f"{number} {expert_name(cell.label or '')} (expert)"
         elif own_doubt:
             why = [REVIEW_REASONS_SHORT[r] for r in cell.reasons
                    if r in REVIEW_REASONS_SHORT and r not in TRUST_REASONS]
@@ -111,7 +111,9 @@ def annotate(image: Image.Image, analysis: Analysis, caption: str = "") -> Image
     y += 22
     for key in legend_keys(analysis):
         draw.rectangle((x, y + 2, x + 12, y + 12), fill=COLOURS[key])
-        name = "Red cell" if key == "rbc" else display_name(key)
+        reviewed = any(c.reviewed and c.label == key for c in analysis.cells)
+        name = ("Red cell" if key == "rbc" else expert_name(key) if reviewed
+                else display_name(key))
         draw.text((x + 18, y), name, fill="black", font=small)
         y += 17
     y += 8
