@@ -1,0 +1,210 @@
+"""Close-ups from any laboratory: 256 x 256 tiles cut around the boxed white cells of Bio-Net's
+and BCCD's fields, at the field's own scale and zoomed 2x, each read as a photo on its own.
+
+    python -m benchmarks.close_up_tiles [--sets bionet-val bccd-val] [--limit N]
+        [--variants clean green-cyan yellow phone] [--sheet PNG]
+
+Every white-cell box with at least half its area in the tile is a white cell the tile holds; the
+answer's classified cells are matched one to one at IoU >= 0.5 (recall over the boxes, precision
+over the answer's cells). A tile holding a white cell answered "not recognised", or with the
+whole image as its one box, counts as "not recognised". Tiles whose white cell would not fit are
+left out (BCCD's cells zoomed 2x). *Variants*: the tile as cut; its background tinted as other
+laboratories' are (a white balance towards green-cyan, or yellow); as a phone takes it through
+an eyepiece (warm cast, eyepiece circle, defocus, 6x upscale, JPEG q40). Prints a Markdown
+table; BENCHMARKS.md keeps the last run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from benchmarks.paths import BCCD, BIONET
+from benchmarks.phone_conditions import colour_cast, defocus, jpeg, vignette
+from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from lab import bccd, bionet
+from lab.bccd import Annotated, iou, match
+from vision.field.analyse import analyse
+from vision.field.learned_red_cells import load_red_cell_finder
+from vision.field.results import Analysis
+from vision.labels import NOT_RECOGNISED
+from vision.model.classifier import CellClassifier
+
+TILE = 256
+# Per-channel gains that turn a white background into another laboratory's tint.
+TINTS = {"green-cyan": (0.86, 1.0, 0.96), "yellow": (1.0, 0.97, 0.78)}
+ZOOMS = (1, 2)
+Box = tuple[int, int, int, int]
+READERS = {"bionet": (bionet.read_split, BIONET), "bccd": (bccd.read_split, BCCD)}
+
+
+@dataclass(frozen=True)
+class Tile:
+    image: Image.Image
+    boxes: list[Box]  # the white cells it holds, in its pixels
+    source: str
+
+
+def _inside(box: Box, window: Box) -> Box | None:
+    """``box`` clipped to ``window``, in the window's pixels, if half its area is inside."""
+    x0, y0 = max(box[0], window[0]), max(box[1], window[1])
+    x1, y1 = min(box[2], window[2]), min(box[3], window[3])
+    if x1 <= x0 or y1 <= y0:
+        return None
+    if (x1 - x0) * (y1 - y0) < 0.5 * (box[2] - box[0]) * (box[3] - box[1]):
+        return None
+    return (x0 - window[0], y0 - window[1], x1 - window[0], y1 - window[1])
+
+
+def tinted(gains: tuple[float, float, float]) -> Variant:
+    def apply(image: Image.Image, boxes: list[Box]) -> tuple[Image.Image, list[Box]]:
+        array = np.asarray(image, dtype=np.float32) * np.array(gains, dtype=np.float32)
+        return Image.fromarray(array.clip(0, 255).astype(np.uint8)), boxes
+    return apply
+
+
+def through_a_phone(image: Image.Image, boxes: list[Box]) -> tuple[Image.Image, list[Box]]:
+    """Warm cast, the eyepiece's dark circle, defocus, a 6x upscale, JPEG q40."""
+    mapped = {"wbc": list(boxes)}
+    for step in (colour_cast, vignette, defocus):
+        image, mapped = step(image, mapped)
+    image = image.resize((image.width * 6, image.height * 6), Image.Resampling.BICUBIC)
+    image, _ = jpeg(image, {})
+    return image, [tuple(v * 6 for v in b) for b in mapped["wbc"]]  # type: ignore[misc]
+
+
+Variant = Callable[[Image.Image, list[Box]], tuple[Image.Image, list[Box]]]
+VARIANTS: dict[str, Variant] = {"clean": lambda image, boxes: (image, boxes),
+                                **{name: tinted(g) for name, g in TINTS.items()},
+                                "phone": through_a_phone}
+
+
+def tiles(items: list[Annotated]) -> Iterator[Tile]:
+    """A tile centred on each boxed white cell (kept inside the field) at each zoom."""
+    for item in items:
+        field_image = Image.open(item.image).convert("RGB")
+        for zoom in ZOOMS:
+            image = field_image.resize((field_image.width * zoom, field_image.height * zoom),
+                                       Image.Resampling.BICUBIC) if zoom > 1 else field_image
+            scaled = [tuple(v * zoom for v in b) for b in item.boxes["wbc"]]
+            for box in scaled:
+                if max(box[2] - box[0], box[3] - box[1]) > 0.9 * TILE:
+                    continue
+                cx = min(max((box[0] + box[2]) // 2, TILE // 2), image.width - TILE // 2)
+                cy = min(max((box[1] + box[3]) // 2, TILE // 2), image.height - TILE // 2)
+                window = (cx - TILE // 2, cy - TILE // 2, cx + TILE // 2, cy + TILE // 2)
+                held = [b for b in (_inside(s, window) for s in scaled) if b is not None]
+                yield Tile(image.crop(window), held, f"{item.image.stem} x{zoom}")
+
+
+@dataclass
+class Score:
+    tiles: int = 0
+    boxed: int = 0
+    found: int = 0
+    answered: int = 0
+    not_recognised: int = 0
+    refused: int = 0  # by the quality gate (blurred, not a smear): told why, not "not recognised"
+    two_cell_tiles: int = 0
+    two_cell_tiles_split: int = 0
+    ious: list[float] = field(default_factory=list)
+
+    def row(self) -> dict[str, float]:
+        return {"tiles": self.tiles, "recall": self.found / max(self.boxed, 1),
+                "precision": self.found / max(self.answered, 1),
+                "not_recognised": self.not_recognised / max(self.tiles, 1),
+                "refused": self.refused / max(self.tiles, 1),
+                "median_iou": statistics.median(self.ious) if self.ious else 0.0,
+                "two_cell_tiles": self.two_cell_tiles,
+                "two_split": self.two_cell_tiles_split / max(self.two_cell_tiles, 1)}
+
+
+def answered_boxes(analysis: Analysis, size: tuple[int, int]) -> tuple[list[Box], bool]:
+    """The white cells an answer names, and whether it said "not recognised" or boxed the whole
+    image (no white cell found in it)."""
+    whole = (0, 0, *size)
+    cells = [c for c in analysis.classified if c.kind in ("wbc", "cell")]
+    missed = any(c.label == NOT_RECOGNISED or c.box == whole for c in cells) or not cells
+    return [c.box for c in cells if c.label != NOT_RECOGNISED and c.box != whole], missed
+
+
+def score_tile(score: Score, tile: Tile, analysis: Analysis) -> list[Box]:
+    found, missed = answered_boxes(analysis, tile.image.size)
+    score.tiles += 1
+    score.boxed += len(tile.boxes)
+    score.answered += len(found)
+    true, _ = match(list(found), list(tile.boxes))
+    score.found += true
+    refused = analysis.rejected
+    score.refused += refused
+    score.not_recognised += missed and not refused
+    if len(tile.boxes) >= 2:
+        score.two_cell_tiles += 1
+        score.two_cell_tiles_split += true >= 2
+    score.ious += [max((iou(f, t) for f in found), default=0.0) for t in tile.boxes]
+    return found
+
+
+def _sheet(worst: list[tuple[float, Tile, list[Box]]], path: Path) -> None:
+    """The tiles answered worst: the annotated boxes green, the answer's red."""
+    shown = worst[:24]
+    sheet = Image.new("RGB", (6 * TILE, 4 * TILE), "white")
+    for index, (_iou, tile, found) in enumerate(shown):
+        image = tile.image.copy()
+        draw = ImageDraw.Draw(image)
+        width = max(1, image.width // TILE)
+        for box in tile.boxes:
+            draw.rectangle(box, outline=(0, 200, 0), width=3 * width)
+        for box in found:
+            draw.rectangle(box, outline=(230, 0, 0), width=2 * width)
+        image.thumbnail((TILE, TILE))
+        ImageDraw.Draw(image).text((4, 4), tile.source, fill="black")
+        sheet.paste(image, ((index % 6) * TILE, (index // 6) * TILE))
+    sheet.save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.close_up_tiles",
+                                     description=__doc__)
+    parser.add_argument("--sets", nargs="+", default=["bionet-val", "bccd-val"])
+    parser.add_argument("--limit", type=int, help="fields a set, for a quick look")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--sheet", type=Path, help="a PNG of the worst tiles of the last row")
+    args = parser.parse_args(argv)
+    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+    red_cells = load_red_cell_finder(DEFAULT_RED_CELL_MODEL_PATH)
+    print("| set | variant | tiles | recall | precision | not recognised | refused | median IoU "
+          "| two-cell tiles split |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in args.sets:
+        set_name, split = name.split("-")
+        reader, root = READERS[set_name]
+        cut = list(tiles(reader(root, split)[:args.limit]))
+        for variant in args.variants:
+            score = Score()
+            worst = []
+            for original in cut:
+                image, boxes = VARIANTS[variant](original.image, original.boxes)
+                tile = Tile(image, boxes, original.source)
+                found = score_tile(score, tile, analyse(image, classifier, red_cells=red_cells))
+                worst.append((min((max((iou(f, t) for f in found), default=0.0)
+                                   for t in tile.boxes), default=1.0), tile, found))
+            row = score.row()
+            print(f"| {name} | {variant} | {row['tiles']:.0f} | {row['recall']:.3f} "
+                  f"| {row['precision']:.3f} | {row['not_recognised']:.1%} "
+                  f"| {row['refused']:.1%} "
+                  f"| {row['median_iou']:.2f} | {row['two_split']:.0%} of "
+                  f"{row['two_cell_tiles']:.0f} |", flush=True)
+            if args.sheet:
+                _sheet(sorted(worst, key=lambda w: w[0]), args.sheet)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
