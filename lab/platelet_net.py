@@ -12,19 +12,17 @@ is a platelet lying free, or stain on a red cell.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 from torch import nn
 
 from vision.field.detect import BALANCED_WHITE, Detection, FieldMasks, contains, touches_border
-from vision.model.artifact import ModelIntegrityError, file_sha256
+from vision.model.artifact import load_with_card, save_with_card
 
 # Working pixels (a red cell about 51 px): the candidate with most of a red cell around it.
 PATCH = 40
@@ -129,23 +127,11 @@ def platelet_detections(masks: FieldMasks, centres: np.ndarray, scores: np.ndarr
 
 
 def save_platelet_net(model: PlateletNet, path: Path, card: dict[str, object]) -> None:
-    """Weights as safetensors beside a JSON card that records their SHA-256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    weights = path.with_suffix(".safetensors")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-    full = {**card, "sha256": file_sha256(weights)}
-    path.with_suffix(".json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+    save_with_card(model.state_dict(), path, card)
 
 
 def load_platelet_net(path: Path) -> tuple[PlateletNet, dict[str, object]]:
-    """The network and its card; refuses weights whose SHA-256 differs from the card's."""
-    weights = path.with_suffix(".safetensors")
-    card = json.loads(path.with_suffix(".json").read_text())
-    actual = file_sha256(weights)
-    if actual != card.get("sha256"):
-        raise ModelIntegrityError(
-            f"{weights} has SHA-256 {actual}, but its card says {card.get('sha256')}: "
-            "the file is corrupt or was replaced")
-    model = PlateletNet(int(card.get("width", 24)))
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    weights, card = load_with_card(path)
+    model = PlateletNet(int(card.get("width", 24)))  # type: ignore[call-overload]
+    model.load_state_dict(weights, strict=True)
     return model.eval(), card

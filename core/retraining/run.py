@@ -202,6 +202,7 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
         model, parent_card.model_copy(update={"temperature": temperature}), device, detector),
         "active": CellClassifier(parent, parent_card, device, parent_detector)}
     held_crops, held_labels = [c for _e, c in held], [e.label for e, _c in held]
+
     def evaluating(line: str) -> None:
         sink("evaluating", {"detail": line})
 

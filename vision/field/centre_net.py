@@ -9,7 +9,6 @@ box size. It reads the white-balanced field, so a colour cast is undone before i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vision.field.detect import BALANCED_WHITE
-from vision.model.artifact import ModelIntegrityError, file_sha256
+from vision.model.artifact import load_with_card, save_with_card
 from vision.model.efficientnet_lite import EfficientNetLite
 
 STRIDE = 8
@@ -118,22 +116,12 @@ def decode(heatmap: torch.Tensor, size: torch.Tensor, threshold: float,
 
 def save_centre_net(model: CentreNet, path: Path, card: dict[str, object]) -> None:
     """Weights as safetensors beside a JSON card that records their SHA-256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    weights = path.with_suffix(".safetensors")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-    full = {**card, "sha256": file_sha256(weights)}
-    path.with_suffix(".json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+    save_with_card(model.state_dict(), path, card)
 
 
 def load_centre_net(path: Path) -> tuple[CentreNet, dict[str, object]]:
     """The network and its card; refuses weights whose SHA-256 differs from the card's."""
-    weights = path.with_suffix(".safetensors")
-    card = json.loads(path.with_suffix(".json").read_text())
-    actual = file_sha256(weights)
-    if actual != card.get("sha256"):
-        raise ModelIntegrityError(
-            f"{weights} has SHA-256 {actual}, but its card says {card.get('sha256')}: "
-            "the file is corrupt or was replaced")
+    weights, card = load_with_card(path)
     model = CentreNet(EfficientNetLite(num_classes=1000))
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    model.load_state_dict(weights, strict=True)
     return model.eval(), card

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import torch
 from pydantic import BaseModel, Field
 from safetensors.torch import load_file, save_file
 
@@ -81,6 +82,30 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def save_with_card(weights: dict[str, torch.Tensor], path: Path,
+                   card: dict[str, object]) -> None:
+    """A small network's weights as ``path``.safetensors beside a JSON card (``path``.json) that
+    records their SHA-256 (the red-cell network's, the research platelet network's)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = path.with_suffix(".safetensors")
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(tensors))
+    full = {**card, "sha256": file_sha256(tensors)}
+    path.with_suffix(".json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+
+
+def load_with_card(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """The weights and card ``save_with_card`` wrote; refuses weights whose SHA-256 differs
+    from the card's."""
+    tensors = path.with_suffix(".safetensors")
+    card = json.loads(path.with_suffix(".json").read_text())
+    actual = file_sha256(tensors)
+    if actual != card.get("sha256"):
+        raise ModelIntegrityError(
+            f"{tensors} has SHA-256 {actual}, but its card says {card.get('sha256')}: "
+            "the file is corrupt or was replaced")
+    return load_file(str(tensors)), card
 
 
 def save_artifact(model: EfficientNetLite, card: ModelCard, weights_path: Path,
