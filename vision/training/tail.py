@@ -146,7 +146,8 @@ def base_replay(model: EfficientNetLite, images: Sequence[Image.Image], labels: 
 def fit_tail(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
              replay: BaseReplay, config: TailConfig, progress: Progress) -> EfficientNetLite:
     """A copy of ``model`` whose last ``config.blocks`` blocks, head convolution and classifier
-    learnt these cells' views (``cell_views``) while keeping the base answers on ``replay``."""
+    learnt these cells' views (``cell_views``) while keeping the base answers on ``replay``;
+    unmixed (``mixed`` takes it part of the way, as ``adapt_tails`` does)."""
     adapted = copy.deepcopy(model).to(memory_format=torch.channels_last)
     tail = [*adapted.blocks[len(adapted.blocks) - config.blocks:], adapted.head]
     body = [p for module in tail for p in module.parameters()]
@@ -183,7 +184,7 @@ def fit_tail(model: EfficientNetLite, views: torch.Tensor, labels: torch.Tensor,
             progress(f"  tail step {step + 1}/{config.steps}: loss {float(loss.detach()):.4f}")
     for p in adapted.parameters():
         p.requires_grad_(True)
-    return mixed(model, adapted.eval(), config.interpolate)
+    return adapted.eval()
 
 
 def mixed(base: EfficientNetLite, adapted: EfficientNetLite,
@@ -284,8 +285,7 @@ def adapt_tails(model: EfficientNetLite, images: Sequence[Image.Image], labels: 
     views = cell_views(model, images, preprocess, config, progress)
     progress(f"the base model's answers on {len(base_images)} of its own cells")
     replay = base_replay(model, base_images, base_labels, preprocess, config.blocks)
-    unmixed = replace(config, interpolate=1.0)
-    learnt = fit_tail(model, views, labels, replay, unmixed, progress)
+    learnt = fit_tail(model, views, labels, replay, config, progress)
     halves = two_folds(labels)
     folds = []
     if min(len(h) for h in halves) >= 2:
@@ -294,7 +294,7 @@ def adapt_tails(model: EfficientNetLite, images: Sequence[Image.Image], labels: 
             # Half the cells, half the steps: the folds only judge how sure to be.
             folds.append((fitted, judged, fit_tail(
                 model, views[fitted], labels[fitted], replay,
-                replace(unmixed, steps=max(1, config.steps // 2)), lambda _: None)))
+                replace(config, steps=max(1, config.steps // 2)), lambda _: None)))
     results = {}
     for interpolate in interpolations:
         temperature = base_temperature
