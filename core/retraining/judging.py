@@ -5,6 +5,7 @@ is flagged "unusual")."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from PIL import Image
@@ -37,9 +38,11 @@ CHUNK = 128
 Counted = Callable[[int, int], None]  # (cells scored, of how many)
 
 
-def counted(say: Callable[[str], None], name: str) -> Counted:
-    """Progress of scoring the base test cells with the model ``name``, as ``say`` tells it."""
-    return lambda done, total: say(f"{name}: {done} of {total} base test cells")
+def counted(sink: Callable[[str, dict[str, Any]], None], name: str) -> Counted:
+    """Progress of scoring the base test cells with the model ``name``, told to a job's
+    ``sink`` (``core.retraining.run.ProgressSink``) as its "evaluating" stage."""
+    return lambda done, total: sink("evaluating", {
+        "detail": f"{name}: {done} of {total} base test cells"})
 
 
 def cached_scores(classifier: CellClassifier, images: torch.Tensor, crop: int,

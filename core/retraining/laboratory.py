@@ -130,19 +130,16 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
         with Image.open(sample.path) as image:
             test_images.append(image.convert("RGB"))
     labels = torch.tensor([s.label for s in test])
-    def evaluating(line: str) -> None:
-        sink("evaluating", {"detail": line})
-
     base = CellClassifier(model, card, device, detector)
     # The base test set against the laboratory-wide model the candidate was adapted from; the
     # held-out cells against the version serving the laboratory now.
     active = scorecard(
-        base, *image_scores(base, test_images, counted(evaluating, "the base model")), labels,
+        base, *image_scores(base, test_images, counted(sink, "the base model")), labels,
         serving_answers)
     gates = {}
     for option in options:
         scores_of = image_scores(option.classifier, test_images,
-                                 counted(evaluating, f"the {option.kind} adaptation"))
+                                 counted(sink, f"the {option.kind} adaptation"))
         gates[option.kind] = decide(
             scorecard(option.classifier, *scores_of, labels, answered[option.kind]), active,
             setup.config.margins)

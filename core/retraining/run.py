@@ -202,13 +202,9 @@ def run_retraining(setup: RetrainSetup, job_id: int, sink: ProgressSink) -> Retr
         model, parent_card.model_copy(update={"temperature": temperature}), device, detector),
         "active": CellClassifier(parent, parent_card, device, parent_detector)}
     held_crops, held_labels = [c for _e, c in held], [e.label for e, _c in held]
-
-    def evaluating(line: str) -> None:
-        sink("evaluating", {"detail": line})
-
     figures = {name: scorecard(classifier,
                                *cached_scores(classifier, test_images, crop,
-                                              counted(evaluating, f"the {name} model")),
+                                              counted(sink, f"the {name} model")),
                                test_labels,
                                held_out_answers(classifier, held_crops, held_labels) if held
                                else None)
