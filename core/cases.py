@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -153,6 +154,11 @@ class CaseDetail:
     @property
     def flagged(self) -> int:
         return sum(p.flagged for p in self.photos)
+
+    @property
+    def flag_reasons(self) -> dict[str, int]:
+        """Reason code -> the case's cells awaiting review that carry it."""
+        return dict(sum((Counter(p.flag_reasons) for p in self.photos), Counter()))
 
     @property
     def model_versions(self) -> list[str]:

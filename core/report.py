@@ -122,15 +122,11 @@ def _summary_page(plt: object, detail: CaseDetail, footer: str, platelets: str) 
     wbc = (f"Total white-cell count (analyser): {detail.wbc_per_nl:g} x10^9/L"
            if detail.wbc_per_nl is not None else
            "Absolute counts: send the analyser's white-cell count with /wbc (e.g. /wbc 7.2).")
-    flagged = sum(p.flagged for p in detail.photos)
-    reasons: dict[str, int] = {}
-    for photo in detail.photos:
-        for reason, count in photo.flag_reasons.items():
-            reasons[reason] = reasons.get(reason, 0) + count
+    reasons = detail.flag_reasons
     lines = [f"White cells counted: {found.white_cells} in {len(detail.photos)} photo(s)",
              *([line] if (line := found.smudge_line()) else []),
              wbc, platelets,
-             f"Cells awaiting review: {flagged}"
+             f"Cells awaiting review: {detail.flagged}"
              + (f" ({reasons_tally(reasons)})" if reasons else "")
              + f" · expert corrections: {len(detail.corrections)}",
              f"Reviewed by: {', '.join(detail.reviewers) or 'nobody yet'}"]

@@ -12,6 +12,7 @@ from core.db.models import CellResult
 from core.db.session import SessionFactory
 from core.enums import SubmissionStatus
 from core.storage import BlobError, ImageStore
+from core.submissions import caption_of
 from vision.field.annotate import annotate
 from vision.field.results import Analysis, Cell
 from vision.findings import differential
@@ -68,8 +69,8 @@ def _picture(store: ImageStore, detail: CaseDetail, photo: Photo,
     if picture is None:
         return None
     if redraw:
-        caption = f"Case {detail.reference} · {photo.received_at:%Y-%m-%d %H:%M} UTC"
-        picture = annotate(picture, reviewed_analysis(photo, cells), caption)
+        picture = annotate(picture, reviewed_analysis(photo, cells),
+                           caption_of(detail.reference, photo.received_at))
     copy = picture.convert("RGB")
     copy.thumbnail((REPORT_SIDE, REPORT_SIDE))
     return copy

@@ -6,7 +6,7 @@ Functions here are the only writers of submission state, shared by the bot and t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -154,14 +154,20 @@ def start_processing(factory: SessionFactory, submission_id: int) -> str | None:
         return submission.sha256
 
 
-def picture_caption(factory: SessionFactory, submission_id: int) -> str:
+def caption_of(reference: str | None, received_at: datetime) -> str:
     """What an annotated picture carries to be told from another: its case and its time."""
+    case = f"Case {reference} · " if reference else ""
+    return f"{case}{received_at:%Y-%m-%d %H:%M} UTC"
+
+
+def picture_caption(factory: SessionFactory, submission_id: int) -> str:
+    """``caption_of`` a stored submission."""
     with factory() as session:
         submission = session.get(Submission, submission_id)
         if submission is None:
             return ""
-        case = f"Case {submission.case.reference} · " if submission.case is not None else ""
-        return f"{case}{submission.created_at:%Y-%m-%d %H:%M} UTC"
+        return caption_of(submission.case.reference if submission.case is not None else None,
+                          submission.created_at)
 
 
 def submission_group(factory: SessionFactory, submission_id: int) -> int | None:
