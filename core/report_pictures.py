@@ -46,14 +46,12 @@ def report_pictures(factory: SessionFactory, store: ImageStore, detail: CaseDeta
         rows = session.scalars(select(CellResult).where(
             CellResult.submission_id.in_([p.submission_id for p in done]))
             .order_by(CellResult.submission_id, CellResult.index)).all()
-        by_photo: dict[int, list[CellResult]] = {}
-        for row in rows:
-            by_photo.setdefault(row.submission_id, []).append(row)
-        pictures: dict[int, Image.Image | None] = {}
-        for photo in done:
-            cells = by_photo.get(photo.submission_id, [])
-            pictures[photo.number] = _picture(store, detail, photo, cells)
-    return pictures
+    # Read, the rows are plain values: the photos are opened and drawn with the session closed.
+    by_photo: dict[int, list[CellResult]] = {}
+    for row in rows:
+        by_photo.setdefault(row.submission_id, []).append(row)
+    return {photo.number: _picture(store, detail, photo, by_photo.get(photo.submission_id, []))
+            for photo in done}
 
 
 def _picture(store: ImageStore, detail: CaseDetail, photo: Photo,
