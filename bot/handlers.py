@@ -172,8 +172,7 @@ class Handlers:
             await message.reply_text(messages.LABNAME_USAGE)
             return
         except AccessDenied:
-            await message.reply_text("Only a laboratory's admin names it: you belong to no "
-                                     "laboratory group.")
+            await message.reply_text(messages.LABNAME_NO_GROUP)
             return
         await request.run(audit, request.member.telegram_id, "labname", True, name,
                           request.member.group_id)

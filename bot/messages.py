@@ -193,6 +193,7 @@ DOWNLOAD_FAILED = (
 WBC_USAGE = ("Usage: /wbc COUNT, the analyser's total white-cell count in x10^9/L for the open "
              "case (for example /wbc 7.2); the report then gives absolute counts.")
 WBC_NO_CASE = "No case is open: open one with /case REF, then send /wbc COUNT."
+LABNAME_NO_GROUP = "Only a laboratory's admin names it: you belong to no laboratory group."
 LABNAME_USAGE = ("Usage: /labname NAME, your laboratory's name as its reports' header gives it "
                  "(for example /labname St Elsewhere Haematology).")
 
@@ -452,13 +453,10 @@ def class_menu(cell: ReviewableCell) -> str:
 
 
 def corrected(result: Reviewed, reviewer: Member) -> str:
-    if result.label == NOT_RECOGNISED:
-        return (f"✏️ Cell {result.cell_number}: {display_name(result.previous_label or '?')} → "
-                f"artefact / not a cell, by {reviewer.name}. Stored; it no longer counts in "
-                "the differential.")
+    then = ("it no longer counts in the differential" if result.label == NOT_RECOGNISED
+            else "it will be used in the next retraining")
     return (f"✏️ Cell {result.cell_number}: {display_name(result.previous_label or '?')} → "
-            f"{display_name(result.label)}, by {reviewer.name}. Stored; it will be used in the "
-            "next retraining.")
+            f"{expert_name(result.label)}, by {reviewer.name}. Stored; {then}.")
 
 
 def correction_cancelled(cell: ReviewableCell) -> str:
