@@ -9,6 +9,7 @@ from vision.field.results import (
     REVIEW_REASONS_SHORT,
     TRUST_REASONS,
     Analysis,
+    Cell,
     confidence_text,
     flagged_by_model,
     in_clinical_order,
@@ -42,6 +43,20 @@ def legend_keys(analysis: Analysis) -> list[str]:
                    if any(cell.kind == kind for cell in analysis.cells)]
 
 
+def _label_text(number: int, cell: Cell, own_doubt: bool) -> str:
+    """A marked cell's label: an expert's as such, else the bot's with its confidence and,
+    flagged, why."""
+    if cell.reviewed:
+        return f"{number} {expert_name(cell.label or '')} (expert)"
+    text = (f"{number} {display_name(cell.label or '')} "
+            f"{confidence_text(cell.confidence, cell.reasons, digits=0)}")
+    if own_doubt:
+        why = [REVIEW_REASONS_SHORT[r] for r in cell.reasons
+               if r in REVIEW_REASONS_SHORT and r not in TRUST_REASONS]
+        return text + f" (review{': ' + ', '.join(why) if why else ''})"
+    return text + " (confirm)" if cell.review else text  # confirm: only the laboratory's trust
+
+
 def annotate(image: Image.Image, analysis: Analysis, caption: str = "") -> Image.Image:
     """The photo with every cell marked, beside a panel of the counts and the legend;
     ``caption`` (the case and the time) under the title."""
@@ -66,16 +81,7 @@ def annotate(image: Image.Image, analysis: Analysis, caption: str = "") -> Image
         box = scaled(cell.box)
         own_doubt = flagged_by_model(cell.review, cell.reasons)
         draw.rectangle(box, outline=colour, width=2 if own_doubt else 4)
-        text = (f"{number} {display_name(cell.label or '')} "
-                f"{confidence_text(cell.confidence, cell.reasons, digits=0)}")
-        if cell.reviewed:
-            text = f"{number} {expert_name(cell.label or '')} (expert)"
-        elif own_doubt:
-            why = [REVIEW_REASONS_SHORT[r] for r in cell.reasons
-                   if r in REVIEW_REASONS_SHORT and r not in TRUST_REASONS]
-            text += f" (review{': ' + ', '.join(why) if why else ''})"
-        elif cell.review:  # only the laboratory's trust asks for it
-            text += " (confirm)"
+        text = _label_text(number, cell, own_doubt)
         tx, ty = box[0] + 2, max(0, box[1] - 18)
         bounds = draw.textbbox((tx, ty), text, font=normal)
         draw.rectangle(bounds, fill=colour)
