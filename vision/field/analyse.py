@@ -41,6 +41,7 @@ from vision.field.scale import RED_CELL_UM, TYPICAL_WHITE_CELL_UM, Scale, image_
 from vision.findings import differential
 from vision.labels import NOT_RECOGNISED
 from vision.model.classifier import Box, CellClassifier, CellPrediction
+from vision.pixels import rgb
 
 # The side of a PBC image in micrometres (its red cells measure 56 px in our 256 px copies, by
 # ``vision.field.scale``): every white cell is cropped to this framing, the one the classifier
@@ -160,7 +161,7 @@ def analyse(image: Image.Image, classifier: CellClassifier,
     started = time.perf_counter()
     # Each stage's own seconds; "total" is the whole call.
     timings: dict[str, float] = {}
-    image = image.convert("RGB")
+    image = rgb(image)
     params = params or DetectorParams()
     thresholds = thresholds or QualityThresholds()
     scale = image_scale(image)
@@ -304,7 +305,7 @@ def _settled(image: Image.Image, params: DetectorParams,
 def settled_scale(image: Image.Image, params: DetectorParams | None = None) -> Scale:
     """The scale ``analyse`` frames ``image``'s cells by (no quality gate): what a benchmark
     holds against a field's red-cell boxes."""
-    return _settled(image.convert("RGB"), params or DetectorParams())[0]
+    return _settled(rgb(image), params or DetectorParams())[0]
 
 
 def framed_cell(image: Image.Image, centre: tuple[float, float] | None = None,
@@ -317,7 +318,7 @@ def framed_cell(image: Image.Image, centre: tuple[float, float] | None = None,
     corrected cell must be learnt as it was shown: the classifier meets a laboratory's cells
     through ``analyse``, so this is how an adaptation or a retraining should see them.
     """
-    image = image.convert("RGB")
+    image = rgb(image)
     scale, masks, factor, white = _settled(image, params or DetectorParams())
     side = frame_side(scale)
     if centre is None and len(white) > 1:

@@ -30,6 +30,7 @@ from vision.field.scale import (
     typical_violets,
 )
 from vision.field.surround import SURROUND_LEVEL, field_of_view
+from vision.pixels import rgb
 
 Box = tuple[int, int, int, int]
 # A red cell's diameter in the working image: BCCD's 640 px fields at half size, the scale at
@@ -150,7 +151,7 @@ def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
 def working_masks(image: Image.Image, red_cell_px: float,
                   params: DetectorParams) -> tuple[FieldMasks, float]:
     """``image`` at the working scale, as masks; the factor from its pixels to the working ones."""
-    work, factor = working_image(image.convert("RGB"), red_cell_px)
+    work, factor = working_image(rgb(image), red_cell_px)
     return field_masks(np.asarray(work, dtype=np.float32), params), factor
 
 

@@ -17,6 +17,7 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
 from vision.field.surround import field_of_view
+from vision.pixels import rgb
 
 RED_CELL_UM = 7.5
 # A white cell's typical diameter (its detected box): the ruler where red cells are too few.
@@ -63,7 +64,7 @@ def _reduced(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
     if factor < 1:
         size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
         image = image.resize(size, Image.Resampling.BOX)
-    return np.asarray(image.convert("RGB"), dtype=np.float32), factor
+    return np.asarray(rgb(image), dtype=np.float32), factor
 
 
 # Violet (optical density in green minus blue) that marks a nucleus: above this, and this many

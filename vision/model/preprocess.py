@@ -10,12 +10,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vision.pixels import rgb
+
 
 def square_crop(image: Image.Image, size: int) -> Image.Image:
     """Resize the shorter side to ``size`` (bicubic) and take the centred square."""
     width, height = image.size
     scale = size / min(width, height)
-    resized = image.convert("RGB").resize(
+    resized = rgb(image).resize(
         (max(size, round(width * scale)), max(size, round(height * scale))),
         Image.Resampling.BICUBIC,
     )
