@@ -152,8 +152,11 @@ class Stack:
         return "\n".join(f"--- {n}\n{c.log()[-4000:]}" for n, c in self.children.items())
 
     def close(self) -> None:
+        # All asked at once: each takes seconds to shut down cleanly, and none waits on another.
         for child in self.children.values():
-            child.stop()
+            child.ask_to_stop()
+        for child in self.children.values():
+            child.wait_stopped()
         self.standin.stop()
         self.sessions.kw["bind"].dispose()
 

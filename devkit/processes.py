@@ -33,13 +33,20 @@ class Child:
                            f"{self.log()[-3000:]}")
 
     def stop(self, timeout: float = 15.0) -> None:
+        self.ask_to_stop()
+        self.wait_stopped(timeout)
+
+    def ask_to_stop(self) -> None:
+        """SIGTERM: the bot and the workers shut down cleanly (a worker finishes its task)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+
+    def wait_stopped(self, timeout: float = 15.0) -> None:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     def kill(self) -> None:
         if self.process.poll() is None:

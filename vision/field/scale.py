@@ -242,8 +242,18 @@ def _opened_share(mask: np.ndarray, depth: np.ndarray, radius: float, total: int
     core = depth > radius
     if not core.any():
         return 0.0
-    kept = ndi.distance_transform_edt(~core) <= radius
-    return float((kept & mask).sum()) / total
+    # Only pixels within ``radius`` of the core can be kept, and the core's nearest pixel to
+    # any of them lies inside this window: the distances there are the whole image's.
+    window = _bounds(core, int(np.ceil(radius)) + 1)
+    kept = ndi.distance_transform_edt(~core[window]) <= radius
+    return float((kept & mask[window]).sum()) / total
+
+
+def _bounds(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The rows and columns of ``mask``'s pixels, ``margin`` more on each side (within it)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (slice(max(0, rows[0] - margin), rows[-1] + margin + 1),
+            slice(max(0, cols[0] - margin), cols[-1] + margin + 1))
 
 
 # Twelve halvings narrow the radius to 1/4096 of the deepest point: below a pixel for any cell.
@@ -255,6 +265,10 @@ def half_width(mask: np.ndarray) -> float | None:
     total = int(mask.sum())
     if total < 20:
         return None
+    # The mask's own rows and columns and one more of background on each side: beyond them is
+    # background too, so every distance below is the whole image's (a close-up's white cell
+    # fills a fraction of it).
+    mask = mask[_bounds(mask, 1)]
     depth = ndi.distance_transform_edt(mask)
     low, high = 0.5, float(depth.max())
     if high <= low:
@@ -298,7 +312,8 @@ def _ruler(rgb: np.ndarray) -> tuple[float, str, float | None] | None:
     the slivers a tight crop cuts), and the red cells' own reading."""
     cells = cell_masks(rgb)
     red_width, white_width = half_width(cells.red), half_width(cells.nucleated)
-    if white_width is not None and white_width >= CLOSE_UP_NUCLEATED_SHARE * min(rgb.shape[:2]):
+    if white_width is not None and white_width >= CLOSE_UP_NUCLEATED_SHARE * min(rgb.shape[:2]) \
+            and not np.array_equal(cells.white, cells.nucleated):
         white_width = half_width(cells.white) or white_width
     red = None if red_width is None else red_width * HALF_WIDTH_TO_DIAMETER
     white = (None if white_width is None

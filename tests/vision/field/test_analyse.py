@@ -14,6 +14,7 @@ from lab.bccd import iou, read_boxes
 from tests.conftest import FIXTURES, pbc_fixtures, shifted_into_black, tight_crop
 from vision.field.analyse import (
     analyse,
+    analyse_many,
     checked_by_white_cells,
     framed_cell,
     framed_like_pbc,
@@ -155,6 +156,34 @@ def test_a_field_at_any_resolution_finds_its_white_cell(classifier: CellClassifi
     white = [c for c in analysis.cells if c.kind in ("wbc", "cell") and c.label]
     expected = tuple(round(v * factor) for v in truth)
     assert any(iou(c.box, expected) >= 0.5 for c in white), analysis.to_dict()
+
+
+def test_photos_analysed_together_get_what_each_gets_alone(classifier: CellClassifier) -> None:
+    # One forward pass for all their cells: a close-up, a field of one and a refused photo.
+    photos = [Image.open(pbc_fixtures()["eosinophil"]), Image.open(BCCD / "BloodImage_00007.jpg"),
+              Image.new("RGB", (1200, 900), (0, 0, 0)), Image.open(pbc_fixtures()["monocyte"])]
+    together = analyse_many(photos, classifier)
+    alone = [analyse(photo, classifier) for photo in photos]
+    assert [a.mode for a in together] == [a.mode for a in alone]
+    assert [a.rejected for a in together] == [False, False, True, False]
+    for batched, single in zip(together, alone, strict=True):
+        assert [(c.kind, c.box, c.label, c.reasons) for c in batched.cells] \
+            == [(c.kind, c.box, c.label, c.reasons) for c in single.cells]
+        assert [c.confidence for c in batched.classified] \
+            == pytest.approx([c.confidence for c in single.classified], abs=1e-4)
+    assert set(together[0].timings) == {"scale", "quality", "detect", "frame", "classify",
+                                        "total"}
+
+
+def test_a_close_ups_red_cells_are_counted_by_the_colour_rule_a_fields_by_the_network(
+        classifier: CellClassifier) -> None:
+    # A close-up's red cells are the slivers its edges cut, never shown: the network would
+    # cost about as much as the cell's classification.
+    network = load_red_cell_finder(DEFAULT_RED_CELL_MODEL_PATH)
+    close_up = analyse(Image.open(pbc_fixtures()["neutrophil"]), classifier, red_cells=network)
+    assert close_up.mode == "cell" and close_up.red_cell_model == "colour-rule"
+    field = analyse(Image.open(BCCD / "BloodImage_00015.jpg"), classifier, red_cells=network)
+    assert field.mode == "field" and field.red_cell_model == "rbc-centres-v3"
 
 
 @pytest.mark.parametrize(

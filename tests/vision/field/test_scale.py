@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from scipy import ndimage as ndi
 
 from tests.conftest import FIXTURES, pbc_fixtures, shifted_into_black
-from vision.field.scale import image_scale, measure_scale
+from vision.field.scale import (
+    BISECTION_STEPS,
+    cell_masks,
+    half_width,
+    image_scale,
+    measure_scale,
+)
 
 BACKGROUND = (226, 229, 231)
 
@@ -96,3 +104,34 @@ def test_black_bands_of_a_shifted_crop_are_no_ruler(shift: tuple[int, int]) -> N
     for path in pbc_fixtures().values():
         shifted = shifted_into_black(Image.open(path).convert("RGB"), *shift)
         assert 33 < image_scale(shifted).red_cell_px < 80, path
+
+
+def _half_width_over_the_whole_image(mask: np.ndarray) -> float | None:
+    """``half_width`` as first written: every distance taken over the whole image."""
+    total = int(mask.sum())
+    if total < 20:
+        return None
+    depth = ndi.distance_transform_edt(mask)
+    low, high = 0.5, float(depth.max())
+    if high <= low:
+        return None
+    for _ in range(BISECTION_STEPS):
+        middle = (low + high) / 2
+        core = depth > middle
+        kept = ndi.distance_transform_edt(~core) <= middle if core.any() else core
+        if float((kept & mask).sum()) / total >= 0.5:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+@pytest.mark.parametrize("name", ["neutrophil", "lymphocyte", "platelet"])
+def test_the_half_width_read_in_the_masks_window_is_the_whole_images_to_the_bit(
+        name: str) -> None:
+    # Read in the window of the mask (and of the opening's core) for speed: a close-up's white
+    # cell fills a fraction of the image. Beyond the window lies only background.
+    cells = cell_masks(np.asarray(Image.open(pbc_fixtures()[name]).convert("RGB"),
+                                  dtype=np.float32))
+    for mask in (cells.red, cells.nucleated, cells.white, cells.red[:40]):
+        assert half_width(mask) == _half_width_over_the_whole_image(mask)
