@@ -59,6 +59,23 @@ def test_a_non_image_is_a_clear_error_and_other_images_still_run(tmp_path: Path)
     assert "not an image" in result.stderr
 
 
+def test_more_photos_than_one_pass_holds_are_each_answered_in_their_order(
+        tmp_path: Path) -> None:
+    # 16 photos share a pass; the 17th and a broken file beside them keep their places.
+    cells = sorted(pbc_fixtures().items())
+    images = [cells[i % len(cells)][1] for i in range(17)]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 cut short")
+    order = [*images[:15], broken, *images[15:]]
+    result = _run("--json", *map(str, order))
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["image"] for line in lines] == [str(p) for p in order]
+    assert "error" in lines[15] and all("cells" in line for i, line in enumerate(lines)
+                                        if i != 15)
+    assert [lines[i]["cells"][0]["label"] for i in (0, 16)] == [cells[0][0], cells[15 % 8][0]]
+
+
 def test_an_iphone_heic_is_classified(tmp_path: Path) -> None:
     image = tmp_path / "IMG_0001.heic"
     with Image.open(pbc_fixtures()["eosinophil"]) as cell:
