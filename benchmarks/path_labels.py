@@ -6,7 +6,7 @@
 
 The first form runs each image of the sets through ``analyse`` as ``hematovision classify``
 does (the shipped model and red-cell network; with ``--torchscript`` the network frozen as the
-workers and ``classify`` run it) and writes one JSON line per image: its mode, why
+workers run it) and writes one JSON line per image: its mode, why
 it was refused, and each classified cell's box, label, confidence and review reasons. The second
 compares two such files: images whose labels, boxes, flags or mode differ, and the largest change
 of a confidence.

@@ -11,7 +11,6 @@ import torch
 from core.db.session import SessionFactory, make_engine, make_session_factory
 from core.laboratory import serving_trust
 from core.registry import ModelRef, active_model, register_model
-from core.serving import serving_classifier
 from core.settings import Settings
 from core.storage import ImageStore, blob_store
 from core.storage.models import ModelFiles
@@ -57,7 +56,9 @@ class WorkerRuntime:
     def _load(self, path: Path) -> CellClassifier:
         if self.settings.torch_threads > 0:
             torch.set_num_threads(self.settings.torch_threads)
-        classifier = serving_classifier(path, self.settings)
+        classifier = CellClassifier.from_artifact(path, self.settings.device)
+        if self.settings.torchscript and classifier.device.type == "cpu":
+            classifier.compile_for_cpu()
         if self.settings.worker_concurrency > 1:
             classifier.enable_dynamic_batching(self.settings.batch_max_size,
                                                self.settings.batch_max_wait_ms / 1000)
