@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,7 +119,8 @@ def run_classify(settings: Settings, images: list[Path], as_json: bool,
     failures = 0
     for opened in _chunks(images, settings):
         readable = [image for _, image in opened if isinstance(image, Image.Image)]
-        analyses = iter(analyse_many(readable, classifier, red_cells=red_cells))
+        analyses = iter(analyse_many(readable, classifier, red_cells=red_cells,
+                                     threads=os.cpu_count() or 1))
         for path, image in opened:
             if isinstance(image, str):
                 failures += 1

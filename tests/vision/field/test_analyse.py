@@ -159,10 +159,11 @@ def test_a_field_at_any_resolution_finds_its_white_cell(classifier: CellClassifi
 
 
 def test_photos_analysed_together_get_what_each_gets_alone(classifier: CellClassifier) -> None:
-    # One forward pass for all their cells: a close-up, a field of one and a refused photo.
+    # Framed in two threads, one forward pass for all their cells: PBC close-ups, a BCCD field
+    # holding one white cell and a refused photo.
     photos = [Image.open(pbc_fixtures()["eosinophil"]), Image.open(BCCD / "BloodImage_00007.jpg"),
               Image.new("RGB", (1200, 900), (0, 0, 0)), Image.open(pbc_fixtures()["monocyte"])]
-    together = analyse_many(photos, classifier)
+    together = analyse_many(photos, classifier, threads=2)
     alone = [analyse(photo, classifier) for photo in photos]
     assert [a.mode for a in together] == [a.mode for a in alone]
     assert [a.rejected for a in together] == [False, False, True, False]
