@@ -269,14 +269,14 @@ def frame(image: Image.Image, model: str, params: DetectorParams,
     mark = _lap(timings, "detect", mark)
     if close_up:
         box, crop = _close_up_framing(image, side, masks, white, factor)
-        mode, boxes, crops, red_model = "cell", [box], [crop], COLOUR_RULE
+        mode, boxes, crops = "cell", [box], [crop]
     else:
         boxes = [_to_original(d.box, factor, image.size) for d in white]
         crops = [cell_crop(image, box_centre(box), side, masks, factor) for box in boxes]
-        mode, red_model = "field", red_cell_model_of(red_cells)
+        mode = "field"
     _lap(timings, "frame", mark)
     return Framed(image, scale, quality, mode, boxes, crops, white, red, blood_seen, factor,
-                  red_model, timings)
+                  red_cell_model_of(red_finder), timings)
 
 
 def _classified(framed: Framed, classifier: CellClassifier, probs: torch.Tensor,
