@@ -24,6 +24,15 @@ RIM_PX = 6
 NO_LIGHT = 25.0
 # Pixels this close to the surround are left out too: JPEG rings and bleeds along its edge.
 SURROUND_MARGIN = 3
+# A defocused eyepiece's rim fades from black to the field over many pixels (a phone close-up of
+# a 256 px tile, upscaled 6x: some 20 px at the scale's 384 px): a ring darker than the
+# background, read as a stained object enclosing the whole field. The rim is measured: it ends
+# at the first distance from the black where most pixels (the upper quartile: cells cover less
+# of a band than the background) are this share as bright as the field beyond the rim's
+# furthest reach, ``MAX_RIM_SHARE`` of the shorter side.
+RIM_QUANTILE = 75.0
+RIM_END = 0.93
+MAX_RIM_SHARE = 0.1
 
 
 def field_of_view(grey: np.ndarray, level: float = SURROUND_LEVEL) -> np.ndarray:
@@ -38,6 +47,29 @@ def field_of_view(grey: np.ndarray, level: float = SURROUND_LEVEL) -> np.ndarray
     black = np.isin(labels, edge[edge > 0])
     if not black.any():
         return np.ones(grey.shape, dtype=bool)
-    rim = (grey < level * bright) & (ndi.distance_transform_edt(~black) <= RIM_PX)
+    distance = ndi.distance_transform_edt(~black)
+    rim = ((grey < level * bright) & (distance <= RIM_PX)) | (distance <= rim_width(grey, distance))
     inside: np.ndarray = ~ndi.binary_dilation(black | rim, iterations=SURROUND_MARGIN)
     return inside
+
+
+def rim_width(grey: np.ndarray, distance: np.ndarray) -> int:
+    """How far from the black (``distance``, in pixels) the surround's blurred rim reaches: the
+    band of whole pixels before the first whose upper quartile is ``RIM_END`` as bright as the
+    field beyond ``MAX_RIM_SHARE`` of the shorter side (0 where the first band is; the cap where
+    none is)."""
+    reach = max(1, int(MAX_RIM_SHARE * min(grey.shape)))
+    beyond = grey[distance > reach]
+    if not beyond.size:
+        return reach
+    field = float(np.percentile(beyond, RIM_QUANTILE))
+    near = (distance > 0) & (distance <= reach)
+    # uint16 bands sort by radix, in linear time.
+    bands = np.ceil(distance[near]).astype(np.uint16)
+    order = np.argsort(bands, kind="stable")
+    values = grey[near][order]
+    ends = np.searchsorted(bands[order], np.arange(1, reach + 1), side="right")
+    for band, (start, end) in enumerate(zip(np.r_[0, ends[:-1]], ends, strict=True), start=1):
+        if end > start and np.percentile(values[start:end], RIM_QUANTILE) >= RIM_END * field:
+            return band - 1
+    return reach

@@ -51,3 +51,35 @@ def test_a_nucleus_cut_by_the_eyepieces_rim_keeps_all_but_the_rim() -> None:
     rgb[40:60, 20:45] = NUCLEUS  # dark, and touching the black
     inside = _in_view(rgb)
     assert inside[40:60, 35:45].all()
+
+
+def _eyepiece(size: int = 200, blur: float = 6.0) -> np.ndarray:
+    """An evenly lit field seen through an eyepiece whose rim fades to black over ``blur``
+    pixels' Gaussian, as a defocused eyepiece does."""
+    from scipy import ndimage as ndi
+
+    ys, xs = np.mgrid[:size, :size]
+    disc = (np.hypot(xs - size / 2, ys - size / 2) <= 0.4 * size).astype(np.float32)
+    light = ndi.gaussian_filter(disc, blur)[..., None]
+    return np.asarray(FIELD, dtype=np.float32) * light + np.asarray(BLACK) * (1 - light)
+
+
+def test_a_blurred_eyepiece_rim_is_out_of_view_all_the_way_to_the_field() -> None:
+    rgb = _eyepiece()
+    inside = _in_view(rgb)
+    grey = rgb.mean(axis=2)
+    # Nothing in view is the rim's grey (the field is 228): a ring of it would read as stain
+    # around the whole field.
+    assert grey[inside].min() > 0.9 * 228
+    assert inside[100, 100] and inside[100, 100 - 60]
+
+
+def test_a_field_crowded_with_cells_up_to_black_bands_keeps_its_cells() -> None:
+    rgb = _image()
+    rgb[:, :20] = BLACK
+    rgb[:, 20:] = (150, 110, 120)  # red cells cover the field from the band on
+    rgb[::10, 20:] = FIELD  # with thin gaps of background between them
+    rgb[1::10, 20:] = FIELD
+    rgb[2::10, 20:] = FIELD
+    inside = _in_view(rgb)
+    assert inside[:, 20 + SURROUND_MARGIN + 1:].all()
