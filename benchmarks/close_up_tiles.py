@@ -2,15 +2,18 @@
 and BCCD's fields, at the field's own scale and zoomed 2x, each read as a photo on its own.
 
     python -m benchmarks.close_up_tiles [--sets bionet-val bccd-val] [--limit N]
-        [--variants clean green-cyan yellow phone] [--sheet PNG]
+        [--variants clean green-cyan yellow washed-out phone] [--sheet PNG]
 
 Every white-cell box with at least half its area in the tile is a white cell the tile holds; the
 answer's classified cells are matched one to one at IoU >= 0.5 (recall over the boxes, precision
-over the answer's cells). A tile holding a white cell answered "not recognised", or with the
-whole image as its one box, counts as "not recognised". Tiles whose white cell would not fit are
-left out (BCCD's cells zoomed 2x). *Variants*: the tile as cut; its background tinted as other
-laboratories' are (a white balance towards green-cyan, or yellow); as a phone takes it through
-an eyepiece (warm cast, eyepiece circle, defocus, 6x upscale, JPEG q40). Prints a Markdown
+over the answer's cells). A white cell with less than half of it in the tile is neither asked
+for nor held against the answer: a cell the answer boxes at its clipped part is not counted. A
+tile holding a white cell answered "not recognised", or with the whole image as its one box,
+counts as "not recognised". Tiles whose white cell would not fit are left out (BCCD's cells
+zoomed 2x). *Variants*: the tile as cut; its background tinted as other laboratories' are (a
+white balance towards green-cyan, or yellow); washed out (every optical density 0.4 of its own,
+as over-exposure or a pale stain leaves it); as a phone takes it through an eyepiece (warm cast,
+eyepiece circle, defocus, 6x upscale, JPEG q40). Prints a Markdown
 table; BENCHMARKS.md keeps the last run.
 """
 
@@ -40,6 +43,7 @@ TILE = 256
 # Per-channel gains that turn a white background into another laboratory's tint.
 TINTS = {"green-cyan": (0.86, 1.0, 0.96), "yellow": (1.0, 0.97, 0.78)}
 ZOOMS = (1, 2)
+FADED = 0.4
 Box = tuple[int, int, int, int]
 READERS = {"bionet": (bionet.read_split, BIONET), "bccd": (bccd.read_split, BCCD)}
 
@@ -49,39 +53,55 @@ class Tile:
     image: Image.Image
     boxes: list[Box]  # the white cells it holds, in its pixels
     source: str
+    cut: list[Box] = field(default_factory=list)  # those it holds less than half of, clipped
 
 
-def _inside(box: Box, window: Box) -> Box | None:
-    """``box`` clipped to ``window``, in the window's pixels, if half its area is inside."""
+def _clipped(box: Box, window: Box) -> tuple[Box, float] | None:
+    """``box`` clipped to ``window``, in the window's pixels, and the share of its area inside;
+    None if none is."""
     x0, y0 = max(box[0], window[0]), max(box[1], window[1])
     x1, y1 = min(box[2], window[2]), min(box[3], window[3])
     if x1 <= x0 or y1 <= y0:
         return None
-    if (x1 - x0) * (y1 - y0) < 0.5 * (box[2] - box[0]) * (box[3] - box[1]):
-        return None
-    return (x0 - window[0], y0 - window[1], x1 - window[0], y1 - window[1])
+    share = (x1 - x0) * (y1 - y0) / ((box[2] - box[0]) * (box[3] - box[1]))
+    return (x0 - window[0], y0 - window[1], x1 - window[0], y1 - window[1]), share
+
+
+# A tile's boxes by kind: "wbc" the white cells it holds, "cut" those it holds less than half of.
+Boxes = dict[str, list[Box]]
 
 
 def tinted(gains: tuple[float, float, float]) -> Variant:
-    def apply(image: Image.Image, boxes: list[Box]) -> tuple[Image.Image, list[Box]]:
+    def apply(image: Image.Image, boxes: Boxes) -> tuple[Image.Image, Boxes]:
         array = np.asarray(image, dtype=np.float32) * np.array(gains, dtype=np.float32)
         return Image.fromarray(array.clip(0, 255).astype(np.uint8)), boxes
     return apply
 
 
-def through_a_phone(image: Image.Image, boxes: list[Box]) -> tuple[Image.Image, list[Box]]:
+def through_a_phone(image: Image.Image, boxes: Boxes) -> tuple[Image.Image, Boxes]:
     """Warm cast, the eyepiece's dark circle, defocus, a 6x upscale, JPEG q40."""
-    mapped = {"wbc": list(boxes)}
+    mapped: dict[str, list[tuple[int, int, int, int]]] = dict(boxes)
     for step in (colour_cast, vignette, defocus):
         image, mapped = step(image, mapped)
     image = image.resize((image.width * 6, image.height * 6), Image.Resampling.BICUBIC)
     image, _ = jpeg(image, {})
-    return image, [tuple(v * 6 for v in b) for b in mapped["wbc"]]  # type: ignore[misc]
+    return image, {kind: [(b[0] * 6, b[1] * 6, b[2] * 6, b[3] * 6) for b in kept]
+                   for kind, kept in mapped.items()}
 
 
-Variant = Callable[[Image.Image, list[Box]], tuple[Image.Image, list[Box]]]
+def washed_out(image: Image.Image, boxes: Boxes) -> tuple[Image.Image, Boxes]:
+    """Every optical density (relative to the tile's background) at ``FADED`` of its own."""
+    array = np.asarray(image, dtype=np.float32)
+    background = np.percentile(array.reshape(-1, 3), 90, axis=0).clip(1, None)
+    ratio = np.clip(array / background, 0.02, 1.0)
+    faded = np.where(array < background, background * ratio ** FADED, array)
+    return Image.fromarray(faded.clip(0, 255).astype(np.uint8)), boxes
+
+
+Variant = Callable[[Image.Image, Boxes], tuple[Image.Image, Boxes]]
 VARIANTS: dict[str, Variant] = {"clean": lambda image, boxes: (image, boxes),
                                 **{name: tinted(g) for name, g in TINTS.items()},
+                                "washed-out": washed_out,
                                 "phone": through_a_phone}
 
 
@@ -92,15 +112,18 @@ def tiles(items: list[Annotated]) -> Iterator[Tile]:
         for zoom in ZOOMS:
             image = field_image.resize((field_image.width * zoom, field_image.height * zoom),
                                        Image.Resampling.BICUBIC) if zoom > 1 else field_image
-            scaled = [tuple(v * zoom for v in b) for b in item.boxes["wbc"]]
+            scaled: list[Box] = [(b[0] * zoom, b[1] * zoom, b[2] * zoom, b[3] * zoom)
+                                 for b in item.boxes["wbc"]]
             for box in scaled:
                 if max(box[2] - box[0], box[3] - box[1]) > 0.9 * TILE:
                     continue
                 cx = min(max((box[0] + box[2]) // 2, TILE // 2), image.width - TILE // 2)
                 cy = min(max((box[1] + box[3]) // 2, TILE // 2), image.height - TILE // 2)
                 window = (cx - TILE // 2, cy - TILE // 2, cx + TILE // 2, cy + TILE // 2)
-                held = [b for b in (_inside(s, window) for s in scaled) if b is not None]
-                yield Tile(image.crop(window), held, f"{item.image.stem} x{zoom}")
+                clipped = [c for c in (_clipped(s, window) for s in scaled) if c is not None]
+                yield Tile(image.crop(window), [b for b, share in clipped if share >= 0.5],
+                           f"{item.image.stem} x{zoom}",
+                           [b for b, share in clipped if share < 0.5])
 
 
 @dataclass
@@ -136,6 +159,8 @@ def answered_boxes(analysis: Analysis, size: tuple[int, int]) -> tuple[list[Box]
 
 def score_tile(score: Score, tile: Tile, analysis: Analysis) -> list[Box]:
     found, missed = answered_boxes(analysis, tile.image.size)
+    # A cell boxed where the tile holds less than half of one is not held against the answer.
+    found = [f for f in found if not any(iou(f, c) >= 0.5 for c in tile.cut)]
     score.tiles += 1
     score.boxed += len(tile.boxes)
     score.answered += len(found)
@@ -190,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             score = Score()
             worst = []
             for original in cut:
-                image, boxes = VARIANTS[variant](original.image, original.boxes)
-                tile = Tile(image, boxes, original.source)
+                image, boxes = VARIANTS[variant](
+                    original.image, {"wbc": original.boxes, "cut": original.cut})
+                tile = Tile(image, boxes["wbc"], original.source, boxes.get("cut", []))
                 found = score_tile(score, tile, analyse(image, classifier, red_cells=red_cells))
                 worst.append((min((max((iou(f, t) for f in found), default=0.0)
                                    for t in tile.boxes), default=1.0), tile, found))

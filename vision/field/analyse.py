@@ -30,6 +30,7 @@ from vision.field.detect import (
     detect_white_cells,
     working_masks,
 )
+from vision.field.exposure import restored
 from vision.field.learned_red_cells import LearnedRedCells
 from vision.field.quality import (
     Quality,
@@ -229,8 +230,8 @@ def frame(image: Image.Image, model: str, params: DetectorParams,
     started = time.perf_counter()
     # Each stage's own seconds (their sum, the classification's share included, is "total").
     timings: dict[str, float] = {}
-    image = rgb(image)
-    scale = image_scale(image)
+    image, first = restored(rgb(image))
+    scale = image_scale(image, first)
     masks, factor = working_masks(image, scale.red_cell_px, params)
     mark = _lap(timings, "scale", started)
     quality = measure(masks, thresholds, upsampled=factor)
@@ -387,22 +388,24 @@ def _close_up_framing(image: Image.Image, side: int, masks: FieldMasks,
 
 
 def _settled(image: Image.Image, params: DetectorParams,
-             ) -> tuple[Scale, FieldMasks, float, list[Detection]]:
-    """The scale as ``analyse`` settles it (the red cells' reading, checked by the white cells),
-    with the working masks, their factor and the white cells at that scale; no quality gate."""
-    scale = image_scale(image)
+             ) -> tuple[Image.Image, Scale, FieldMasks, float, list[Detection]]:
+    """The image as ``analyse`` reads it (``restored``) and its scale as ``analyse`` settles it
+    (the red cells' reading, checked by the white cells), with the working masks, their factor
+    and the white cells at that scale; no quality gate."""
+    image, first = restored(image)
+    scale = image_scale(image, first)
     masks, factor = working_masks(image, scale.red_cell_px, params)
     white = detect_white_cells(masks, params)
     if (rescaled := _rescaled(image, scale, white, params)) is not None:
         scale, masks, factor = rescaled
         white = detect_white_cells(masks, params)
-    return scale, masks, factor, white
+    return image, scale, masks, factor, white
 
 
 def settled_scale(image: Image.Image, params: DetectorParams | None = None) -> Scale:
     """The scale ``analyse`` frames ``image``'s cells by (no quality gate): what a benchmark
     holds against a field's red-cell boxes."""
-    return _settled(rgb(image), params or DetectorParams())[0]
+    return _settled(rgb(image), params or DetectorParams())[1]
 
 
 def framed_cell(image: Image.Image, centre: tuple[float, float] | None = None,
@@ -415,8 +418,7 @@ def framed_cell(image: Image.Image, centre: tuple[float, float] | None = None,
     corrected cell must be learnt as it was shown: the classifier meets a laboratory's cells
     through ``analyse``, so this is how an adaptation or a retraining should see them.
     """
-    image = rgb(image)
-    scale, masks, factor, white = _settled(image, params or DetectorParams())
+    image, scale, masks, factor, white = _settled(rgb(image), params or DetectorParams())
     side = frame_side(scale)
     if centre is None and len(white) > 1:
         cx, cy = image.width / 2, image.height / 2

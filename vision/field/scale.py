@@ -59,7 +59,11 @@ class Scale:
                 "ruler": self.ruler}
 
 
-def _reduced(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
+# An image's pixels (float RGB) reduced to a side, and the factor from its own pixels to them.
+Reduced = tuple[np.ndarray, float]
+
+
+def reduced(image: Image.Image, side: int) -> Reduced:
     factor = min(1.0, side / max(image.size))
     if factor < 1:
         size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
@@ -282,9 +286,10 @@ def half_width(mask: np.ndarray) -> float | None:
     return (low + high) / 2
 
 
-def image_scale(image: Image.Image) -> Scale:
-    """The scale of ``image``: from its red cells, or PBC's framing if there are none."""
-    return measure_scale(image, DEFAULT_RED_CELL_SHARE * max(image.size))
+def image_scale(image: Image.Image, first: Reduced | None = None) -> Scale:
+    """The scale of ``image``: from its red cells, or PBC's framing if there are none
+    (``first``: its copy at ``FIRST_SIDE``, where the caller already has it)."""
+    return measure_scale(image, DEFAULT_RED_CELL_SHARE * max(image.size), first)
 
 
 # The red cells are the ruler only where they measure at least this share of what the white
@@ -327,15 +332,16 @@ def _ruler(rgb: np.ndarray) -> tuple[float, str, float | None] | None:
     return None if red is None else (red, "red cells", red)
 
 
-def measure_scale(image: Image.Image, default_red_cell_px: float) -> Scale:
+def measure_scale(image: Image.Image, default_red_cell_px: float,
+                  first: Reduced | None = None) -> Scale:
     """The image's scale from its red cells (its white cells where red cells are too few);
     ``default_red_cell_px`` when there is nothing to measure."""
-    rgb, factor = _reduced(image, FIRST_SIDE)
+    rgb, factor = first or reduced(image, FIRST_SIDE)
     reading = _ruler(rgb)
     if reading is not None and reading[0] < MIN_CELL_PX and factor < 1:
         # Small cells in a large photo: look again at a resolution that resolves them.
         side = min(MAX_SIDE, round(FIRST_SIDE * GOOD_CELL_PX / reading[0]))
-        rgb, factor = _reduced(image, side)
+        rgb, factor = reduced(image, side)
         reading = _ruler(rgb) or reading
     if reading is None:
         return Scale(default_red_cell_px, measured=False)
