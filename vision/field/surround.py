@@ -47,8 +47,18 @@ def field_of_view(grey: np.ndarray, level: float = SURROUND_LEVEL) -> np.ndarray
     black = np.isin(labels, edge[edge > 0])
     if not black.any():
         return np.ones(grey.shape, dtype=bool)
-    distance = ndi.distance_transform_edt(~black)
-    rim = ((grey < level * bright) & (distance <= RIM_PX)) | (distance <= rim_width(grey, distance))
+    from_black = ndi.distance_transform_edt(~black)
+    rim = (grey < level * bright) & (from_black <= RIM_PX)
+    # Where the eyepiece's circle meets the image's edge, its rim reaches the edge without any
+    # black before it: the edge is part of the surround there.
+    edge = np.zeros(grey.shape, dtype=bool)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
+    distance = ndi.distance_transform_edt(~(black | edge))
+    # A sharp edge (a shifted crop's black band: LISC's measure 0-4 px) is the fixed rule's;
+    # only a rim wider than it (a phone through an eyepiece: 13-19 px at 384) is measured.
+    width = rim_width(grey, distance)
+    if width > RIM_PX:
+        rim |= distance <= width
     inside: np.ndarray = ~ndi.binary_dilation(black | rim, iterations=SURROUND_MARGIN)
     return inside
 
