@@ -54,10 +54,12 @@ def field_of_view(grey: np.ndarray, level: float = SURROUND_LEVEL) -> np.ndarray
     edge = np.zeros(grey.shape, dtype=bool)
     edge[[0, -1], :] = edge[:, [0, -1]] = True
     distance = ndi.distance_transform_edt(~(black | edge))
-    # A sharp edge (a shifted crop's black band: LISC's measure 0-4 px) is the fixed rule's;
-    # only a rim wider than it (a phone through an eyepiece: 13-19 px at 384) is measured.
+    # A sharp edge (a shifted crop's black band: LISC's measure 0-4 px) and a narrow rim (Bio-Net
+    # and BCCD val fields through a blurred eyepiece: 7-9 px at 384, where cells cut by it still
+    # count) are the fixed rule's; only a rim twice as wide is measured (a phone close-up of a
+    # 256 px tile, upscaled 6x: 13-19 px).
     width = rim_width(grey, distance)
-    if width > RIM_PX:
+    if width > 2 * RIM_PX:
         rim |= distance <= width
     inside: np.ndarray = ~ndi.binary_dilation(black | rim, iterations=SURROUND_MARGIN)
     return inside
