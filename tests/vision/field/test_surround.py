@@ -53,13 +53,13 @@ def test_a_nucleus_cut_by_the_eyepieces_rim_keeps_all_but_the_rim() -> None:
     assert inside[40:60, 35:45].all()
 
 
-def _eyepiece(size: int = 200, blur: float = 6.0) -> np.ndarray:
-    """An evenly lit field seen through an eyepiece whose rim fades to black over ``blur``
-    pixels' Gaussian, as a defocused eyepiece does."""
+def _eyepiece(size: int = 200, blur: float = 6.0, radius: float = 0.4) -> np.ndarray:
+    """An evenly lit field seen through an eyepiece (a circle ``radius`` of the side) whose rim
+    fades to black over ``blur`` pixels' Gaussian, as a defocused eyepiece does."""
     from scipy import ndimage as ndi
 
     ys, xs = np.mgrid[:size, :size]
-    disc = (np.hypot(xs - size / 2, ys - size / 2) <= 0.4 * size).astype(np.float32)
+    disc = (np.hypot(xs - size / 2, ys - size / 2) <= radius * size).astype(np.float32)
     light = ndi.gaussian_filter(disc, blur)[..., None]
     return np.asarray(FIELD, dtype=np.float32) * light + np.asarray(BLACK) * (1 - light)
 
@@ -83,3 +83,11 @@ def test_a_field_crowded_with_cells_up_to_black_bands_keeps_its_cells() -> None:
     rgb[2::10, 20:] = FIELD
     inside = _in_view(rgb)
     assert inside[:, 20 + SURROUND_MARGIN + 1:].all()
+
+
+def test_where_the_eyepiece_meets_the_image_edge_its_rim_is_out_of_view_too() -> None:
+    rgb = _eyepiece(blur=8.0, radius=0.49)  # all but touching the edges: no black between
+    inside = _in_view(rgb)
+    # The rim's dark slivers at the edge (a fifth of the field's brightness) are gone; the
+    # palest of the rim, three quarters as bright, may stay where the circle all but touches.
+    assert rgb.mean(axis=2)[inside].min() > 0.6 * 228
