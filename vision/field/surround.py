@@ -31,6 +31,7 @@ SURROUND_MARGIN = 3
 # of a band than the background) are this share as bright as the field beyond the rim's
 # furthest reach, ``MAX_RIM_SHARE`` of the shorter side.
 RIM_QUANTILE = 75.0
+MEASURED_RIM_SHARE = 0.028
 RIM_END = 0.93
 MAX_RIM_SHARE = 0.1
 
@@ -54,12 +55,12 @@ def field_of_view(grey: np.ndarray, level: float = SURROUND_LEVEL) -> np.ndarray
     edge = np.zeros(grey.shape, dtype=bool)
     edge[[0, -1], :] = edge[:, [0, -1]] = True
     distance = ndi.distance_transform_edt(~(black | edge))
-    # A sharp edge (a shifted crop's black band: LISC's measure 0-4 px) and a narrow rim (Bio-Net
-    # and BCCD val fields through a blurred eyepiece: 7-9 px at 384, where cells cut by it still
-    # count) are the fixed rule's; only a rim twice as wide is measured (a phone close-up of a
-    # 256 px tile, upscaled 6x: 13-19 px).
+    # A sharp edge (a shifted crop's black band: LISC's measure 0-2% of the longer side) and a
+    # narrow rim (Bio-Net and BCCD val fields through a blurred eyepiece: 1.8-2.2%, at 384 px and
+    # at the working scale alike, where cells the rim cuts still count) are the fixed rule's;
+    # only a wider rim is measured out (a phone close-up of a 256 px tile, upscaled 6x: 3.4-5.2%).
     width = rim_width(grey, distance)
-    if width > 2 * RIM_PX:
+    if width > MEASURED_RIM_SHARE * max(grey.shape):
         rim |= distance <= width
     inside: np.ndarray = ~ndi.binary_dilation(black | rim, iterations=SURROUND_MARGIN)
     return inside
