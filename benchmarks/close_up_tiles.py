@@ -13,8 +13,8 @@ counts as "not recognised". Tiles whose white cell would not fit are left out (B
 zoomed 2x). *Variants*: the tile as cut; its background tinted as other laboratories' are (a
 white balance towards green-cyan, or yellow); washed out (every optical density 0.4 of its own,
 as over-exposure or a pale stain leaves it); as a phone takes it through an eyepiece (warm cast,
-eyepiece circle, defocus, 6x upscale, JPEG q40). Prints a Markdown
-table; BENCHMARKS.md keeps the last run.
+eyepiece circle, defocus, 6x upscale, JPEG q40). Prints a Markdown table; BENCHMARKS.md keeps
+the last run.
 """
 
 from __future__ import annotations
@@ -157,10 +157,7 @@ def tiles(items: list[Annotated], pairs: bool = True) -> Iterator[Tile]:
                 cx = min(max((box[0] + box[2]) // 2, TILE // 2), image.width - TILE // 2)
                 cy = min(max((box[1] + box[3]) // 2, TILE // 2), image.height - TILE // 2)
                 window = (cx - TILE // 2, cy - TILE // 2, cx + TILE // 2, cy + TILE // 2)
-                clipped = [c for c in (_clipped(s, window) for s in scaled) if c is not None]
-                yield Tile(image.crop(window), [b for b, share in clipped if share >= 0.5],
-                           f"{item.image.stem} x{zoom}",
-                           [b for b, share in clipped if share < 0.5])
+                yield _window_tile(image, scaled, window, f"{item.image.stem} x{zoom}")
 
 
 @dataclass
