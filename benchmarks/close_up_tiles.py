@@ -113,12 +113,14 @@ def _window_tile(image: Image.Image, boxes: list[Box], window: Box, source: str)
     holds and those it holds less than half of."""
     clipped = [c for c in (_clipped(b, window) for b in boxes) if c is not None]
     factor = TILE / (window[2] - window[0])
-    inside = [(tuple(round(v * factor) for v in b), share) for b, share in clipped]
+    inside: list[tuple[Box, float]] = [
+        ((round(b[0] * factor), round(b[1] * factor), round(b[2] * factor), round(b[3] * factor)),
+         share) for b, share in clipped]
     crop = image.crop(window)
     if crop.size != (TILE, TILE):
         crop = crop.resize((TILE, TILE), Image.Resampling.BOX)
-    return Tile(crop, [b for b, share in inside if share >= 0.5], source,  # type: ignore[misc]
-                [b for b, share in inside if share < 0.5])  # type: ignore[misc]
+    return Tile(crop, [b for b, share in inside if share >= 0.5], source,
+                [b for b, share in inside if share < 0.5])
 
 
 def pair_tiles(item: Annotated, image: Image.Image) -> Iterator[Tile]:

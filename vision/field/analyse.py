@@ -230,8 +230,7 @@ def frame(image: Image.Image, model: str, params: DetectorParams,
     started = time.perf_counter()
     # Each stage's own seconds (their sum, the classification's share included, is "total").
     timings: dict[str, float] = {}
-    image, first = restored(rgb(image))
-    scale = image_scale(image, first)
+    image, scale = _read(rgb(image))
     masks, factor = working_masks(image, scale.red_cell_px, params)
     mark = _lap(timings, "scale", started)
     quality = measure(masks, thresholds, upsampled=factor)
@@ -319,6 +318,12 @@ def _classified(framed: Framed, classifier: CellClassifier, probs: torch.Tensor,
                     red_cell_model=framed.red_cell_model, scale=framed.scale)
 
 
+def _read(image: Image.Image) -> tuple[Image.Image, Scale]:
+    """The photo as the path reads it (``restored`` where it is washed out) and its scale."""
+    image, first = restored(image)
+    return image, image_scale(image, first)
+
+
 def _lap(timings: dict[str, float], stage: str, since: float) -> float:
     """Records ``stage``'s seconds since ``since``; returns now, where the next stage starts."""
     now = time.perf_counter()
@@ -392,8 +397,7 @@ def _settled(image: Image.Image, params: DetectorParams,
     """The image as ``analyse`` reads it (``restored``) and its scale as ``analyse`` settles it
     (the red cells' reading, checked by the white cells), with the working masks, their factor
     and the white cells at that scale; no quality gate."""
-    image, first = restored(image)
-    scale = image_scale(image, first)
+    image, scale = _read(image)
     masks, factor = working_masks(image, scale.red_cell_px, params)
     white = detect_white_cells(masks, params)
     if (rescaled := _rescaled(image, scale, white, params)) is not None:

@@ -52,9 +52,9 @@ def field_of_view(grey: np.ndarray, level: float = SURROUND_LEVEL) -> np.ndarray
     rim = (grey < level * bright) & (from_black <= RIM_PX)
     # Where the eyepiece's circle meets the image's edge, its rim reaches the edge without any
     # black before it: the edge is part of the surround there.
-    edge = np.zeros(grey.shape, dtype=bool)
-    edge[[0, -1], :] = edge[:, [0, -1]] = True
-    distance = ndi.distance_transform_edt(~(black | edge))
+    border = np.zeros(grey.shape, dtype=bool)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    distance = ndi.distance_transform_edt(~(black | border))
     # A sharp edge (a shifted crop's black band: LISC's measure 0-2% of the longer side) and a
     # narrow rim (Bio-Net and BCCD val fields through a blurred eyepiece: 1.8-2.2%, at 384 px and
     # at the working scale alike, where cells the rim cuts still count) are the fixed rule's;
