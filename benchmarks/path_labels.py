@@ -1,12 +1,13 @@
 """Every label the analysis path gives, written down, to show a faster path changes none.
 
     python -m benchmarks.path_labels --out FILE [--sets pbc-test lisc bionet-val bionet-test]
-                                     [--limit N] [--model FILE] [--torchscript]
+                                     [--limit N] [--model FILE] [--torchscript] [--fp32]
     python -m benchmarks.path_labels --compare BEFORE AFTER
 
 The first form runs each image of the sets through ``analyse`` as ``hematovision classify``
-does (the shipped model and red-cell network; with ``--torchscript`` the network frozen as the
-workers run it) and writes one JSON line per image: its mode, why
+does (the shipped model and red-cell network, scored in bfloat16 first where the CPU has it,
+as served; with ``--fp32`` not; with ``--torchscript`` the network frozen as the workers run it)
+and writes one JSON line per image: its mode, why
 it was refused, and each classified cell's box, label, confidence and review reasons. The second
 compares two such files: images whose labels, boxes, flags or mode differ, and the largest change
 of a confidence.
@@ -47,7 +48,7 @@ def record(name: str, path: Path, analysis: Analysis) -> dict[str, object]:
 
 
 def write(args: argparse.Namespace) -> None:
-    classifier = CellClassifier.from_artifact(args.model, "cpu")
+    classifier = CellClassifier.from_artifact(args.model, "cpu", fast=not args.fp32)
     if args.torchscript:
         classifier.compile_for_cpu()
     red_cells = load_red_cell_finder(DEFAULT_RED_CELL_MODEL_PATH)
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     parser.add_argument("--torchscript", action="store_true")
+    parser.add_argument("--fp32", action="store_true", help="no bfloat16 first pass")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
     args = parser.parse_args()
     if args.compare:

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     torch_threads: int = 1
     # CPU workers run the network as frozen, optimised TorchScript (measured faster).
     torchscript: bool = True
+    # On a CPU with native bfloat16 (AVX512-BF16, AMX), cells are scored in bfloat16 first and
+    # only the close calls again in fp32 (vision.model.classifier: labels as fp32's).
+    bf16_first: bool = True
     # A worker runs this many tasks at once in threads; above one, their cells share forward
     # passes (dynamic batching: up to batch_max_size cells, waiting at most batch_max_wait_ms).
     worker_concurrency: int = 1

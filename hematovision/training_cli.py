@@ -42,7 +42,9 @@ def run_train(settings: Settings, data: Path, config_path: Path | None, out: Pat
 def run_evaluate(settings: Settings, folder: Path, model: Path | None, as_json: bool,
                  png: Path, mistakes_png: Path | None = None) -> int:
     try:
-        classifier = CellClassifier.from_artifact(model or settings.model_path, "cpu")
+        # As the path serves it (bf16_first), so that its accuracy is the users'.
+        classifier = CellClassifier.from_artifact(model or settings.model_path, "cpu",
+                                                  settings.bf16_first)
         evaluation = evaluate_folder(classifier, folder, _progress)
     except (UnknownClassError, FileNotFoundError, ModelIntegrityError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -56,7 +56,8 @@ class WorkerRuntime:
     def _load(self, path: Path) -> CellClassifier:
         if self.settings.torch_threads > 0:
             torch.set_num_threads(self.settings.torch_threads)
-        classifier = CellClassifier.from_artifact(path, self.settings.device)
+        classifier = CellClassifier.from_artifact(path, self.settings.device,
+                                                  self.settings.bf16_first)
         if self.settings.torchscript and classifier.device.type == "cpu":
             classifier.compile_for_cpu()
         if self.settings.worker_concurrency > 1:

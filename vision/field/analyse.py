@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -173,7 +173,10 @@ class Framed:
     crops: list[Image.Image]
     white: list[Detection]
     red: list[Detection]
-    blood_seen: bool  # a white cell, platelet or red cell anywhere
+    # Whether a white cell, platelet or red cell is anywhere: asked only where the classifier
+    # recognises nothing, since a close-up's answer may take the red-cell network (about as
+    # long as classifying; 5 of 40 PBC close-ups asked it before any cell was named).
+    blood_seen: Callable[[], bool]
     factor: float
     red_cell_model: str
     timings: dict[str, float]
@@ -260,12 +263,16 @@ def frame(image: Image.Image, model: str, params: DetectorParams,
     # classifying the cell.
     red_finder = colour_rule(params) if close_up else red_cells or colour_rule(params)
     red = red_finder(masks, white)
-    if close_up and red_cells is not None:
-        # Whether a close-up holding no white cell or platelet shows any blood cell is still
-        # the network's call: a fundus photograph's vessels pass the colour rule.
-        blood_seen = bool(white or platelets or red_cells(masks, white))
-    else:
-        blood_seen = bool(white or platelets or red)
+
+    def blood_seen() -> bool:
+        if white or platelets:
+            return True
+        if close_up and red_cells is not None:
+            # Whether a close-up holding no white cell or platelet shows any blood cell is the
+            # network's call: a fundus photograph's vessels pass the colour rule.
+            return bool(red_cells(masks, white))
+        return bool(red)
+
     mark = _lap(timings, "detect", mark)
     if close_up:
         box, crop = _close_up_framing(image, side, masks, white, factor)
@@ -290,7 +297,7 @@ def _classified(framed: Framed, classifier: CellClassifier, probs: torch.Tensor,
         [prediction] = classifier.predictions(probs, ood, framed.boxes, reject_outliers=not found)
         cells = [_labelled("cell", framed.boxes[0], False, prediction, classifier,
                            out_of_domain=found and classifier.is_outlier(prediction.ood_score))]
-        if not framed.blood_seen and prediction.label == NOT_RECOGNISED:
+        if prediction.label == NOT_RECOGNISED and not framed.blood_seen():
             # No red cell, white cell or platelet anywhere, and what the photo centres is no
             # blood cell either (the rejection step): a photo of something else (a fundus
             # photograph passes the gate), told so rather than shown as a cell not recognised.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,15 +45,35 @@ class CellPrediction:
 
 
 class _Scoring(nn.Module):
-    """The network as serving needs it: pooled features (for rejection) and logits."""
+    """The network as serving needs it: pooled features (for rejection) and logits, from
+    inputs in its own precision."""
 
-    def __init__(self, model: EfficientNetLite) -> None:
+    def __init__(self, model: EfficientNetLite, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        self.model = model
+        self.model = model.to(dtype)
+        self.dtype = dtype
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.model.features(x)
+        features = self.model.features(x.to(self.dtype))
         return features, self.model.classifier(features)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX): elsewhere it is
+    emulated, slower than fp32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+# Scored in bfloat16 first (2.5 x fp32 on the dev machine's two cores), a cell keeps that answer
+# only where fp32 could not say otherwise: its top probability at least ``SURE_IN_BF16``
+# (on 480 PBC val and LISC cells, those moved at most 0.0013 from fp32's, against 0.06 for
+# the least sure), its blast-like probability not within ``BLAST_MARGIN`` of the review
+# threshold, and its out-of-distribution score (which moved up to 10%) outside ``OOD_BAND``
+# times the threshold. Every other cell is scored again in fp32.
+SURE_IN_BF16 = 0.99
+BLAST_MARGIN = 0.01
+OOD_BAND = (0.75, 1.33)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -70,7 +91,7 @@ def chunk_size_for(device: torch.device) -> int:
 
 class CellClassifier:
     def __init__(self, model: EfficientNetLite, card: ModelCard, device: torch.device,
-                 detector: OodDetector | None = None) -> None:
+                 detector: OodDetector | None = None, fast: bool = False) -> None:
         self.card = card
         self.detector = detector
         self.device = device
@@ -78,13 +99,18 @@ class CellClassifier:
         self.preprocess = card.preprocess
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
         self._net: nn.Module = _Scoring(self.model)
+        # The bfloat16 copy that scores first (``fast``, on a CPU that has it natively).
+        self._fast: nn.Module | None = None
+        if fast and device.type == "cpu" and native_bf16():
+            self._fast = _Scoring(copy.deepcopy(self.model), torch.bfloat16)
         self._run: Forward = self.forward
         self._blast_like = [i for i, label in enumerate(card.classes) if label in BLAST_LIKE]
 
     @classmethod
-    def from_artifact(cls, path: Path, device: str = "auto") -> CellClassifier:
+    def from_artifact(cls, path: Path, device: str = "auto", fast: bool = False,
+                      ) -> CellClassifier:
         model, card, detector = load_artifact(path)
-        return cls(model, card, resolve_device(device), detector)
+        return cls(model, card, resolve_device(device), detector, fast)
 
     @property
     def version(self) -> str:
@@ -94,14 +120,20 @@ class CellClassifier:
         """Trace, freeze and optimise the network with TorchScript (BatchNorm folded into the
         convolutions, fused operators): about 10-20 % faster per cell on CPU, same outputs to
         float precision (tested)."""
+        self._net = self._frozen(_Scoring(self.model).eval())
+        if self._fast is not None:
+            self._fast = self._frozen(self._fast)
+
+    def _frozen(self, net: nn.Module) -> nn.Module:
         crop = self.preprocess.crop
         example = torch.zeros(2, 3, crop, crop).contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), warnings.catch_warnings():
             # Tracing warns that SAME padding is computed in Python: inputs are always the
             # preprocessing crop, so baking it in is exactly right.
             warnings.simplefilter("ignore")
-            traced = torch.jit.trace(_Scoring(self.model).eval(), example)
-            self._net = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+            frozen: nn.Module = torch.jit.optimize_for_inference(
+                torch.jit.freeze(torch.jit.trace(net.eval(), example)))
+        return frozen
 
     def enable_dynamic_batching(self, max_batch: int, max_wait: float) -> None:
         """Let concurrent callers share forward passes (a worker running tasks in threads)."""
@@ -113,12 +145,38 @@ class CellClassifier:
         probs, ood = [], []
         for start in range(0, len(batch), self.batch_size):
             x = batch[start:start + self.batch_size].to(self.device)
-            features, logits = self._net(x.contiguous(memory_format=torch.channels_last))
-            logits = logits.float() / self.card.temperature
-            probs.append(logits.softmax(dim=1).cpu())
-            if self.detector is not None:
-                ood.append(self.detector.scores(features.float().cpu()))
+            x = x.contiguous(memory_format=torch.channels_last)
+            chunk_probs, chunk_ood = self._scored(self._fast or self._net, x)
+            if self._fast is not None:
+                again = self._close_calls(chunk_probs, chunk_ood)
+                if again.any():
+                    exact_probs, exact_ood = self._scored(self._net, x[again])
+                    chunk_probs[again] = exact_probs
+                    if chunk_ood is not None and exact_ood is not None:
+                        chunk_ood[again] = exact_ood
+            probs.append(chunk_probs)
+            if chunk_ood is not None:
+                ood.append(chunk_ood)
         return torch.cat(probs), (torch.cat(ood) if ood else None)
+
+    def _scored(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features, logits = net(x)
+        probs = (logits.float() / self.card.temperature).softmax(dim=1).cpu()
+        if self.detector is None:
+            return probs, None
+        return probs, self.detector.scores(features.float().cpu())
+
+    def _close_calls(self, probs: torch.Tensor, ood: torch.Tensor | None) -> torch.Tensor:
+        """The cells whose bfloat16 answers fp32 might change (``SURE_IN_BF16``)."""
+        close = probs.max(dim=1).values < SURE_IN_BF16
+        threshold = self.card.blast_review_above
+        if threshold is not None and self._blast_like:
+            blast = probs[:, self._blast_like].sum(dim=1)
+            close |= (blast - threshold).abs() < BLAST_MARGIN
+        if ood is not None and self.detector is not None:
+            low, high = (bound * self.detector.threshold for bound in OOD_BAND)
+            close |= (ood > low) & (ood < high)
+        return close
 
     def scores(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Calibrated class probabilities and, with a detector, out-of-distribution scores."""

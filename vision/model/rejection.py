@@ -8,6 +8,7 @@ rate) is "not recognised" instead of a confident guess.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -19,10 +20,24 @@ class OodDetector:
     threshold: float
 
     def scores(self, features: torch.Tensor) -> torch.Tensor:
-        """Distance to the nearest class (squared Mahalanobis), one per row."""
-        diff = features[:, None, :].double() - self.means[None].double()  # N x C x D
-        distances = torch.einsum("ncd,de,nce->nc", diff, self.precision.double(), diff)
+        """Distance to the nearest class (squared Mahalanobis), one per row.
+
+        Expanded as x'Px - 2x'Pm + m'Pm, in float64: one product with the precision a cell
+        instead of one a class (a cell's score took 23 ms), equal to the float32 it is read in.
+        """
+        precision, means, means_norm = self._float64
+        x = features.double()
+        xp = x @ precision
+        distances = (xp * x).sum(dim=1, keepdim=True) - 2 * xp @ means.T + means_norm[None]
         return distances.min(dim=1).values.float()
+
+    @cached_property
+    def _float64(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The precision's symmetric part (all a quadratic form sees, so the expansion holds for
+        any stored precision), the class means and their m'Pm, in float64."""
+        precision, means = self.precision.double(), self.means.double()
+        precision = (precision + precision.T) / 2
+        return precision, means, ((means @ precision) * means).sum(dim=1)
 
     def accepts(self, features: torch.Tensor) -> torch.Tensor:
         return self.scores(features) <= self.threshold

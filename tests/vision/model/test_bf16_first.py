@@ -1,0 +1,59 @@
+"""Scored in bfloat16 first, a cell keeps that answer only where fp32 would give the same: the
+sure ones keep their label and a confidence within a hair of fp32's, the close calls get fp32's
+own numbers."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from core.settings import DEFAULT_MODEL_PATH
+from vision.model.classifier import SURE_IN_BF16, CellClassifier, native_bf16
+
+FIXTURES = sorted((Path(__file__).parents[2] / "fixtures" / "pbc").glob("*.jpg"))
+
+pytestmark = pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bfloat16")
+
+
+def _cells() -> list[Image.Image]:
+    """The fixture cells, and blends of two different ones: the blends are close calls."""
+    cells = [Image.open(path).convert("RGB").resize((288, 288)) for path in FIXTURES]
+    blends = [Image.blend(a, b, share) for a, b in pairwise(cells)
+              for share in (0.35, 0.5, 0.65)]
+    return cells + blends
+
+
+@pytest.fixture(scope="module")
+def exact() -> CellClassifier:
+    return CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+
+
+@pytest.mark.parametrize("torchscript", [False, True])
+def test_bf16_first_names_every_cell_as_fp32_does(exact: CellClassifier,
+                                                  torchscript: bool) -> None:
+    fast = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu", fast=True)
+    if torchscript:
+        fast.compile_for_cpu()
+    cells = _cells()
+    probs, ood = fast.scores(cells)
+    expected_probs, expected_ood = exact.scores(cells)
+    assert ood is not None and expected_ood is not None
+    assert probs.argmax(1).tolist() == expected_probs.argmax(1).tolist()
+    sure = expected_probs.max(1).values >= SURE_IN_BF16
+    assert (~sure).sum() >= 2, "the blends should include close calls"
+    # The close calls are fp32's own answers (to float precision: another batch composition).
+    assert torch.allclose(probs[~sure], expected_probs[~sure], atol=1e-5)
+    assert torch.allclose(ood[~sure], expected_ood[~sure], rtol=1e-4)
+    # The sure ones kept bfloat16's, a few thousandths at most from fp32's.
+    assert (probs[sure] - expected_probs[sure]).abs().max() < 0.005
+
+
+def test_without_native_bf16_or_when_off_the_classifier_is_fp32_only() -> None:
+    plain = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu", fast=False)
+    exact_probs, _ = plain.scores(_cells()[:3])
+    again, _ = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu").scores(_cells()[:3])
+    assert torch.equal(exact_probs, again)
