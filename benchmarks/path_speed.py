@@ -107,7 +107,7 @@ def main() -> None:
     print(f"path overhead: {rates['classify'][1] / rates['evaluate'][1]:.2f} x the classifier's "
           "CPU a cell")
 
-    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu", fast=True)
     classifier.compile_for_cpu()
     cells = stages([Image.open(p).convert("RGB") for p in paths], classifier)
     fields = [Image.open(p).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,15 +39,26 @@ class LearnedRedCells:
     @classmethod
     def load(cls, path: Path) -> LearnedRedCells:
         net, card = load_centre_net(path)
+        # Channels-last runs its convolutions about a fifth faster on a CPU, to float rounding.
+        net = net.to(memory_format=torch.channels_last)
         return cls(net, float(card["threshold"]), str(card["version"]))  # type: ignore[arg-type]
 
     def __call__(self, masks: FieldMasks, white: list[Detection]) -> list[Detection]:
         return self.cells(masks, white, self.outputs(masks), self.threshold)
 
+    def outputs_ahead(self, masks: FieldMasks) -> Future[Outputs]:
+        """``outputs`` of ``masks``, computed in a thread of their own while the caller goes on
+        (torch lets go of the interpreter)."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="red-cell-network")
+        try:
+            return pool.submit(self.outputs, masks)
+        finally:
+            pool.shutdown(wait=False)
+
     def outputs(self, masks: FieldMasks) -> Outputs:
         half = at_net_scale(masks.balanced)
         with torch.inference_mode():
-            heatmap, size = self.net(to_input(half))
+            heatmap, size = self.net(to_input(half).contiguous(memory_format=torch.channels_last))
         return Outputs(heatmap[0], size[0], half.shape[:2])
 
     @staticmethod

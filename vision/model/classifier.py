@@ -66,12 +66,13 @@ def native_bf16() -> bool:
 
 
 # Scored in bfloat16 first (2.5 x fp32 on the dev machine's two cores), a cell keeps that answer
-# only where fp32 could not say otherwise: its top probability at least ``SURE_IN_BF16``
-# (on 480 PBC val and LISC cells, those moved at most 0.0013 from fp32's, against 0.06 for
-# the least sure), its blast-like probability not within ``BLAST_MARGIN`` of the review
-# threshold, and its out-of-distribution score (which moved up to 10%) outside ``OOD_BAND``
-# times the threshold. Every other cell is scored again in fp32.
-SURE_IN_BF16 = 0.99
+# only where fp32 could not say otherwise: its top probability at least ``SURE_IN_BF16``, its
+# blast-like probability not within ``BLAST_MARGIN`` of the review threshold, and its
+# out-of-distribution score (which moved up to 10%) outside ``OOD_BAND`` times the threshold.
+# Every other cell is scored again in fp32. Through the path on PBC test, LISC and Bio-Net's
+# fields (4,671 images), no label, box or flag moved; the kept confidences moved at most 0.0037
+# from fp32's (0.0092 with 0.99: a 0.981 read as 0.990), a quarter of the cells were rescored.
+SURE_IN_BF16 = 0.995
 BLAST_MARGIN = 0.01
 OOD_BAND = (0.75, 1.33)
 
