@@ -183,7 +183,9 @@ async def _deliver_chat(bot: ExtBot[Any], units: list[list[Delivery]],
 async def deliver_pending(bot: ExtBot[Any], services: BotServices) -> int:
     """One pass of the outbox: each chat's results go side by side with the others', so one
     chat's failures or pacing (flood limits, a blocked bot, a refusal) never hold up another."""
-    pending = await asyncio.to_thread(pending_deliveries, services.sessions)
+    pending = [delivery for delivery in
+               await asyncio.to_thread(pending_deliveries, services.sessions)
+               if not services.album_arriving(delivery.chat_id, delivery.media_group_id)]
     counts = await asyncio.gather(*(_deliver_chat(bot, units, services)
                                     for units in _units(pending).values()))
     return sum(counts)

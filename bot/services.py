@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -42,6 +43,14 @@ class BotServices:
     # One acknowledgement per album: its photos arrive as separate updates handled side by
     # side; the first sends it, the others wait for its message id (see bot.intake).
     album_acks: dict[tuple[int, str], AlbumAck] = field(default_factory=dict)
+    # Album photos received and not yet recorded (downloading, being checked), per album: the
+    # outbox holds an album back while any is, however long its download takes, so its wait
+    # for photos still on their way (``core.submissions.ALBUM_SETTLE``) need only cover
+    # Telegram's delivery.
+    albums_arriving: Counter[tuple[int, str]] = field(default_factory=Counter)
+
+    def album_arriving(self, chat_id: int, media_group_id: str | None) -> bool:
+        return media_group_id is not None and self.albums_arriving[chat_id, media_group_id] > 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotServices:

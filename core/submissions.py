@@ -245,8 +245,9 @@ def set_reply_message(factory: SessionFactory, submission_id: int, reply_message
 # acknowledgement to edit, unless the bot evidently died in between.
 ACK_GRACE = timedelta(seconds=30)
 # Telegram sends an album's photos as separate messages within a second or so; its answer waits
-# this long after the last one arrived, so a photo still on its way is not left out.
-ALBUM_SETTLE = timedelta(seconds=3)
+# this long after the last one was recorded, so a photo still on its way is not left out (the
+# bot also holds back an album while one of its photos is received but not yet recorded).
+ALBUM_SETTLE = timedelta(seconds=1.5)
 
 
 def pending_deliveries(factory: SessionFactory, limit: int = 50) -> list[Delivery]:

@@ -20,7 +20,7 @@ from bot import messages
 from core.access import Sender
 from core.db.models import Submission, utcnow
 from core.db.session import transaction
-from core.submissions import Received, record_submission
+from core.submissions import ALBUM_SETTLE, Received, record_submission
 from devkit.harness import Stack, running_stack
 from devkit.standin import BotAction, Fault
 from tests.conftest import FIXTURES, fresh_postgres_database, jpeg_bytes, pbc_fixtures
@@ -125,6 +125,21 @@ def test_an_album_whose_acknowledgement_fails_is_still_answered_once(stack: Stac
     assert acks(stack, user) == [] and all(r.reply_message_id is None for r in rows)
     [result] = stack.results(user)
     assert result.method == "sendMessage" and "Album of 2 photos" in (result.text or "")
+
+
+def test_an_album_photo_slow_to_download_is_waited_for_not_answered_apart(
+        stack: Stack) -> None:
+    user = stack.new_user()
+    # One photo's file takes far longer to fetch than the album's wait for late photos: the
+    # others are recorded and analysed long before it is.
+    stack.standin.fail_next("getFile", Fault(status=200, delay=3 * ALBUM_SETTLE.total_seconds()))
+    stack.standin.send_album(user, [("photo", CELLS[label].read_bytes(), None)
+                                    for label in ("neutrophil", "monocyte", "lymphocyte")])
+    answered(stack, user, 3)
+    [result] = stack.results(user)  # one answer: the album was not split
+    text = result.text or ""
+    assert text.startswith("🔬 Album of 3 photos"), text
+    assert [int(n) for n in re.findall(r"^Photo (\d+): ", text, re.M)] == [1, 2, 3]
 
 
 @contextlib.contextmanager
