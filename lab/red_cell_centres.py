@@ -28,11 +28,11 @@ from vision.field.detect import (
     DetectorParams,
     FieldMasks,
     detect_white_cells,
-    fill_holes,
     red_cell_mask,
     working_masks,
 )
 from vision.field.learned_red_cells import LearnedRedCells
+from vision.field.morphology import fill_holes
 from vision.field.scale import image_scale
 
 

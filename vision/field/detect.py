@@ -19,8 +19,9 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
-from skimage.morphology import disk, remove_small_objects
+from skimage.morphology import remove_small_objects
 
+from vision.field.morphology import closed, dilate_by_disk, fill_holes, opened
 from vision.field.scale import (
     NUCLEUS_OVER_STAINED,
     NUCLEUS_VIOLET,
@@ -30,7 +31,7 @@ from vision.field.scale import (
     typical_violets,
 )
 from vision.field.surround import SURROUND_LEVEL, field_of_view
-from vision.pixels import rgb
+from vision.pixels import channel_mean, channel_sum, rgb
 
 Box = tuple[int, int, int, int]
 # A red cell's diameter in the working image: BCCD's 640 px fields at half size, the scale at
@@ -134,7 +135,7 @@ def working_image(image: Image.Image, red_cell_px: float) -> tuple[Image.Image, 
 
 
 def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
-    grey = rgb.mean(axis=2)
+    grey = channel_mean(rgb)
     valid = field_of_view(grey, params.vignette_level)
     pixels = rgb[valid] if valid.any() else rgb.reshape(-1, 3)
     # Balancing on the background undoes colour casts.
@@ -143,7 +144,7 @@ def field_masks(rgb: np.ndarray, params: DetectorParams) -> FieldMasks:
     density = optical_density(rgb, background)
     purple = density[..., 1] - density[..., 2]
     blue_excess = density[..., 0] - density[..., 2]
-    stained_violet, pale_violet = typical_violets(purple[valid], density.sum(axis=2)[valid])
+    stained_violet, pale_violet = typical_violets(purple[valid], channel_sum(density)[valid])
     return FieldMasks(valid, background, np.where(valid, purple, 0), blue_excess, grey, balanced,
                       stained_violet, pale_violet, density)
 
@@ -153,28 +154,6 @@ def working_masks(image: Image.Image, red_cell_px: float,
     """``image`` at the working scale, as masks; the factor from its pixels to the working ones."""
     work, factor = working_image(rgb(image), red_cell_px)
     return field_masks(np.asarray(work, dtype=np.float32), params), factor
-
-
-def dilate_by_disk(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``binary_dilation`` with ``disk(radius)``, exactly, via the distance transform.
-
-    Scipy applies a structuring element pixel by pixel of its footprint, which for a radius of 9
-    cost a field 100 ms; the Euclidean distance to the mask is linear time.
-    """
-    if not mask.any():
-        return mask.copy()
-    distance: np.ndarray = ndi.distance_transform_edt(~mask)
-    return distance <= radius
-
-
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """``binary_fill_holes``, exactly: background regions that do not reach the image edge.
-
-    Scipy fills by dilating until nothing changes, which costs as many passes as a hole is wide.
-    """
-    outside, _ = ndi.label(~mask)  # the same 4-connectivity as binary_fill_holes
-    edge = np.unique(np.concatenate([outside[0], outside[-1], outside[:, 0], outside[:, -1]]))
-    return ~np.isin(outside, edge[edge > 0])
 
 
 def contains(box: tuple[float, ...], x: float, y: float) -> bool:
@@ -211,7 +190,7 @@ def detect_white_cells(masks: FieldMasks, params: DetectorParams) -> list[Detect
 def _white_cells_above(masks: FieldMasks, params: DetectorParams, typical: float,
                        times: float) -> list[Detection]:
     level = nucleus_level(typical, params.nucleus_violet, times)
-    nucleus = ndi.binary_closing(masks.purple > level, structure=disk(1))
+    nucleus = closed(masks.purple > level)
     nucleus = fill_holes(nucleus)
     nucleus = remove_small_objects(nucleus, max_size=params.min_nucleus_area // 4)
     # Lobes of one segmented neutrophil lie close together: join them before labelling.
@@ -296,9 +275,9 @@ def detect_red_cells(masks: FieldMasks, white: list[Detection],
     peak still counts once if it is large enough for a cell. Known weakness: where three cells
     overlap in a triangle, the middle can form one more peak.
     """
-    red = ndi.binary_opening(red_cell_mask(masks, params), structure=disk(1))
+    red = opened(red_cell_mask(masks, params))
     # Fill the pale centres of biconcave cells so each cell is one blob.
-    red = fill_holes(ndi.binary_closing(red, structure=disk(2)))
+    red = fill_holes(closed(red, 2))
     for cell in white:
         x0, y0, x1, y1 = cell.box
         red[y0:y1, x0:x1] = False

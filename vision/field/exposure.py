@@ -14,6 +14,7 @@ from PIL import Image
 
 from vision.field.scale import FIRST_SIDE, Reduced, background_colour, optical_density, reduced
 from vision.field.surround import field_of_view
+from vision.pixels import channel_mean, channel_sum
 
 # The darkest percentile of a photo's summed optical density (inside its field of view) is its
 # stain's strength: 1.0-1.2 at the 1st percentile of PBC, LISC, DeepAPL and Bio-Net images;
@@ -35,11 +36,11 @@ SAMPLE_STRIDE = 3
 
 def stain_strength(rgb: np.ndarray) -> tuple[float, np.ndarray]:
     """The stain's strength of ``rgb`` (HxWx3 floats) and its background colour."""
-    inside = field_of_view(rgb.mean(axis=2))
+    inside = field_of_view(channel_mean(rgb))
     if not inside.any():
         return 0.0, np.full(3, 255.0)
     background = background_colour(rgb[inside]).clip(1, None)
-    total = optical_density(rgb[inside], background).sum(axis=-1)
+    total = channel_sum(optical_density(rgb[inside], background))
     return float(np.percentile(total, STRENGTH_PERCENTILE)), background
 
 

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy import ndimage as ndi
 
-from vision.field.detect import FieldMasks, dilate_by_disk
+from vision.field.detect import FieldMasks
+from vision.field.morphology import dilate_by_disk
 from vision.field.scale import STAINED_DENSITY
 
 # The two bands whose energies ``sharpness`` compares, in the pixels focus is judged at (the

@@ -10,14 +10,16 @@ centres and broken rims weigh little, and touching cells keep their own width.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
+from vision.field.morphology import fill_holes, opened
 from vision.field.surround import field_of_view
-from vision.pixels import rgb
+from vision.pixels import channel_mean, channel_sum, rgb
 
 RED_CELL_UM = 7.5
 # A white cell's typical diameter (its detected box): the ruler where red cells are too few.
@@ -142,7 +144,7 @@ class CellMasks:
         """Red cells keep enough of the stained area to be the ruler."""
         return bool(self.red.sum() >= MIN_RED_SHARE * (self.red.sum() + self.nucleated.sum()))
 
-    @property
+    @cached_property
     def whole_red(self) -> int:
         """Red cells (and specks) that do not touch the image's edge."""
         labels, count = ndi.label(self.red)
@@ -159,13 +161,13 @@ def cell_masks(rgb: np.ndarray) -> CellMasks:
     any stain, whatever its hue. Cells are split from the background by Otsu's
     threshold over the pixels outside nuclei, so a dark nucleus does not set the split.
     """
-    inside = field_of_view(rgb.mean(axis=2))
+    inside = field_of_view(channel_mean(rgb))
     empty = np.zeros(inside.shape, dtype=bool)
     if not inside.any():
         return CellMasks(empty, empty, empty)
     background = background_colour(rgb[inside]).clip(1, None)
     density = optical_density(rgb, background)
-    total = np.where(inside, density.sum(axis=2), 0.0)
+    total = np.where(inside, channel_sum(density), 0.0)
     violet = np.where(inside, density[..., 1] - density[..., 2], 0.0)
     typical, pale = typical_violets(violet[inside], total[inside])
     nucleus = violet > nucleus_level(typical)
@@ -186,8 +188,7 @@ def cell_masks(rgb: np.ndarray) -> CellMasks:
 
 
 def _stained_objects(stained: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    filled: np.ndarray = ndi.binary_fill_holes(ndi.binary_opening(stained & inside))
-    return filled
+    return fill_holes(opened(stained & inside))
 
 
 # A nucleus is as thick as a good share of the cell that holds it (a white cell's lobes, an
@@ -204,7 +205,12 @@ def _substantial(nucleus: np.ndarray, objects: np.ndarray, count: int) -> np.nda
         return nucleus
     object_depth = _deepest(ndi.distance_transform_edt(objects > 0), objects, count)
     parts, part_count = ndi.label(nucleus)
-    part_depth = _deepest(ndi.distance_transform_edt(nucleus), parts, part_count)
+    # Within the nuclei's rows and columns and one more of background: the same distances as
+    # over the whole image (``half_width``), for a fraction of it.
+    window = _bounds(nucleus, 1)
+    depth = np.zeros(nucleus.shape)
+    depth[window] = ndi.distance_transform_edt(nucleus[window])
+    part_depth = _deepest(depth, parts, part_count)
     owner = np.zeros(part_count + 1, dtype=np.int64)
     owner[parts[nucleus]] = objects[nucleus]
     keep = part_depth >= NUCLEUS_DEPTH_SHARE * object_depth[owner]
@@ -316,11 +322,16 @@ def _ruler(rgb: np.ndarray) -> tuple[float, str, float | None] | None:
     cells, or the white cells at their typical size where red cells are too few or are only
     the slivers a tight crop cuts), and the red cells' own reading."""
     cells = cell_masks(rgb)
-    red_width, white_width = half_width(cells.red), half_width(cells.nucleated)
+    red_width = half_width(cells.red)
+    red = None if red_width is None else red_width * HALF_WIDTH_TO_DIAMETER
+    if red is not None and cells.enough_red and cells.whole_red >= WHOLE_RED_CELLS_FOR_A_FIELD:
+        # A field: its red cells are the ruler whatever the white cells read (below), so
+        # theirs are not measured.
+        return red, "red cells", red
+    white_width = half_width(cells.nucleated)
     if white_width is not None and white_width >= CLOSE_UP_NUCLEATED_SHARE * min(rgb.shape[:2]) \
             and not np.array_equal(cells.white, cells.nucleated):
         white_width = half_width(cells.white) or white_width
-    red = None if red_width is None else red_width * HALF_WIDTH_TO_DIAMETER
     white = (None if white_width is None
              else white_width * HALF_WIDTH_TO_DIAMETER * RED_CELL_UM / TYPICAL_WHITE_CELL_UM)
     plausible = white is None or (red is not None and (

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from vision.field.morphology import dilated
+
 # The surround is black: no light at all, under this share of the image's bright pixels (its
 # 95th percentile grey), where it reaches the edge. The darkest stain of BCCD, Bio-Net and PBC
 # train images is 0.13 of their bright pixels, so a dark red cell or nucleus cut by the edge of
@@ -62,7 +64,7 @@ def field_of_view(grey: np.ndarray, level: float = SURROUND_LEVEL) -> np.ndarray
     width = rim_width(grey, distance)
     if width > MEASURED_RIM_SHARE * max(grey.shape):
         rim |= distance <= width
-    inside: np.ndarray = ~ndi.binary_dilation(black | rim, iterations=SURROUND_MARGIN)
+    inside: np.ndarray = ~dilated(black | rim, SURROUND_MARGIN)
     return inside
 
 
