@@ -193,8 +193,8 @@ def analyse_many(images: Sequence[Image.Image], classifier: CellClassifier,
                  params: DetectorParams | None = None,
                  thresholds: QualityThresholds | None = None,
                  red_cells: RedCellFinder | None = None, threads: int = 1) -> list[Analysis]:
-    """Each photo through the path, the cells of all of them classified in one batch (a CPU
-    classifies 16 cells in a pass about a third faster a cell than one); the photos framed in
+    """Each photo through the path, the cells of all of them classified together (in the
+    classifier's chunks, where a CPU classifies a cell fastest); the photos framed in
     ``threads`` threads (numpy and PIL let go of the interpreter: two threads framed 32 PBC
     close-ups 1.7-1.8 x as fast as one on two cores)."""
     params = params or DetectorParams()

@@ -84,10 +84,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def chunk_size_for(device: torch.device) -> int:
-    """Cells per forward pass: small on a CPU, where they keep the working set in cache and
-    beat batches of 32+ on 2 cores; large on a GPU, whose throughput keeps rising with the
-    batch (H200, fp32: 5,200 cells/s at 16, 16,000 at 256; BENCHMARKS.md, "On a GPU")."""
-    return 16 if device.type == "cpu" else 256
+    """Cells per forward pass: small on a CPU, where they keep the working set in cache (two
+    cores, 2026-12-07, cells/s at 1 / 4 / 8 / 16 / 64: fp32 35 / 42 / 39 / 33 / 25, bfloat16
+    first 66 / 62 / 62 / 53 / 44: BENCHMARKS.md, "Speed"); large on a GPU, whose throughput
+    keeps rising with the batch (H200, fp32: 5,200 cells/s at 16, 16,000 at 256)."""
+    return 8 if device.type == "cpu" else 256
 
 
 class CellClassifier:
