@@ -53,14 +53,18 @@ def test_a_nucleus_cut_by_the_eyepieces_rim_keeps_all_but_the_rim() -> None:
     assert inside[40:60, 35:45].all()
 
 
-def _eyepiece(size: int = 200, blur: float = 6.0, radius: float = 0.4) -> np.ndarray:
-    """An evenly lit field seen through an eyepiece (a circle ``radius`` of the side) whose rim
-    fades to black over ``blur`` pixels' Gaussian, as a defocused eyepiece does."""
+def _eyepiece(size: int = 200, blur: float = 6.0, radius: float = 0.4,
+              falloff: float = 0.0) -> np.ndarray:
+    """A field seen through an eyepiece (a circle ``radius`` of the side) whose rim fades to
+    black over ``blur`` pixels' Gaussian, as a defocused eyepiece does; its light falls off by
+    ``falloff`` from the centre to the circle's edge."""
     from scipy import ndimage as ndi
 
     ys, xs = np.mgrid[:size, :size]
-    disc = (np.hypot(xs - size / 2, ys - size / 2) <= radius * size).astype(np.float32)
-    light = ndi.gaussian_filter(disc, blur)[..., None]
+    from_centre = np.hypot(xs - size / 2, ys - size / 2) / (radius * size)
+    disc = (from_centre <= 1).astype(np.float32)
+    light = (ndi.gaussian_filter(disc, blur) * (1 - falloff * from_centre.clip(0, 1) ** 2))
+    light = light[..., None]
     return np.asarray(FIELD, dtype=np.float32) * light + np.asarray(BLACK) * (1 - light)
 
 
@@ -72,6 +76,15 @@ def test_a_blurred_eyepiece_rim_is_out_of_view_all_the_way_to_the_field() -> Non
     # around the whole field.
     assert grey[inside].min() > 0.9 * 228
     assert inside[100, 100] and inside[100, 100 - 60]
+
+
+def test_a_field_darker_at_its_edge_than_at_its_centre_keeps_its_edge() -> None:
+    # A sharp eyepiece, the lamp falling off by 15% towards it: the rim ends where the light
+    # stops rising, not where it reaches the centre's (Bio-Net fields through an eyepiece lost
+    # 6-7% of their side that way).
+    rgb = _eyepiece(size=300, blur=1.5, radius=0.45, falloff=0.15)
+    inside = _in_view(rgb)
+    assert inside[150, 150 - 135 + 8] and inside[150 + 135 - 8, 150]
 
 
 def test_a_field_crowded_with_cells_up_to_black_bands_keeps_its_cells() -> None:
