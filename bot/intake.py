@@ -148,17 +148,8 @@ async def _download(attachment: PhotoSize | Document, message_id: int) -> bytes 
 
 
 async def receive_image(message: Message, sender: Sender, services: BotServices) -> None:
-    if message.media_group_id is None:
+    with services.receiving(message.chat_id, message.media_group_id):
         await _receive_image(message, sender, services)
-        return
-    album = (message.chat_id, message.media_group_id)
-    services.albums_arriving[album] += 1
-    try:
-        await _receive_image(message, sender, services)
-    finally:
-        services.albums_arriving[album] -= 1
-        if services.albums_arriving[album] <= 0:
-            del services.albums_arriving[album]
 
 
 async def _receive_image(message: Message, sender: Sender, services: BotServices) -> None:

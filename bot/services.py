@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from core.db.session import SessionFactory, make_engine, make_session_factory
@@ -48,6 +50,21 @@ class BotServices:
     # for photos still on their way (``core.submissions.ALBUM_SETTLE``) need only cover
     # Telegram's delivery.
     albums_arriving: Counter[tuple[int, str]] = field(default_factory=Counter)
+
+    @contextmanager
+    def receiving(self, chat_id: int, media_group_id: str | None) -> Iterator[None]:
+        """While a photo is received: counted against its album, if it has one."""
+        if media_group_id is None:
+            yield
+            return
+        album = (chat_id, media_group_id)
+        self.albums_arriving[album] += 1
+        try:
+            yield
+        finally:
+            self.albums_arriving[album] -= 1
+            if self.albums_arriving[album] <= 0:
+                del self.albums_arriving[album]
 
     def album_arriving(self, chat_id: int, media_group_id: str | None) -> bool:
         return media_group_id is not None and self.albums_arriving[chat_id, media_group_id] > 0

@@ -93,20 +93,11 @@ def rim_width(grey: np.ndarray, distance: np.ndarray) -> int:
     order = np.argsort(bands, kind="stable")
     values = grey[near][order]
     ends = np.searchsorted(bands[order], np.arange(1, reach + 1), side="right")
-    starts = np.r_[0, ends[:-1]]
-    levels: dict[int, float] = {}
-
-    def level(band: int) -> float:
-        """The band's upper quartile as a share of the field's (NaN for an empty band)."""
-        if band not in levels:
-            start, end = starts[band - 1], ends[band - 1]
-            levels[band] = (float(np.percentile(values[start:end], RIM_QUANTILE)) / field
-                            if end > start else float("nan"))
-        return levels[band]
-
-    for band in range(1, reach + 1):
-        here = level(band)
-        if here >= RIM_END or (here >= RIM_FLAT_FROM and level(
-                min(band + RIM_FLAT_BANDS, reach)) - here < RIM_FLAT_RISE):
+    # Each band's upper quartile as a share of the field's (NaN for an empty band).
+    levels = [float(np.percentile(values[start:end], RIM_QUANTILE)) / field if end > start
+              else float("nan") for start, end in zip(np.r_[0, ends[:-1]], ends, strict=True)]
+    for band, here in enumerate(levels, start=1):
+        later = levels[min(band + RIM_FLAT_BANDS, reach) - 1]
+        if here >= RIM_END or (here >= RIM_FLAT_FROM and later - here < RIM_FLAT_RISE):
             return band - 1
     return reach
