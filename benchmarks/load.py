@@ -1,13 +1,13 @@
 """Load through the whole stack: simulated users send photos to the bot; every reply is timed.
 
     python -m benchmarks.load [--users 50] [--photos 10] [--workers 2] [--flood]
-        [--album-users 10] [--album-size 5] [--redis URL] [--pg URL]
+        [--album-users 10] [--album-size 5] [--cold] [--redis URL] [--pg URL]
 
 Each user sends a photo, waits for its reply, then sends the next (50 users in flight at once by
 default); ``--album-users`` of them send theirs as albums of ``--album-size`` instead, each album
 answered as one result. Latency is from the user's send to the bot's result, both seen by the
-Bot API stand-in (for an album, every photo in it counts that album's latency). The workers are
-warmed first by an untimed album. Needs Redis and PostgreSQL (as the tests do); everything else
+Bot API stand-in (for an album, every photo in it counts that album's latency). An untimed album
+reaches every worker first (not with ``--cold``: a deployment's first photos). Needs Redis and PostgreSQL (as the tests do); everything else
 runs here.
 """
 
@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--root", type=Path, help="keep logs and files here (default: a temp dir)")
+    parser.add_argument("--cold", action="store_true",
+                        help="time the first photos too, sent as soon as the workers are up")
     parser.add_argument("--flood", action="store_true",
                         help="the stand-in enforces Telegram's flood control (429s)")
     args = parser.parse_args()
@@ -70,11 +72,12 @@ def main() -> None:
             stack.standin.api.state.flood = FloodLimits()
         for extra in range(1, args.workers):
             stack.start_worker(f"worker{extra + 1}")
-        # Each worker loads its model at its first task (seconds): a first album, untimed,
-        # reaches them all before the clock starts.
-        warm = stack.new_user()
-        stack.send_albums_and_time(warm, [CELLS[0].read_bytes()] * (2 * args.workers),
-                                   2 * args.workers)
+        if not args.cold:
+            # A worker warms its model up as it starts (seconds): a first album, untimed,
+            # reaches them all before the clock starts.
+            warm = stack.new_user()
+            stack.send_albums_and_time(warm, [CELLS[0].read_bytes()] * (2 * args.workers),
+                                       2 * args.workers)
         users = [stack.new_user() for _ in range(args.users)]
         # Album users are spread among the others, not all started first.
         step = max(1, args.users // max(1, args.album_users))

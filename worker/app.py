@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from celery import Celery, Task
 from sqlalchemy.exc import OperationalError
@@ -18,11 +19,11 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 5
 
 
-def create_worker_app(settings: Settings) -> Celery:
+def create_worker_app(settings: Settings, runtime: WorkerRuntime | None = None) -> Celery:
     settings.ensure_dirs()
     app = Celery("hematovision", set_as_current=False)
     app.conf.update(celery_config(settings))
-    runtime = WorkerRuntime(settings)
+    runtime = runtime or WorkerRuntime(settings)
 
     @app.task(name=CLASSIFY_TASK, bind=True, max_retries=MAX_RETRIES)  # type: ignore[untyped-decorator]
     def classify(task: Task, submission_id: int) -> None:
@@ -43,6 +44,14 @@ def create_worker_app(settings: Settings) -> Celery:
     return app
 
 
+def _warm_up(runtime: WorkerRuntime) -> None:
+    try:
+        runtime.warm_up()
+    except Exception:
+        # The database or the model file may not be ready yet: the first task loads the model.
+        log.exception("the model could not be warmed up before the first task")
+
+
 def run_worker(settings: Settings, *, loglevel: str = "INFO", hostname: str | None = None,
                training: bool = False) -> None:
     """An inference worker, or (``training``) the worker that serves retraining jobs.
@@ -51,7 +60,13 @@ def run_worker(settings: Settings, *, loglevel: str = "INFO", hostname: str | No
     thread pool whose tasks share the model through dynamic batching. A training worker runs
     one job at a time.
     """
-    app = create_worker_app(settings)
+    settings.ensure_dirs()
+    runtime = WorkerRuntime(settings)
+    if not training:
+        # Beside Celery's own start-up: a task that comes first waits for the model (the
+        # runtime's lock) as it would have loading it itself.
+        threading.Thread(target=_warm_up, args=(runtime,), name="warm-up", daemon=True).start()
+    app = create_worker_app(settings, runtime)
     queue = settings.training_queue if training else settings.classify_queue
     concurrency = 1 if training else max(1, settings.worker_concurrency)
     pool = "threads" if concurrency > 1 else "solo"

@@ -67,3 +67,16 @@ def test_a_corrupt_model_file_in_an_empty_registry_is_refused(sqlite_url: str,
     runtime = runtime_on(sqlite_url, tmp_path, broken_copy(tmp_path, b"not a model"))
     with pytest.raises(ModelIntegrityError):
         runtime.current_model()
+
+
+def test_a_warmed_up_worker_has_its_serving_model_loaded_before_the_first_task(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runtime = runtime_on(sqlite_url, tmp_path)
+    loads: list[Path] = []
+    load = runtime._load
+    monkeypatch.setattr(runtime, "_load", lambda path: loads.append(path) or load(path))
+    runtime.warm_up()
+    assert len(loads) == 1
+    ref, _ = runtime.current_model()  # what the first task asks for
+    assert len(loads) == 1 and ref.version == read_card(DEFAULT_MODEL_PATH).version

@@ -138,6 +138,19 @@ class CellClassifier:
                 torch.jit.freeze(torch.jit.trace(net.eval(), example)))
         return frozen
 
+    def warm_up(self) -> None:
+        """Run each network twice on one cell and on a full chunk, so that TorchScript's
+        profiling runs and the first kernels' set-up are paid before the first photo, not by
+        the user who sends it."""
+        crop = self.preprocess.crop
+        with torch.inference_mode():
+            for size in (1, self.batch_size):
+                x = torch.zeros(size, 3, crop, crop, device=self.device)
+                x = x.contiguous(memory_format=torch.channels_last)
+                for net in (n for n in (self._net, self._fast) if n is not None):
+                    for _ in range(2):
+                        self._scored(net, x)
+
     def enable_dynamic_batching(self, max_batch: int, max_wait: float) -> None:
         """Let concurrent callers share forward passes (a worker running tasks in threads)."""
         self._run = DynamicBatcher(self.forward, max_batch, max_wait)

@@ -50,3 +50,13 @@ def test_bf16_first_names_every_cell_as_fp32_does(exact: CellClassifier,
     assert torch.allclose(ood[~kept], expected_ood[~kept], rtol=1e-4)
     # The sure ones kept bfloat16's: not fp32's, but a few thousandths at most from them.
     assert 1e-5 < (probs[kept] - expected_probs[kept]).abs().max() < 0.005
+
+
+def test_warming_up_changes_no_answer(exact: CellClassifier) -> None:
+    warmed = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu", fast=True)
+    warmed.compile_for_cpu()
+    warmed.warm_up()
+    cold = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu", fast=True)
+    cold.compile_for_cpu()
+    cells = _cells()
+    assert torch.allclose(warmed.scores(cells)[0], cold.scores(cells)[0], atol=1e-6)
