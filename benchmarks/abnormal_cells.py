@@ -30,7 +30,7 @@ from PIL import Image
 
 from benchmarks.cross_lab import centred_cell
 from benchmarks.paths import PBC, SHARED_DATA
-from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 from vision.data import index_image_folder
 from vision.field.analyse import analyse
 from vision.field.learned_red_cells import load_red_cell_finder
@@ -139,15 +139,20 @@ def choose_review(reads: list[Read], pbc_reads: list[Read]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--screen", type=Path, default=ABNORMAL_MODEL_PATH,
+                        help="the model that screens every cell for blasts, as served")
+    parser.add_argument("--no-screen", action="store_true", help="the model alone")
     parser.add_argument("--red-cells", type=Path, default=DEFAULT_RED_CELL_MODEL_PATH)
     parser.add_argument("--split", choices=["val", "test"], default="val")
     parser.add_argument("--choose-review", action="store_true")
     parser.add_argument("--pbc-test", action="store_true")
     parser.add_argument("--limit", type=int)
     args = parser.parse_args(argv)
-    classifier = CellClassifier.from_artifact(args.model, "cpu")
+    classifier = CellClassifier.from_artifact(args.model, "cpu",
+                                              screen=None if args.no_screen else args.screen)
     print(f"model {classifier.version}, possible-blast review from "
-          f"{classifier.card.blast_review_above}")
+          f"{classifier.blast_review_above}"
+          + (f", screened by {classifier.screen.version}" if classifier.screen else ""))
     reads = read_all(classifier, deepapl_items(args.split, args.limit), args.red_cells,
                      f"DeepAPL {args.split}")
     print(f"\nDeepAPL {args.split} ({len(reads)} cells, "

@@ -39,7 +39,7 @@ from PIL import Image, ImageFilter
 
 from benchmarks.paths import BCCD, BIONET, LISC, PBC
 from benchmarks.phone_conditions import Boxes, Condition, phone_visible, vignette_visible
-from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 from lab import bccd, bionet
 from lab.bccd import Annotated, match
 from vision.data import index_image_folder
@@ -430,10 +430,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every row here too")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
                         help="classifier weights (default: the shipped model)")
+    parser.add_argument("--screen", type=Path, default=ABNORMAL_MODEL_PATH,
+                        help="the model that screens every cell for blasts, as served")
+    parser.add_argument("--no-screen", action="store_true", help="the model alone")
     parser.add_argument("--red-cells", type=Path, default=DEFAULT_RED_CELL_MODEL_PATH,
                         help="red-cell centre network (default: the shipped one)")
     args = parser.parse_args()
-    classifier = CellClassifier.from_artifact(args.model, "cpu")
+    classifier = CellClassifier.from_artifact(args.model, "cpu",
+                                              screen=None if args.no_screen else args.screen)
     red_cells = load_red_cell_finder(args.red_cells)
 
     def run(image: Image.Image) -> Analysis:

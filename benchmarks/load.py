@@ -6,9 +6,9 @@
 Each user sends a photo, waits for its reply, then sends the next (50 users in flight at once by
 default); ``--album-users`` of them send theirs as albums of ``--album-size`` instead, each album
 answered as one result. Latency is from the user's send to the bot's result, both seen by the
-Bot API stand-in (for an album, every photo in it counts that album's latency). An untimed album
-reaches every worker first (not with ``--cold``: a deployment's first photos). Needs Redis and PostgreSQL (as the tests do); everything else
-runs here.
+Bot API stand-in (for an album, every photo in it counts that album's latency). An untimed
+album reaches every worker first (not with ``--cold``: a deployment's first photos). Needs
+Redis and PostgreSQL (as the tests do); everything else runs here.
 """
 
 from __future__ import annotations

@@ -243,7 +243,10 @@ class Handlers:
         if request.message is None:
             return
         entries = await request.run(registry.list_models, 10, request.member)
-        await reply_pages(request.message, messages.models_text(entries))
+        screen = self.services.settings.screen_model_path
+        card = (await asyncio.to_thread(registry.screen_card, screen)
+                if screen is not None else None)
+        await reply_pages(request.message, messages.models_text(entries, card))
 
     @guarded("stats", Need.ADMIN)
     async def stats(self, request: Request, context: Context) -> None:

@@ -8,7 +8,7 @@ from core.access import Member
 from core.cases import CaseDetail, HistoryPage
 from core.enums import JobStatus, Role, SubmissionStatus
 from core.laboratory import Proposal, Standing, breakdown
-from core.registry import ModelEntry
+from core.registry import ModelEntry, ScreenCard
 from core.retraining.jobs import JobReport
 from core.reviews import ReviewableCell, Reviewed
 from core.submissions import GAVE_UP, CellView, Delivery
@@ -471,7 +471,8 @@ def confirmed(count: int, reviewer: Member) -> str:
     return f"✅ {count} label(s) of this result confirmed by {reviewer.name}."
 
 
-def models_text(entries: list[ModelEntry]) -> str:
+def models_text(entries: list[ModelEntry], screen: ScreenCard | None = None) -> str:
+    """The registry's versions, and the model that screens every cell for blasts."""
     if not entries:
         return "No model versions are registered yet."
     lines = ["🧠 Model versions (newest first):"]
@@ -486,6 +487,10 @@ def models_text(entries: list[ModelEntry]) -> str:
             lines.append(f"      learnt from: {', '.join(entry.sources)}")
         if entry.gate and not entry.gate.get("passed", True):
             lines.append(f"      gate: {'; '.join(entry.gate.get('reasons', []))}")
+    if screen is not None:
+        lines.append(f"🔎 Every cell is also screened for blasts by "
+                     f"{screen.version}, learnt from: "
+                     f"{', '.join(screen.sources)}")
     lines.append("/promote VERSION or /rollback to switch.")
     return "\n".join(lines)
 

@@ -7,8 +7,10 @@ else. Promote and rollback act within one such scope.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, select, update
@@ -220,12 +222,30 @@ def list_models(factory: SessionFactory, limit: int = 10,
         entries = []
         for row, group in rows:
             test = (row.card.get("metrics") or {}).get("test") or {}
-            sources = tuple(f"{s.get('name')} ({s.get('licence')})"
-                            for s in row.card.get("sources") or [])
             entries.append(ModelEntry(_ref(row), row.status, row.created_at,
                                       test.get("accuracy"), test.get("macro_f1"),
-                                      row.parent_version, row.gate, group, sources))
+                                      row.parent_version, row.gate, group,
+                                      _sources(row.card)))
         return entries
+
+
+def _sources(card: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(f"{s.get('name')} ({s.get('licence')})" for s in card.get("sources") or [])
+
+
+@dataclass(frozen=True)
+class ScreenCard:
+    """The model that screens every cell for blasts, as /models names it."""
+
+    version: str
+    sources: tuple[str, ...]
+
+
+def screen_card(weights: Path) -> ScreenCard:
+    """Read from the JSON card beside ``weights`` (not through the model code, which needs
+    torch: the bot does not load it)."""
+    card = json.loads(weights.with_suffix(".json").read_text())
+    return ScreenCard(str(card.get("version")), _sources(card))
 
 
 def model_card(factory: SessionFactory, model_id: int) -> dict[str, Any]:

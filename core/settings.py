@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     webhook_port: int = 8443
 
     model_path: Path = DEFAULT_MODEL_PATH
+    # The model that knows blasts screens every cell the model above names
+    # (vision.model.screen): blasts and promonocytes are named beside the model's own classes.
+    # Empty: none (the model alone; a model that names blasts itself needs none).
+    screen_model_path: Path | None = ABNORMAL_MODEL_PATH
     device: str = "auto"
     # Red cells of a field: a trained centre network at this path, or the colour rule if empty.
     red_cell_model_path: Path | None = DEFAULT_RED_CELL_MODEL_PATH
@@ -134,10 +138,10 @@ class Settings(BaseSettings):
                              "(for example: openssl rand -hex 16)")
         return value
 
-    @field_validator("red_cell_model_path", mode="before")
+    @field_validator("red_cell_model_path", "screen_model_path", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
-        # HV_RED_CELL_MODEL_PATH= (empty) chooses the colour rule.
+        # HV_RED_CELL_MODEL_PATH= (empty) chooses the colour rule; HV_SCREEN_MODEL_PATH= none.
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("admin_ids", mode="before")

@@ -106,7 +106,8 @@ def run_classify(settings: Settings, images: list[Path], as_json: bool,
         # Eager, not TorchScript as the workers run it: freezing costs seconds at every start
         # and gains a few milliseconds a cell, paid back only after hundreds of cells.
         classifier = CellClassifier.from_artifact(model_path or settings.model_path,
-                                                  settings.device, settings.bf16_first)
+                                                  settings.device, settings.bf16_first,
+                                                  settings.screen_model_path)
         red_cells = load_red_cell_finder(settings.red_cell_model_path)
     except (ModelIntegrityError, FileNotFoundError) as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)

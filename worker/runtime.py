@@ -57,7 +57,8 @@ class WorkerRuntime:
         if self.settings.torch_threads > 0:
             torch.set_num_threads(self.settings.torch_threads)
         classifier = CellClassifier.from_artifact(path, self.settings.device,
-                                                  self.settings.bf16_first)
+                                                  self.settings.bf16_first,
+                                                  self.settings.screen_model_path)
         if self.settings.torchscript and classifier.device.type == "cpu":
             classifier.compile_for_cpu()
         if self.settings.worker_concurrency > 1:

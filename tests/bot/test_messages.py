@@ -7,10 +7,12 @@ from bot.messages import DISCLAIMER, job_text, result_text
 from core.access import Member
 from core.agreement import AgreementReport, ReviewedAnswer
 from core.cases import CaseDetail, Photo
-from core.enums import JobStatus, Role, SubmissionStatus
+from core.enums import JobStatus, ModelStatus, Role, SubmissionStatus
 from core.laboratory import Standing
+from core.registry import ModelEntry, ModelRef, screen_card
 from core.retraining.jobs import JobReport
 from core.reviews import ReviewableCell
+from core.settings import ABNORMAL_MODEL_PATH
 from core.submissions import CellView, Delivery
 from core.trust import NEW_LABORATORY, ScoredAnswer, Trust, measure
 
@@ -304,3 +306,14 @@ def test_a_rejected_photo_in_a_case_gives_its_own_reason_in_one_line() -> None:
                         photos=[rejected])
     assert ("Photo 2 (12-07 09:40): ❌ not analysed: The photo is out of focus: tap the cells on "
             "the screen to focus before shooting.\n") in messages.case_text(detail)
+
+
+def test_models_names_the_screen_every_cell_passes_and_what_it_learnt_from() -> None:
+    entry = ModelEntry(ModelRef(1, "pbc-bionet-lite0-v7", "v7.safetensors", "0" * 64),
+                       ModelStatus.ACTIVE, datetime(2026, 12, 7, tzinfo=UTC), 0.992, 0.993,
+                       None, None)
+    text = messages.models_text([entry], screen_card(ABNORMAL_MODEL_PATH))
+    assert "▶️ pbc-bionet-lite0-v7: active" in text
+    screen_line = next(line for line in text.splitlines() if "screened" in line)
+    assert "hv-lite0-v10-abnormal" in screen_line and "DeepAPL" in screen_line
+    assert "🔎" not in messages.models_text([entry])

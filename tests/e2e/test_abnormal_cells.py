@@ -1,12 +1,12 @@
 """Blasts through the chat, with every part real: the alert opens the album's answer, `/case`
 and the PDF; an expert's correction to a blast is stored with the new label.
 
-The workers serve the shipped abnormal-cells model (``HV_MODEL_PATH``). The blasts are
-DeepAPL's (leukaemia patients of another laboratory; never shipped, so the test reads them from
-../shared/data and skips without it), from its validation patients, whom the model never learnt
-from. It names about two thirds of such blasts blast (BENCHMARKS.md) and flags most of the rest
-as possible blasts; this test is of what the stack does with its answer, so it sends blasts the
-model, run here as the worker runs it, names blast.
+The workers serve the default deployment: the shipped model, screened by the abnormal-cells
+model (``HV_SCREEN_MODEL_PATH``). The blasts are DeepAPL's (leukaemia patients of another
+laboratory; never shipped, so the test reads them from ../shared/data and skips without it), from
+its validation patients, whom neither model learnt from. About half of such blasts are named
+blast (BENCHMARKS.md) and most of the rest flagged as possible blasts; this test is of what the
+stack does with the answer, so it sends blasts that the screened model names blast.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from core.db.models import CellResult, LabelReview
 from core.enums import Role
-from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 from devkit.harness import Stack, running_stack
 from tests.conftest import fresh_postgres_database, pbc_fixtures
 from tests.e2e.test_cases_and_retraining import correct_the_cell, say, send_cell
@@ -39,7 +39,8 @@ def validation_blasts(shared: Path, count: int) -> list[Path]:
     names blast."""
     with (shared / "deepapl" / "manifest.csv").open() as handle:
         rows = [r for r in csv.DictReader(handle) if r["split"] == "val" and r["label"] == "blast"]
-    classifier = CellClassifier.from_artifact(ABNORMAL_MODEL_PATH, "cpu")
+    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu",
+                                              screen=ABNORMAL_MODEL_PATH)
     red_cells = load_red_cell_finder(DEFAULT_RED_CELL_MODEL_PATH)
     named = []
     for row in rows:
@@ -56,8 +57,7 @@ def validation_blasts(shared: Path, count: int) -> list[Path]:
 @pytest.fixture(scope="module")
 def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("abnormal")
-    env = {"HV_MODEL_PATH": str(ABNORMAL_MODEL_PATH)}
-    with fresh_postgres_database() as url, running_stack(root, url, redis_url, env) as running:
+    with fresh_postgres_database() as url, running_stack(root, url, redis_url) as running:
         yield running
 
 

@@ -17,6 +17,7 @@ from vision.model.artifact import ModelCard, load_artifact
 from vision.model.batching import DynamicBatcher, Forward
 from vision.model.efficientnet_lite import EfficientNetLite
 from vision.model.rejection import OodDetector
+from vision.model.screen import screened, screened_columns
 
 Box = tuple[int, int, int, int]
 
@@ -107,17 +108,46 @@ class CellClassifier:
         if fast and device.type == "cpu" and native_bf16():
             self._fast = _Scoring(copy.deepcopy(self.model), torch.bfloat16)
         self._run: Forward = self.forward
+        # What its answers name: the card's classes, and a screen's blast-like ones after them.
+        self.classes: list[str] = list(card.classes)
+        self._screen: tuple[CellClassifier, list[int]] | None = None
         self._blast_like = [i for i, label in enumerate(card.classes) if label in BLAST_LIKE]
 
     @classmethod
     def from_artifact(cls, path: Path, device: str = "auto", fast: bool = False,
-                      ) -> CellClassifier:
+                      screen: Path | None = None) -> CellClassifier:
+        """The model at ``path``, screened by the one at ``screen`` (``screen_with``)."""
         model, card, detector = load_artifact(path)
-        return cls(model, card, resolve_device(device), detector, fast)
+        classifier = cls(model, card, resolve_device(device), detector, fast)
+        if screen is not None and screen.resolve() != path.resolve():
+            classifier.screen_with(cls.from_artifact(screen, device, fast))
+        return classifier
 
     @property
     def version(self) -> str:
         return self.card.version
+
+    @property
+    def screen(self) -> CellClassifier | None:
+        return self._screen[0] if self._screen else None
+
+    def screen_with(self, screen: CellClassifier) -> None:
+        """Name blasts (and promonocytes) with ``screen``'s probabilities of them
+        (``vision.model.screen``); nothing changes for a model that names them itself."""
+        columns = screened_columns(self.card.classes, screen.card.classes)
+        if not columns:
+            return
+        self._screen = (screen, columns)
+        self.classes = list(self.card.classes) + [screen.card.classes[i] for i in columns]
+        self._blast_like = [i for i, label in enumerate(self.classes) if label in BLAST_LIKE]
+
+    @property
+    def blast_review_above(self) -> float | None:
+        """The blast-like probability from which a cell named otherwise is flagged: the
+        model's own, or its screen's."""
+        if self.card.blast_review_above is not None or self._screen is None:
+            return self.card.blast_review_above
+        return self._screen[0].card.blast_review_above
 
     def compile_for_cpu(self) -> None:
         """Trace, freeze and optimise the network (and its bfloat16 copy) with TorchScript
@@ -126,6 +156,8 @@ class CellClassifier:
         self._net = self._frozen(_Scoring(self.model).eval())
         if self._fast is not None:
             self._fast = self._frozen(self._fast)
+        if self.screen is not None:
+            self.screen.compile_for_cpu()
 
     def _frozen(self, net: nn.Module) -> nn.Module:
         crop = self.preprocess.crop
@@ -150,10 +182,14 @@ class CellClassifier:
                 for net in (n for n in (self._net, self._fast) if n is not None):
                     for _ in range(2):
                         self._scored(net, x)
+        if self.screen is not None:
+            self.screen.warm_up()
 
     def enable_dynamic_batching(self, max_batch: int, max_wait: float) -> None:
         """Let concurrent callers share forward passes (a worker running tasks in threads)."""
         self._run = DynamicBatcher(self.forward, max_batch, max_wait)
+        if self.screen is not None:
+            self.screen.enable_dynamic_batching(max_batch, max_wait)
 
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -187,8 +223,9 @@ class CellClassifier:
         """The cells whose bfloat16 answers fp32 might change (``SURE_IN_BF16``)."""
         close = probs.max(dim=1).values < SURE_IN_BF16
         threshold = self.card.blast_review_above
-        if threshold is not None and self._blast_like:
-            blast = probs[:, self._blast_like].sum(dim=1)
+        own = [i for i, label in enumerate(self.card.classes) if label in BLAST_LIKE]
+        if threshold is not None and own:
+            blast = probs[:, own].sum(dim=1)
             close |= (blast - threshold).abs() < BLAST_MARGIN
         if ood is not None and self.detector is not None:
             low, high = (bound * self.detector.threshold for bound in OOD_BAND)
@@ -198,13 +235,20 @@ class CellClassifier:
     def scores(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Calibrated class probabilities and, with a detector, out-of-distribution scores."""
         if not images:
-            return torch.empty(0, len(self.card.classes)), None
-        return self._run(self.preprocess.batch(images))
+            return torch.empty(0, len(self.classes)), None
+        batch = self.preprocess.batch(images)
+        probs, ood = self._run(batch)
+        if self._screen is not None:
+            screen, columns = self._screen
+            screen_batch = (batch if screen.preprocess == self.preprocess
+                            else screen.preprocess.batch(images))
+            probs = screened(probs, screen._run(screen_batch)[0], columns)
+        return probs, ood
 
     def possible_blast(self, prediction: CellPrediction) -> bool:
         """Named otherwise, but the blast-like classes hold enough probability that a
         haematologist should look: a blast must never leave with a normal label unflagged."""
-        threshold = self.card.blast_review_above
+        threshold = self.blast_review_above
         return (threshold is not None and prediction.label not in BLAST_LIKE
                 and prediction.blast_probability >= threshold)
 
@@ -242,7 +286,7 @@ class CellClassifier:
         for index, (box, row) in enumerate(zip(boxes, probs, strict=True)):
             values, indices = row.topk(min(3, row.numel()))
             top3 = tuple(
-                LabelScore(self.card.classes[int(i)], float(v))
+                LabelScore(self.classes[int(i)], float(v))
                 for v, i in zip(values, indices, strict=True)
             )
             score = float(ood[index]) if ood is not None else None
