@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from benchmarks.paths import BIONET, PBC
-from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH, Settings
 from vision.field.analyse import analyse
 from vision.field.learned_red_cells import load_red_cell_finder
 from vision.model.classifier import CellClassifier
@@ -107,8 +107,9 @@ def main() -> None:
     print(f"path overhead: {rates['classify'][1] / rates['evaluate'][1]:.2f} x the classifier's "
           "CPU a cell")
 
+    # Screened as served (``HV_SCREEN_MODEL_PATH=`` for the model alone, as classify is then).
     classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu", fast=True,
-                                              screen=ABNORMAL_MODEL_PATH)
+                                              screen=Settings().screen_model_path)
     classifier.compile_for_cpu()
     cells = stages([Image.open(p).convert("RGB") for p in paths], classifier)
     fields = [Image.open(p).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.settings import DEFAULT_MODEL_PATH
+from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_MODEL_PATH
 from vision.model.classifier import SURE_IN_BF16, CellClassifier, native_bf16
 
 FIXTURES = sorted((Path(__file__).parents[2] / "fixtures" / "pbc").glob("*.jpg"))
@@ -60,3 +60,18 @@ def test_warming_up_changes_no_answer(exact: CellClassifier) -> None:
     cold.compile_for_cpu()
     cells = _cells()
     assert torch.allclose(warmed.scores(cells)[0], cold.scores(cells)[0], atol=1e-6)
+
+
+def test_a_screen_in_bfloat16_first_names_and_flags_every_cell_as_in_fp32() -> None:
+    screened_exact = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu",
+                                                  screen=ABNORMAL_MODEL_PATH)
+    screened_fast = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu", fast=True,
+                                                 screen=ABNORMAL_MODEL_PATH)
+    cells = _cells()
+    exact_answers = screened_exact.classify_crops(cells)
+    fast_answers = screened_fast.classify_crops(cells)
+    assert [a.label for a in fast_answers] == [a.label for a in exact_answers]
+    assert ([screened_fast.possible_blast(a) for a in fast_answers]
+            == [screened_exact.possible_blast(a) for a in exact_answers])
+    assert max(abs(a.confidence - b.confidence)
+               for a, b in zip(fast_answers, exact_answers, strict=True)) < 0.005
