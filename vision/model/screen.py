@@ -37,6 +37,6 @@ def screened_columns(classes: Sequence[str], screen_classes: Sequence[str]) -> l
 def screened(probs: torch.Tensor, screen_probs: torch.Tensor,
              columns: Sequence[int]) -> torch.Tensor:
     """N x (C + len(columns)) probabilities: the classifier's ``probs`` (N x C) scaled by what
-    the screen leaves to the normal classes, then the screen's ``columns``."""
-    abnormal = screen_probs[:, list(columns)]
-    return torch.cat([(1 - abnormal.sum(dim=1, keepdim=True)) * probs, abnormal], dim=1)
+    the screen leaves to the classifier's classes, then the screen's ``columns``."""
+    blast_like = screen_probs[:, list(columns)]
+    return torch.cat([(1 - blast_like.sum(dim=1, keepdim=True)) * probs, blast_like], dim=1)
