@@ -38,6 +38,11 @@ MAX_LOADED_MODELS = 8
 class WorkerRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Here, in the thread that runs the tasks (the solo pool's): the setting is the calling
+        # thread's own (OpenMP), so set only in the warm-up thread, the tasks kept torch's
+        # default and two workers' threads spun against each other (load 14 -> 3.6 photos/s).
+        if settings.torch_threads > 0:
+            torch.set_num_threads(settings.torch_threads)
         self.deadlines = Deadlines(settings.task_time_limit_seconds)
         # Loaded versions by registry id: the laboratory-wide one and laboratories' own.
         self._loaded: dict[int, CellClassifier] = {}

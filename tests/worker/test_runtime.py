@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.db import migrate
 from core.enums import ModelStatus
@@ -80,3 +81,17 @@ def test_a_warmed_up_worker_has_its_serving_model_loaded_before_the_first_task(
     assert len(loads) == 1
     ref, _ = runtime.current_model()  # what the first task asks for
     assert len(loads) == 1 and ref.version == read_card(DEFAULT_MODEL_PATH).version
+
+
+def test_the_thread_that_runs_the_tasks_uses_the_configured_torch_threads(
+    sqlite_url: str, tmp_path: Path,
+) -> None:
+    # torch's thread count is the calling thread's own: set only where the model is warmed up
+    # (another thread), the tasks ran on every core and two workers spun against each other.
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        runtime_on(sqlite_url, tmp_path)  # torch_threads: 1, the default
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
