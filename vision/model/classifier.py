@@ -118,7 +118,10 @@ class CellClassifier:
         self.classes: list[str] = list(card.classes)
         self._screen: tuple[CellClassifier, list[int]] | None = None
         self._screening = False  # it is another model's screen: only its blast-like share counts
-        self._blast_like = [i for i, label in enumerate(card.classes) if label in BLAST_LIKE]
+        # The model's own blast-like columns (its bfloat16 close calls read them), and those of
+        # what its answers name (its screen's, once screened).
+        self._own_blast_like = [i for i, label in enumerate(card.classes) if label in BLAST_LIKE]
+        self._blast_like = self._own_blast_like
 
     @classmethod
     def from_artifact(cls, path: Path, device: str = "auto", fast: bool = False,
@@ -230,7 +233,7 @@ class CellClassifier:
     def _close_calls(self, probs: torch.Tensor, ood: torch.Tensor | None) -> torch.Tensor:
         """The cells whose bfloat16 answers fp32 might change (``SURE_IN_BF16``)."""
         threshold = self.card.blast_review_above
-        own = [i for i, label in enumerate(self.card.classes) if label in BLAST_LIKE]
+        own = self._own_blast_like
         if self._screening:
             return self._close_screen_calls(probs[:, own].sum(dim=1), threshold)
         close = probs.max(dim=1).values < SURE_IN_BF16
