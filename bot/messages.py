@@ -235,6 +235,8 @@ def result_text(delivery: Delivery) -> str:
     lines = _field_lines(delivery) if delivery.mode == "field" else _cell_lines(delivery)
     lines[:0] = _first_lines(delivery.classified)
     models = f"Model: {delivery.model_version}"
+    if delivery.screen_model:
+        models += f" · blast screen: {delivery.screen_model}"
     if delivery.red_cell_model:
         models += f" · red cells: {delivery.red_cell_model}"
     trust = [delivery.trust.line()] if delivery.trust is not None and delivery.classified else []
@@ -275,6 +277,7 @@ def album_text(album: list[Delivery]) -> str:
     lines += [f"Photo {number}: {_album_line(delivery)}"
               for number, delivery in enumerate(album, start=1)]
     versions = sorted({d.model_version for d in album if d.model_version})
+    versions += sorted({f"blast screen: {d.screen_model}" for d in album if d.screen_model})
     # The photos of an album are answered together: the last one's trust is the laboratory's.
     trusts = [d.trust.line() for d in album if d.trust is not None and d.classified][-1:]
     tail = "\n".join(["", *trusts, f"Model: {', '.join(versions) or '-'}", DISCLAIMER])

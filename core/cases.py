@@ -101,6 +101,7 @@ class Photo:
     reviewed: int  # cells with an expert decision
     model_version: str | None
     red_cell_model: str | None
+    screen_model: str | None
     image_sha256: str | None
     annotated_sha256: str | None
     error: str | None
@@ -165,8 +166,13 @@ class CaseDetail:
         return sorted({p.model_version for p in self.photos if p.model_version})
 
     @property
-    def red_cell_models(self) -> list[str]:
-        return sorted({p.red_cell_model for p in self.photos if p.red_cell_model})
+    def models_used(self) -> list[str]:
+        """Every model behind the case's answers, as a signed report names them: the answering
+        versions, a blast screen's and the red-cell finder's."""
+        screens = sorted({p.screen_model for p in self.photos if p.screen_model})
+        red = sorted({p.red_cell_model for p in self.photos if p.red_cell_model})
+        return [*self.model_versions, *(f"blast screen {s}" for s in screens),
+                *(f"red cells {r}" for r in red)]
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,7 @@ def case_detail(factory: SessionFactory, member: Member, case_id: int) -> CaseDe
                 model_version=submission.model_version.version
                 if submission.model_version else None,
                 red_cell_model=submission.red_cell_model,
+                screen_model=submission.screen_model,
                 image_sha256=submission.sha256, annotated_sha256=submission.annotated_sha256,
                 error=submission.error, flag_reasons=_flag_reasons(cells),
             ))

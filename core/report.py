@@ -146,7 +146,7 @@ def _summary_page(plt: object, detail: CaseDetail, footer: str, platelets: str) 
             lines.append(f"   ... and {len(detail.corrections) - 12} more (in the CSV)")
     figure.text(0.07, y, "\n".join(lines), fontsize=8.5, va="top", linespacing=1.45)
     figure.text(0.07, 0.16, SIGN_OFF, fontsize=10)
-    small = [footer, SOURCE, f"Models: {', '.join(detail.model_versions) or 'none'}", NOTICE]
+    small = [footer, SOURCE, f"Models: {', '.join(detail.models_used) or 'none'}", NOTICE]
     figure.text(0.07, 0.115, "\n".join(s for s in small if s), fontsize=7, va="top",
                 wrap=True, linespacing=1.4)
     figure.text(0.93, 0.02, "page 1", fontsize=7, ha="right")

@@ -66,6 +66,7 @@ class Delivery:
     cells: list[CellView]
     mode: str | None = None
     red_cell_model: str | None = None
+    screen_model: str | None = None
     rbc_count: int | None = None
     platelet_count: int | None = None
     annotated_sha256: str | None = None
@@ -221,6 +222,7 @@ def store_results(
         submission.annotated_sha256 = annotated_sha256
         submission.model_version_id = model_version_id
         submission.red_cell_model = analysis.red_cell_model
+        submission.screen_model = analysis.screen_model
         submission.finished_at = utcnow()
         announce_result(session)
         return True
@@ -411,6 +413,7 @@ def _delivery(row: Submission) -> Delivery:
         ],
         mode=row.mode,
         red_cell_model=row.red_cell_model,
+        screen_model=row.screen_model,
         rbc_count=row.rbc_count,
         platelet_count=row.platelet_count,
         annotated_sha256=row.annotated_sha256,

@@ -38,11 +38,7 @@ MAX_LOADED_MODELS = 8
 class WorkerRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # Here, in the thread that runs the tasks (the solo pool's): the setting is the calling
-        # thread's own (OpenMP), so set only in the warm-up thread, the tasks kept torch's
-        # default and two workers' threads spun against each other (load 14 -> 3.6 photos/s).
-        if settings.torch_threads > 0:
-            torch.set_num_threads(settings.torch_threads)
+        self.use_torch_threads()
         self.deadlines = Deadlines(settings.task_time_limit_seconds)
         # Loaded versions by registry id: the laboratory-wide one and laboratories' own.
         self._loaded: dict[int, CellClassifier] = {}
@@ -58,9 +54,17 @@ class WorkerRuntime:
         self.models = ModelFiles(self.store.blobs, settings.cache_dir, self.sessions)
         self.red_cells = load_red_cell_finder(settings.red_cell_model_path)
 
+    def use_torch_threads(self) -> None:
+        """The configured torch threads, in the calling thread: the setting is each thread's
+        own (OpenMP), so set only where the model was loaded (the warm-up's thread), tasks kept
+        torch's default and two workers' threads spun against each other (load 14 -> 3.6
+        photos/s). Called where tasks run: the solo pool's thread, or each of a thread pool's."""
+        wanted = self.settings.torch_threads
+        if wanted > 0 and torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
+
     def _load(self, path: Path) -> CellClassifier:
-        if self.settings.torch_threads > 0:
-            torch.set_num_threads(self.settings.torch_threads)
+        self.use_torch_threads()
         classifier = CellClassifier.from_artifact(path, self.settings.device,
                                                   self.settings.bf16_first,
                                                   self.settings.screen_model_path)
@@ -116,6 +120,7 @@ class WorkerRuntime:
         self._offered = True
 
     def classify(self, submission_id: int) -> None:
+        self.use_torch_threads()
         sha256 = start_processing(self.sessions, submission_id)
         if sha256 is None:
             log.info("submission %s already finished; nothing to do", submission_id)

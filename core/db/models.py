@@ -160,6 +160,8 @@ class Submission(Base):
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     # The red-cell finder's version (or "colour-rule") for a counted field; None otherwise.
     red_cell_model: Mapped[str | None] = mapped_column(String(64))
+    # The blast screen's version where the answering model was screened (``vision.model.screen``).
+    screen_model: Mapped[str | None] = mapped_column(String(64))
     mode: Mapped[str | None] = mapped_column(String(8))  # "cell" (close-up) or "field"
     rbc_count: Mapped[int | None] = mapped_column(Integer)
     platelet_count: Mapped[int | None] = mapped_column(Integer)

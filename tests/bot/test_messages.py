@@ -67,6 +67,12 @@ def test_a_field_result_gives_counts_differential_and_numbered_cells() -> None:
     assert "Model: v1 · red cells: rbc-centres-v2" in text
 
 
+def test_a_screened_result_names_its_blast_screen_beside_the_model() -> None:
+    delivery = replace(_delivery(SubmissionStatus.DONE, [_cell(0, "lymphocyte", 0.97)]),
+                       screen_model="hv-lite0-v10-abnormal")
+    assert "Model: v1 · blast screen: hv-lite0-v10-abnormal\n" in result_text(delivery)
+
+
 def test_a_field_without_white_cells_says_so() -> None:
     text = result_text(_delivery(SubmissionStatus.DONE, [], mode="field"))
     assert "No white cell found" in text
@@ -285,7 +291,7 @@ def test_a_case_line_says_why_its_cells_await_review() -> None:
     photo = Photo(number=1, submission_id=5, received_at=datetime(2026, 12, 7, 9, 30),
                   status=SubmissionStatus.DONE, mode="field", counts={"monocyte": 2},
                   rbc_count=40, platelet_count=None, flagged=2, reviewed=0,
-                  model_version="v1", red_cell_model=None, image_sha256=None,
+                  model_version="v1", red_cell_model=None, screen_model=None, image_sha256=None,
                   annotated_sha256=None, error=None,
                   flag_reasons={"unusual": 2, "possible_blast": 1})
     detail = CaseDetail(case_id=1, reference="H24-1", group="laba", owner="@tech",
@@ -298,7 +304,8 @@ def test_a_rejected_photo_in_a_case_gives_its_own_reason_in_one_line() -> None:
     rejected = Photo(number=2, submission_id=6, received_at=datetime(2026, 12, 7, 9, 40),
                      status=SubmissionStatus.REJECTED, mode=None, counts={}, rbc_count=None,
                      platelet_count=None, flagged=0, reviewed=0, model_version=None,
-                     red_cell_model=None, image_sha256=None, annotated_sha256=None,
+                     red_cell_model=None, screen_model=None, image_sha256=None,
+                     annotated_sha256=None,
                      error="The photo is out of focus: tap the cells on the screen to focus "
                            "before shooting. Keep the phone still.")
     detail = CaseDetail(case_id=1, reference="H24-1", group="laba", owner="@tech",

@@ -46,7 +46,7 @@ class Lab:
 
     def photo(self, member: Member, labels: list[str], mode: str = "cell",
               confidence: float = 0.9, model_id: int | None = None,
-              reasons: tuple[str, ...] = ()) -> int:
+              reasons: tuple[str, ...] = (), screen_model: str | None = None) -> int:
         """A classified submission by ``member`` with one white cell per label, each flagged
         for ``reasons`` if any."""
         self.next_message += 1
@@ -62,8 +62,9 @@ class Lab:
         if mode == "field":
             cells.append(Cell("rbc", (0, 50, 9, 59), False))
         analysis = Analysis(mode, 100, 100, cells, [], rbc_count=1 if mode == "field" else 0,
-                            platelet_count=None, quality=None,
-                            model="m1")
+                            platelet_count=None, quality=None, model="m1",
+                            red_cell_model="colour-rule" if mode == "field" else None,
+                            screen_model=screen_model)
         store_results(self.sessions, outcome.submission_id, analysis, model_id or self.model_id)
         return outcome.submission_id
 

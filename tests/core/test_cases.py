@@ -25,6 +25,17 @@ def test_photos_join_the_open_case_and_their_counts_add_up(lab: Lab) -> None:
     assert again.rbc_total == 1
 
 
+def test_a_case_names_every_model_behind_its_answers(lab: Lab) -> None:
+    tech = lab.member(14)
+    open_case(lab.sessions, tech, "H24-0194")
+    tech = lab.member(14)
+    lab.photo(tech, ["blast"], screen_model="hv-lite0-v10-abnormal")
+    lab.photo(tech, ["neutrophil"], mode="field")
+    detail, _ = open_case(lab.sessions, tech, "H24-0194")
+    assert detail.models_used == ["m1", "blast screen hv-lite0-v10-abnormal",
+                                  "red cells colour-rule"]
+
+
 def test_a_photo_without_a_case_goes_to_the_automatic_case_of_the_day(lab: Lab) -> None:
     tech = lab.member(11)
     lab.photo(tech, ["monocyte"])

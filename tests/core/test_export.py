@@ -127,7 +127,7 @@ def test_without_a_white_cell_count_the_report_gives_shares_and_ranges_only() ->
 
     photo = Photo(1, 1, datetime(2026, 12, 7), SubmissionStatus.DONE, "field",
                   {"neutrophil": 7, "blast": 1, "monocyte": 2}, 10, 0, 0, 0, "v1", None, None,
-                  None, None)
+                  None, None, None)
     detail = CaseDetail(1, "C-1", "lab", "@t", datetime(2026, 12, 7), False, [photo])
     assert differential_rows(detail) == [
         ["Blast", "1", "10.0", "none", "H"], ["Neutrophil", "7", "70.0", "40-80", ""],

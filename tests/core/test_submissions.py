@@ -44,7 +44,8 @@ def _analysis() -> Analysis:
     cells = [Cell("wbc", (1, 2, 30, 40), False, "monocyte", 0.8, top3, False),
              Cell("rbc", (50, 50, 80, 80), True)]
     return Analysis("field", 640, 480, cells, [], rbc_count=1, platelet_count=0, quality=None,
-                    model="m1", red_cell_model="rbc-centres-v2")
+                    model="m1", red_cell_model="rbc-centres-v2",
+                    screen_model="hv-lite0-v10-abnormal")
 
 
 def test_the_same_telegram_message_is_recorded_once(database_url: str) -> None:
@@ -69,7 +70,9 @@ def test_results_are_written_once_even_if_the_task_runs_twice(database_url: str)
 
     [delivery] = pending_deliveries(factory)
     assert delivery.status is SubmissionStatus.DONE and delivery.model_version == "m1"
-    assert delivery.red_cell_model == "rbc-centres-v2"  # both models that made the result
+    # Every model that made the result: the classifier, its blast screen, the red-cell finder.
+    assert (delivery.screen_model, delivery.red_cell_model) == ("hv-lite0-v10-abnormal",
+                                                                "rbc-centres-v2")
     assert [c.kind for c in delivery.cells] == ["wbc", "rbc"]
     assert delivery.classified[0].top3[0] == {"label": "monocyte", "confidence": 0.8}
     mark_delivered(factory, outcome.submission_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,22 @@ def test_the_thread_that_runs_the_tasks_uses_the_configured_torch_threads(
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_task_run_in_a_thread_pool_uses_the_configured_torch_threads(
+    sqlite_url: str, tmp_path: Path,
+) -> None:
+    # A thread pool's threads (HV_WORKER_CONCURRENCY > 1) start with torch's default, not the
+    # setting made where the runtime was built.
+    runtime = runtime_on(sqlite_url, tmp_path)
+    seen: list[int] = []
+
+    def task() -> None:
+        torch.set_num_threads(2)  # what a fresh thread may start with on a larger machine
+        runtime.classify(submission_id=404)  # unknown: nothing to do, but run as a task
+        seen.append(torch.get_num_threads())
+
+    worker = threading.Thread(target=task)
+    worker.start()
+    worker.join()
+    assert seen == [1]

@@ -332,7 +332,8 @@ def _classified(framed: Framed, classifier: CellClassifier, probs: torch.Tensor,
     return Analysis(framed.mode, framed.image.width, framed.image.height, cells,
                     differential(cells), rbc_count=len(framed.red), platelet_count=None,
                     quality=framed.quality, model=classifier.version, timings=timings,
-                    red_cell_model=framed.red_cell_model, scale=framed.scale)
+                    red_cell_model=framed.red_cell_model, scale=framed.scale,
+                    screen_model=classifier.screen.version if classifier.screen else None)
 
 
 def _read(image: Image.Image) -> tuple[Image.Image, Scale]:

@@ -140,6 +140,8 @@ class Analysis:
     # What found the red cells of a field (a network's version, or the colour rule); a result
     # must say which models made it, and the count depends on this one.
     red_cell_model: str | None = None
+    # The network that gave a screened model's blast-like share (``CellClassifier.screen``).
+    screen_model: str | None = None
 
     @property
     def rejected(self) -> bool:
@@ -153,6 +155,7 @@ class Analysis:
         return {
             "mode": self.mode, "width": self.width, "height": self.height,
             "model": self.model, "red_cell_model": self.red_cell_model,
+            "screen_model": self.screen_model,
             "scale": self.scale.to_dict() if self.scale else None,
             "quality": self.quality.to_dict() if self.quality else None,
             "cells": [c.to_dict() for c in self.cells],

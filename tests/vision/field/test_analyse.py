@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
 from lab.bccd import iou, read_boxes
 from tests.conftest import FIXTURES, pbc_fixtures, shifted_into_black, tight_crop
 from vision.field.analyse import (
@@ -59,6 +59,14 @@ def test_a_single_cell_close_up_is_classified_directly(classifier: CellClassifie
     [cell] = analysis.classified
     assert cell.label == "eosinophil"
     assert analysis.differential[0].label == "eosinophil"
+
+
+def test_a_screened_models_result_names_the_screen_beside_the_model() -> None:
+    screened = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu", screen=ABNORMAL_MODEL_PATH)
+    analysis = analyse(Image.open(pbc_fixtures()["eosinophil"]), screened)
+    assert screened.screen is not None
+    assert (analysis.model, analysis.screen_model) == (screened.version, screened.screen.version)
+    assert analysis.to_dict()["screen_model"] == screened.screen.version
 
 
 @pytest.mark.parametrize("label", ["eosinophil", "lymphocyte", "monocyte", "neutrophil"])
