@@ -323,9 +323,13 @@ def _label_line(cell: CellView) -> str:
 def _alternatives(cell: CellView) -> str:
     if CONFIDENCE_WITHHELD.intersection(cell.reasons):
         return ", ".join(display_name(str(alt["label"])) for alt in cell.top3[1:])
-    return ", ".join(f"{display_name(str(alt['label']))} "
-                     f"{confidence_text(float(alt['confidence']), cell.reasons)}"
-                     for alt in cell.top3[1:])
+    # A runner-up that would read "0.0%" says nothing, and "next: Blast 0.0%" under a sure
+    # neutrophil (the blast screen's columns rank next when every other class is nearer 0)
+    # alarms for nothing.
+    shown = [(str(alt["label"]), confidence_text(float(alt["confidence"]), cell.reasons))
+             for alt in cell.top3[1:]]
+    return ", ".join(f"{display_name(label)} {text}" for label, text in shown
+                     if text != confidence_text(0.0, ()))
 
 
 def _cell_lines(delivery: Delivery) -> list[str]:

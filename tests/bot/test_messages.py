@@ -67,6 +67,17 @@ def test_a_field_result_gives_counts_differential_and_numbered_cells() -> None:
     assert "Model: v1 · red cells: rbc-centres-v2" in text
 
 
+def test_runners_up_that_would_read_zero_percent_are_left_out() -> None:
+    sure = CellView(0, "cell", "neutrophil", 0.9993,
+                    [{"label": "neutrophil", "confidence": 0.9993},
+                     {"label": "ig", "confidence": 0.0006},
+                     {"label": "blast", "confidence": 0.0001}], (0, 0, 10, 10))
+    text = result_text(_delivery(SubmissionStatus.DONE, [sure]))
+    assert "next: Immature granulocyte 0.1%\n" in text and "Blast" not in text
+    nothing_else = replace(sure, top3=[*sure.top3[:1], {"label": "blast", "confidence": 0.0002}])
+    assert "next:" not in result_text(_delivery(SubmissionStatus.DONE, [nothing_else]))
+
+
 def test_a_screened_result_names_its_blast_screen_beside_the_model() -> None:
     delivery = replace(_delivery(SubmissionStatus.DONE, [_cell(0, "lymphocyte", 0.97)]),
                        screen_model="hv-lite0-v10-abnormal")
