@@ -30,7 +30,8 @@ from PIL import Image
 
 from benchmarks.cross_lab import centred_cell
 from benchmarks.paths import PBC, SHARED_DATA
-from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from benchmarks.served import add_model_arguments, served_classifier
+from core.settings import DEFAULT_RED_CELL_MODEL_PATH
 from vision.data import index_image_folder
 from vision.field.analyse import analyse
 from vision.field.learned_red_cells import load_red_cell_finder
@@ -138,18 +139,14 @@ def choose_review(reads: list[Read], pbc_reads: list[Read]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
-    parser.add_argument("--screen", type=Path, default=ABNORMAL_MODEL_PATH,
-                        help="the model that screens every cell for blasts, as served")
-    parser.add_argument("--no-screen", action="store_true", help="the model alone")
+    add_model_arguments(parser)
     parser.add_argument("--red-cells", type=Path, default=DEFAULT_RED_CELL_MODEL_PATH)
     parser.add_argument("--split", choices=["val", "test"], default="val")
     parser.add_argument("--choose-review", action="store_true")
     parser.add_argument("--pbc-test", action="store_true")
     parser.add_argument("--limit", type=int)
     args = parser.parse_args(argv)
-    classifier = CellClassifier.from_artifact(args.model, "cpu",
-                                              screen=None if args.no_screen else args.screen)
+    classifier = served_classifier(args)
     print(f"model {classifier.version}, possible-blast review from "
           f"{classifier.blast_review_above}"
           + (f", screened by {classifier.screen.version}" if classifier.screen else ""))

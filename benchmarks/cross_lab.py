@@ -39,7 +39,8 @@ from PIL import Image, ImageFilter
 
 from benchmarks.paths import BCCD, BIONET, LISC, PBC
 from benchmarks.phone_conditions import Boxes, Condition, phone_visible, vignette_visible
-from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from benchmarks.served import add_model_arguments, served_classifier
+from core.settings import DEFAULT_RED_CELL_MODEL_PATH
 from lab import bccd, bionet
 from lab.bccd import Annotated, match
 from vision.data import index_image_folder
@@ -49,7 +50,6 @@ from vision.field.learned_red_cells import load_red_cell_finder
 from vision.field.results import Analysis, Cell
 from vision.field.scale import image_scale
 from vision.labels import NOT_RECOGNISED, PBC_CLASSES
-from vision.model.classifier import CellClassifier
 
 Box = tuple[int, int, int, int]
 Resize = Callable[[Image.Image], float]
@@ -428,16 +428,11 @@ def main() -> None:
                         help="also score each cell-crop set shifted inside its frame by up to a "
                              "quarter of its side, the bared edges black")
     parser.add_argument("--json", type=Path, help="write every row here too")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
-                        help="classifier weights (default: the shipped model)")
-    parser.add_argument("--screen", type=Path, default=ABNORMAL_MODEL_PATH,
-                        help="the model that screens every cell for blasts, as served")
-    parser.add_argument("--no-screen", action="store_true", help="the model alone")
+    add_model_arguments(parser)
     parser.add_argument("--red-cells", type=Path, default=DEFAULT_RED_CELL_MODEL_PATH,
                         help="red-cell centre network (default: the shipped one)")
     args = parser.parse_args()
-    classifier = CellClassifier.from_artifact(args.model, "cpu",
-                                              screen=None if args.no_screen else args.screen)
+    classifier = served_classifier(args)
     red_cells = load_red_cell_finder(args.red_cells)
 
     def run(image: Image.Image) -> Analysis:
