@@ -34,7 +34,9 @@ def run_demo(settings: Settings, image: Path | None = None) -> int:
     standin = None
     env = {"HV_DATA_DIR": str(settings.data_dir.resolve())}
     if settings.bot_token is None:
-        standin = StandInThread().start()
+        # Telegram never reuses a chat's message ids; a stand-in counting from 1 again would
+        # have this run's photo taken for a message the database already holds from the last.
+        standin = StandInThread(first_message_id=int(time.time())).start()
         # The simulated technician is the laboratory's admin, so no approval step is needed.
         env |= {"HV_BOT_TOKEN": standin.token, "HV_BOT_API_BASE_URL": standin.base_url,
                 "HV_BOT_API_FILE_URL": standin.file_url, "HV_ADMIN_IDS": str(DEMO_USER)}

@@ -72,8 +72,9 @@ class BotAction:
 
 
 class StandInState:
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, first_message_id: int = 1) -> None:
         self.token = token
+        self.first_message_id = first_message_id
         self.updates: list[dict[str, Any]] = []
         self.update_ids = itertools.count(1)
         self.message_ids: dict[int, itertools.count[int]] = {}
@@ -102,7 +103,7 @@ class StandInState:
 
     # ---- helpers -------------------------------------------------------------------------
     def next_message_id(self, chat_id: int) -> int:
-        return next(self.message_ids.setdefault(chat_id, itertools.count(1)))
+        return next(self.message_ids.setdefault(chat_id, itertools.count(self.first_message_id)))
 
     def add_file(self, data: bytes) -> StoredFile:
         number = next(self.file_ids)
@@ -516,8 +517,8 @@ def _addressed_to_bot(message: dict[str, Any]) -> bool:
 class StandIn:
     """The aiohttp application: Bot API routes, file downloads and the control API."""
 
-    def __init__(self, token: str) -> None:
-        self.state = StandInState(token)
+    def __init__(self, token: str, first_message_id: int = 1) -> None:
+        self.state = StandInState(token, first_message_id)
         self.api = BotApi(self.state)
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_post("/bot{token}/{method}", self._bot_method)
@@ -760,9 +761,11 @@ class StandIn:
 class StandInThread:
     """Runs a :class:`StandIn` on its own event loop in a background thread (tests, demo)."""
 
-    def __init__(self, token: str = "123456:TEST-TOKEN", host: str = "127.0.0.1") -> None:
+    def __init__(self, token: str = "123456:TEST-TOKEN", host: str = "127.0.0.1",
+                 first_message_id: int = 1) -> None:
         self.token = token
         self.host = host
+        self.first_message_id = first_message_id
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
@@ -784,7 +787,7 @@ class StandInThread:
         return self
 
     async def _start(self) -> None:
-        self.standin = StandIn(self.token)
+        self.standin = StandIn(self.token, self.first_message_id)
         self._runner = web.AppRunner(self.standin.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
