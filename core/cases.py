@@ -172,7 +172,7 @@ class CaseDetail:
         screens = sorted({p.screen_model for p in self.photos if p.screen_model})
         red = sorted({p.red_cell_model for p in self.photos if p.red_cell_model})
         return [*self.model_versions, *(f"blast screen {s}" for s in screens),
-                *(f"red cells {r}" for r in red)]
+                *([f"red cells {' / '.join(red)}"] if red else [])]
 
 
 @dataclass(frozen=True)
