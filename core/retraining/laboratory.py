@@ -7,7 +7,8 @@ the network's last blocks too (``vision.training.tail``, 100 base cells a class 
 the base model's answers; minutes), mixed with the base at two strengths (``TAIL_MIXES``). Of
 those that pass the retraining gate (``core.retraining.gate``: the base test set, and the
 held-out cells against the version now serving the group), the one naming more held-out cells
-is the candidate (the head on a tie); it becomes the group's active version; nobody else's.
+right, less those named wrong at face value (``judging.preferred``), is the candidate (the head
+on a tie); it becomes the group's active version; nobody else's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from core.retraining.judging import (
     counted,
     held_out_answers,
     image_scores,
+    preferred,
     right_count,
     scorecard,
 )
@@ -143,10 +145,9 @@ def run_adaptation(setup: RetrainSetup, job_id: int, group_id: int, group_name: 
         gates[option.kind] = decide(
             scorecard(option.classifier, *scores_of, labels, answered[option.kind]), active,
             setup.config.margins)
-    # Only what passes serves; of that, what names more of the laboratory's held-out cells; the
-    # head alone on a tie (the fast path).
-    chosen = max(options, key=lambda option: (gates[option.kind].passed, scores[option.kind],
-                                              option.kind == "head"))
+    # Only what passes serves; the head alone on a tie (the fast path).
+    kind = preferred({k: gate.passed for k, gate in gates.items()}, answered, fast="head")
+    chosen = next(option for option in options if option.kind == kind)
     candidate, gate = chosen.classifier, gates[chosen.kind]
     expert_cells = {"of": len(held), "candidate": scores[chosen.kind],
                     "active": right_count(serving_answers)}
