@@ -137,7 +137,11 @@ class ExpertExample:
 
 def expert_examples(factory: SessionFactory, group_id: int | None = None) -> list[ExpertExample]:
     """Every expert-labelled cell (confirmed or corrected) whose photo is still kept, oldest
-    first; with ``group_id``, only those of that laboratory's cases."""
+    first; with ``group_id``, only those of that laboratory's cases.
+
+    A photo sent twice is analysed twice, to the same cells: each cell is one example, at its
+    first place, with the expert's latest label. Twice, it would weigh double in learning, and
+    adaptation could learn it and also hold it out to judge itself by (``split_held_out``)."""
     query = (select(CellResult, Submission.sha256, Submission.mode)
              .join(Submission, Submission.id == CellResult.submission_id)
              .where(CellResult.expert_label.is_not(None), Submission.sha256.is_not(None),
@@ -147,11 +151,15 @@ def expert_examples(factory: SessionFactory, group_id: int | None = None) -> lis
         query = query.join(Case, Case.id == Submission.case_id).where(Case.group_id == group_id)
     with factory() as session:
         rows = session.execute(query).all()
-        return [ExpertExample(sha, (c.box_x0, c.box_y0, c.box_x1, c.box_y1), mode != "field",
-                              label)
-                for c, sha, mode in rows
-                if sha is not None and (label := c.expert_label) is not None
-                and label in ALL_CLASSES]
+    examples: dict[tuple[str, tuple[int, int, int, int]], ExpertExample] = {}
+    for cell, sha, mode in rows:
+        label = cell.expert_label
+        if sha is None or label is None or label not in ALL_CLASSES:
+            continue
+        box = (cell.box_x0, cell.box_y0, cell.box_x1, cell.box_y1)
+        # Assigning to an existing key keeps its place in the dict's (oldest first) order.
+        examples[sha, box] = ExpertExample(sha, box, mode != "field", label)
+    return list(examples.values())
 
 
 def reviewed_answers(factory: SessionFactory, group_id: int,

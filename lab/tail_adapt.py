@@ -179,7 +179,12 @@ def main() -> None:
                                 replace(config, seed=draw), lambda _: None, card.temperature,
                                 args.interpolate)
             t2 = time.monotonic()
-            print(f"{args.lab} {size}/class ({len(chosen)} cells) draw {draw}: "
+            # LISC's pool holds 8-30 distinct cells a class, each as several shifted copies:
+            # past them, a size adds copies, not cells (``Lab.choose`` takes every group once
+            # before any twice), and cross-fitting splits copies of one cell between its halves.
+            distinct = len({(pool[i][1], pool[i][2]) for i in chosen})
+            print(f"{args.lab} {size}/class ({len(chosen)} cells, {distinct} distinct) "
+                  f"draw {draw}: "
                   + _line("head", head) + f" {t1 - t0:.0f} s; tails {t2 - t1:.0f} s",
                   flush=True)
             for interpolate, adapted in tails.items():

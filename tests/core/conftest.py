@@ -46,14 +46,15 @@ class Lab:
 
     def photo(self, member: Member, labels: list[str], mode: str = "cell",
               confidence: float = 0.9, model_id: int | None = None,
-              reasons: tuple[str, ...] = (), screen_model: str | None = None) -> int:
+              reasons: tuple[str, ...] = (), screen_model: str | None = None,
+              sha256: str = "a" * 64) -> int:
         """A classified submission by ``member`` with one white cell per label, each flagged
         for ``reasons`` if any."""
         self.next_message += 1
         outcome = record_submission(
             self.sessions, Sender(member.telegram_id, f"u{member.telegram_id}", None),
             Received(member.telegram_id, self.next_message, "photo", None, None),
-            reply_message_id=None, sha256="a" * 64)
+            reply_message_id=None, sha256=sha256)
         start_processing(self.sessions, outcome.submission_id)
         cells = [Cell("wbc" if mode == "field" else "cell", (10 * i, 0, 10 * i + 9, 9), False,
                       label, confidence, (LabelScore(label, confidence),), bool(reasons),

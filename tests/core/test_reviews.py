@@ -81,3 +81,18 @@ def test_a_purged_photos_result_can_no_longer_be_reviewed_nor_learnt_from(lab: L
     with pytest.raises(PhotoGone):
         correct(lab.sessions, reviewer, cell.cell_id, "basophil")
     assert [e.label for e in expert_examples(lab.sessions)] == ["eosinophil"]
+
+
+def test_a_photo_sent_twice_is_learnt_once_with_the_experts_latest_label(lab: Lab) -> None:
+    reviewer = lab.member(26, Role.REVIEWER)
+    first = lab.photo(reviewer, ["monocyte"], sha256="b" * 64)
+    other = lab.photo(reviewer, ["neutrophil"], sha256="c" * 64)
+    again = lab.photo(reviewer, ["monocyte"], sha256="b" * 64)
+    [cell] = reviewable_cells(lab.sessions, reviewer, first)
+    correct(lab.sessions, reviewer, cell.cell_id, "lymphocyte")
+    confirm(lab.sessions, reviewer, other)
+    [cell_again] = reviewable_cells(lab.sessions, reviewer, again)
+    correct(lab.sessions, reviewer, cell_again.cell_id, "reactive_lymphocyte")
+    examples = expert_examples(lab.sessions)
+    assert [(e.image_sha256[0], e.label) for e in examples] == [("b", "reactive_lymphocyte"),
+                                                               ("c", "neutrophil")]
