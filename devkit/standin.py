@@ -99,6 +99,9 @@ class StandInState:
         # it; they are kept here for tests to see what the bot was not shown.
         self.privacy_mode = True
         self.withheld: list[dict[str, Any]] = []
+        # Set as the stand-in stops: a long poll still waiting returns at once, since the
+        # server's shutdown waits for every request in flight (a poll holds on for its timeout).
+        self.closing = False
         self.changed = asyncio.Condition()
 
     # ---- helpers -------------------------------------------------------------------------
@@ -127,6 +130,11 @@ class StandInState:
             return StandInState.private_chat(chat_id)
         kind = "supergroup" if str(chat_id).startswith("-100") else "group"
         return {"id": chat_id, "type": kind, "title": "Haematology"}
+
+    async def close(self) -> None:
+        async with self.changed:
+            self.closing = True
+            self.changed.notify_all()
 
     async def push_update(self, payload: dict[str, Any]) -> dict[str, Any]:
         async with self.changed:
@@ -374,7 +382,7 @@ class BotApi:
         async with state.changed:
             # An offset confirms every earlier update, as in the real API.
             state.updates = [u for u in state.updates if u["update_id"] >= offset]
-            while not state.updates and time.monotonic() < deadline:
+            while not state.updates and time.monotonic() < deadline and not state.closing:
                 try:
                     await asyncio.wait_for(state.changed.wait(), deadline - time.monotonic())
                 except TimeoutError:
@@ -797,6 +805,8 @@ class StandInThread:
     def stop(self) -> None:
         if self.standin is not None and (sender := self.standin.state.webhook_sender):
             self._loop.call_soon_threadsafe(sender.cancel)
+        if self.standin is not None:
+            self.call(self.standin.state.close())
         if self._runner is not None:
             self.call(self._runner.cleanup())
         self._loop.call_soon_threadsafe(self._loop.stop)
