@@ -73,17 +73,23 @@ class Stack:
 
     def start_worker(self, name: str = "worker", training: bool = False,
                      env: dict[str, str] | None = None) -> Child:
+        child = self.launch_worker(name, training, env)
+        child.wait_for_log("ready.", timeout=120)
+        return child
+
+    def launch_worker(self, name: str = "worker", training: bool = False,
+                      env: dict[str, str] | None = None) -> Child:
+        """A worker started, not yet ready (``start_worker`` waits for it)."""
         args = ["worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}@test"]
         child = start_child(name, [*args, "--training"] if training else args,
                             self._env(name, env), self.root / "logs")
-        child.wait_for_log("ready.", timeout=120)
         self.children[name] = child
         return child
 
     def start_bot(self) -> Child:
         child = start_child("bot", ["bot"], self._env("bot"), self.root / "logs")
+        self.children["bot"] = child  # stopped with the stack even if it never starts
         child.wait_for_log("Application started", timeout=60)
-        self.children["bot"] = child
         return child
 
     def stop(self, name: str) -> None:
@@ -197,8 +203,10 @@ def running_stack(root: Path, database_url: str, broker_url: str,
                   make_session_factory(make_engine(database_url)), env,
                   separate_hosts=separate_hosts)
     try:
-        stack.start_worker()
+        # The worker loads its model while the bot starts: neither needs the other to start.
+        worker = stack.launch_worker()
         stack.start_bot()
+        worker.wait_for_log("ready.", timeout=120)
         yield stack
     finally:
         stack.close()
