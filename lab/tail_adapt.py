@@ -53,7 +53,7 @@ def lisc_split(model: EfficientNetLite, card_classes: list[str],
     for label in sorted({s.label for s in samples}):
         members = [i for i, s in enumerate(samples) if s.label == label]
         groups = copy_groups([paths[i] for i in members], single[members])
-        half = (groups[-1] + 1) // 2
+        half = (max(groups) + 1) // 2
         for i, group in zip(members, groups, strict=True):
             (pool.append((paths[i], label, group)) if group < half
              else held.append((paths[i], label)))
@@ -119,7 +119,7 @@ def main() -> None:
     started = time.monotonic()
     if args.lab == "lisc":
         # Grouping LISC's copies takes minutes: the split is kept per model.
-        cache = WORK / "cache" / f"lisc-split-{card.sha256[:16]}.json"
+        cache = WORK / "cache" / f"lisc-split-v2-{card.sha256[:16]}.json"
         if cache.exists():
             stored = json.loads(cache.read_text())
             pool = [(Path(p), label, group) for p, label, group in stored["pool"]]
