@@ -147,24 +147,36 @@ def _embed(model: EfficientNetLite, paths: list[Path], preprocess: Preprocessing
     return embed_cells(model, images, preprocess, views, lambda _: None)
 
 
+# Caches holding a LISC split name it by this: version 2 groups identical files far apart.
+SPLIT_VERSION = 2
+
+
+def halved_copy_groups(paths: list[Path], labels: list[int], embeddings: torch.Tensor,
+                       ) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """LISC's split: per class, the first half of its copy groups (``copy_groups``) pooled as
+    (index, label, group), the rest held out (indices)."""
+    pool: list[tuple[int, int, int]] = []
+    held: list[int] = []
+    for label in sorted(set(labels)):
+        members = [i for i, own in enumerate(labels) if own == label]
+        groups = copy_groups([paths[i] for i in members], embeddings[members])
+        half = (max(groups) + 1) // 2
+        for i, group in zip(members, groups, strict=True):
+            if group < half:
+                pool.append((i, label, group))
+            else:
+                held.append(i)
+    return pool, held
+
+
 def lisc_lab(model: EfficientNetLite, preprocess: Preprocessing, classes: list[str],
              views: int, framing: Framing) -> Lab:
     samples = index_image_folder(LISC, classes)
     paths = [s.path for s in samples]
     # Copies are grouped by the images as given: the framing must not decide the split.
     single = _embed(model, paths, preprocess, 1, FRAMINGS["as-given"])[:, 0]
-    pool_members: list[tuple[int, int, int]] = []
-    held, held_labels = [], []
-    for label in sorted({s.label for s in samples}):
-        members = [i for i, s in enumerate(samples) if s.label == label]
-        groups = copy_groups([paths[i] for i in members], single[members])
-        half = (max(groups) + 1) // 2
-        for i, group in zip(members, groups, strict=True):
-            if group < half:
-                pool_members.append((i, label, group))
-            else:
-                held.append(i)
-                held_labels.append(label)
+    pool_members, held = halved_copy_groups(paths, [s.label for s in samples], single)
+    held_labels = [samples[i].label for i in held]
     held_embedded = single[held] if framing is FRAMINGS["as-given"] \
         else _embed(model, [paths[i] for i in held], preprocess, 1, framing)[:, 0]
     # Only the pool needs the other views; the held-out cells are scored as serving sees them.
@@ -264,7 +276,8 @@ def main() -> None:
     config = AdaptConfig(views=args.views)
     framing = FRAMINGS[args.framing]
     suffix = "" if args.framing == "as-given" else f"-{args.framing}"
-    cache = WORK / "cache" / f"few-shot-{card.sha256[:16]}-{config.views}{suffix}.safetensors"
+    cache = WORK / "cache" / (f"few-shot-v{SPLIT_VERSION}-{card.sha256[:16]}-{config.views}"
+                              f"{suffix}.safetensors")
     labs = load_labs(cache)
     if labs is None:
         labs = [lisc_lab(model, card.preprocess, card.classes, config.views, framing)]

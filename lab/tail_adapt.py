@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from benchmarks.few_shot import Lab, copy_groups
+from benchmarks.few_shot import SPLIT_VERSION, Lab, halved_copy_groups
 from benchmarks.paths import LISC, PBC, SHARED_DATA, WORK
 from vision.data import Sample, index_image_folder, subsample
 from vision.field.analyse import framed_cell
@@ -49,15 +49,9 @@ def lisc_split(model: EfficientNetLite, card_classes: list[str],
     samples = index_image_folder(LISC, card_classes)
     paths = [s.path for s in samples]
     single = embed_cells(model, _open(paths, False), preprocess, 1, lambda _: None)[:, 0]
-    pool, held = [], []
-    for label in sorted({s.label for s in samples}):
-        members = [i for i, s in enumerate(samples) if s.label == label]
-        groups = copy_groups([paths[i] for i in members], single[members])
-        half = (max(groups) + 1) // 2
-        for i, group in zip(members, groups, strict=True):
-            (pool.append((paths[i], label, group)) if group < half
-             else held.append((paths[i], label)))
-    return pool, held
+    pooled, held = halved_copy_groups(paths, [s.label for s in samples], single)
+    return ([(paths[i], label, group) for i, label, group in pooled],
+            [(paths[i], samples[i].label) for i in held])
 
 
 def _known(root: Path, classes: list[str]) -> list[Sample]:
@@ -119,7 +113,7 @@ def main() -> None:
     started = time.monotonic()
     if args.lab == "lisc":
         # Grouping LISC's copies takes minutes: the split is kept per model.
-        cache = WORK / "cache" / f"lisc-split-v2-{card.sha256[:16]}.json"
+        cache = WORK / "cache" / f"lisc-split-v{SPLIT_VERSION}-{card.sha256[:16]}.json"
         if cache.exists():
             stored = json.loads(cache.read_text())
             pool = [(Path(p), label, group) for p, label, group in stored["pool"]]
