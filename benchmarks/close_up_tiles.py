@@ -43,8 +43,8 @@ from vision.model.classifier import CellClassifier
 TILE = 256
 # Per-channel gains that turn a white background into another laboratory's tint.
 TINTS = {"green-cyan": (0.86, 1.0, 0.96), "yellow": (1.0, 0.97, 0.78)}
-# Bio-Net's red cells are 61 px across at the median of its val fields, BCCD's 108: at 0.75
-# they are the size (about 50 px) of the close-ups issue 47's laboratory sends.
+# Bio-Net's red cells are 61 px across at the median of its val fields, BCCD's 108: with
+# ``--zooms 0.75`` they are the size (about 50 px) of the close-ups issue 47's laboratory sends.
 ZOOMS = (1.0, 2.0)
 # Two white cells no further apart than this (their joint box's side, in the field's pixels)
 # share a tile.
