@@ -48,6 +48,14 @@ class Read:
     truth: str
     patient: str
     cell: Cell | None
+    # The laboratory's own class and the patient's diagnosis: APL's promyelocytes are filed
+    # under "ig" but are that leukaemia's malignant cells (``malignant_promyelocyte``).
+    source_class: str = ""
+    diagnosis: str = ""
+
+    @property
+    def malignant_promyelocyte(self) -> bool:
+        return self.source_class == "Promyelocyte" and self.diagnosis == "APL"
 
     @property
     def label(self) -> str:
@@ -65,25 +73,41 @@ class Read:
         return not flagged if review_above is not None else not cell.review
 
 
-def read_all(classifier: CellClassifier, items: list[tuple[Path, str, str]],
-             red_cell_model: Path, name: str) -> list[Read]:
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    truth: str
+    patient: str
+    source_class: str = ""
+    diagnosis: str = ""
+
+
+def read_all(classifier: CellClassifier, items: list[Item], red_cell_model: Path,
+             name: str) -> list[Read]:
     finder = load_red_cell_finder(red_cell_model)
     reads = []
     started = time.monotonic()
-    for index, (path, truth, patient) in enumerate(items, start=1):
-        with Image.open(path) as image:
+    for index, item in enumerate(items, start=1):
+        with Image.open(item.path) as image:
             analysis = analyse(image, classifier, red_cells=finder)
-        reads.append(Read(truth, patient, centred_cell(analysis)))
+        reads.append(Read(item.truth, item.patient, centred_cell(analysis), item.source_class,
+                          item.diagnosis))
         if index % 200 == 0 or index == len(items):
             print(f"  {name}: {index}/{len(items)} ({index / (time.monotonic() - started):.1f}"
                   " images/s)", flush=True)
     return reads
 
 
-def deepapl_items(split: str, limit: int | None) -> list[tuple[Path, str, str]]:
+def deepapl_items(split: str, limit: int | None) -> list[Item]:
     with (DEEPAPL / "manifest.csv").open() as handle:
         rows = [row for row in csv.DictReader(handle) if row["split"] == split]
-    return [(DEEPAPL / row["path"], row["label"], row["patient"]) for row in rows][:limit]
+    return [Item(DEEPAPL / row["path"], row["label"], row["patient"], row["source_class"],
+                 row["diagnosis"]) for row in rows][:limit]
+
+
+def pbc_items(split: str, limit: int | None) -> list[Item]:
+    return [Item(s.path, PBC_CLASSES[s.label], "pbc")
+            for s in index_image_folder(PBC / split, PBC_CLASSES)][:limit]
 
 
 def _share(part: int, whole: int) -> str:
@@ -104,6 +128,20 @@ def report(reads: list[Read]) -> None:
     print(f"blasts named blast or flagged for review: {_share(seen, len(blasts))}")
     right = sum(r.label == r.truth for r in normal)
     print(f"eight normal classes right: {_share(right, len(normal))}")
+    # In APL the promyelocytes are the leukaemia (the WHO counts them with the blasts), so how
+    # the other normal cells fare is told apart, and what the malignant ones are called.
+    others = [r for r in normal if not r.malignant_promyelocyte]
+    print(f"  APL's promyelocytes left out: "
+          f"{_share(sum(r.label == r.truth for r in others), len(others))}")
+    apl = [r for r in normal if r.malignant_promyelocyte]
+    if apl:
+        flagged = sum(r.label not in BLAST_LIKE and bool(r.cell and r.cell.review) for r in apl)
+        print(f"  APL's promyelocytes ({len(apl)}): named ig "
+              f"{_share(sum(r.label == 'ig' for r in apl), len(apl))}, named blast "
+              f"{_share(sum(r.label in BLAST_LIKE for r in apl), len(apl))}, otherwise flagged "
+              f"{_share(flagged, len(apl))}; commonest: "
+              + ", ".join(f"{label} {n}" for label, n in
+                          Counter(r.label for r in apl).most_common(4)))
     by_patient: dict[str, list[Read]] = defaultdict(list)
     for read in reads:
         by_patient[read.patient].append(read)
@@ -158,13 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.choose_review:
         if args.split != "val":
             parser.error("--choose-review chooses on val only")
-        pbc_items = [(s.path, PBC_CLASSES[s.label], "pbc")
-                     for s in index_image_folder(PBC / "val", PBC_CLASSES)][:args.limit]
-        choose_review(reads, read_all(classifier, pbc_items, args.red_cells, "PBC val"))
+        choose_review(reads, read_all(classifier, pbc_items("val", args.limit), args.red_cells,
+                                      "PBC val"))
     if args.pbc_test:
-        items = [(s.path, PBC_CLASSES[s.label], "pbc")
-                 for s in index_image_folder(PBC / "test", PBC_CLASSES)][:args.limit]
-        pbc = read_all(classifier, items, args.red_cells, "PBC test")
+        pbc = read_all(classifier, pbc_items("test", args.limit), args.red_cells, "PBC test")
         print(f"\nPBC test ({len(pbc)} cells) through the path: right "
               f"{_share(sum(r.label == r.truth for r in pbc), len(pbc))}, named blast "
               f"{_share(sum(r.label in BLAST_LIKE for r in pbc), len(pbc))}")
