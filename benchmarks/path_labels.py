@@ -1,14 +1,15 @@
 """Every label the analysis path gives, written down, to show a faster path changes none.
 
-    python -m benchmarks.path_labels --out FILE [--sets pbc-test lisc bionet-val bionet-test]
-                                     [--limit N] [--model FILE] [--torchscript] [--fp32]
+    python -m benchmarks.path_labels --out FILE [--sets pbc-test lisc bionet-val bionet-test
+                                     deepapl-val] [--limit N] [--model FILE] [--screen FILE]
+                                     [--no-screen] [--torchscript] [--fp32]
     python -m benchmarks.path_labels --compare BEFORE AFTER
 
 The first form runs each image of the sets through ``analyse`` as ``hematovision classify``
-does (the shipped model and red-cell network, scored in bfloat16 first where the CPU has it,
-as served; with ``--fp32`` not; with ``--torchscript`` the network frozen as the workers run it)
-and writes one JSON line per image: its mode, why
-it was refused, and each classified cell's box, label, confidence and review reasons. The second
+does (the shipped model screened for blasts and the red-cell network, scored in bfloat16 first
+where the CPU has it, as served; with ``--fp32`` not; with ``--torchscript`` the networks frozen
+as the workers run them) and writes one JSON line per image: its mode, why it was refused, and
+each classified cell's box, label, confidence and review reasons. The second
 compares two such files: images whose labels, boxes, flags or mode differ, and the largest change
 of a confidence.
 """
@@ -23,15 +24,16 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks.paths import BIONET, LISC, PBC
-from core.settings import DEFAULT_MODEL_PATH, DEFAULT_RED_CELL_MODEL_PATH
+from benchmarks.paths import BIONET, LISC, PBC, SHARED_DATA
+from benchmarks.served import add_model_arguments, served_classifier
+from core.settings import DEFAULT_RED_CELL_MODEL_PATH
 from vision.field.analyse import analyse
 from vision.field.learned_red_cells import load_red_cell_finder
 from vision.field.results import Analysis
-from vision.model.classifier import CellClassifier
 
 SETS = {"pbc-test": PBC / "test", "lisc": LISC, "bionet-val": BIONET / "fields" / "val",
-        "bionet-test": BIONET / "fields" / "test"}
+        "bionet-test": BIONET / "fields" / "test",
+        "deepapl-val": SHARED_DATA / "deepapl" / "val"}
 
 
 def images_of(name: str, limit: int | None) -> Iterator[Path]:
@@ -48,7 +50,7 @@ def record(name: str, path: Path, analysis: Analysis) -> dict[str, object]:
 
 
 def write(args: argparse.Namespace) -> None:
-    classifier = CellClassifier.from_artifact(args.model, "cpu", fast=not args.fp32)
+    classifier = served_classifier(args, fast=not args.fp32)
     if args.torchscript:
         classifier.compile_for_cpu()
     red_cells = load_red_cell_finder(DEFAULT_RED_CELL_MODEL_PATH)
@@ -102,7 +104,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    add_model_arguments(parser)
     parser.add_argument("--torchscript", action="store_true")
     parser.add_argument("--fp32", action="store_true", help="no bfloat16 first pass")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))

@@ -18,6 +18,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-screen", action="store_true", help="the model alone")
 
 
-def served_classifier(args: argparse.Namespace) -> CellClassifier:
-    return CellClassifier.from_artifact(args.model, "cpu",
+def served_classifier(args: argparse.Namespace, fast: bool = False) -> CellClassifier:
+    """The classifier ``add_model_arguments``' options name (``fast``: bfloat16 first)."""
+    return CellClassifier.from_artifact(args.model, "cpu", fast=fast,
                                         screen=None if args.no_screen else args.screen)

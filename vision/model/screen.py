@@ -16,6 +16,9 @@ Only the blast-like classes: a blast called normal is the miss that hides a leuk
 screen's other abnormal classes cost more than they give where the classifier is right: on
 validation they changed no PBC answer, but the shipped screen names many of LISC's normal cells
 (a laboratory neither model learnt) smudge cells.
+
+The shipped screen learnt with the classifier's stem and first blocks fixed, so the two run in
+one pass that computes those once (``vision.model.classifier.shared_trunk``).
 """
 
 from __future__ import annotations

@@ -3,14 +3,16 @@ blast-like classes their probability, the classifier divides the rest among its 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
 from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_MODEL_PATH
 from vision.labels import ABNORMAL_CLASSES, PBC_CLASSES
-from vision.model.classifier import CellClassifier
+from vision.model.classifier import CellClassifier, shared_trunk
 from vision.model.screen import screened, screened_columns
 
 FIXTURES = sorted((Path(__file__).parents[2] / "fixtures" / "pbc").glob("*.jpg"))
@@ -54,3 +56,40 @@ def test_a_model_that_names_blasts_itself_is_not_screened_again() -> None:
                                               screen=ABNORMAL_MODEL_PATH)
     assert classifier.screen is None
     assert classifier.classes == list(classifier.card.classes)
+
+
+def test_the_shipped_screen_holds_the_classifiers_stem_and_first_four_blocks() -> None:
+    classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+    screen = CellClassifier.from_artifact(ABNORMAL_MODEL_PATH, "cpu")
+    assert shared_trunk(classifier.model, screen.model) == 4
+
+
+def test_the_shared_trunk_ends_at_the_first_block_that_differs() -> None:
+    model = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu").model
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        next(other.blocks[2].parameters()).add_(1e-3)
+    assert shared_trunk(model, other) == 2
+    with torch.no_grad():
+        next(other.stem.parameters()).add_(1e-3)
+    assert shared_trunk(model, other) is None
+
+
+@pytest.mark.parametrize("torchscript", [False, True])
+def test_one_pass_shared_with_the_screen_answers_as_two_passes_do(torchscript: bool) -> None:
+    def screened_classifier(share_trunk: bool) -> CellClassifier:
+        classifier = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+        classifier.screen_with(CellClassifier.from_artifact(ABNORMAL_MODEL_PATH, "cpu"),
+                               share_trunk=share_trunk)
+        if torchscript:
+            classifier.compile_for_cpu()
+        return classifier
+
+    cells = [Image.open(path).convert("RGB") for path in FIXTURES]
+    one_pass, two_passes = screened_classifier(True), screened_classifier(False)
+    assert one_pass.screen is not None and two_passes.screen is not None
+    probs, ood = one_pass.scores(cells)
+    expected_probs, expected_ood = two_passes.scores(cells)
+    assert ood is not None and expected_ood is not None
+    assert torch.allclose(probs, expected_probs, atol=1e-6)
+    assert torch.allclose(ood, expected_ood, rtol=1e-5)
