@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.settings import DEFAULT_MODEL_PATH
+from core.settings import ABNORMAL_MODEL_PATH, DEFAULT_MODEL_PATH
 from vision.model.batching import DynamicBatcher
 from vision.model.classifier import CellClassifier
 
@@ -57,9 +57,10 @@ def test_a_failing_pass_fails_every_caller_instead_of_hanging() -> None:
     batcher.close()
 
 
-def test_the_batched_classifier_predicts_what_the_plain_one_does() -> None:
-    plain = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
-    batched = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu")
+@pytest.mark.parametrize("screen", [None, ABNORMAL_MODEL_PATH], ids=["alone", "screened"])
+def test_the_batched_classifier_predicts_what_the_plain_one_does(screen: Path | None) -> None:
+    plain = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu", screen=screen)
+    batched = CellClassifier.from_artifact(DEFAULT_MODEL_PATH, "cpu", screen=screen)
     batched.enable_dynamic_batching(max_batch=32, max_wait=0.05)
     cells = [Image.open(p).convert("RGB") for p in FIXTURES]
     groups = [cells[:1], cells[1:4], cells[4:6], cells[6:]]
