@@ -93,16 +93,11 @@ class _ScreenedScoring(nn.Module):
         self.shared = shared
         self.dtype = dtype
 
-    @staticmethod
-    def _tail(model: EfficientNetLite, x: torch.Tensor, shared: int) -> torch.Tensor:
-        return torch.flatten(model.pool(model.head(model.blocks[shared:](x))), 1)
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        model = self.model
-        trunk = model.blocks[:self.shared](model.stem(model.stem_pad(x.to(self.dtype))))
-        features = self._tail(model, trunk, self.shared)
-        screen_features = self._tail(self.screen, trunk, self.shared)
-        return features, model.classifier(features), self.screen.classifier(screen_features)
+        trunk = self.model.trunk(x.to(self.dtype), self.shared)
+        features = self.model.features_from(trunk, self.shared)
+        screen_features = self.screen.features_from(trunk, self.shared)
+        return features, self.model.classifier(features), self.screen.classifier(screen_features)
 
 
 def native_bf16() -> bool:

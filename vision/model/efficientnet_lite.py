@@ -159,8 +159,17 @@ class EfficientNetLite(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled 1280-d embedding (what the classifier head sees)."""
-        x = self.head(self.blocks(self.stem(self.stem_pad(x))))
-        return torch.flatten(self.pool(x), 1)
+        return self.features_from(self.trunk(x, len(self.blocks)), len(self.blocks))
+
+    def trunk(self, x: torch.Tensor, blocks: int) -> torch.Tensor:
+        """The activations after the stem and the first ``blocks`` blocks: where a network
+        that shares them with another (a screen, a tail being adapted) parts from it."""
+        activations: torch.Tensor = self.blocks[:blocks](self.stem(self.stem_pad(x)))
+        return activations
+
+    def features_from(self, activations: torch.Tensor, blocks: int) -> torch.Tensor:
+        """The pooled embedding (``features``) from ``trunk(x, blocks)``'s activations."""
+        return torch.flatten(self.pool(self.head(self.blocks[blocks:](activations))), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.classifier(self.dropout(self.features(x)))

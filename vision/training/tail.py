@@ -82,20 +82,14 @@ def _squares(images: Sequence[Image.Image], preprocess: Preprocessing) -> torch.
 def trunk(model: EfficientNetLite, x: torch.Tensor, blocks: int) -> torch.Tensor:
     """The activations entering the last ``blocks`` blocks, in eval mode."""
     model.eval()
-    out = model.stem(model.stem_pad(x))
-    for block in model.blocks[:len(model.blocks) - blocks]:
-        out = block(out)
     # Depthwise convolutions learn about a third faster channels-last on the CPU.
-    activations: torch.Tensor = out.contiguous(memory_format=torch.channels_last)
-    return activations
+    return model.trunk(x, len(model.blocks) - blocks).contiguous(
+        memory_format=torch.channels_last)
 
 
 def tail_features(model: EfficientNetLite, activations: torch.Tensor, blocks: int) -> torch.Tensor:
     """The pooled embedding (``EfficientNetLite.features``) from the trunk's activations."""
-    out = activations
-    for block in model.blocks[len(model.blocks) - blocks:]:
-        out = block(out)
-    return torch.flatten(model.pool(model.head(out)), 1)
+    return model.features_from(activations, len(model.blocks) - blocks)
 
 
 def tail_logits(model: EfficientNetLite, activations: torch.Tensor, blocks: int) -> torch.Tensor:
