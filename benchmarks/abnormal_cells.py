@@ -44,18 +44,32 @@ CANDIDATE_THRESHOLDS = (0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3)
 
 
 @dataclass(frozen=True)
-class Read:
+class Item:
+    path: Path
     truth: str
     patient: str
-    cell: Cell | None
     # The laboratory's own class and the patient's diagnosis: APL's promyelocytes are filed
-    # under "ig" but are that leukaemia's malignant cells (``malignant_promyelocyte``).
+    # under "ig" but are that leukaemia's malignant cells (``Read.malignant_promyelocyte``).
     source_class: str = ""
     diagnosis: str = ""
 
+
+@dataclass(frozen=True)
+class Read:
+    item: Item
+    cell: Cell | None
+
+    @property
+    def truth(self) -> str:
+        return self.item.truth
+
+    @property
+    def patient(self) -> str:
+        return self.item.patient
+
     @property
     def malignant_promyelocyte(self) -> bool:
-        return self.source_class == "Promyelocyte" and self.diagnosis == "APL"
+        return self.item.source_class == "Promyelocyte" and self.item.diagnosis == "APL"
 
     @property
     def label(self) -> str:
@@ -73,15 +87,6 @@ class Read:
         return not flagged if review_above is not None else not cell.review
 
 
-@dataclass(frozen=True)
-class Item:
-    path: Path
-    truth: str
-    patient: str
-    source_class: str = ""
-    diagnosis: str = ""
-
-
 def read_all(classifier: CellClassifier, items: list[Item], red_cell_model: Path,
              name: str) -> list[Read]:
     finder = load_red_cell_finder(red_cell_model)
@@ -90,8 +95,7 @@ def read_all(classifier: CellClassifier, items: list[Item], red_cell_model: Path
     for index, item in enumerate(items, start=1):
         with Image.open(item.path) as image:
             analysis = analyse(image, classifier, red_cells=finder)
-        reads.append(Read(item.truth, item.patient, centred_cell(analysis), item.source_class,
-                          item.diagnosis))
+        reads.append(Read(item, centred_cell(analysis)))
         if index % 200 == 0 or index == len(items):
             print(f"  {name}: {index}/{len(items)} ({index / (time.monotonic() - started):.1f}"
                   " images/s)", flush=True)
